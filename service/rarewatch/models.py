@@ -1,0 +1,233 @@
+"""Frozen, typed domain models passed between pipeline stages.
+
+`RawEntry` (what a source parsed) -> `Item` (normalised) -> `Match` (a rule fired) -> `Alert` (one story,
+all its matches) -> `Delivery` (one alert to one destination, tracked by the outbox).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    """Rule severities, ordered so that `max()` gives the most severe."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            names = "|".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (one of {names})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as a source parsed it, before normalisation. Text fields may still hold HTML."""
+
+    source: str
+    title: str
+    link: str | None = None
+    guid: str | None = None
+    summary: str = ""
+    content: str = ""
+    published: datetime | None = None
+    lang: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A normalised item: plain NFKC text, canonical link, stable id, UTC time."""
+
+    id: str
+    source: str
+    title: str
+    link: str
+    summary: str
+    content: str
+    published: datetime
+    lang: str | None = None
+
+    def field_text(self, name: str) -> str:
+        """The text of a matchable field (`title`, `summary`, `content`)."""
+        value = getattr(self, name)
+        return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One rule that fired on an item, with the evidence."""
+
+    rule: str
+    category: str
+    severity: Severity
+    terms: tuple[str, ...] = ()
+    snippet: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "category": self.category,
+            "severity": self.severity.label,
+            "terms": list(self.terms),
+            "snippet": self.snippet,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Match:
+        return cls(
+            rule=data["rule"],
+            category=data["category"],
+            severity=Severity.parse(data["severity"]),
+            terms=tuple(data.get("terms", ())),
+            snippet=data.get("snippet", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One story that matched one or more rules. `id` is stable: the same for every destination and retry."""
+
+    id: str
+    item: Item
+    matches: tuple[Match, ...]
+    created: datetime
+
+    @property
+    def severity(self) -> Severity:
+        return max(m.severity for m in self.matches)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.category for m in self.matches))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, used by the stores to persist alerts."""
+        item = self.item
+        return {
+            "id": self.id,
+            "created": self.created.isoformat(),
+            "item": {
+                "id": item.id,
+                "source": item.source,
+                "title": item.title,
+                "link": item.link,
+                "summary": item.summary,
+                "content": item.content,
+                "published": item.published.isoformat(),
+                "lang": item.lang,
+            },
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        raw = data["item"]
+        item = Item(
+            id=raw["id"],
+            source=raw["source"],
+            title=raw["title"],
+            link=raw["link"],
+            summary=raw["summary"],
+            content=raw["content"],
+            published=datetime.fromisoformat(raw["published"]),
+            lang=raw.get("lang"),
+        )
+        return cls(
+            id=data["id"],
+            item=item,
+            matches=tuple(Match.from_dict(m) for m in data["matches"]),
+            created=datetime.fromisoformat(data["created"]),
+        )
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The outbox record of one alert for one destination."""
+
+    alert_id: str
+    destination: str
+    status: DeliveryStatus
+    attempts: int
+    created: datetime
+    next_attempt: datetime
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What rarewatch remembers about one source between polls."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    not_before: datetime | None = None  # backoff or Retry-After: do not fetch before this time
+    initialized: bool = False  # the first poll (initial lookback) has happened
+    extra: dict[str, Any] = field(default_factory=dict)  # per-kind cursors (e.g. a JSON API's last date)
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(d: datetime | None) -> str | None:
+            return d.isoformat() if d else None
+
+        return {
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "last_attempt": iso(self.last_attempt),
+            "last_success": iso(self.last_success),
+            "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+            "not_before": iso(self.not_before),
+            "initialized": self.initialized,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceState:
+        def dt(key: str) -> datetime | None:
+            value = data.get(key)
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            etag=data.get("etag"),
+            last_modified=data.get("last_modified"),
+            last_attempt=dt("last_attempt"),
+            last_success=dt("last_success"),
+            last_error=data.get("last_error"),
+            consecutive_failures=int(data.get("consecutive_failures", 0)),
+            not_before=dt("not_before"),
+            initialized=bool(data.get("initialized", False)),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one fetch of a source produced. `not_modified` means a 304: no entries, keep the validators."""
+
+    entries: tuple[RawEntry, ...]
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None

@@ -1,0 +1,251 @@
+"""Configuration: one YAML file, every value overridable by `RAREWATCH_...` environment variables.
+
+Built once, at the edge (`cli`/`app`); everything below receives plain values. Unknown keys and bad values
+are `ConfigError`s that name the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rarewatch.durations import parse_duration
+from rarewatch.errors import ConfigError
+from rarewatch.models import Severity
+from rarewatch.paths import bundled_rules_dir, default_config_file
+from rarewatch.yamlpos import YamlSyntaxError, load_single
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+class _SourceBase(_Strict):
+    name: Name
+    url: str
+    interval: Duration = timedelta(minutes=30)
+    initial_lookback: Duration | None = None  # None: the global `initial_lookback`
+    timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    lang: str | None = None
+    enabled: bool = True
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+
+class FeedSource(_SourceBase):
+    """RSS 0.9x/1.0/2.0 or Atom."""
+
+    type: Literal["feed"]
+
+
+SourceConfig = Annotated[FeedSource, Field(discriminator="type")]
+
+
+class WebhookDestination(_Strict):
+    """POST signed JSON (Standard Webhooks) to a URL."""
+
+    name: Name
+    type: Literal["webhook"]
+    url: str
+    secret: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
+    timeout: Duration = timedelta(seconds=10)
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("whsec_"):
+            raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+        return v
+
+    def resolved_headers(self) -> dict[str, str]:
+        """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
+        return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
+
+
+class ConsoleDestination(_Strict):
+    """A readable line per alert on standard output."""
+
+    name: Name
+    type: Literal["console"]
+
+
+class JsonlDestination(_Strict):
+    """Append the webhook payload of each alert to a JSON Lines file."""
+
+    name: Name
+    type: Literal["jsonl"]
+    path: Path
+
+
+DestinationConfig = Annotated[
+    WebhookDestination | ConsoleDestination | JsonlDestination, Field(discriminator="type")
+]
+
+
+class RouteMatch(_Strict):
+    """Which alerts a route takes; every listed field must fit (empty: anything)."""
+
+    category: list[str] = Field(default_factory=list)
+    severity: list[Literal["info", "low", "medium", "high", "critical"]] = Field(default_factory=list)
+    source: list[str] = Field(default_factory=list)
+    rule: list[str] = Field(default_factory=list)
+
+
+class Route(_Strict):
+    match: RouteMatch = Field(default_factory=RouteMatch)
+    to: list[str] = Field(min_length=1)
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class OutboxConfig(_Strict):
+    max_age: Duration = timedelta(hours=72)  # then a delivery is dead-lettered
+    batch: int = Field(default=100, gt=0)
+
+
+def default_store_url() -> str:
+    data_dir = Path(platformdirs.user_data_dir("rarewatch"))
+    return f"sqlite:///{data_dir / 'state.db'}"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Field names are the YAML keys; `RAREWATCH_<KEY>` overrides each."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAREWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    store: str = Field(default_factory=default_store_url)
+    rules: list[str] = Field(default_factory=lambda: [str(bundled_rules_dir())])
+    sources: list[SourceConfig] = Field(default_factory=list)
+    destinations: list[DestinationConfig] = Field(
+        default_factory=lambda: [ConsoleDestination(name="console", type="console")]
+    )
+    routes: list[Route] = Field(default_factory=lambda: [Route(to=["console"])])
+    initial_lookback: Duration = timedelta(hours=48)
+    dedup_window: Duration = timedelta(days=30)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the file, as operators expect from twelve-factor services.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        _check_references(self)
+        return self
+
+    # Resolved values: relative paths are relative to the configuration file's folder.
+    def store_url(self) -> str:
+        prefix = "sqlite:///"
+        if self.store.startswith(prefix) and not self.store.startswith(prefix + "/"):
+            return prefix + str((self.config_dir / self.store[len(prefix) :]).resolve())
+        return self.store
+
+    def rule_paths(self) -> list[Path]:
+        return [self._resolve(p) for p in self.rules]
+
+    def resolve_path(self, path: Path | str) -> Path:
+        return self._resolve(path)
+
+    def _resolve(self, path: Path | str) -> Path:
+        p = Path(os.path.expanduser(str(path)))
+        return p if p.is_absolute() else (self.config_dir / p).resolve()
+
+    def lookback_for(self, source: SourceConfig) -> timedelta:
+        return source.initial_lookback if source.initial_lookback is not None else self.initial_lookback
+
+
+def _check_references(settings: Settings) -> None:
+    names = [d.name for d in settings.destinations]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"destination names must be unique; repeated: {', '.join(sorted(dupes))}")
+    source_names = [s.name for s in settings.sources]
+    dupes = {n for n in source_names if source_names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dupes))}")
+    for i, route in enumerate(settings.routes):
+        unknown = [t for t in route.to if t not in names]
+        if unknown:
+            raise ValueError(f"routes[{i}].to names unknown destination(s): {', '.join(unknown)}")
+        for sev in route.match.severity:
+            Severity.parse(sev)
+
+
+def _expand_env(value: str, where: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        if var not in os.environ:
+            raise ConfigError(f"{where}: environment variable {var} is not set")
+        return os.environ[var]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load the configuration file at `path`, or the bundled default configuration when `path` is None."""
+    file = path or default_config_file()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration: {exc.strerror}", file=str(file)) from None
+    try:
+        doc = load_single(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(str(exc), file=str(file), line=exc.line) from None
+    data: dict[str, Any] = {} if doc is None else doc.data
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping of keys", file=str(file), line=1)
+    config_dir = file.parent.resolve()
+    if path is None:
+        data.setdefault("rules", [str(bundled_rules_dir())])
+    try:
+        return Settings(**data, config_dir=config_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        line = doc.line_of(loc) if doc is not None else None
+        dotted = ".".join(str(p) for p in loc)
+        message = f"{dotted}: {first['msg']}" if dotted else first["msg"]
+        more = len(exc.errors()) - 1
+        if more:
+            message += f" (and {more} more error{'s' if more > 1 else ''})"
+        raise ConfigError(message, file=str(file), line=line) from None
