@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rarewatch.durations import parse_duration
@@ -72,6 +81,12 @@ class WebhookDestination(_Strict):
     timeout: Duration = timedelta(seconds=10)
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secret_from_env(cls, v: object) -> object:
+        # `secret: "${TICKETS_SECRET}"` keeps the secret out of the file.
+        return _expand_env(v, "secret", ValueError) if isinstance(v, str) else v
 
     @field_validator("secret")
     @classmethod
@@ -210,11 +225,13 @@ def _check_references(settings: Settings) -> None:
             Severity.parse(sev)
 
 
-def _expand_env(value: str, where: str) -> str:
+def _expand_env(value: str, where: str, error: type[Exception] = ConfigError) -> str:
+    """Replace `${VAR}` with the environment variable's value; a missing variable is an error."""
+
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
         if var not in os.environ:
-            raise ConfigError(f"{where}: environment variable {var} is not set")
+            raise error(f"{where}: environment variable {var} is not set")
         return os.environ[var]
 
     return _ENV_REF.sub(sub, value)

@@ -1,0 +1,23 @@
+# rarewatch service image. Build: docker build -t rarewatch .
+# Run:   docker run -v $PWD/config:/etc/rarewatch -p 8080:8080 rarewatch
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY rules ./rules
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --system --home /var/lib/rarewatch --create-home rarewatch
+COPY --from=build /install /usr/local
+COPY rules /usr/local/share/rarewatch/rules
+USER rarewatch
+WORKDIR /var/lib/rarewatch
+ENV RAREWATCH_STORE=sqlite:////var/lib/rarewatch/state.db \
+    RAREWATCH_HTTP__HOST=0.0.0.0 \
+    RAREWATCH_RULES='["/usr/local/share/rarewatch/rules"]'
+EXPOSE 8080
+VOLUME ["/var/lib/rarewatch"]
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)" || exit 1
+ENTRYPOINT ["rarewatch"]
+CMD ["run"]

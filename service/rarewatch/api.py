@@ -1,0 +1,60 @@
+"""The HTTP API of `rarewatch run`: health, metrics, and read-only views of sources and alerts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from rarewatch import __version__
+from rarewatch.delivery.payload import alert_payload
+from rarewatch.errors import StoreError
+from rarewatch.runtime import Runtime
+from rarewatch.scheduler import Poller
+
+RUNTIME = web.AppKey("runtime", Runtime)
+POLLER = web.AppKey("poller", Poller)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the store answers; 503 (with the reason) when it does not."""
+    runtime = request.app[RUNTIME]
+    try:
+        await runtime.store.get_source_state("__healthz__")
+    except StoreError as exc:
+        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "version": __version__, "rules": runtime.ruleset.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def sources(request: web.Request) -> web.Response:
+    """Each source's health: last success, last error, consecutive failures, backoff."""
+    runtime = request.app[RUNTIME]
+    out = []
+    for polled in runtime.sources:
+        state = await runtime.store.get_source_state(polled.source.name)
+        entry = {"name": polled.source.name, "interval_seconds": polled.interval.total_seconds()}
+        entry.update(state.to_dict() if state else {"never_polled": True})
+        entry.pop("extra", None)
+        out.append(entry)
+    return web.json_response({"sources": out})
+
+
+async def alerts(request: web.Request) -> web.Response:
+    """The newest alerts, as webhook payloads."""
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be a number") from None
+    recent = await request.app[RUNTIME].store.recent_alerts(limit)
+    return web.json_response({"alerts": [alert_payload(a) for a in recent]})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/sources", sources)
+    app.router.add_get("/api/v1/alerts", alerts)

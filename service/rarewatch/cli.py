@@ -1,0 +1,140 @@
+"""The `rarewatch` command line. Exit codes: 0 success, 1 a check failed, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rarewatch import __version__
+from rarewatch.errors import ConfigError, RuleError
+from rarewatch.paths import bundled_rules_dir
+from rarewatch.settings import Settings, load_settings
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rarewatch", description="Alerts on rare-earth and critical-mineral export controls."
+    )
+    parser.add_argument("--version", action="version", version=f"rarewatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=os.environ.get("RAREWATCH_CONFIG"),
+            help="configuration file (default: $RAREWATCH_CONFIG, else the bundled default)",
+        )
+        return p
+
+    sub.add_parser("demo", help="run the pipeline once, offline, on bundled sample feeds")
+    with_config(sub.add_parser("run", help="run the service until SIGTERM/SIGINT"))
+    with_config(sub.add_parser("once", help="run one cycle: fetch every source, match, deliver, exit"))
+
+    match = sub.add_parser(
+        "match", help="match JSON Lines items against rules; one JSON line out per line in"
+    )
+    match.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
+    match.add_argument("--explain", action="store_true", help="add the terms that fired to each match")
+    match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
+
+    rules = sub.add_parser("rules", help="rule pack tools")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    check = rules_sub.add_parser("check", help="validate rules and run their examples")
+    check.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: bundled)")
+
+    outbox = with_config(sub.add_parser("outbox", help="inspect and manage the delivery outbox"))
+    outbox.add_argument("action", choices=["list", "retry", "purge"])
+    outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
+    outbox.add_argument("--destination", help="only this destination")
+
+    test = with_config(sub.add_parser("test-destination", help="send a clearly marked test alert"))
+    test.add_argument("name", help="destination name from the configuration")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rarewatch` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ConfigError, RuleError) as exc:
+        print(f"rarewatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "match":
+        from rarewatch.commands.rules import match_jsonl
+
+        paths = args.rules or [bundled_rules_dir()]
+        if args.file == "-":
+            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
+        try:
+            with open(args.file, encoding="utf-8") as infile:
+                return match_jsonl(paths, args.explain, infile, sys.stdout)
+        except OSError as exc:
+            print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.command == "rules":
+        from rarewatch.commands.rules import rules_check
+
+        return rules_check(args.paths or [bundled_rules_dir()], sys.stdout)
+    if args.command == "demo":
+        from rarewatch.demo.run import run_demo
+
+        _configure_logging("warning")
+        return asyncio.run(run_demo(sys.stdout))
+    settings = load_settings(args.config)
+    _configure_logging(settings.log_level)
+    if args.command == "run":
+        return _run(settings)
+    if args.command == "once":
+        from rarewatch.commands.service import run_once
+
+        return asyncio.run(run_once(settings, sys.stdout, sys.stderr))
+    if args.command == "outbox":
+        from rarewatch.commands.service import outbox_command
+
+        return asyncio.run(outbox_command(settings, args.action, args.status, args.destination, sys.stdout))
+    if args.command == "test-destination":
+        from rarewatch.commands.service import test_destination
+
+        return asyncio.run(test_destination(settings, args.name, sys.stdout))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _run(settings: Settings) -> int:
+    from aiohttp import web
+
+    from rarewatch.app import build_web_app
+
+    web.run_app(
+        build_web_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        print=lambda msg: logging.getLogger("rarewatch").info(msg),
+        access_log=None,
+        shutdown_timeout=30,
+    )
+    return EXIT_OK
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # APScheduler logs every job run at INFO; keep its noise down unless debugging.
+    if level != "debug":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)

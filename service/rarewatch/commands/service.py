@@ -1,0 +1,82 @@
+"""Commands that run against a configured service: `once`, `outbox ...`, `test-destination`."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rarewatch.delivery.payload import test_alert
+from rarewatch.errors import DeliveryError, StoreError
+from rarewatch.models import DeliveryStatus
+from rarewatch.pipeline import run_cycle
+from rarewatch.runtime import open_runtime
+from rarewatch.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Fetch every source, match, deliver everything due, then exit 0 (failed sources are listed)."""
+    async with open_runtime(settings, stdout=out) as runtime:
+        try:
+            runs = await run_cycle(runtime.pipeline, runtime.sources, force=True)
+            report = await runtime.outbox.flush()
+        except StoreError as exc:
+            print(f"rarewatch: store unavailable: {exc}", file=err)
+            return EXIT_FAILED
+    failed = [r for r in runs if r.status == "error"]
+    alerts = sum(len(r.alerts) for r in runs)
+    print(
+        f"once: {len(runs)} sources ({len(failed)} failed), {alerts} new alerts, "
+        f"{report.delivered} delivered, {report.failed} to retry, {report.dead} dead",
+        file=err,
+    )
+    for run in failed:
+        print(f"  source {run.source}: {run.error}", file=err)
+    return EXIT_OK
+
+
+async def outbox_command(
+    settings: Settings, action: str, status: str | None, destination: str | None, out: TextIO
+) -> int:
+    """`outbox list|retry|purge`: look at deliveries, make dead ones due again, delete old records."""
+    async with open_runtime(settings, stdout=out) as runtime:
+        store, now = runtime.store, runtime.clock.now()
+        if action == "list":
+            wanted = DeliveryStatus(status) if status else None
+            rows = await store.deliveries(wanted, destination)
+            for d in rows:
+                error = f"  last error: {d.last_error}" if d.last_error else ""
+                print(
+                    f"{d.status:<9} {d.destination:<16} {d.alert_id}  attempts={d.attempts} "
+                    f"next={d.next_attempt.isoformat(timespec='seconds')}{error}",
+                    file=out,
+                )
+            print(f"{len(rows)} deliveries", file=out)
+        elif action == "retry":
+            count = await store.retry(now, destination)
+            print(f"{count} deliveries due again now", file=out)
+        else:
+            if status is None:
+                print("rarewatch: outbox purge needs --status (pending, delivered or dead)", file=out)
+                return EXIT_USAGE
+            count = await store.purge(DeliveryStatus(status), destination)
+            print(f"{count} {status} deliveries purged", file=out)
+    return EXIT_OK
+
+
+async def test_destination(settings: Settings, name: str, out: TextIO) -> int:
+    """Send a clearly marked test alert straight to one destination and report the exact outcome."""
+    async with open_runtime(settings, stdout=out) as runtime:
+        notifier = runtime.notifiers.get(name)
+        if notifier is None:
+            known = ", ".join(sorted(runtime.notifiers)) or "none"
+            print(f"rarewatch: no destination named {name!r} (configured: {known})", file=out)
+            return EXIT_USAGE
+        try:
+            await notifier.send(test_alert(runtime.clock.now()))
+        except DeliveryError as exc:
+            kind = "retryable" if exc.retryable else "permanent"
+            print(f"test alert to {name} FAILED ({kind}): {exc}", file=out)
+            return EXIT_FAILED
+    print(f"test alert delivered to {name}", file=out)
+    return EXIT_OK

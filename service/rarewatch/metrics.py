@@ -1,0 +1,36 @@
+"""Prometheus metrics, kept in a registry per process (not the global one, so tests stay independent)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from rarewatch.pipeline import SourceRun
+
+
+class Metrics:
+    """Counters and gauges fed from each source poll."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.polls = Counter(
+            "rarewatch_source_polls", "Source polls by outcome.", ["source", "status"], registry=self.registry
+        )
+        self.items = Counter("rarewatch_items", "Items fetched.", ["source"], registry=self.registry)
+        self.alerts = Counter("rarewatch_alerts", "New alerts raised.", ["source"], registry=self.registry)
+        self.last_success = Gauge(
+            "rarewatch_source_last_success_timestamp_seconds",
+            "When a source was last fetched successfully.",
+            ["source"],
+            registry=self.registry,
+        )
+
+    async def record(self, run: SourceRun) -> None:
+        """Account for one poll (an `on_run` callback of the poller)."""
+        self.polls.labels(run.source, run.status).inc()
+        self.items.labels(run.source).inc(run.entries)
+        self.alerts.labels(run.source).inc(len(run.alerts))
+        if run.status in ("ok", "not_modified"):
+            self.last_success.labels(run.source).set_to_current_time()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,189 @@
+"""One poll of one source, through every stage: fetch -> normalise -> match -> claim -> (outbox).
+
+No I/O of its own: it calls the source, the store and the outbox it was given. Failures of one source are
+recorded in that source's state (with backoff) and never affect the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+import aiohttp
+
+from rarewatch.clock import Clock
+from rarewatch.errors import SourceError
+from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
+from rarewatch.normalize import normalize
+from rarewatch.routing import Router
+from rarewatch.ruleset import Ruleset
+from rarewatch.sources.base import Source
+from rarewatch.store.base import Store
+
+log = logging.getLogger(__name__)
+
+# Failed sources are retried after interval * 2**(failures-1), capped; Retry-After wins when longer.
+MAX_SOURCE_BACKOFF = timedelta(hours=6)
+# Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
+_YIELD_EVERY = 500
+
+Status = Literal["ok", "not_modified", "error", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class PolledSource:
+    """One source's configuration as the pipeline needs it (plain values, no settings objects)."""
+
+    source: Source
+    interval: timedelta
+    initial_lookback: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRun:
+    """What one poll of one source did."""
+
+    source: str
+    status: Status
+    entries: int = 0
+    matched: int = 0
+    alerts: tuple[Alert, ...] = ()
+    error: str | None = None
+    next_poll_not_before: datetime | None = None
+
+
+def story_keys(item: Item) -> tuple[str, ...]:
+    """The dedup keys of a story: its stable id and, when it has one, its canonical link.
+
+    The link key makes the same article seen through two sources (each with its own guid) one story.
+    """
+    keys = [f"item:{item.id}"]
+    if item.link:
+        keys.append("link:" + hashlib.sha256(item.link.encode()).hexdigest()[:32])
+    return tuple(keys)
+
+
+def alert_id(item: Item) -> str:
+    """An alert's id is its item's stable id: the same for every destination and every retry."""
+    return item.id
+
+
+class Pipeline:
+    """Composes the stages for one source at a time."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ruleset: Ruleset,
+        router: Router,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        dedup_window: timedelta,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.ruleset = ruleset
+        self.router = router
+        self.session = session
+        self.clock = clock
+        self.dedup_window = dedup_window
+        self.rng = rng or random.Random()
+
+    async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
+        """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
+        name = polled.source.name
+        state = await self.store.get_source_state(name) or SourceState()
+        now = self.clock.now()
+        if not force and state.not_before is not None and now < state.not_before:
+            return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
+        try:
+            result = await polled.source.fetch(self.session, state)
+        except SourceError as exc:
+            failed = self._failed_state(state, polled.interval, exc, now)
+            await self.store.put_source_state(name, failed)
+            log.warning("source %s failed (%d in a row): %s", name, failed.consecutive_failures, exc)
+            return SourceRun(name, "error", error=str(exc), next_poll_not_before=failed.not_before)
+        entries, matched, alerts = await self._admit(polled, result, state, now)
+        await self.store.put_source_state(name, _succeeded_state(state, result, now))
+        status: Status = "not_modified" if result.not_modified else "ok"
+        return SourceRun(name, status, entries=entries, matched=matched, alerts=tuple(alerts))
+
+    async def _admit(
+        self, polled: PolledSource, result: FetchResult, state: SourceState, now: datetime
+    ) -> tuple[int, int, list[Alert]]:
+        """Normalise and match every entry; claim each matching story once; return the new alerts."""
+        first_poll = not state.initialized
+        cutoff = now - polled.initial_lookback
+        matched, alerts = 0, []
+        for n, (item, matches) in enumerate(self._match(result.entries, now), start=1):
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            if not matches:
+                continue
+            matched += 1
+            if first_poll and item.published < cutoff:
+                # A new source's back catalogue: remember it as seen, alert on nothing old.
+                await self.store.claim(story_keys(item), self.dedup_window, now)
+                continue
+            alert = Alert(id=alert_id(item), item=item, matches=tuple(matches), created=now)
+            destinations = self.router.route(alert)
+            if await self.store.claim(story_keys(item), self.dedup_window, now, alert, destinations):
+                alerts.append(alert)
+        return len(result.entries), matched, alerts
+
+    def _match(self, entries: Iterable[RawEntry], now: datetime) -> Iterable[tuple[Item, list[Match]]]:
+        for entry in entries:
+            item = normalize(entry, now)
+            yield item, self.ruleset.match(item)
+
+    def _failed_state(
+        self, state: SourceState, interval: timedelta, exc: SourceError, now: datetime
+    ) -> SourceState:
+        failures = state.consecutive_failures + 1
+        backoff = min(interval * (2 ** (failures - 1)), MAX_SOURCE_BACKOFF)
+        backoff *= 1 + self.rng.uniform(-0.1, 0.1)
+        if exc.retry_after is not None:
+            backoff = max(backoff, timedelta(seconds=exc.retry_after))
+        # The first failure is retried at the next scheduled poll; backoff starts with the second.
+        not_before = now + backoff if failures > 1 or exc.retry_after is not None else None
+        return replace(
+            state,
+            last_attempt=now,
+            last_error=str(exc),
+            consecutive_failures=failures,
+            not_before=not_before,
+        )
+
+
+def _succeeded_state(state: SourceState, result: FetchResult, now: datetime) -> SourceState:
+    return replace(
+        state,
+        etag=result.etag if result.etag is not None else state.etag,
+        last_modified=result.last_modified if result.last_modified is not None else state.last_modified,
+        last_attempt=now,
+        last_success=now,
+        last_error=None,
+        consecutive_failures=0,
+        not_before=None,
+        initialized=True,
+    )
+
+
+async def run_cycle(
+    pipeline: Pipeline, sources: Sequence[PolledSource], *, force: bool = False, concurrency: int = 8
+) -> list[SourceRun]:
+    """Poll every source once, a few at a time; one source's failure never affects another."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(polled: PolledSource) -> SourceRun:
+        async with limit:
+            return await pipeline.run_source(polled, force=force)
+
+    return list(await asyncio.gather(*(one(p) for p in sources)))

@@ -1,0 +1,157 @@
+"""Composition root: builds every component from `Settings` and tears it down in order.
+
+Only this module, `app` and `cli` see `Settings`; everything below gets plain values. `open_runtime` serves
+the one-shot commands (`once`, `demo`) and, inside the web app's `cleanup_ctx`, `run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TextIO
+
+import aiohttp
+
+from rarewatch import __version__
+from rarewatch.clock import Clock, SystemClock
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.console import ConsoleNotifier
+from rarewatch.delivery.jsonl import JsonlNotifier
+from rarewatch.delivery.outbox import Outbox
+from rarewatch.delivery.webhook import WebhookNotifier
+from rarewatch.errors import ConfigError
+from rarewatch.metrics import Metrics
+from rarewatch.models import Severity
+from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.routing import Router, RouteRule
+from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.scheduler import SerialOutbox
+from rarewatch.settings import (
+    ConsoleDestination,
+    DestinationConfig,
+    JsonlDestination,
+    Settings,
+    WebhookDestination,
+)
+from rarewatch.sources.feed import FeedSource
+from rarewatch.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything a running rarewatch holds, built once from the settings."""
+
+    store: Store
+    ruleset: Ruleset
+    pipeline: Pipeline
+    outbox: SerialOutbox
+    sources: tuple[PolledSource, ...]
+    notifiers: Mapping[str, Notifier]
+    clock: Clock
+    metrics: Metrics
+
+
+def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
+    """One `Source` per enabled configured source, with its interval and first-poll lookback."""
+    polled = []
+    for cfg in settings.sources:
+        if not cfg.enabled:
+            continue
+        source = FeedSource(
+            cfg.name,
+            cfg.url,
+            timeout=cfg.timeout.total_seconds(),
+            connect_timeout=cfg.connect_timeout.total_seconds(),
+            max_bytes=cfg.max_bytes,
+            headers=cfg.headers,
+            lang=cfg.lang,
+        )
+        polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg)))
+    return tuple(polled)
+
+
+def build_router(settings: Settings) -> Router:
+    return Router(
+        [
+            RouteRule(
+                to=tuple(r.to),
+                categories=frozenset(r.match.category),
+                severities=frozenset(Severity.parse(s) for s in r.match.severity),
+                sources=frozenset(r.match.source),
+                rules=frozenset(r.match.rule),
+            )
+            for r in settings.routes
+        ]
+    )
+
+
+def build_notifier(
+    cfg: DestinationConfig,
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    stdout: TextIO,
+) -> Notifier:
+    """The notifier for one configured destination."""
+    if isinstance(cfg, WebhookDestination):
+        secrets = [cfg.secret.get_secret_value()] if cfg.secret else []
+        return WebhookNotifier(
+            cfg.name,
+            cfg.url,
+            session,
+            secrets=secrets,
+            headers=cfg.resolved_headers(),
+            timeout=cfg.timeout.total_seconds(),
+            clock=clock,
+        )
+    if isinstance(cfg, ConsoleDestination):
+        return ConsoleNotifier(cfg.name, stream=stdout)
+    if isinstance(cfg, JsonlDestination):
+        return JsonlNotifier(cfg.name, settings.resolve_path(cfg.path))
+    raise ConfigError(f"destination {cfg.name}: unsupported type")
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, clock: Clock | None = None, stdout: TextIO | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the store, load the rules, create the HTTP session and notifiers; close all on exit."""
+    clock = clock or SystemClock()
+    ruleset = load_ruleset(settings.rule_paths())
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
+        )
+        store = open_store(settings.store_url())
+        await store.open()
+        stack.push_async_callback(store.close)
+        notifiers: dict[str, Notifier] = {}
+        for cfg in settings.destinations:
+            notifiers[cfg.name] = build_notifier(cfg, settings, session, clock, stdout or sys.stdout)
+            stack.push_async_callback(notifiers[cfg.name].close)
+        outbox = Outbox(
+            store, notifiers, clock=clock, max_age=settings.outbox.max_age, batch=settings.outbox.batch
+        )
+        pipeline = Pipeline(
+            store=store,
+            ruleset=ruleset,
+            router=build_router(settings),
+            session=session,
+            clock=clock,
+            dedup_window=settings.dedup_window,
+        )
+        yield Runtime(
+            store=store,
+            ruleset=ruleset,
+            pipeline=pipeline,
+            outbox=SerialOutbox(outbox),
+            sources=build_sources(settings),
+            notifiers=notifiers,
+            clock=clock,
+            metrics=Metrics(),
+        )

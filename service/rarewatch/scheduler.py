@@ -1,0 +1,113 @@
+"""Scheduling: one APScheduler job per source, plus the outbox flusher.
+
+Each source job has `max_instances=1` and coalescing, so a slow source never piles up runs; intervals get
+jitter so many sources do not hit the network at the same instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rarewatch.clock import Clock
+from rarewatch.delivery.outbox import FlushReport, Outbox
+from rarewatch.errors import StoreError
+from rarewatch.pipeline import Pipeline, PolledSource, SourceRun
+
+log = logging.getLogger(__name__)
+
+OUTBOX_INTERVAL = timedelta(seconds=5)
+
+
+class SerialOutbox:
+    """Runs `Outbox.flush` one at a time, however many callers ask: no delivery is sent twice at once."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._lock = asyncio.Lock()
+
+    async def flush(self) -> FlushReport:
+        async with self._lock:
+            return await self.outbox.flush()
+
+    async def drain(self) -> None:
+        """Wait until a flush in progress (if any) has finished."""
+        async with self._lock:
+            pass
+
+
+class Poller:
+    """Owns the scheduler: a job per source and a job that flushes the outbox."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sources: Sequence[PolledSource],
+        outbox: SerialOutbox,
+        clock: Clock,
+        on_run: Callable[[SourceRun], Awaitable[None]] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.sources = sources
+        self.outbox = outbox
+        self.clock = clock
+        self.on_run = on_run
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        """Schedule every source to run now and then at its interval; start the outbox flusher."""
+        now = self.clock.now()
+        for polled in self.sources:
+            interval = polled.interval.total_seconds()
+            self.scheduler.add_job(
+                self._poll,
+                IntervalTrigger(seconds=interval, jitter=max(1, int(interval * 0.1))),
+                args=[polled],
+                id=f"source:{polled.source.name}",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now,
+                misfire_grace_time=int(interval),
+            )
+        self.scheduler.add_job(
+            self._flush,
+            IntervalTrigger(seconds=OUTBOX_INTERVAL.total_seconds()),
+            id="outbox",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop scheduling and let running jobs finish (an in-flight delivery completes or stays pending)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.outbox.drain()
+
+    async def _poll(self, polled: PolledSource) -> None:
+        try:
+            run = await self.pipeline.run_source(polled)
+        except StoreError as exc:
+            # The store is down: this poll is skipped whole (nothing claimed, nothing lost); the next
+            # scheduled poll tries again.
+            log.error("source %s: store unavailable, poll skipped: %s", polled.source.name, exc)
+            return
+        if self.on_run is not None:
+            await self.on_run(run)
+        if run.alerts:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        try:
+            report = await self.outbox.flush()
+        except StoreError as exc:
+            log.error("outbox: store unavailable, deliveries wait: %s", exc)
+            return
+        if report.failed or report.dead:
+            log.warning("outbox: %s", report)

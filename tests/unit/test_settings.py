@@ -1,0 +1,150 @@
+"""Configuration: defaults, environment overrides, and errors that name file and line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from rarewatch.errors import ConfigError
+from rarewatch.settings import WebhookDestination, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rarewatch.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_bundled_default_configuration_loads() -> None:
+    settings = load_settings(None)
+    assert settings.sources, "the default configuration lists real public sources"
+    assert all(s.url.startswith("https://") for s in settings.sources)
+    assert settings.store_url().startswith("sqlite:////")
+    assert settings.rule_paths()[0].is_dir()
+    assert settings.dedup_window == timedelta(days=30)
+
+
+def test_full_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKETS_WEBHOOK_SECRET", "whsec_dGVzdHNlY3JldA==")
+    monkeypatch.setenv("TICKETS_TOKEN", "t0ken")
+    settings = load_settings(Path(__file__).parents[2] / "config" / "example.yaml")
+    hook = settings.destinations[0]
+    assert isinstance(hook, WebhookDestination)
+    assert hook.secret is not None and hook.secret.get_secret_value() == "whsec_dGVzdHNlY3JldA=="
+    assert hook.resolved_headers() == {"Authorization": "Bearer t0ken"}
+    assert "dGVzdHNlY3JldA" not in repr(settings), "secrets never appear in logs or reprs"
+
+
+def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n"
+        "  - {name: a, type: feed, url: 'https://example.org/a.xml'}\n"
+        "  - name: b\n"
+        "    type: feed\n"
+        "    url: https://example.org/b.xml\n"
+        "    intervall: 5m\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.file == str(path)
+    assert info.value.line == 6
+    assert "intervall" in str(info.value)
+    assert str(info.value).startswith(f"{path}:6:")
+
+
+def test_bad_duration_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "store: sqlite:///x.db\ndedup_window: 30 days please\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.line == 2
+    assert "not a duration" in str(info.value)
+
+
+def test_invalid_yaml_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "store: sqlite:///x.db\nsources: [\n  {name: a\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.line is not None and info.value.line >= 3
+
+
+def test_route_to_unknown_destination_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "destinations:\n  - {name: local, type: console}\nroutes:\n  - {to: [tickets]}\n")
+    with pytest.raises(ConfigError, match="unknown destination"):
+        load_settings(path)
+
+
+def test_non_http_source_url_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  - {name: a, type: feed, url: 'file:///etc/passwd'}\n")
+    with pytest.raises(ConfigError, match="http"):
+        load_settings(path)
+
+
+def test_webhook_secret_must_be_whsec(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "destinations:\n  - {name: t, type: webhook, url: 'https://example.org/h', secret: plain}\n"
+        "routes:\n  - {to: [t]}\n",
+    )
+    with pytest.raises(ConfigError, match="whsec_") as info:
+        load_settings(path)
+    assert info.value.line == 2
+
+
+def test_missing_environment_variable_in_secret_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "destinations:\n  - {name: t, type: webhook, url: 'https://example.org/h', secret: '${NOPE_X}'}\n"
+        "routes:\n  - {to: [t]}\n",
+    )
+    with pytest.raises(ConfigError, match="NOPE_X"):
+        load_settings(path)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "store: sqlite:///from-file.db\nhttp: {host: 127.0.0.1, port: 8080}\n")
+    monkeypatch.setenv("RAREWATCH_STORE", "redis://127.0.0.1:6399/2")
+    monkeypatch.setenv("RAREWATCH_HTTP__PORT", "9191")
+    settings = load_settings(path)
+    assert settings.store_url() == "redis://127.0.0.1:6399/2"
+    assert settings.http.port == 9191
+
+
+def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    sub = tmp_path / "etc"
+    sub.mkdir()
+    path = sub / "c.yaml"
+    path.write_text(
+        "store: sqlite:///state/x.db\nrules: [myrules/]\n"
+        "destinations:\n  - {name: a, type: jsonl, path: out/alerts.jsonl}\nroutes:\n  - {to: [a]}\n"
+    )
+    settings = load_settings(path)
+    assert settings.store_url() == f"sqlite:///{sub / 'state' / 'x.db'}"
+    assert settings.rule_paths() == [sub / "myrules"]
+    assert settings.resolve_path(settings.destinations[0].path) == sub / "out" / "alerts.jsonl"  # type: ignore[union-attr]
+
+
+def test_per_source_lookback_overrides_global(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "initial_lookback: 12h\nsources:\n"
+        "  - {name: a, type: feed, url: 'https://example.org/a', initial_lookback: 1h30m}\n"
+        "  - {name: b, type: feed, url: 'https://example.org/b', interval: 900}\n",
+    )
+    settings = load_settings(path)
+    a, b = settings.sources
+    assert settings.lookback_for(a) == timedelta(hours=1, minutes=30)
+    assert settings.lookback_for(b) == timedelta(hours=12)
+    assert b.interval == timedelta(minutes=15)
+
+
+def test_duplicate_source_names_are_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n  - {name: a, type: feed, url: 'https://example.org/a'}\n"
+        "  - {name: a, type: feed, url: 'https://example.org/b'}\n",
+    )
+    with pytest.raises(ConfigError, match="unique"):
+        load_settings(path)
