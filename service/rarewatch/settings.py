@@ -115,8 +115,33 @@ class JsonlDestination(_Strict):
     path: Path
 
 
+class SlackDestination(_Strict):
+    """A Slack channel: a bot token and a channel (Web API, threads possible) or an incoming webhook URL."""
+
+    name: Name
+    type: Literal["slack"]
+    channel: str | None = None
+    token: SecretStr | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
+    webhook_url: SecretStr | None = None
+    api_url: str | None = None  # non-default Slack API hosts (GovSlack, test servers)
+
+    @field_validator("token", "webhook_url", mode="before")
+    @classmethod
+    def _from_env(cls, v: object) -> object:
+        return _expand_env(v, "slack credential", ValueError) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackDestination:
+        if self.webhook_url is None and (self.token is None or not self.channel):
+            raise ValueError("a slack destination needs either token and channel, or webhook_url")
+        if self.webhook_url is not None and self.token is not None:
+            raise ValueError("a slack destination takes token and channel, or webhook_url, not both")
+        return self
+
+
 DestinationConfig = Annotated[
-    WebhookDestination | ConsoleDestination | JsonlDestination, Field(discriminator="type")
+    WebhookDestination | ConsoleDestination | JsonlDestination | SlackDestination,
+    Field(discriminator="type"),
 ]
 
 
@@ -144,6 +169,10 @@ class OutboxConfig(_Strict):
     batch: int = Field(default=100, gt=0)
 
 
+def _default_destinations() -> list[DestinationConfig]:
+    return [ConsoleDestination(name="console", type="console")]
+
+
 def default_store_url() -> str:
     data_dir = Path(platformdirs.user_data_dir("rarewatch"))
     return f"sqlite:///{data_dir / 'state.db'}"
@@ -159,9 +188,7 @@ class Settings(BaseSettings):
     store: str = Field(default_factory=default_store_url)
     rules: list[str] = Field(default_factory=lambda: [str(bundled_rules_dir())])
     sources: list[SourceConfig] = Field(default_factory=list)
-    destinations: list[DestinationConfig] = Field(
-        default_factory=lambda: [ConsoleDestination(name="console", type="console")]
-    )
+    destinations: list[DestinationConfig] = Field(default_factory=_default_destinations)
     routes: list[Route] = Field(default_factory=lambda: [Route(to=["console"])])
     initial_lookback: Duration = timedelta(hours=48)
     dedup_window: Duration = timedelta(days=30)

@@ -23,11 +23,11 @@ def demo_settings(base_url: str, workdir: Path) -> Settings:
     return Settings(
         store=f"sqlite:///{workdir / 'demo.db'}",
         rules=[str(bundled_rules_dir())],
-        sources=sources,  # type: ignore[arg-type]  # validated by pydantic
-        destinations=[{"name": "console", "type": "console"}],  # type: ignore[list-item]
-        routes=[{"to": ["console"]}],  # type: ignore[list-item]
+        sources=sources,
+        destinations=[{"name": "console", "type": "console"}],
+        routes=[{"to": ["console"]}],
         # The sample stories are dated; a long lookback lets them all through on this first poll.
-        initial_lookback="3650d",  # type: ignore[arg-type]
+        initial_lookback="3650d",
         config_dir=workdir,
     )
 

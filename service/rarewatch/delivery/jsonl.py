@@ -1,0 +1,58 @@
+"""The jsonl destination: append each alert's webhook payload as one line of a JSON Lines file.
+
+Each write opens the file in append mode, writes one whole line, flushes, fsyncs and closes it. Opening
+per write (rather than keeping a handle) means log rotation (`mv` + a new file) needs no signal, and
+fsync means a line reported as delivered survives a crash. Alerts are rare, so the cost does not matter.
+The blocking file work runs in a worker thread so the event loop is never stalled by a slow disk.
+
+If an earlier write was cut short (disk full, crash), the file may end without a newline; the next write
+starts a fresh line first, so one torn line never corrupts the next record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from rarewatch.delivery.payload import alert_payload
+from rarewatch.errors import DeliveryError
+from rarewatch.models import Alert
+
+
+class JsonlNotifier:
+    """Appends alert payloads to a JSON Lines file, creating parent folders as needed."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+        # Serialises writes from concurrent callers; the outbox already sends one at a time per destination.
+        self._lock = asyncio.Lock()
+
+    async def send(self, alert: Alert) -> None:
+        """Append the payload line; an OSError becomes a retryable DeliveryError."""
+        line = json.dumps(alert_payload(alert), ensure_ascii=False) + "\n"
+        async with self._lock:
+            try:
+                await asyncio.to_thread(_append_line, self.path, line.encode("utf-8"))
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise DeliveryError(f"cannot write {self.path}: {reason}", retryable=True) from exc
+
+    async def close(self) -> None:
+        """Nothing to release: no handle is kept between writes."""
+
+
+def _append_line(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # "a+b": append, and allow reading the last byte to detect a torn previous line.
+    with path.open("a+b") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        if end > 0:
+            fh.seek(end - 1)
+            if fh.read(1) != b"\n":
+                data = b"\n" + data
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,115 @@
+"""The webhook payload: a versioned, flat JSON object per alert. A public contract: change it additively.
+
+Webhooks POST it; the jsonl destination writes one per line. Fields (all always present):
+
+- `version` (integer): the payload format version, currently `1`; bumped only for incompatible changes.
+- `type` (string): always `"alert"`.
+- `id` (string): the alert's stable id, the same for every destination and every retry (and sent as
+  the `webhook-id` header), so receivers can deduplicate on it.
+- `test` (boolean): `true` only for the alerts `rarewatch test-destination` sends (their `id` starts
+  with `test-` and their `title` with `[rarewatch test]`).
+- `title` (string): the story's headline, plain text.
+- `link` (string): the canonical link to the story.
+- `source` (string): the name of the configured source that published it.
+- `published` (string): when the source published it, RFC 3339 UTC, e.g. `2026-01-31T08:00:00Z`.
+- `created` (string): when rarewatch raised the alert, RFC 3339 UTC.
+- `severity` (string): the highest severity of the matches: `info`, `low`, `medium`, `high`, `critical`.
+- `categories` (array of string): the matches' categories, deduplicated, in match order.
+- `summary` (string): the story's summary, plain text, at most 500 characters (cut at a word boundary
+  when possible, ending in `…`).
+- `matches` (array of object): one per rule that fired, sorted by `rule`, each with `rule` (the rule
+  id), `category`, `severity`, `terms` (array of string: the terms that matched) and `snippet` (the
+  text around the first hit).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rarewatch.models import Alert, Item, Match, Severity
+
+PAYLOAD_VERSION = 1
+SUMMARY_MAX = 500
+TEST_ID_PREFIX = "test-"
+TEST_TITLE_PREFIX = "[rarewatch test]"
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    """The JSON-ready payload of `alert` (see the module docstring for the fields)."""
+    item = alert.item
+    return {
+        "version": PAYLOAD_VERSION,
+        "type": "alert",
+        "id": alert.id,
+        "test": alert.id.startswith(TEST_ID_PREFIX),
+        "title": item.title,
+        "link": item.link,
+        "source": item.source,
+        "published": rfc3339(item.published),
+        "created": rfc3339(alert.created),
+        "severity": alert.severity.label,
+        "categories": list(alert.categories),
+        "summary": truncate(item.summary, SUMMARY_MAX),
+        "matches": [_match_payload(m) for m in sorted(alert.matches, key=lambda m: m.rule)],
+    }
+
+
+def _match_payload(match: Match) -> dict[str, Any]:
+    # Built here rather than with Match.to_dict(): that one is the storage format and may change freely.
+    return {
+        "rule": match.rule,
+        "category": match.category,
+        "severity": match.severity.label,
+        "terms": list(match.terms),
+        "snippet": match.snippet,
+    }
+
+
+def rfc3339(when: datetime) -> str:
+    """`when` as RFC 3339 UTC with a `Z`, whole seconds. A naive datetime is taken to be UTC."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a word boundary when one is near, ending in `…`."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    # Prefer a word boundary, but not at the price of dropping most of the text (e.g. CJK without spaces).
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def test_alert(now: datetime) -> Alert:
+    """A clearly marked test alert for `rarewatch test-destination`.
+
+    Its id is `test-<unix milliseconds>` so that receivers which deduplicate on `webhook-id` do not drop
+    a second test; its title starts with `[rarewatch test]` and the payload says `"test": true`.
+    """
+    item = Item(
+        id=f"{TEST_ID_PREFIX}item",
+        source="rarewatch",
+        title=f"{TEST_TITLE_PREFIX} Test alert from rarewatch, no action needed",
+        link="https://example.invalid/rarewatch-test",
+        summary="This is a test alert sent by `rarewatch test-destination` to check a destination.",
+        content="",
+        published=now,
+    )
+    match = Match(
+        rule="rarewatch-test",
+        category="test",
+        severity=Severity.INFO,
+        terms=("test",),
+        snippet="This is a test alert sent by rarewatch.",
+    )
+    return Alert(
+        id=f"{TEST_ID_PREFIX}{int(now.timestamp() * 1000)}", item=item, matches=(match,), created=now
+    )
+
+
+# pytest would otherwise try to collect `test_alert` as a test wherever it is imported.
+test_alert.__test__ = False  # type: ignore[attr-defined]

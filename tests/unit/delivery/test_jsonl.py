@@ -1,0 +1,62 @@
+"""The jsonl destination: one payload per line, appended, on real files."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from rarewatch.delivery.jsonl import JsonlNotifier
+from rarewatch.delivery.payload import alert_payload
+from rarewatch.errors import DeliveryError
+from rarewatch.models import Alert, Item, Match, Severity
+
+WHEN = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def make_alert(alert_id: str) -> Alert:
+    item = Item("i", "mofcom", "稀土 export licence", "https://example.org/1", "s", "", WHEN)
+    return Alert(alert_id, item, (Match("r", "c", Severity.LOW),), WHEN)
+
+
+async def test_payloads_are_appended_one_per_line_creating_folders(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "alerts.jsonl"
+    notifier = JsonlNotifier("archive", path)
+    await notifier.send(make_alert("a1"))
+    await notifier.send(make_alert("a2"))
+    await notifier.close()
+    text = path.read_text(encoding="utf-8")
+    assert "稀土" in text  # ensure_ascii=False: readable, not \\u escapes
+    lines = text.splitlines()
+    assert [json.loads(line) for line in lines] == [
+        alert_payload(make_alert("a1")),
+        alert_payload(make_alert("a2")),
+    ]
+    assert text.endswith("\n")
+
+
+async def test_existing_content_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    path.write_text('{"old": true}\n', encoding="utf-8")
+    await JsonlNotifier("archive", path).send(make_alert("a1"))
+    assert json.loads(path.read_text(encoding="utf-8").splitlines()[0]) == {"old": True}
+
+
+async def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    path.write_text('{"torn": ', encoding="utf-8")
+    await JsonlNotifier("archive", path).send(make_alert("a1"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == '{"torn": '
+    assert json.loads(lines[1])["id"] == "a1"
+
+
+async def test_an_os_error_is_a_retryable_delivery_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    notifier = JsonlNotifier("archive", blocker / "alerts.jsonl")
+    with pytest.raises(DeliveryError, match="cannot write") as info:
+        await notifier.send(make_alert("a1"))
+    assert info.value.retryable

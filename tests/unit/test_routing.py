@@ -1,0 +1,75 @@
+"""Routing: every fitting route applies; empty filters fit anything; destinations deduplicated in order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rarewatch.models import Alert, Item, Match, Severity
+from rarewatch.routing import Router, RouteRule
+
+WHEN = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def alert(*matches: Match, source: str = "mofcom") -> Alert:
+    item = Item("i1", source, "Title", "https://example.org/1", "", "", WHEN)
+    return Alert("a1", item, matches, WHEN)
+
+
+LICENSING = Match("licensing", "export-licensing", Severity.HIGH)
+SHORTAGE = Match("shortage", "supply-disruption", Severity.MEDIUM)
+
+
+def test_an_empty_match_takes_every_alert() -> None:
+    assert Router([RouteRule(to=("console",))]).route(alert(SHORTAGE)) == ("console",)
+
+
+def test_no_routes_means_no_destinations() -> None:
+    assert Router([]).route(alert(LICENSING)) == ()
+
+
+def test_a_field_fits_when_any_match_has_a_listed_value() -> None:
+    router = Router(
+        [
+            RouteRule(to=("by-category",), categories=frozenset({"export-licensing"})),
+            RouteRule(to=("by-severity",), severities=frozenset({Severity.HIGH, Severity.CRITICAL})),
+            RouteRule(to=("by-rule",), rules=frozenset({"licensing"})),
+            RouteRule(to=("other",), categories=frozenset({"sanctions"})),
+        ]
+    )
+    assert router.route(alert(SHORTAGE, LICENSING)) == ("by-category", "by-severity", "by-rule")
+    assert router.route(alert(SHORTAGE)) == ()
+
+
+def test_source_is_the_items_source() -> None:
+    router = Router([RouteRule(to=("gov",), sources=frozenset({"mofcom", "bis"}))])
+    assert router.route(alert(SHORTAGE, source="bis")) == ("gov",)
+    assert router.route(alert(SHORTAGE, source="reuters")) == ()
+
+
+def test_every_non_empty_field_must_fit() -> None:
+    rule = RouteRule(
+        to=("slack",), categories=frozenset({"export-licensing"}), severities=frozenset({Severity.CRITICAL})
+    )
+    # The category fits (LICENSING) but no match is critical.
+    assert Router([rule]).route(alert(LICENSING)) == ()
+    critical = Match("ban", "export-licensing", Severity.CRITICAL)
+    assert Router([rule]).route(alert(critical)) == ("slack",)
+
+
+def test_fields_may_fit_through_different_matches() -> None:
+    # Documented semantics: each field is checked against all matches independently.
+    rule = RouteRule(
+        to=("x",), categories=frozenset({"supply-disruption"}), severities=frozenset({Severity.HIGH})
+    )
+    assert Router([rule]).route(alert(LICENSING, SHORTAGE)) == ("x",)
+
+
+def test_destinations_are_deduplicated_in_first_seen_order() -> None:
+    router = Router(
+        [
+            RouteRule(to=("slack", "archive")),
+            RouteRule(to=("pager", "slack"), severities=frozenset({Severity.HIGH})),
+            RouteRule(to=("archive", "pager", "email")),
+        ]
+    )
+    assert router.route(alert(LICENSING)) == ("slack", "archive", "pager", "email")
