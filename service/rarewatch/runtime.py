@@ -21,6 +21,7 @@ from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.console import ConsoleNotifier
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.outbox import Outbox
+from rarewatch.delivery.slack import SlackNotifier
 from rarewatch.delivery.webhook import WebhookNotifier
 from rarewatch.errors import ConfigError
 from rarewatch.metrics import Metrics
@@ -34,6 +35,7 @@ from rarewatch.settings import (
     DestinationConfig,
     JsonlDestination,
     Settings,
+    SlackDestination,
     WebhookDestination,
 )
 from rarewatch.sources.feed import FeedSource
@@ -113,6 +115,16 @@ def build_notifier(
         return ConsoleNotifier(cfg.name, stream=stdout)
     if isinstance(cfg, JsonlDestination):
         return JsonlNotifier(cfg.name, settings.resolve_path(cfg.path))
+    if isinstance(cfg, SlackDestination):
+        return SlackNotifier(
+            cfg.name,
+            channel=cfg.channel,
+            token=cfg.token.get_secret_value() if cfg.token else None,
+            webhook_url=cfg.webhook_url.get_secret_value() if cfg.webhook_url else None,
+            api_url=cfg.api_url,
+            session=session,
+            clock=clock,
+        )
     raise ConfigError(f"destination {cfg.name}: unsupported type")
 
 
