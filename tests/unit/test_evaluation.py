@@ -1,0 +1,336 @@
+"""Scoring, loading and reporting of the labelled evaluation set, and the shape of the set itself."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rarewatch.evaluation import (
+    CATEGORIES,
+    CategoryScore,
+    EvalReport,
+    LabelledItem,
+    evaluate,
+    format_report,
+    load_labelled,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "labelled.jsonl"
+
+EL, PC, PR, TR, SD = CATEGORIES
+
+
+def item(
+    id: str, labels: set[str] | None = None, also: set[str] | None = None, lang: str | None = "en"
+) -> LabelledItem:
+    """A labelled item whose title is its id (handy for table-driven predictors)."""
+    return LabelledItem(id, id, "", lang, frozenset(labels or ()), frozenset(also or ()))
+
+
+def table(predictions: dict[str, set[str]]) -> Callable[[LabelledItem], set[str]]:
+    """A predictor answering from a dict keyed by item id (unknown ids predict nothing)."""
+    return lambda it: predictions.get(it.id, set())
+
+
+def counts(report: EvalReport, category: str) -> tuple[int, int, int]:
+    score = report.score(category)
+    return score.tp, score.fp, score.fn
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_counts_tp_fp_fn_exactly() -> None:
+    items = [
+        item("a", {EL}),
+        item("b", {EL, TR}),
+        item("c", {PR}),
+        item("d"),
+        item("e"),
+    ]
+    predict = table({"a": {EL}, "b": {TR, SD}, "c": set(), "d": {PR}})
+    report = evaluate(items, predict)
+
+    assert counts(report, EL) == (1, 0, 1)
+    assert counts(report, TR) == (1, 0, 0)
+    assert counts(report, SD) == (0, 1, 0)
+    assert counts(report, PR) == (0, 1, 1)
+    assert counts(report, PC) == (0, 0, 0)
+    assert (report.negatives, report.negatives_alerting) == (2, 1)
+    assert report.negative_alert_rate == pytest.approx(0.5)
+
+
+def test_rates_are_derived_from_counts() -> None:
+    report = evaluate(
+        [item("a", {EL}), item("b", {EL}), item("c", {EL}), item("d")],
+        table({"a": {EL}, "b": {EL}, "d": {EL}}),
+    )
+    score = report.score(EL)
+    assert (score.tp, score.fp, score.fn) == (2, 1, 1)
+    assert score.precision == pytest.approx(2 / 3)
+    assert score.recall == pytest.approx(2 / 3)
+    assert score.f1 == pytest.approx(2 / 3)
+
+
+def test_also_category_is_neither_tp_nor_fp() -> None:
+    items = [item("a", {TR}, also={SD}), item("b", also={EL})]
+    report = evaluate(items, table({"a": {TR, SD}, "b": {EL}}))
+
+    assert counts(report, TR) == (1, 0, 0)
+    assert counts(report, SD) == (0, 0, 0)
+    assert counts(report, EL) == (0, 0, 0)
+    assert report.negatives_alerting == 0
+    assert report.errors == ()
+
+
+def test_also_category_need_not_be_predicted() -> None:
+    report = evaluate([item("a", {TR}, also={SD})], table({"a": {TR}}))
+    assert counts(report, SD) == (0, 0, 0)
+    assert report.errors == ()
+
+
+def test_negative_alerts_when_predicting_outside_also() -> None:
+    report = evaluate([item("n", also={EL})], table({"n": {EL, PR}}))
+    assert report.negatives_alerting == 1
+    assert counts(report, PR) == (0, 1, 0)
+    assert counts(report, EL) == (0, 0, 0)
+
+
+def test_empty_set_gives_perfect_rates_and_zero_alert_rate() -> None:
+    report = evaluate([], table({}))
+    assert [s.category for s in report.scores] == list(CATEGORIES)
+    assert all((s.tp, s.fp, s.fn) == (0, 0, 0) for s in report.scores)
+    assert all(s.precision == 1.0 and s.recall == 1.0 for s in report.scores)
+    assert (report.negatives, report.negatives_alerting, report.negative_alert_rate) == (0, 0, 0.0)
+    assert report.errors == ()
+
+
+def test_predicting_nothing_has_precision_one_and_recall_zero() -> None:
+    score = evaluate([item("a", {PC})], table({})).score(PC)
+    assert (score.precision, score.recall, score.f1) == (1.0, 0.0, 0.0)
+
+
+def test_unknown_predicted_category_is_a_false_positive() -> None:
+    report = evaluate([item("a", {EL})], table({"a": {EL, "mystery"}}))
+    assert [s.category for s in report.scores][-1] == "mystery"
+    assert counts(report, "mystery") == (0, 1, 0)
+
+
+def test_errors_list_missing_and_unexpected() -> None:
+    items = [item("ok", {EL}), item("miss", {PR, TR}), item("alarm"), item("both", {SD}, also={EL})]
+    predict = table({"ok": {EL}, "miss": {PR}, "alarm": {PC}, "both": {EL, TR}})
+    errors = {e.id: e for e in evaluate(items, predict).errors}
+
+    assert set(errors) == {"miss", "alarm", "both"}
+    assert errors["miss"].missing == {TR}
+    assert errors["miss"].unexpected == frozenset()
+    assert errors["alarm"].unexpected == {PC}
+    assert errors["alarm"].expected == frozenset()
+    assert errors["both"].missing == {SD}
+    assert errors["both"].unexpected == {TR}
+    assert errors["both"].predicted == {EL, TR}
+
+
+def test_micro_pools_all_categories() -> None:
+    report = evaluate([item("a", {EL}), item("b", {PR})], table({"a": {EL}, "b": {TR}}))
+    assert (report.micro.tp, report.micro.fp, report.micro.fn) == (1, 1, 1)
+
+
+def test_category_score_zero_denominators() -> None:
+    score = CategoryScore.from_counts("x", 0, 0, 0)
+    assert (score.precision, score.recall, score.f1) == (1.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_format_report_has_table_negatives_line_and_errors() -> None:
+    report = evaluate([item("a", {EL}), item("n")], table({"n": {TR}}))
+    text = format_report(report)
+    lines = text.splitlines()
+
+    assert lines[0].split() == ["category", "tp", "fp", "fn", "precision", "recall", "F1"]
+    assert any(line.startswith("export-licensing") and line.split()[1:4] == ["0", "0", "1"] for line in lines)
+    assert "negatives: 1, alerting: 1 (100.0%)" in text
+    assert "a: missing export-licensing" in text
+    assert "n: unexpected trade-restrictions" in text
+
+
+def test_format_report_caps_errors_at_fifty() -> None:
+    items = [item(f"i{n:03d}", {EL}) for n in range(60)]
+    text = format_report(evaluate(items, table({})))
+    assert "i049:" in text
+    assert "i050:" not in text
+    assert "... and 10 more" in text
+
+
+def test_format_report_without_errors() -> None:
+    assert "errors: none" in format_report(evaluate([item("a", {EL})], table({"a": {EL}})))
+
+
+# --------------------------------------------------------------------------- loader
+
+
+def write_lines(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = json.dumps({"id": "x-1", "title": "t", "summary": "s", "lang": "en", "labels": ["prosecution"]})
+
+
+def test_loader_reads_items_and_skips_blank_lines(tmp_path: Path) -> None:
+    second = json.dumps(
+        {"id": "x-2", "title": "t", "summary": "", "labels": [], "also": [EL], "trap": "hedged"}
+    )
+    items = load_labelled(write_lines(tmp_path, GOOD, "", second))
+    assert [i.id for i in items] == ["x-1", "x-2"]
+    assert items[0].labels == {PR}
+    assert items[0].lang == "en"
+    assert items[1].lang is None
+    assert items[1].also == {EL}
+    assert items[1].trap == "hedged"
+    assert items[1].is_negative
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"id": "x-9", "title": "t", "summary": "s"}', "missing field"),
+        ('{"id": "x-9", "title": "t", "summary": "s", "labels": [], "lables": []}', "unknown field"),
+        ('{"id": "x-9", "title": "t", "summary": "s", "labels": ["export-license"]}', "unknown category"),
+        (
+            '{"id": "x-9", "title": "t", "summary": "s", "labels": [], "also": ["smuggling"]}',
+            "unknown category",
+        ),
+        ('{"id": "x-9", "title": "t", "summary": "s", "labels": "prosecution"}', "list of category"),
+        ('{"id": "", "title": "t", "summary": "s", "labels": []}', "'id'"),
+        ('{"id": "x-9", "title": "t", "summary": "s", "labels": [], "lang": 3}', "'lang'"),
+        (
+            '{"id": "x-9", "title": "t", "summary": "s", "labels": ["prosecution"], "also": ["prosecution"]}',
+            "both labels and also",
+        ),
+    ],
+)
+def test_loader_rejects_bad_line_naming_file_and_line(tmp_path: Path, bad: str, message: str) -> None:
+    path = write_lines(tmp_path, GOOD, bad)
+    with pytest.raises(ValueError, match=message) as info:
+        load_labelled(path)
+    assert str(info.value).startswith(f"{path}:2: ")
+
+
+def test_loader_rejects_duplicate_ids(tmp_path: Path) -> None:
+    path = write_lines(tmp_path, GOOD, GOOD)
+    with pytest.raises(ValueError, match=r":2: duplicate id 'x-1' \(first on line 1\)"):
+        load_labelled(path)
+
+
+# --------------------------------------------------------------------------- the data set itself
+
+REQUIRED_TRAPS = {
+    # licences, exports and lists outside the sector
+    "software-licence",
+    "driving-licence",
+    "fishing-licence",
+    "broadcast-licence",
+    "arms-licence",
+    "data-export",
+    "it-control-list",
+    "unrelated-export-control",
+    # words with other meanings
+    "grammar-sentence",
+    "unrelated-crime",
+    "rare-uncommon",
+    "rare-earth-band",
+    "magnet-school",
+    "talent-magnet",
+    "mri-magnet",
+    "data-entity",
+    "element-symbol",
+    "named-entity",
+    # subject without an action
+    "lab-research",
+    "price-move",
+    # Chinese traps
+    "zh-exit",
+    "zh-traffic-control",
+    "zh-criminal-penalty",
+    "zh-software-licence",
+    "zh-tariff-quota",
+    "zh-passport",
+    # sentence-level traps
+    "negated",
+    "hedged",
+    "cross-clause",
+}
+# Each bare element-symbol trap must appear, as a whole token, in some element-symbol negative.
+ELEMENT_SYMBOLS = {"EU", "PR", "ER", "LA", "SC", "ND", "PM", "TM", "TB", "CE", "SM"}
+# Characters that exist only in Traditional script (their Simplified forms differ).
+TRADITIONAL_ONLY = set("國護實關擴陸鎵鍺銻鐵廠貨處區將對這為與說經會時後發鎢檢預計費")
+
+
+@pytest.fixture(scope="module")
+def dataset() -> list[LabelledItem]:
+    return load_labelled(DATA)
+
+
+def test_dataset_size_language_and_negatives(dataset: list[LabelledItem]) -> None:
+    total = len(dataset)
+    zh = [i for i in dataset if i.lang == "zh"]
+    negatives = [i for i in dataset if i.is_negative]
+    assert total >= 320
+    assert len(zh) >= 110
+    assert len(negatives) / total >= 0.40
+    assert {i.lang for i in dataset} == {"en", "zh"}
+
+
+def test_dataset_has_traditional_chinese_items(dataset: list[LabelledItem]) -> None:
+    traditional = [i for i in dataset if i.lang == "zh" and TRADITIONAL_ONLY & set(i.title + i.summary)]
+    assert len(traditional) >= 12
+
+
+def test_dataset_positives_per_category(dataset: list[LabelledItem]) -> None:
+    per_category = Counter(c for i in dataset for c in i.labels)
+    per_lang = Counter((i.lang, c) for i in dataset for c in i.labels)
+    for category in CATEGORIES:
+        assert per_category[category] >= 35, category
+        assert per_lang[("en", category)] >= 10, category
+        assert per_lang[("zh", category)] >= 10, category
+
+
+def test_dataset_ids_are_unique_and_prefixed_by_language(dataset: list[LabelledItem]) -> None:
+    ids = [i.id for i in dataset]
+    assert len(ids) == len(set(ids))
+    assert all(i.id.startswith(f"{i.lang}-") for i in dataset)
+
+
+def test_dataset_uses_only_known_categories(dataset: list[LabelledItem]) -> None:
+    used = {c for i in dataset for c in i.labels | i.also}
+    assert used <= set(CATEGORIES)
+
+
+def test_dataset_traps_mark_negatives_only(dataset: list[LabelledItem]) -> None:
+    assert all(i.is_negative for i in dataset if i.trap)
+    assert all(i.trap for i in dataset if i.is_negative)
+
+
+def test_dataset_covers_every_trap_family(dataset: list[LabelledItem]) -> None:
+    present = {i.trap for i in dataset}
+    assert REQUIRED_TRAPS - present == set()
+
+
+def test_dataset_covers_every_bare_element_symbol(dataset: list[LabelledItem]) -> None:
+    tokens = {t.strip(",.;:'") for i in dataset if i.trap == "element-symbol" for t in i.title.split()}
+    assert ELEMENT_SYMBOLS - tokens == set()
+
+
+def test_dataset_has_no_duplicate_titles(dataset: list[LabelledItem]) -> None:
+    titles = Counter(i.title for i in dataset)
+    assert [t for t, n in titles.items() if n > 1] == []
