@@ -1,0 +1,315 @@
+"""Pure functions that turn a parsed `RawEntry` into a normalised `Item`.
+
+Canonical links, stable ids, plain text out of HTML and publication times in UTC. No I/O, no clock:
+the caller passes `first_seen`, so the same entry always normalises to the same item.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import html
+import re
+import time
+import unicodedata
+from datetime import UTC, datetime
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from rarewatch.models import Item, RawEntry
+
+# Query parameters that only say how a reader arrived (campaigns, click ids, share widgets). Dropping them
+# lets the same story shared through different channels canonicalise to one link. Compared lower-case.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",  # Facebook
+        "gclid",  # Google Ads
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",  # Microsoft Ads
+        "yclid",  # Yandex
+        "twclid",  # X/Twitter
+        "ttclid",  # TikTok
+        "li_fat_id",  # LinkedIn
+        "igshid",  # Instagram
+        "igsh",
+        "mc_cid",  # Mailchimp
+        "mc_eid",
+        "_hsenc",  # HubSpot
+        "_hsmi",
+        "mkt_tok",  # Marketo
+        "vero_id",
+        "vero_conv",
+        "oly_anon_id",
+        "oly_enc_id",
+        "rb_clickid",
+        "s_cid",
+        "wt.mc_id",  # Webtrends
+        "ref_src",  # Twitter embeds
+        "ref_url",
+        "spm",  # Alibaba / Taobao
+        "scm",
+        "share_token",
+        "__twitter_impression",
+    }
+)
+# Whole families: utm_source, utm_medium, ... and piwik/matomo campaign parameters.
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PERCENT_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+# HTML to text. Tags may not contain "<" so that every match attempt stops at the next "<": garbage such as
+# "<a<a<a..." stays linear instead of rescanning to the end of the string for each "<".
+_RAW_TEXT = re.compile(
+    r"<(script|style|noscript|template)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL
+)
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|$)", re.DOTALL)
+# A tag (its name captured), a declaration or processing instruction, or a tag cut off at the very end.
+_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9:-]*)[^<>]*>|<[!?][^<>]*>|</?[A-Za-z][^<>]*$")
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "br", "hr", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6"}
+    | {"tr", "table", "thead", "tbody", "tfoot", "caption", "blockquote", "pre", "address", "form"}
+    | {"section", "article", "header", "footer", "aside", "nav", "main", "figure", "figcaption"}
+    | {"details", "summary", "fieldset", "title", "body", "html", "head"}
+)
+_CELL_TAGS = frozenset({"td", "th"})
+# Invisible characters that split words without showing: soft hyphen, zero-width space/joiners, word
+# joiner, BOM. Removed so that "rare\u00adearth" matches "rare earth" rules.
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# "2025/10/09", "2025.10.09 10:00", "2025年10月9日 10:00:00": local dates without a zone (taken as UTC).
+_NUMERIC_DATE = re.compile(
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[T\s]*(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
+)
+
+
+def canonical_link(url: str) -> str:
+    """The canonical form of a link, so that one story has one link.
+
+    Lower-cases the scheme and host, drops the default port, the fragment and tracking query parameters
+    (`TRACKING_PARAMS`, `TRACKING_PREFIXES`), keeps the other parameters in their order and encoding,
+    resolves `.`/`..` path segments and upper-cases percent escapes. Never raises: a string that is not a
+    parseable URL comes back stripped.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        netloc = _canonical_netloc(parts)
+    except ValueError:  # e.g. an unbalanced "[" in the host, or a port that is not a number
+        return url
+    scheme = parts.scheme.lower()
+    path = _remove_dot_segments(parts.path)
+    if netloc and not path:
+        path = "/"
+    path = _PERCENT_ESCAPE.sub(lambda m: m.group(0).upper(), path)
+    query = _strip_tracking(parts.query)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _canonical_netloc(parts: SplitResult) -> str:
+    host = parts.hostname or ""
+    if not host:
+        return parts.netloc
+    if ":" in host:  # IPv6 literal: urlsplit removed the brackets
+        host = f"[{host}]"
+    port = parts.port  # raises ValueError when not a number
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    if port is not None and _DEFAULT_PORTS.get(parts.scheme.lower()) != port:
+        netloc += f":{port}"
+    return netloc
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4, on "/"-separated segments."""
+    if "." not in path:
+        return path
+    output: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == ".":
+            if last:
+                output.append("")
+        elif segment == "..":
+            if len(output) > 1 or (output and output[0] != ""):
+                output.pop()
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    result = "/".join(output)
+    if path.startswith("/") and not result.startswith("/"):
+        result = "/" + result
+    return result
+
+
+def _strip_tracking(query: str) -> str:
+    if not query:
+        return ""
+    kept = [p for p in query.split("&") if p and not _is_tracking(p.partition("=")[0])]
+    return "&".join(kept)
+
+
+def _is_tracking(name: str) -> bool:
+    name = name.lower()
+    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def html_to_text(s: str) -> str:
+    """Plain text out of an HTML fragment.
+
+    Drops scripts, styles and comments, turns block elements into line breaks and table cells into
+    spaces, removes the other tags, decodes entities and collapses whitespace (runs of spaces become one
+    space, blank lines go). Never raises, whatever the input.
+    """
+    lines = _strip_html(s).split("\n")
+    return "\n".join(filter(None, (" ".join(line.split()) for line in lines)))
+
+
+def _strip_html(s: str) -> str:
+    """Tags out, entities decoded; whitespace left as it falls (block elements become newlines)."""
+    if "<" in s:
+        s = _RAW_TEXT.sub(" ", s)
+        if "<!" in s:  # comments and CDATA are rare in feed HTML: skip two regex passes when absent
+            s = _COMMENT.sub(" ", s)
+            s = _CDATA.sub(lambda m: html.escape(m.group(1), quote=False), s)
+        s = _TAG.sub(_replace_tag, s)
+    return html.unescape(s) if "&" in s else s
+
+
+def _replace_tag(m: re.Match[str]) -> str:
+    name = (m.group(1) or "").lower()
+    return "\n" if name in _BLOCK_TAGS else " " if name in _CELL_TAGS else ""
+
+
+def plain_text(s: str) -> str:
+    """Text for matching and display: HTML stripped as by `html_to_text`, Unicode NFKC, invisible
+    characters removed, all whitespace collapsed to single spaces. NFKC folds full-width forms
+    (ＥＸＰＯＲＴ，１２３) to ASCII."""
+    s = _strip_html(s)
+    if not s.isascii():  # ASCII is already NFKC: skip the normalisation, the common case in English
+        s = unicodedata.normalize("NFKC", _INVISIBLE.sub("", s))
+    return " ".join(s.split())
+
+
+def item_id(source: str, guid: str | None, link: str | None, title: str, summary: str) -> str:
+    """A stable id for an entry, safe as a storage key (32 hex characters).
+
+    From the guid when there is one, scoped by the source name (guids are only unique within a feed);
+    else from the canonical http(s) link (the same story from two feeds gets one id); else from a hash of
+    the plain title and summary. `normalize` gives its items exactly this id.
+    """
+    return _item_id(source, guid, _safe_link(link), plain_text(title), plain_text(summary))
+
+
+def _item_id(source: str, guid: str | None, canonical: str, title: str, summary: str) -> str:
+    guid = guid.strip() if guid else ""
+    if guid:
+        key = f"guid\0{source}\0{guid}"
+    elif canonical:
+        key = f"link\0{canonical}"
+    else:
+        key = f"text\0{title}\0{summary}"
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def to_utc(when: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def normalize(entry: RawEntry, first_seen: datetime) -> Item:
+    """Normalise one parsed entry.
+
+    Text fields become plain NFKC text; the link becomes canonical (and "" when missing or not http(s),
+    so a `javascript:` link never reaches an alert); `published` is UTC, falling back to `first_seen`.
+    """
+    title = plain_text(entry.title)
+    summary = plain_text(entry.summary)
+    link = _safe_link(entry.link)
+    return Item(
+        id=_item_id(entry.source, entry.guid, link, title, summary),
+        source=entry.source,
+        title=title,
+        link=link,
+        summary=summary,
+        content=plain_text(entry.content) if entry.content else "",
+        published=to_utc(entry.published or first_seen),
+        lang=entry.lang,
+    )
+
+
+def _safe_link(link: str | None) -> str:
+    if not link or not link.strip():
+        return ""
+    canonical = canonical_link(link)
+    return canonical if canonical.startswith(("http://", "https://")) else ""
+
+
+def parse_date(text: str | None) -> datetime | None:
+    """An aware UTC datetime from a feed's date text, or None when it cannot be read.
+
+    Takes RFC 822/1123 (RSS `pubDate`, "Thu, 09 Oct 2025 08:30:00 GMT"), RFC 3339/ISO 8601 (Atom,
+    `dc:date`, JSON APIs: "2025-10-09T08:30:00Z", "2025-10-09 16:30:00+08:00", "2025-10-09"), then
+    whatever else feedparser's date soup understands. A date without a zone is taken to be UTC.
+    """
+    if not text:
+        return None
+    text = text.strip()
+    if text[:4].isdigit():
+        # Year first: ISO 8601, or the "2025/10/09 10:00" and "2025年10月9日" forms of Chinese sites. Not
+        # handed to feedparser, which "repairs" impossible dates such as 2025-13-45 into real ones.
+        when = _iso_date(text) or _numeric_date(text)
+    else:
+        when = _rfc822_date(text) or from_struct_time(_feedparser_date(text))
+    return to_utc(when) if when is not None else None
+
+
+def from_struct_time(value: time.struct_time | None) -> datetime | None:
+    """A UTC datetime from a struct_time in UTC (what feedparser's `*_parsed` fields hold)."""
+    if value is None:
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso_date(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _numeric_date(text: str) -> datetime | None:
+    m = _NUMERIC_DATE.match(text)
+    if not m:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(g) for g in m.groups(default="0"))
+        return datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+
+
+def _rfc822_date(text: str) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _feedparser_date(text: str) -> time.struct_time | None:
+    # feedparser's private date parser: a last resort for the odd formats real feeds publish.
+    from feedparser.datetimes import _parse_date
+
+    try:
+        value = _parse_date(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return value if isinstance(value, time.struct_time) else None

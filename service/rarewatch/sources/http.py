@@ -1,0 +1,236 @@
+"""The HTTP fetch shared by every source kind (feeds now; JSON APIs and HTML pages later).
+
+One GET with: conditional-request validators, redirects followed by hand (http(s) only, at most
+`MAX_REDIRECTS`, loops named), an overall deadline, a body capped on its *decompressed* size while it
+streams (so a gzip bomb stops early), and every failure mapped to a `SourceError` with a clear message
+(and `retry_after` on 429/503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from rarewatch import __version__
+from rarewatch.errors import SourceError
+
+USER_AGENT = f"rarewatch/{__version__} (+https://github.com/rarewatch)"
+MAX_REDIRECTS = 5
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Request headers that carry credentials: not forwarded when a redirect leaves the original origin.
+_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long and how much one fetch may take. `timeout` bounds the whole fetch, redirects included."""
+
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A successful (2xx) or not-modified (304) response, body read in full (empty for a 304)."""
+
+    url: str  # the final URL, after redirects
+    status: int
+    body: bytes
+    content_type: str | None  # the raw Content-Type header, charset included
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def check_url(url: str) -> URL:
+    """Parse `url`, refusing anything but an absolute http(s) URL (`SourceError`)."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:
+        raise SourceError(f"invalid URL {url!r}: {exc}") from None
+    if parsed.scheme not in ALLOWED_SCHEMES or not parsed.host:
+        raise SourceError(f"refusing non-http(s) URL {url!r}")
+    return parsed
+
+
+def request_headers(
+    headers: Mapping[str, str], *, etag: str | None = None, last_modified: str | None = None
+) -> CIMultiDict[str]:
+    """The headers to send: our User-Agent unless `headers` sets one, `headers`, then the validators."""
+    out: CIMultiDict[str] = CIMultiDict({"User-Agent": USER_AGENT})
+    out.update(headers)
+    if etag:
+        out["If-None-Match"] = etag
+    if last_modified:
+        out["If-Modified-Since"] = last_modified
+    return out
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    limits: Limits | None = None,
+    headers: Mapping[str, str] | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> HttpResponse:
+    """GET `url` and return the 2xx or 304 response; raise `SourceError` for everything else.
+
+    `headers` are extra request headers (they may override the User-Agent); `etag`/`last_modified` are
+    the stored validators, sent as If-None-Match/If-Modified-Since. `limits` defaults to `Limits()`.
+    """
+    limits = limits or Limits()
+    sent = request_headers(headers or {}, etag=etag, last_modified=last_modified)
+    try:
+        async with asyncio.timeout(limits.timeout):
+            return await _follow(session, check_url(url), sent, limits)
+    except aiohttp.ConnectionTimeoutError:
+        raise SourceError(f"timed out after {limits.connect_timeout:g}s connecting to {url}") from None
+    except TimeoutError:
+        raise SourceError(f"timed out after {limits.timeout:g}s fetching {url}") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise SourceError(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error or exc}") from None
+    except aiohttp.ClientPayloadError as exc:
+        raise SourceError(f"broken response body from {url}: {exc}") from None
+    except aiohttp.ClientResponseError as exc:
+        raise SourceError(f"bad HTTP response from {url}: {exc.status} {exc.message}") from None
+    except aiohttp.ClientError as exc:
+        raise SourceError(f"HTTP request to {url} failed: {type(exc).__name__}: {exc}") from None
+
+
+async def _follow(
+    session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str], limits: Limits
+) -> HttpResponse:
+    seen = [url]
+    for _ in range(MAX_REDIRECTS + 1):
+        timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
+        # Per request, whatever the shared session's defaults: redirects are followed by hand (to check
+        # each hop's scheme and name loops), bodies are decompressed (the cap counts decompressed bytes),
+        # and statuses are ours to map (a 429's Retry-After must survive).
+        async with session.get(
+            url,
+            headers=headers,
+            allow_redirects=False,
+            timeout=timeout,
+            auto_decompress=True,
+            raise_for_status=False,
+        ) as resp:
+            if resp.status not in _REDIRECTS:
+                return await _finish(resp, url, limits.max_bytes)
+            target = _redirect_target(resp, url)
+        if target in seen:
+            hops = " -> ".join(str(u) for u in [*seen, target])
+            raise SourceError(f"redirect loop: {hops}")
+        if target.origin() != url.origin():  # another host, port or scheme: keep our credentials home
+            headers = _without_credentials(headers)
+        seen.append(target)
+        url = target
+    raise SourceError(f"too many redirects (more than {MAX_REDIRECTS}) from {seen[0]}")
+
+
+def _redirect_target(resp: aiohttp.ClientResponse, url: URL) -> URL:
+    location = resp.headers.get("Location")
+    if not location:
+        raise SourceError(f"HTTP {resp.status} redirect without a Location header from {url}")
+    try:
+        target = url.join(URL(location))
+    except ValueError as exc:
+        raise SourceError(f"bad redirect Location {location!r} from {url}: {exc}") from None
+    if target.scheme not in ALLOWED_SCHEMES or not target.host:
+        raise SourceError(f"refusing redirect to non-http(s) URL {location!r} from {url}")
+    return target.with_fragment(None)
+
+
+def _without_credentials(headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    out = headers.copy()
+    for name in _CREDENTIAL_HEADERS:
+        out.popall(name, None)
+    return out
+
+
+async def _finish(resp: aiohttp.ClientResponse, url: URL, max_bytes: int) -> HttpResponse:
+    if resp.status == 304:
+        return _response(resp, url, b"")
+    if not 200 <= resp.status < 300:
+        raise status_error(resp.status, resp.reason, resp.headers, str(url))
+    return _response(resp, url, await read_capped(resp, max_bytes))
+
+
+def _response(resp: aiohttp.ClientResponse, url: URL, body: bytes) -> HttpResponse:
+    return HttpResponse(
+        url=str(url),
+        status=resp.status,
+        body=body,
+        content_type=resp.headers.get("Content-Type"),
+        etag=resp.headers.get("ETag"),
+        last_modified=resp.headers.get("Last-Modified"),
+    )
+
+
+async def read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """Read the body, counting decompressed bytes as they stream in; `SourceError` once past `max_bytes`.
+
+    Reading stops at the first chunk over the cap, so neither a huge body nor a compression bomb is
+    ever held in memory (aiohttp decompresses in bounded steps as we consume).
+    """
+    too_big = SourceError(f"response larger than {max_bytes} bytes")
+    encoded = "Content-Encoding" in resp.headers
+    if not encoded and resp.content_length is not None and resp.content_length > max_bytes:
+        raise too_big  # the server told us up front
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            resp.close()  # drop the connection rather than drain the rest of the body
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_error(status: int, reason: str | None, headers: Mapping[str, str], url: str) -> SourceError:
+    """The `SourceError` for an unexpected HTTP status, with `retry_after` from a 429/503 Retry-After."""
+    what = f"HTTP {status} {reason or ''}".rstrip()
+    if status in (404, 410):
+        return SourceError(f"{what}: the feed is not at {url}")
+    if status in _RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        hint = f" (retry after {retry_after:g}s)" if retry_after is not None else ""
+        return SourceError(f"{what} from {url}{hint}", retry_after=retry_after)
+    kind = "server error" if status >= 500 else "client error" if status >= 400 else "unexpected status"
+    return SourceError(f"{what} ({kind}) from {url}")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 10.2.3).
+
+    A date in the past gives 0; an unreadable value gives None. `now` (aware) is for tests.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC for an HTTP-date
+        when = when.replace(tzinfo=UTC)
+    delay = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, delay)
