@@ -1,0 +1,207 @@
+"""Claims per second of the stores, against baselines measured in the same run.
+
+    python bench/bench_store.py [--n 5000]
+
+SQLite runs on a file in a temporary directory. Redis runs against $REDIS_URL, or a redis-server started
+on a free port if one is installed, or is skipped. The pipeline claims one story at a time (two keys: the
+item id and the link), so the sequential figures are the ones that matter; most of its claims are repeats
+of stories already seen (every poll re-reads the whole feed).
+
+Baselines: for SQLite, a naive store (autocommit per statement, rollback journal, synchronous=FULL, in the
+event loop thread); for Redis, bare `SET NX PX` round trips with redis.asyncio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from rarewatch.models import Alert, Item, Match, Severity
+from rarewatch.store import Store
+from rarewatch.store.redis import RedisStore
+from rarewatch.store.sqlite import SQLiteStore
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+TTL = timedelta(days=7)
+DESTS = ("webhook", "slack")
+
+
+def alert(i: int) -> Alert:
+    item = Item(
+        id=f"{i:032x}",
+        source="bench",
+        title=f"China adds rare earth magnets to export licence list ({i})",
+        link=f"https://example.org/news/{i}",
+        summary="Exports of seven medium and heavy rare earths now need a licence. " * 4,
+        content="",
+        published=NOW,
+    )
+    match = Match("licensing", "export-licensing", Severity.HIGH, ("rare earth", "export licence"), "…")
+    return Alert(id=item.id, item=item, matches=(match,), created=NOW)
+
+
+def story_keys(i: int) -> list[str]:
+    return [f"item:{i:032x}", f"link:{(i * 2654435761) % 2**32:032x}"]
+
+
+async def rate(n: int, claim: Callable[[int], Awaitable[object]], concurrency: int = 1) -> float:
+    """Calls per second of `claim(0..n-1)`, `concurrency` in flight at a time."""
+    started = time.perf_counter()
+    if concurrency == 1:
+        for i in range(n):
+            await claim(i)
+    else:
+        for base in range(0, n, concurrency):
+            await asyncio.gather(*(claim(i) for i in range(base, min(n, base + concurrency))))
+    return n / (time.perf_counter() - started)
+
+
+async def store_cases(store: Store, n: int, offset: int) -> dict[str, float]:
+    """The claim shapes the pipeline makes, on fresh keys (`offset` keeps each case's keys apart)."""
+    alerts = [alert(offset + i) for i in range(n)]
+    results = {
+        "new story + alert, 2 destinations": await rate(
+            n, lambda i: store.claim(story_keys(offset + i), TTL, NOW, alerts[i], DESTS)
+        ),
+        "new story, no alert (first poll)": await rate(
+            n, lambda i: store.claim(story_keys(offset + n + i), TTL, NOW)
+        ),
+        "repeat of a claimed story": await rate(
+            n, lambda i: store.claim(story_keys(offset + i), TTL, NOW, alerts[i], DESTS)
+        ),
+        "new story + alert, 16 in flight": await rate(
+            n,
+            lambda i: store.claim(story_keys(offset + 2 * n + i), TTL, NOW, alerts[i], DESTS),
+            concurrency=16,
+        ),
+    }
+    return results
+
+
+# --- SQLite -----------------------------------------------------------------------------------------------
+
+
+class NaiveSQLite:
+    """What a first attempt looks like: each statement its own fsynced transaction, on the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("CREATE TABLE claims (key TEXT PRIMARY KEY, expires INTEGER)")
+        self.conn.execute("CREATE TABLE alerts (id TEXT PRIMARY KEY, data TEXT)")
+        self.conn.execute("CREATE TABLE deliveries (alert_id TEXT, destination TEXT, status TEXT)")
+
+    async def claim(self, keys: list[str], a: Alert, dests: tuple[str, ...]) -> bool:
+        for key in keys:
+            if self.conn.execute("SELECT 1 FROM claims WHERE key = ?", (key,)).fetchone():
+                return False
+        for key in keys:
+            self.conn.execute("INSERT OR REPLACE INTO claims VALUES (?, 0)", (key,))
+        self.conn.execute("INSERT OR REPLACE INTO alerts VALUES (?, ?)", (a.id, str(a.to_dict())))
+        for dest in dests:
+            self.conn.execute("INSERT INTO deliveries VALUES (?, ?, 'pending')", (a.id, dest))
+        return True
+
+
+async def bench_sqlite(n: int, tmp: Path) -> None:
+    store = SQLiteStore(tmp / "bench.db")
+    await store.open()
+    results = await store_cases(store, n, 0)
+    # The floor under every SQLite call: one round trip to the worker thread doing nothing.
+    hop = await rate(n, lambda i: store._submit(int))
+    await store.close()
+
+    naive = NaiveSQLite(tmp / "naive.db")
+    naive_n = max(50, n // 20)  # it is slow: fewer calls, same rate arithmetic
+    alerts = [alert(i) for i in range(naive_n)]
+    baseline = await rate(naive_n, lambda i: naive.claim(story_keys(i), alerts[i], DESTS))
+    naive.conn.close()
+
+    print(f"\nSQLite ({n} claims per case; file in {tmp})")
+    print(f"  baseline: naive store, new story + alert     {baseline:>10,.0f} claims/s")
+    for name, value in results.items():
+        print(f"  {name:<42} {value:>10,.0f} claims/s   x{value / baseline:,.1f} baseline")
+    print(f"  (floor: empty round trip to the worker       {hop:>10,.0f} calls/s)")
+
+
+# --- Redis ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(workdir: Path) -> tuple[str, subprocess.Popen[bytes] | None] | None:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"], None
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"redis://127.0.0.1:{port}/0", proc
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError("redis-server did not start")
+
+
+async def bench_redis(n: int, url: str) -> None:
+    prefix = f"bench:{time.time_ns()}:"
+    raw = Redis.from_url(url, decode_responses=True)
+    baseline = await rate(n, lambda i: raw.set(f"{prefix}raw:{i}", "1", nx=True, px=60_000))
+    store = RedisStore(url, prefix=prefix)
+    await store.open()
+    results = await store_cases(store, n, 0)
+    results["one key, no alert (SET NX PX)"] = await rate(n, lambda i: store.claim([f"single:{i}"], TTL, NOW))
+    await store.close()
+    async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
+        await raw.delete(key)
+    await raw.aclose()
+
+    print(f"\nRedis ({n} claims per case; {url})")
+    print(f"  baseline: bare SET NX PX round trips         {baseline:>10,.0f} claims/s")
+    for name, value in results.items():
+        print(f"  {name:<42} {value:>10,.0f} claims/s   x{value / baseline:,.2f} baseline")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="claims per case")
+    n = parser.parse_args().n
+    with tempfile.TemporaryDirectory(prefix="rarewatch-bench-") as tmp:
+        await bench_sqlite(n, Path(tmp))
+        server = start_redis(Path(tmp))
+        if server is None:
+            print("\nRedis: skipped (no REDIS_URL and no redis-server on PATH)")
+            return
+        url, proc = server
+        try:
+            await bench_redis(n, url)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,478 @@
+"""The `Store` contract, run against both implementations: SQLite on a real file, and a real redis-server.
+
+Every Redis test works under its own key prefix (deleted afterwards), so tests never see each other's data.
+The one place the backends differ is what a claim's TTL is measured against: SQLite compares stored
+expiry times with the `now` argument, Redis expires keys on its own clock. The TTL tests say which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
+from rarewatch.store import Store, keys, open_store
+from rarewatch.store.redis import RedisStore
+from rarewatch.store.sqlite import SQLiteStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+WEEK = timedelta(days=7)
+SEC = timedelta(seconds=1)
+PENDING, DELIVERED, DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+def make_alert(n: int, created: datetime = T0) -> Alert:
+    item = Item(
+        id=f"item-{n}",
+        source="mofcom",
+        title=f"China tightens rare earth export licence rules ({n})",
+        link=f"https://example.org/news/{n}",
+        summary="Export licences now required for seven medium and heavy rare earths.",
+        content="稀土 出口管制",
+        published=created - timedelta(hours=1),
+        lang="en",
+    )
+    matches = (
+        Match("licensing", "export-licensing", Severity.HIGH, ("rare earth", "export licence"), "…licence…"),
+        Match("shortage", "supply-disruption", Severity.MEDIUM, ("magnet",)),
+    )
+    return Alert(id=f"alert-{n}", item=item, matches=matches, created=created)
+
+
+async def claim_alert(store: Store, n: int, now: datetime = T0, dests: tuple[str, ...] = ("hook",)) -> bool:
+    return await store.claim([f"item:{n}", f"link:{n}"], WEEK, now, make_alert(n, now), dests)
+
+
+def only(deliveries: list[Delivery], alert_id: str, destination: str) -> Delivery:
+    [found] = [d for d in deliveries if d.alert_id == alert_id and d.destination == destination]
+    return found
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_store(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeStore]:
+    """Opens stores of the backend under test; all share one SQLite file, or one Redis key prefix."""
+    redis_url = str(request.getfixturevalue("redis_url")) if backend == "redis" else ""
+    prefix = f"rwtest:{uuid.uuid4().hex[:12]}:"
+    opened: list[Store] = []
+
+    async def make(**options: Any) -> Store:
+        store: Store
+        if backend == "sqlite":
+            if "history_limit" in options:
+                options["cleanup_interval"] = timedelta(0)  # trim on every claim, as Redis does
+            store = SQLiteStore(tmp_path / "state" / "rarewatch.db", **options)
+        else:
+            store = RedisStore(redis_url, prefix=prefix, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+    if backend == "redis":
+        client = Redis.from_url(redis_url)
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> Store:
+    return await make_store()
+
+
+# --- claims -------------------------------------------------------------------------------------------------
+
+
+async def test_first_claim_wins_and_repeats_lose(store: Store) -> None:
+    assert await store.claim(["item:1"], WEEK, T0) is True
+    assert await store.claim(["item:1"], WEEK, T0) is False
+    assert await store.claim(["item:1", "link:1"], WEEK, T0 + SEC) is False
+
+
+async def test_partial_overlap_is_refused_and_changes_nothing(store: Store) -> None:
+    assert await store.claim(["item:1", "link:shared"], WEEK, T0) is True
+    assert await store.claim(["item:2", "link:shared"], WEEK, T0, make_alert(2), ["hook"]) is False
+    assert await store.get_alert("alert-2") is None
+    assert await store.deliveries() == []
+    assert await store.recent_alerts() == []
+    assert await store.claim(["item:2"], WEEK, T0) is True  # the refused claim did not take item:2
+
+
+async def test_claim_without_alert_only_marks_seen(store: Store) -> None:
+    assert await store.claim(["item:1", "link:1"], WEEK, T0, None, ["hook"]) is True
+    assert await store.recent_alerts() == []
+    assert await store.deliveries() == []
+    assert await claim_alert(store, 1) is False
+
+
+async def test_claim_records_alert_and_pending_deliveries_due_now(store: Store) -> None:
+    alert = make_alert(1)
+    assert await store.claim(["item:1", "link:1"], WEEK, T0, alert, ["hook", "slack", "hook"]) is True
+    assert await store.get_alert("alert-1") == alert
+    assert await store.recent_alerts() == [alert]
+    assert await store.due_deliveries(T0 - SEC) == []
+    due = await store.due_deliveries(T0)
+    assert [d.destination for d in due] == ["hook", "slack"]
+    assert due[0] == Delivery("alert-1", "hook", PENDING, 0, T0, T0, None, None)
+
+
+async def test_concurrent_claims_of_one_story_have_one_winner(make_store: MakeStore) -> None:
+    first, second = await make_store(), await make_store()  # two connections to the same state
+    results = await asyncio.gather(
+        *(
+            s.claim([f"item:{i}", "link:same"], WEEK, T0, make_alert(i), ["hook"])
+            for i in range(20)
+            for s in (first, second)
+        )
+    )
+    assert sum(results) == 1
+    assert len(await first.deliveries()) == 1
+
+
+# --- TTL: the one difference between the backends ----------------------------------------------------------
+
+
+async def test_claim_ttl(make_store: MakeStore, backend: str) -> None:
+    store = await make_store()
+    hour = timedelta(hours=1)
+    if backend == "sqlite":
+        # SQLite stores expiry times and compares them with the `now` argument: no sleeping.
+        assert await store.claim(["item:1", "link:1"], hour, T0) is True
+        assert await store.claim(["item:1"], hour, T0 + timedelta(minutes=59)) is False
+        assert await store.claim(["link:1"], hour, T0 + timedelta(minutes=61)) is True
+        assert await store.claim(["item:1", "link:1"], hour, T0 + timedelta(minutes=62)) is False  # link:1
+        assert await store.claim(["item:1"], hour, T0 + timedelta(minutes=62)) is True
+    else:
+        # Redis expires keys on its own clock; `now` only dates the records. So a short real TTL.
+        short = timedelta(milliseconds=300)
+        assert await store.claim(["item:1", "link:1"], short, T0) is True
+        assert await store.claim(["item:1"], short, T0 + hour) is False  # an hour of `now` changes nothing
+        await asyncio.sleep(0.5)
+        assert await store.claim(["link:1"], WEEK, T0) is True
+        assert await store.claim(["item:1"], WEEK, T0) is True
+
+
+async def test_reclaim_after_expiry_creates_fresh_deliveries(make_store: MakeStore, backend: str) -> None:
+    store = await make_store()
+    ttl, later = (timedelta(hours=1), T0 + timedelta(hours=2)) if backend == "sqlite" else (0.3 * SEC, T0)
+    assert await store.claim(["item:1"], ttl, T0, make_alert(1), ["hook"]) is True
+    await store.mark_delivered("alert-1", "hook", T0 + SEC)
+    if backend == "redis":
+        await asyncio.sleep(0.5)
+    assert await store.claim(["item:1"], ttl, later, make_alert(1, later), ["hook"]) is True
+    [delivery] = await store.deliveries()
+    assert (delivery.status, delivery.attempts, delivery.created, delivery.delivered_at) == (
+        PENDING,
+        0,
+        later,
+        None,
+    )
+
+
+# --- outbox -------------------------------------------------------------------------------------------------
+
+
+async def test_mark_failed_pushes_next_attempt(store: Store) -> None:
+    await claim_alert(store, 1, dests=("hook", "slack"))
+    await store.mark_failed("alert-1", "hook", "HTTP 503", T0 + 30 * SEC, T0)
+    await store.mark_failed("alert-1", "hook", "timeout", T0 + 90 * SEC, T0 + 30 * SEC)
+    assert [d.destination for d in await store.due_deliveries(T0 + 60 * SEC)] == ["slack"]
+    failed = only(await store.due_deliveries(T0 + 90 * SEC), "alert-1", "hook")
+    assert (failed.status, failed.attempts, failed.last_error) == (PENDING, 2, "timeout")
+    assert failed.next_attempt == T0 + 90 * SEC and failed.created == T0
+
+
+async def test_mark_delivered(store: Store) -> None:
+    await claim_alert(store, 1)
+    await store.mark_failed("alert-1", "hook", "HTTP 500", T0 + SEC, T0)
+    await store.mark_delivered("alert-1", "hook", T0 + 2 * SEC)
+    assert await store.due_deliveries(T0 + timedelta(days=1)) == []
+    [done] = await store.deliveries(DELIVERED)
+    assert (done.status, done.attempts, done.delivered_at) == (DELIVERED, 2, T0 + 2 * SEC)
+
+
+async def test_mark_dead_keeps_the_record_and_its_error(store: Store) -> None:
+    await claim_alert(store, 1)
+    await store.mark_failed("alert-1", "hook", "HTTP 500", T0 + SEC, T0)
+    await store.mark_dead("alert-1", "hook", "HTTP 400 bad payload", T0 + SEC)
+    assert await store.due_deliveries(T0 + timedelta(days=1)) == []
+    [dead] = await store.deliveries(DEAD)
+    assert (dead.status, dead.last_error, dead.attempts) == (DEAD, "HTTP 400 bad payload", 2)
+
+
+async def test_marks_of_an_unknown_delivery_are_no_ops(store: Store) -> None:
+    await store.mark_delivered("nope", "hook", T0)
+    await store.mark_failed("nope", "hook", "x", T0, T0)
+    await store.mark_dead("nope", "hook", "x", T0)
+    assert await store.deliveries() == []
+
+
+async def test_retry_makes_dead_and_pending_due_now(store: Store) -> None:
+    for n in (1, 2, 3):
+        await claim_alert(store, n, dests=("hook", "slack"))
+    await store.mark_dead("alert-1", "hook", "gone", T0)
+    await store.mark_dead("alert-1", "slack", "gone", T0)
+    await store.mark_failed("alert-2", "hook", "503", T0 + timedelta(hours=1), T0)
+    await store.mark_delivered("alert-3", "hook", T0)
+    later = T0 + timedelta(minutes=5)
+    assert await store.retry(later, destination="hook") == 2  # alert-1 (dead) and alert-2 (pending)
+    due = await store.due_deliveries(later)
+    assert {(d.alert_id, d.destination) for d in due} == {
+        ("alert-1", "hook"),
+        ("alert-2", "hook"),
+        ("alert-2", "slack"),
+        ("alert-3", "slack"),
+    }
+    revived = only(due, "alert-1", "hook")
+    assert (revived.status, revived.next_attempt, revived.last_error) == (PENDING, later, "gone")
+    assert await store.retry(later) == 5  # everything not delivered, whatever the destination
+    assert [d.alert_id for d in await store.deliveries(DEAD)] == []
+
+
+async def test_purge_by_status_and_destination(store: Store) -> None:
+    for n in (1, 2):
+        await claim_alert(store, n, dests=("hook", "slack"))
+    await store.mark_delivered("alert-1", "hook", T0)
+    await store.mark_delivered("alert-1", "slack", T0)
+    await store.mark_dead("alert-2", "hook", "gone", T0)
+    await store.mark_dead("alert-2", "slack", "gone", T0)
+    assert await store.purge(DEAD, destination="hook") == 1
+    assert [(d.alert_id, d.destination) for d in await store.deliveries(DEAD)] == [("alert-2", "slack")]
+    assert await store.purge(DELIVERED) == 2
+    assert await store.purge(DELIVERED) == 0
+    assert [d.status for d in await store.deliveries()] == [DEAD]
+    assert await store.get_alert("alert-1") == make_alert(1)  # still in the history
+
+
+async def test_deliveries_filters_order_and_limit(store: Store) -> None:
+    for n in (1, 2, 3):
+        await claim_alert(store, n, now=T0 + n * SEC, dests=("hook", "slack"))
+    await store.mark_dead("alert-2", "slack", "gone", T0)
+    everything = await store.deliveries()
+    assert [(d.alert_id, d.destination) for d in everything] == [
+        (f"alert-{n}", dest) for n in (1, 2, 3) for dest in ("hook", "slack")
+    ]
+    assert [d.alert_id for d in await store.deliveries(destination="slack")] == [
+        "alert-1",
+        "alert-2",
+        "alert-3",
+    ]
+    assert [d.alert_id for d in await store.deliveries(PENDING, "slack")] == ["alert-1", "alert-3"]
+    assert [(d.alert_id, d.destination) for d in await store.deliveries(DEAD)] == [("alert-2", "slack")]
+    assert [d.alert_id for d in await store.deliveries(destination="hook", limit=2)] == ["alert-1", "alert-2"]
+    assert len(await store.deliveries(limit=4)) == 4
+    assert await store.deliveries(destination="nowhere") == []
+
+
+async def test_due_deliveries_order_next_attempt_then_created(store: Store) -> None:
+    # Claimed out of time order, so insertion order differs from creation order.
+    await claim_alert(store, 3, now=T0 + 3 * SEC)
+    await claim_alert(store, 1, now=T0 + 1 * SEC)
+    await claim_alert(store, 2, now=T0 + 2 * SEC)
+    await claim_alert(store, 4, now=T0 + 4 * SEC)
+    await store.mark_failed("alert-4", "hook", "503", T0 + SEC / 2, T0 + 4 * SEC)  # due first
+    due = await store.due_deliveries(T0 + timedelta(minutes=1))
+    assert [d.alert_id for d in due] == ["alert-4", "alert-1", "alert-2", "alert-3"]
+    assert [d.alert_id for d in await store.due_deliveries(T0 + timedelta(minutes=1), limit=2)] == [
+        "alert-4",
+        "alert-1",
+    ]
+    # A tie on next_attempt is broken by creation time, also at the limit's edge.
+    for n in (3, 1, 2):
+        await store.mark_failed(f"alert-{n}", "hook", "503", T0 + 10 * SEC, T0 + 5 * SEC)
+    tied = await store.due_deliveries(T0 + 10 * SEC, limit=2)
+    assert [d.alert_id for d in tied] == ["alert-4", "alert-1"]
+    assert [d.alert_id for d in await store.due_deliveries(T0 + 10 * SEC, limit=1)] == ["alert-4"]
+    await store.mark_delivered("alert-4", "hook", T0)
+    assert [d.alert_id for d in await store.due_deliveries(T0 + 10 * SEC, limit=1)] == ["alert-1"]
+
+
+# --- history and source state -----------------------------------------------------------------------------
+
+
+async def test_recent_alerts_newest_first_with_limit(store: Store) -> None:
+    for n in (2, 1, 3):
+        await claim_alert(store, n, now=T0 + n * SEC)
+    assert [a.id for a in await store.recent_alerts()] == ["alert-3", "alert-2", "alert-1"]
+    assert [a.id for a in await store.recent_alerts(limit=2)] == ["alert-3", "alert-2"]
+    assert await store.recent_alerts(limit=0) == []
+
+
+async def test_get_alert_round_trips(store: Store) -> None:
+    alert = make_alert(7, created=datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    await store.claim(["item:7"], WEEK, T0, alert, [])
+    assert await store.get_alert("alert-7") == alert
+    assert await store.get_alert("missing") is None
+
+
+async def test_history_is_capped_but_alerts_with_deliveries_survive(make_store: MakeStore) -> None:
+    store = await make_store(history_limit=2)
+    await claim_alert(store, 0, now=T0, dests=("hook",))
+    for n in (1, 2, 3):
+        await claim_alert(store, n, now=T0 + n * SEC, dests=())
+    assert [a.id for a in await store.recent_alerts(10)] == ["alert-3", "alert-2"]
+    assert await store.get_alert("alert-1") is None
+    assert await store.get_alert("alert-0") == make_alert(0)  # its delivery still needs it
+    await store.purge(PENDING)
+    await claim_alert(store, 4, now=T0 + 4 * SEC, dests=())
+    assert await store.get_alert("alert-0") is None
+
+
+async def test_source_state_round_trips(store: Store) -> None:
+    assert await store.get_source_state("mofcom") is None
+    state = SourceState(
+        etag='W/"abc"',
+        last_modified="Sat, 01 Mar 2026 12:00:00 GMT",
+        last_attempt=T0,
+        last_success=T0 - SEC,
+        last_error=None,
+        consecutive_failures=0,
+        not_before=T0 + timedelta(minutes=10),
+        initialized=True,
+        extra={"cursor": "2026-03-01", "pages": [1, 2]},
+    )
+    await store.put_source_state("mofcom", state)
+    assert await store.get_source_state("mofcom") == state
+    await store.put_source_state("mofcom", SourceState(consecutive_failures=3, last_error="HTTP 503"))
+    assert await store.get_source_state("mofcom") == SourceState(
+        consecutive_failures=3, last_error="HTTP 503"
+    )
+    assert await store.get_source_state("other") is None
+
+
+async def test_open_and_close_are_idempotent(store: Store) -> None:
+    await store.open()
+    await store.open()
+    assert await store.claim(["item:1"], WEEK, T0) is True
+    await store.close()
+    await store.close()
+
+
+async def test_a_second_store_sees_the_first_ones_state(make_store: MakeStore) -> None:
+    first = await make_store()
+    assert await claim_alert(first, 1)
+    second = await make_store()
+    assert await claim_alert(second, 1) is False
+    assert [d.alert_id for d in await second.due_deliveries(T0)] == ["alert-1"]
+
+
+# --- SQLite specifics: the file, its schema, and other processes -------------------------------------------
+
+
+def sqlite_pragma(path: Path, name: str) -> Any:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_sqlite_file_is_wal_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "state.db"
+    store = open_store(f"sqlite:///{path}")  # an absolute path: four slashes in all
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "journal_mode") == "wal"
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION
+    finally:
+        await store.close()
+
+
+async def test_sqlite_second_store_on_same_file_migrates_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    await first.open()
+    await first.claim(["item:1"], WEEK, T0)
+    await second.open()  # migrations already applied: this must not re-run them (CREATE TABLE would fail)
+    try:
+        assert await second.claim(["item:1"], WEEK, T0) is False
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for statement in keys.MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {keys.CLAIMS} (key, expires) VALUES ('item:1', ?)", (keys.to_us(T0 + WEEK),)
+        )
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 2
+        assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
+        assert await claim_alert(store, 2)
+        assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
+        due_query = (
+            f"EXPLAIN QUERY PLAN SELECT * FROM {keys.DELIVERIES}"
+            " WHERE status = 'pending' AND next_attempt <= 0 ORDER BY next_attempt, created"
+        )
+        with sqlite3.connect(path) as conn:
+            plan = " ".join(str(row) for row in conn.execute(due_query))
+        conn.close()
+        assert f"{keys.DELIVERIES}_due" in plan  # the v2 index exists and serves the due query
+    finally:
+        await store.close()
+
+
+async def _create_schema(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+
+
+def test_sqlite_two_processes_never_claim_the_same_key(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    asyncio.run(_create_schema(path))  # first, so that the race is about claims only
+    script = textwrap.dedent(f"""
+        import asyncio
+        from datetime import datetime, timedelta, UTC
+        from pathlib import Path
+        from rarewatch.store.sqlite import SQLiteStore
+
+        async def main():
+            store = SQLiteStore(Path({str(path)!r}), held_cache_size=0)
+            await store.open()
+            now = datetime(2026, 3, 1, tzinfo=UTC)
+            won = []
+            for i in range(300):
+                if await store.claim([f"item:{{i}}", f"link:{{i % 150}}"], timedelta(days=1), now):
+                    won.append(i)
+            await store.close()
+            print(" ".join(map(str, won)))
+
+        asyncio.run(main())
+    """)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    wins = [int(i) for out in outputs for i in out.split()]
+    assert len(wins) == 150  # each link key won exactly once, across both processes
+    assert {i % 150 for i in wins} == set(range(150))

@@ -1,0 +1,55 @@
+"""The storage layout helpers: timestamp encoding, TTLs, Redis key names, the migration list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from rarewatch.models import DeliveryStatus
+from rarewatch.store import keys
+
+
+def test_timestamps_round_trip_exactly_to_the_microsecond() -> None:
+    when = datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC)
+    assert keys.from_us(keys.to_us(when)) == when
+    assert keys.to_us(when) < 2**53  # an exact Redis sorted-set score
+
+
+def test_timestamps_are_utc_and_naive_means_utc() -> None:
+    cst = timezone(timedelta(hours=8))
+    assert keys.to_us(datetime(2026, 3, 1, 20, tzinfo=cst)) == keys.to_us(
+        datetime(2026, 3, 1, 12, tzinfo=UTC)
+    )
+    assert keys.to_us(datetime(2026, 3, 1, 12)) == keys.to_us(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert keys.from_us(0).tzinfo is UTC
+
+
+def test_ttl_in_milliseconds_must_be_positive() -> None:
+    assert keys.ttl_ms(timedelta(days=7)) == 7 * 86_400_000
+    for bad in (timedelta(0), timedelta(microseconds=999), timedelta(seconds=-1)):
+        with pytest.raises(ValueError, match="positive"):
+            keys.ttl_ms(bad)
+
+
+def test_redis_keys_live_under_the_prefix() -> None:
+    k = keys.RedisKeys("rw:")
+    names = [
+        k.claim("item:1"), k.alert("a"), k.alerts, k.alert_refs, k.delivery("a", "hook"), k.outbox_all,
+        k.outbox(DeliveryStatus.DEAD), k.outbox_due, k.seq, k.source("mofcom"), k.version,
+    ]  # fmt: skip
+    assert all(name.startswith("rw:") for name in names)
+    assert len(set(names)) == len(names)
+
+
+def test_an_outbox_member_names_its_record() -> None:
+    k = keys.RedisKeys("rw:")
+    sep, width = keys.MEMBER_SEPARATOR, keys.MEMBER_SEQ_WIDTH
+    member = f"{42:0{width}d}{sep}alert-1{sep}hook"  # as the claim script builds it
+    assert k.delivery_of_member(member) == k.delivery("alert-1", "hook")
+    assert f"{9:0{width}d}" < f"{10:0{width}d}"  # zero-padding keeps insertion order in string order
+
+
+def test_schema_version_is_the_number_of_migrations() -> None:
+    assert keys.SCHEMA_VERSION == len(keys.MIGRATIONS) >= 2
+    assert all(statements for statements in keys.MIGRATIONS)
