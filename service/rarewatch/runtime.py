@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 import aiohttp
 
@@ -33,12 +33,18 @@ from rarewatch.scheduler import SerialOutbox
 from rarewatch.settings import (
     ConsoleDestination,
     DestinationConfig,
+    HtmlSource,
     JsonlDestination,
+    JsonSource,
     Settings,
     SlackDestination,
+    SourceConfig,
     WebhookDestination,
 )
+from rarewatch.sources.base import Source
 from rarewatch.sources.feed import FeedSource
+from rarewatch.sources.html import HtmlListSource
+from rarewatch.sources.json_api import JsonApiSource
 from rarewatch.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -59,22 +65,67 @@ class Runtime:
 
 
 def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
-    """One `Source` per enabled configured source, with its interval and first-poll lookback."""
+    """One `Source` per enabled configured source, with its interval and first-poll lookback.
+
+    A source that refuses its configuration (ValueError) becomes a `ConfigError` naming the source.
+    """
     polled = []
     for cfg in settings.sources:
         if not cfg.enabled:
             continue
-        source = FeedSource(
-            cfg.name,
-            cfg.url,
-            timeout=cfg.timeout.total_seconds(),
-            connect_timeout=cfg.connect_timeout.total_seconds(),
-            max_bytes=cfg.max_bytes,
-            headers=cfg.headers,
-            lang=cfg.lang,
-        )
+        try:
+            source = _source_for(cfg)
+        except ValueError as exc:
+            raise ConfigError(f"source {cfg.name}: {exc}") from None
         polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg)))
     return tuple(polled)
+
+
+class _FetchOptions(TypedDict):
+    """The keyword arguments every source kind takes from `_SourceBase`."""
+
+    timeout: float
+    connect_timeout: float
+    max_bytes: int
+    headers: Mapping[str, str]
+    lang: str | None
+
+
+def _source_for(cfg: SourceConfig) -> Source:
+    """The `Source` of one configured source, by its `type`."""
+    common = _FetchOptions(
+        timeout=cfg.timeout.total_seconds(),
+        connect_timeout=cfg.connect_timeout.total_seconds(),
+        max_bytes=cfg.max_bytes,
+        headers=cfg.headers,
+        lang=cfg.lang,
+    )
+    if isinstance(cfg, JsonSource):
+        fields = cfg.fields.model_dump(exclude_none=True)
+        return JsonApiSource(
+            cfg.name,
+            cfg.url,
+            items=cfg.items or "",
+            fields=fields,
+            next_page=cfg.next_page,
+            max_pages=cfg.max_pages,
+            params=cfg.params,
+            html_fields=cfg.html_fields,
+            **common,
+        )
+    if isinstance(cfg, HtmlSource):
+        return HtmlListSource(
+            cfg.name,
+            cfg.url,
+            item=cfg.item or "",
+            title=cfg.title or "",
+            link=cfg.link,
+            date=cfg.date,
+            summary=cfg.summary,
+            encoding=cfg.encoding,
+            **common,
+        )
+    return FeedSource(cfg.name, cfg.url, **common)
 
 
 def build_router(settings: Settings) -> Router:
@@ -101,12 +152,11 @@ def build_notifier(
 ) -> Notifier:
     """The notifier for one configured destination."""
     if isinstance(cfg, WebhookDestination):
-        secrets = [cfg.secret.get_secret_value()] if cfg.secret else []
         return WebhookNotifier(
             cfg.name,
             cfg.url,
             session,
-            secrets=secrets,
+            secrets=cfg.signing_secrets(),
             headers=cfg.resolved_headers(),
             timeout=cfg.timeout.total_seconds(),
             clock=clock,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +30,8 @@ from rarewatch.durations import parse_duration
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
+from rarewatch.sources import html as html_source
+from rarewatch.sources import json_api
 from rarewatch.yamlpos import YamlSyntaxError, load_single
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -67,7 +70,106 @@ class FeedSource(_SourceBase):
     type: Literal["feed"]
 
 
-SourceConfig = Annotated[FeedSource, Field(discriminator="type")]
+class JsonFields(_Strict):
+    """Dotted paths inside each JSON result (`html_url`, `agencies.0.name`); `title` and `link` required."""
+
+    title: str | None = None
+    link: str | None = None
+    summary: str | None = None
+    content: str | None = None
+    published: str | None = None
+    guid: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        return json_api.check_path(v) if v else v
+
+
+class JsonSource(_SourceBase):
+    """An HTTP JSON API: `items` is the dotted path to the results, `fields` maps each entry field."""
+
+    type: Literal["json"]
+    preset: str | None = None  # fills items/fields/next_page; see rarewatch.sources.json_api.PRESETS
+    items: str | None = None  # "" when the document itself is the list
+    fields: JsonFields = Field(default_factory=JsonFields)
+    next_page: str | None = None
+    max_pages: int = Field(default=3, ge=1, le=100)
+    params: dict[str, str | list[str]] = Field(default_factory=dict)
+    html_fields: bool = False  # the mapped strings are HTML already (WordPress `rendered` fields)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return _with_preset(data, json_api.PRESETS, nested="fields")
+
+    @field_validator("items", "next_page")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        return json_api.check_path(v) if v else v
+
+    @model_validator(mode="after")
+    def _complete(self) -> JsonSource:
+        missing = [] if self.items is not None else ["items"]
+        missing += [f"fields.{f}" for f in ("title", "link") if not getattr(self.fields, f)]
+        if missing:
+            raise ValueError(f"a json source needs {', '.join(missing)} (or a preset that sets them)")
+        return self
+
+
+class HtmlSource(_SourceBase):
+    """A list page read with CSS selectors: `item` per entry, then `title`, `link`... inside it."""
+
+    type: Literal["html"]
+    preset: str | None = None  # fills item/title/link/date; see rarewatch.sources.html.PRESETS
+    item: str | None = None
+    title: str | None = None
+    link: str | None = None  # default: the title element's href, else the item's first a[href]
+    date: str | None = None
+    summary: str | None = None
+    encoding: str | None = None  # override the page's declared charset
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return _with_preset(data, html_source.PRESETS)
+
+    @field_validator("item", "title", "link", "date", "summary")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None:
+            html_source.compile_selector(v)  # an invalid selector fails here, at its line
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str | None) -> str | None:
+        if v is not None:
+            html_source.codec_for(v)
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> HtmlSource:
+        missing = [key for key in ("item", "title") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"an html source needs {' and '.join(missing)} (or a preset that sets them)")
+        return self
+
+
+def _with_preset(data: Any, presets: Mapping[str, Mapping[str, Any]], nested: str | None = None) -> Any:
+    """`data` with the named preset's values filled in where the user set none (`nested`: merged by key)."""
+    if not isinstance(data, dict) or data.get("preset") is None:
+        return data
+    name = data["preset"]
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(sorted(presets))})")
+    merged = {**presets[name], **data}
+    if nested and isinstance(data.get(nested), dict):
+        merged[nested] = {**presets[name][nested], **data[nested]}
+    return merged
+
+
+SourceConfig = Annotated[FeedSource | JsonSource | HtmlSource, Field(discriminator="type")]
 
 
 class WebhookDestination(_Strict):
@@ -77,6 +179,8 @@ class WebhookDestination(_Strict):
     type: Literal["webhook"]
     url: str
     secret: SecretStr | None = None
+    # Rotation without downtime: sign with every listed secret (Standard Webhooks allows several).
+    secrets: list[SecretStr] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
     timeout: Duration = timedelta(seconds=10)
 
@@ -88,12 +192,31 @@ class WebhookDestination(_Strict):
         # `secret: "${TICKETS_SECRET}"` keeps the secret out of the file.
         return _expand_env(v, "secret", ValueError) if isinstance(v, str) else v
 
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets_from_env(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [_expand_env(x, "secrets", ValueError) if isinstance(x, str) else x for x in v]
+        return v
+
     @field_validator("secret")
     @classmethod
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value().startswith("whsec_"):
-            raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+        if v is not None:
+            _check_whsec(v)
         return v
+
+    @field_validator("secrets")
+    @classmethod
+    def _whsecs(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for secret in v:
+            _check_whsec(secret)
+        return v
+
+    def signing_secrets(self) -> list[str]:
+        """Every secret to sign with: `secret` first, then `secrets` (duplicates dropped)."""
+        values = ([self.secret] if self.secret else []) + self.secrets
+        return list(dict.fromkeys(s.get_secret_value() for s in values))
 
     def resolved_headers(self) -> dict[str, str]:
         """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
@@ -250,6 +373,11 @@ def _check_references(settings: Settings) -> None:
             raise ValueError(f"routes[{i}].to names unknown destination(s): {', '.join(unknown)}")
         for sev in route.match.severity:
             Severity.parse(sev)
+
+
+def _check_whsec(secret: SecretStr) -> None:
+    if not secret.get_secret_value().startswith("whsec_"):
+        raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
 
 
 def _expand_env(value: str, where: str, error: type[Exception] = ConfigError) -> str:

@@ -148,3 +148,26 @@ def test_duplicate_source_names_are_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="unique"):
         load_settings(path)
+
+
+def test_webhook_signs_with_every_rotation_secret(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "destinations:\n"
+        "  - name: t\n    type: webhook\n    url: 'https://example.org/h'\n"
+        "    secret: whsec_bmV3\n    secrets: [whsec_b2xk, whsec_bmV3]\n"
+        "routes:\n  - {to: [t]}\n",
+    )
+    hook = load_settings(path).destinations[0]
+    assert isinstance(hook, WebhookDestination)
+    assert hook.signing_secrets() == ["whsec_bmV3", "whsec_b2xk"]
+
+
+def test_slack_destination_needs_token_and_channel_or_webhook(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "destinations:\n  - {name: s, type: slack, channel: '#x'}\nroutes:\n  - {to: [s]}\n",
+    )
+    with pytest.raises(ConfigError, match="token and channel") as info:
+        load_settings(path)
+    assert info.value.line == 2

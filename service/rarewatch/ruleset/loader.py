@@ -1,0 +1,161 @@
+"""Rule files -> a validated, compiled `Ruleset`. Every error is a `RuleError` naming file, line and rule.
+
+Files and directories are accepted; a directory contributes its `*.yaml` and `*.yml` files, recursively,
+in sorted order. Each YAML document is a rule (it has `id`) or a shared vocabulary (it has `vocabulary`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from rarewatch.errors import RuleError
+from rarewatch.ruleset.compile import ExpressionError, compile_rules
+from rarewatch.ruleset.matcher import RuleOrigin, Ruleset
+from rarewatch.ruleset.schema import Rule, Vocabulary
+from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_documents
+
+_SUFFIXES = (".yaml", ".yml")
+_KEY = re.compile(r"^[a-z_]+$")  # a YAML key of the schema, as opposed to a pydantic tag
+
+
+M = TypeVar("M", Rule, Vocabulary)
+
+
+@dataclass(frozen=True)
+class _Located(Generic[M]):
+    """A validated document and where it came from."""
+
+    model: M
+    file: str
+    doc: YamlDocument
+
+    def line_of(self, loc: Sequence[int | str]) -> int:
+        return self.doc.line_of(loc)
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """The rule files named by `paths` (files as given, directories searched), each once, in order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = (p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+            files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RuleError("no such rule file or directory", file=str(path))
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    return unique
+
+
+def load_ruleset(paths: Sequence[Path]) -> Ruleset:
+    """Load, validate and compile the rules under `paths`; raise `RuleError` on the first problem."""
+    digests: list[str] = []
+    rules: list[_Located[Rule]] = []
+    vocabularies: list[_Located[Vocabulary]] = []
+    for file in rule_files(paths):
+        text = _read(file)
+        digests.append(hashlib.sha256(text.encode()).hexdigest())
+        for doc in _parse(text, str(file)):
+            model = _validate(doc, str(file))
+            if isinstance(model, Rule):
+                rules.append(_Located(model, str(file), doc))
+            else:
+                vocabularies.append(_Located(model, str(file), doc))
+    if not rules:
+        raise RuleError(f"no rules found in {', '.join(str(p) for p in paths) or '(no paths)'}")
+    by_id = _by_name(rules, lambda r: r.id, "rule id")
+    vocab = {
+        name: v.model for name, v in _by_name(vocabularies, lambda v: v.vocabulary, "vocabulary").items()
+    }
+    try:
+        compiled = compile_rules([r.model for r in rules], vocab)
+    except ExpressionError as exc:
+        home = by_id[exc.rule_id]
+        raise RuleError(str(exc), file=home.file, line=home.line_of(exc.loc), rule_id=exc.rule_id) from None
+    # The version depends on the contents only: moving or renaming the pack does not change it.
+    version = hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:12]
+    origins = {rule_id: _origin(r) for rule_id, r in by_id.items()}
+    return Ruleset(compiled, version, origins, vocab)
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"cannot read rule file: {exc.strerror}", file=str(file)) from None
+    except UnicodeDecodeError:
+        raise RuleError("rule file is not UTF-8 text", file=str(file)) from None
+
+
+def _parse(text: str, file: str) -> list[YamlDocument]:
+    try:
+        return list(load_documents(text))
+    except YamlSyntaxError as exc:
+        raise RuleError(str(exc), file=file, line=exc.line) from None
+
+
+def _validate(doc: YamlDocument, file: str) -> Rule | Vocabulary:
+    data = doc.data
+    if not isinstance(data, dict):
+        raise RuleError(
+            "a document must be a rule (a mapping with `id`) or a vocabulary (with `vocabulary`)",
+            file=file,
+            line=doc.start_line,
+        )
+    kind: type[Rule | Vocabulary] = Vocabulary if "vocabulary" in data else Rule
+    rule_id = data.get("id") if kind is Rule and isinstance(data.get("id"), str) else None
+    try:
+        model: Rule | Vocabulary = kind.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = _describe(first, len(exc.errors()) - 1)
+        raise RuleError(message, file=file, line=doc.line_of(first["loc"]), rule_id=rule_id) from None
+    return model
+
+
+def _describe(error: Any, more: int) -> str:
+    """A pydantic error as `path.to.value: message`, without pydantic's union tags ("<term>", "VocabRef")."""
+    path = ".".join(str(p) for p in error["loc"] if isinstance(p, int) or _KEY.match(p))
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    message = f"{path}: {msg}" if path else msg
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return message
+
+
+def _by_name(located: list[_Located[M]], name_of: Callable[[M], str], what: str) -> dict[str, _Located[M]]:
+    """The documents by name; a `RuleError` at a second definition of a name, naming the first."""
+    by_name: dict[str, _Located[M]] = {}
+    for d in located:
+        name = name_of(d.model)
+        first = by_name.setdefault(name, d)
+        if first is not d:
+            raise RuleError(
+                f"duplicate {what} {name!r} (first defined at {first.file}:{first.doc.start_line})",
+                file=d.file,
+                line=d.doc.start_line,
+                rule_id=name if what == "rule id" else None,
+            )
+    return by_name
+
+
+def _origin(located: _Located[Rule]) -> RuleOrigin:
+    examples = located.model.examples
+    lines = {
+        kind: tuple(located.line_of(("examples", kind, i)) for i in range(len(getattr(examples, kind))))
+        for kind in ("match", "no_match")
+    }
+    return RuleOrigin(located.file, located.doc.start_line, lines)

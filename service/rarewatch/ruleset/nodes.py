@@ -1,0 +1,283 @@
+"""Compiled rule expressions, evaluated against the term hits of one item (a `Scan`).
+
+Every node answers `test(scan, fields)` (does it hold in the item's fields given as a bit mask) and, once
+its rule has fired, `evidence(...)` (what made it hold). Children of `all`/`any`/`none` are ordered
+cheapest first, so a regex runs only when the terms around it have not already decided the answer.
+
+`anchor(weight)` is the set of terms of which at least one must be present for the node to hold, or
+None when the node can hold without any term (a regex, a `none`). The matcher evaluates a rule only on
+items where one of its anchor terms was found; `weight` (how many rules use a term) steers an `all` to
+anchor on its least shared child, so a rule about a rare phrase is not woken by every "rare earth".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from rarewatch.ruleset.text import display_text
+
+Weight = Callable[[frozenset[int]], int]
+
+
+class Hit(NamedTuple):
+    field: int  # 0 title, 1 summary, 2 content
+    start: int  # in the field's search text
+    end: int
+
+
+class Evidence(NamedTuple):
+    """One piece of what fired: a term (positions in the search text) or a regex (in the display text)."""
+
+    field: int
+    start: int
+    end: int
+    label: str
+    in_search_text: bool
+
+
+class Scan:
+    """One item as the rules see it: its fields, their search texts and the term hits found in them."""
+
+    __slots__ = ("_display", "hits", "masks", "raw", "regex_results", "search", "snippets")
+
+    def __init__(
+        self, raw: Sequence[str], search: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
+    ) -> None:
+        self.raw = raw
+        self.search = search
+        self.hits = hits  # term id -> hits, in text order per field
+        self.masks = masks  # term id -> bit mask of the fields it was found in
+        self.regex_results: dict[tuple[int, int], Evidence | None] = {}
+        self.snippets: dict[Evidence, str] = {}  # rules that fire on the same first hit share a snippet
+        self._display: dict[int, str] = {}
+
+    def display(self, field: int) -> str:
+        """The NFKC text of a field, computed once and only when a regex or a snippet needs it."""
+        text = self._display.get(field)
+        if text is None:
+            text = self._display[field] = display_text(self.raw[field])
+        return text
+
+    def first_hit(self, tid: int, fields: int) -> Hit | None:
+        for hit in self.hits.get(tid, ()):
+            if (1 << hit.field) & fields:
+                return hit
+        return None
+
+
+class TermSet:
+    """A term, or a vocabulary: holds when any of its terms was found in the rule's fields."""
+
+    __slots__ = ("labels", "tids")
+    cost = 1
+
+    def __init__(self, tids: frozenset[int], labels: Sequence[str]) -> None:
+        self.tids = tids
+        self.labels = labels  # the term table's labels, indexed by term id
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        tids = self.tids
+        # Few terms are found in one item: walk those, not the (possibly long) vocabulary. A plain loop:
+        # this is the hottest test, and a generator costs more than the work here.
+        for tid, mask in scan.masks.items():  # noqa: SIM110
+            if mask & fields and tid in tids:
+                return True
+        return False
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        for tid in scan.masks.keys() & self.tids:
+            hit = scan.first_hit(tid, fields)
+            if hit is not None:
+                out.append(Evidence(hit.field, hit.start, hit.end, self.labels[tid], True))
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        return self.tids
+
+    def term_ids(self) -> frozenset[int]:
+        return self.tids
+
+
+class Near:
+    """`near: [A, B], within: N`: a hit of A and a hit of B in the same field, at most N words apart
+    (words between them), or N characters when either term is CJK. Either order; overlaps count."""
+
+    __slots__ = ("latin", "left", "right", "within")
+    cost = 3
+
+    def __init__(self, left: TermSet, right: TermSet, within: int, latin: Sequence[bool]) -> None:
+        self.left = left
+        self.right = right
+        self.within = within
+        self.latin = latin  # per term id: True when the term has no CJK character
+
+    def _pair(self, scan: Scan, fields: int) -> tuple[tuple[int, Hit], tuple[int, Hit]] | None:
+        lefts = _hits_of(scan, self.left.tids, fields)
+        rights = _hits_of(scan, self.right.tids, fields) if lefts else []
+        for a in lefts:
+            for b in rights:
+                if a[1].field == b[1].field and self._close(scan.search[a[1].field], a, b):
+                    return a, b
+        return None
+
+    def _close(self, text: str, a: tuple[int, Hit], b: tuple[int, Hit]) -> bool:
+        (tid_a, first), (tid_b, second) = (a, b) if a[1].start <= b[1].start else (b, a)
+        gap_start, gap_end = first.end, second.start
+        if gap_end <= gap_start:
+            return True
+        if self.latin[tid_a] and self.latin[tid_b]:
+            # Search text has single spaces between words: k words in between = k + 1 spaces.
+            return text.count(" ", gap_start, gap_end) - 1 <= self.within
+        return gap_end - gap_start <= self.within
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        return self._pair(scan, fields) is not None
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        pair = self._pair(scan, fields)
+        if pair is not None:
+            for tid, hit in pair:
+                out.append(Evidence(hit.field, hit.start, hit.end, self.left.labels[tid], True))
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        return min((self.left.tids, self.right.tids), key=weight)
+
+    def term_ids(self) -> frozenset[int]:
+        return self.left.tids | self.right.tids
+
+
+def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, Hit]]:
+    return [
+        (tid, hit)
+        for tid in scan.masks.keys() & tids
+        if scan.masks[tid] & fields
+        for hit in scan.hits[tid]
+        if (1 << hit.field) & fields
+    ]
+
+
+class Regex:
+    """`{regex: ...}`: searched in each selected field's display text; results cached per item."""
+
+    __slots__ = ("key", "pattern")
+    cost = 20
+
+    def __init__(self, source: str, case_sensitive: bool, key: int) -> None:
+        flags = 0 if case_sensitive else re.IGNORECASE
+        # The text is NFKC: normalise the pattern too, so a full-width character in it can still match.
+        self.pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
+        self.key = key  # unique per regex node: the cache key
+
+    def _search(self, scan: Scan, fields: int) -> Evidence | None:
+        cache_key = (self.key, fields)
+        if cache_key in scan.regex_results:
+            return scan.regex_results[cache_key]
+        found = None
+        for field in range(len(scan.raw)):
+            if (1 << field) & fields and scan.raw[field]:
+                m = self.pattern.search(scan.display(field))
+                if m is not None:
+                    found = Evidence(field, m.start(), m.end(), m.group(), False)
+                    break
+        scan.regex_results[cache_key] = found
+        return found
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        return self._search(scan, fields) is not None
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        found = self._search(scan, fields)
+        if found is not None:
+            out.append(found)
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        return None
+
+    def term_ids(self) -> frozenset[int]:
+        return frozenset()
+
+
+class AllOf:
+    __slots__ = ("children", "cost")
+    cost: int
+
+    def __init__(self, children: Sequence[Node]) -> None:
+        self.children = tuple(sorted(children, key=lambda c: c.cost))
+        self.cost = sum(c.cost for c in children)
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
+            if not c.test(scan, fields):
+                return False
+        return True
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        for c in self.children:
+            c.evidence(scan, fields, out)
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        anchors = [a for a in (c.anchor(weight) for c in self.children) if a is not None]
+        return min(anchors, key=weight) if anchors else None
+
+    def term_ids(self) -> frozenset[int]:
+        return frozenset().union(*(c.term_ids() for c in self.children))
+
+
+class AnyOf:
+    __slots__ = ("children", "cost")
+    cost: int
+
+    def __init__(self, children: Sequence[Node]) -> None:
+        self.children = tuple(sorted(children, key=lambda c: c.cost))
+        self.cost = sum(c.cost for c in children)
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
+            if c.test(scan, fields):
+                return True
+        return False
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        for c in self.children:
+            if c.test(scan, fields):
+                c.evidence(scan, fields, out)
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        anchors = [c.anchor(weight) for c in self.children]
+        if any(a is None for a in anchors):
+            return None
+        return frozenset().union(*(a for a in anchors if a is not None))
+
+    def term_ids(self) -> frozenset[int]:
+        return frozenset().union(*(c.term_ids() for c in self.children))
+
+
+class NoneOf:
+    """`none: [...]`: holds when no child holds. Its terms never wake a rule, and are not evidence."""
+
+    __slots__ = ("children", "cost")
+    cost: int
+
+    def __init__(self, children: Sequence[Node]) -> None:
+        self.children = tuple(sorted(children, key=lambda c: c.cost))
+        self.cost = sum(c.cost for c in children)
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
+            if c.test(scan, fields):
+                return False
+        return True
+
+    def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
+        return None
+
+    def anchor(self, weight: Weight) -> frozenset[int] | None:
+        return None
+
+    def term_ids(self) -> frozenset[int]:
+        return frozenset()
+
+
+Node = TermSet | Near | Regex | AllOf | AnyOf | NoneOf

@@ -1,0 +1,134 @@
+"""The text form that terms are searched in, and the spelling variants a term is searched under.
+
+Search text: NFKC, lower case, hyphens/dashes/apostrophes turned into spaces, every run of whitespace
+collapsed to one space. Terms go through the same function, so "Rare-Earth" in a rule and "rare  earths"
+in a story meet as "rare earth". Lower-casing is kept one character for one character and the only
+step that changes lengths is the whitespace collapse, so a position in the search text can be mapped
+back to the displayed (NFKC) text for snippets, lazily, only for rules that fired.
+
+Spelling: a term is stored in a canonical spelling ("licence" -> "license", "-ise" -> "-ize") and searched
+under every variant of it (both spellings, a hyphenated compound also written closed, a final "-y" also
+as "-ies"). Variants cost nothing per item: they are extra keys of the one automaton.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Dashes and apostrophes separate words: "rare-earth" = "rare earth", "earth's" = "earth s".
+_SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d'`\u2018\u2019\u02bc\uff07"
+_FOLD = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
+# The same fold for ASCII text, as a bytes table (several times faster than `str.translate`): lower
+# case, and separators and control whitespace to spaces (`str.split` would treat them as spaces anyway).
+_ASCII_FOLD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz            ",
+)
+_SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
+_TOKEN = re.compile(r"\S+")
+
+# (British, American) pairs folded to the second spelling; every variant is searched.
+SPELLING_PAIRS: tuple[tuple[str, str], ...] = (
+    ("licenc", "licens"),
+    ("defenc", "defens"),
+    ("offenc", "offens"),
+)
+# Word endings "-ise/-ised/-ising/-isation" <-> "-ize/...", after at least two letters ("rise" stays).
+_ISE = re.compile(r"(?<=[a-z]{2})is(e|ed|es|ing|ation|ations)\b")
+_IZE = re.compile(r"(?<=[a-z]{2})iz(e|ed|es|ing|ation|ations)\b")
+_Y_PLURAL = re.compile(r"(?<=[b-df-hj-np-tv-z])y$")
+_HYPHEN_BETWEEN_WORDS = re.compile(r"(?<=\w)[-\u2010\u2011](?=\w)")
+
+
+def is_cjk(char: str) -> bool:
+    """Han, kana, Hangul and their punctuation: scripts written without spaces between words."""
+    o = ord(char)
+    return 0x2E80 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF
+
+
+def is_word_char(char: str) -> bool:
+    """A letter or digit of a script that separates words with spaces (Latin, Greek, Cyrillic, ...).
+
+    CJK characters are not word characters: "稀土NdFeB" has a word boundary before "NdFeB".
+    """
+    return char.isalnum() and (char < "\u2e80" or not is_cjk(char))
+
+
+def _lower(s: str) -> str:
+    low = s.lower()
+    if len(low) == len(s):
+        return low
+    # A few characters lower-case to two ("İ" -> "i̇"): keep those as they are, so lengths stay equal.
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in s)
+
+
+def fold(display: str) -> str:
+    """Lower case, separators to spaces; one character for one character of `display`."""
+    low = _lower(display)
+    # `str.translate` walks every character in Python-level table lookups: skip it when there is
+    # nothing to translate, as in most Chinese text.
+    return low.translate(_FOLD) if _SEPARATOR.search(low) else low
+
+
+def display_text(raw: str) -> str:
+    """The text as shown in snippets and searched by regexes: NFKC (ASCII is already NFKC)."""
+    return raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+
+
+def search_text(raw: str) -> str:
+    """The text terms are searched in (see the module docstring). Hot path: runs once per field."""
+    if raw.isascii():
+        text = raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
+        if "  " not in text and text[:1] != " " and text[-1:] != " ":
+            return text  # already collapsed: the common case for normalised items
+        return " ".join(text.split())
+    return " ".join(fold(display_text(raw)).split())
+
+
+def canonical_term(term: str) -> str:
+    """The canonical search form of a rule term: `search_text` plus the spelling folds."""
+    key = search_text(term)
+    for british, american in SPELLING_PAIRS:
+        key = key.replace(british, american)
+    return _ISE.sub(r"iz\1", key)
+
+
+def term_variants(term: str) -> frozenset[str]:
+    """Every spelling a term is searched under (the canonical one included)."""
+    key = canonical_term(term)
+    keys = {key, _IZE.sub(r"is\1", key)}
+    for british, american in SPELLING_PAIRS:
+        keys |= {k.replace(american, british) for k in keys}
+    if _HYPHEN_BETWEEN_WORDS.search(display_text(term)):
+        # "anti-dumping" is also written "antidumping" (but "rare earth" is never "rareearth").
+        keys |= {canonical_term(_HYPHEN_BETWEEN_WORDS.sub("", display_text(term)))}
+    keys |= {_Y_PLURAL.sub("ies", k) for k in keys}
+    return frozenset(keys)
+
+
+def search_offset_to_display(display: str, pos: int) -> int:
+    """Map a position in `search_text(display)` back to a position in `display` (undo the collapse)."""
+    cursor = 0
+    for token in _TOKEN.finditer(fold(display)):
+        length = token.end() - token.start()
+        if pos <= cursor + length:
+            return token.start() + (pos - cursor)
+        cursor += length + 1
+    return len(display)
+
+
+def snippet(display: str, start: int, end: int, width: int = 160) -> str:
+    """About `width` characters of `display` around [start, end), whitespace collapsed, "…" where cut."""
+    lead = max(0, (width - (end - start)) // 3)
+    a = max(0, start - lead)
+    b = min(len(display), a + width)
+    a = max(0, b - width)
+    if a > 0:  # do not start or end inside a word when a space is near
+        space = display.find(" ", a, min(start, a + 20))
+        a = space + 1 if space >= 0 else a
+    if b < len(display):
+        space = display.rfind(" ", max(end, b - 20), b)
+        b = space if space >= 0 else b
+    text = " ".join(display[a:b].split())
+    return ("…" if a > 0 else "") + text + ("…" if b < len(display) else "")

@@ -1,0 +1,125 @@
+"""`rules_check` and `match_jsonl`: exit codes, messages and the JSON Lines contract."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.unit.ruleset.conftest import RuleWriter, rule
+
+from rarewatch.commands.rules import match_jsonl, rules_check
+from rarewatch.paths import bundled_rules_dir
+from rarewatch.ruleset import CATEGORIES, load_ruleset
+
+GOOD = rule("lic", "{all: [rare earth, export licence]}") + (
+    "examples:\n"
+    "  match:\n"
+    "    - Rare-earth export licences tightened\n"
+    "    - {title: New rules, summary: rare earth export licence required}\n"
+    "  no_match:\n"
+    "    - Software export licence\n"
+)
+
+
+def run_match(rules: Path, lines: str, explain: bool = False) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    assert match_jsonl([rules], explain, io.StringIO(lines), out) == 0
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_rules_check_passes_a_good_pack(write_rules: RuleWriter) -> None:
+    out = io.StringIO()
+    assert rules_check([write_rules(GOOD)], out) == 0
+    assert out.getvalue().startswith("1 rules, 3 examples, 0 failures")
+
+
+def test_rules_check_reports_failing_examples_with_their_line(write_rules: RuleWriter) -> None:
+    path = write_rules(GOOD.replace("Software export licence", "Rare earth export licence for software"))
+    out = io.StringIO()
+    assert rules_check([path], out) == 1
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(
+        f"{path}:11 [rule lic]: no_match example fired on ['rare earth', 'export licence']"
+    )
+    assert lines[-1].startswith("1 rules, 3 examples, 1 failures")
+
+
+def test_rules_check_reports_a_match_example_that_does_not_fire(write_rules: RuleWriter) -> None:
+    path = write_rules(GOOD.replace("    - Rare-earth export licences tightened", "    - Rare earth prices"))
+    out = io.StringIO()
+    assert rules_check([path], out) == 1
+    assert f"{path}:8 [rule lic]: match example did not fire: 'Rare earth prices'" in out.getvalue()
+
+
+def test_rules_check_exits_2_on_invalid_rules(write_rules: RuleWriter) -> None:
+    path = write_rules(GOOD.replace("severity: high", "severity: severe"))
+    out = io.StringIO()
+    assert rules_check([path], out) == 2
+    assert out.getvalue().startswith(f"{path}:4 [rule lic]: severity: unknown severity 'severe'")
+
+
+def test_example_of_a_source_restricted_rule_uses_its_first_source(write_rules: RuleWriter) -> None:
+    text = rule("r", "gallium", sources="[mofcom]") + (
+        "examples:\n  match: [Gallium news]\n  no_match: [{title: Gallium news, source: other}]\n"
+    )
+    assert rules_check([write_rules(text)], io.StringIO()) == 0
+
+
+def test_the_bundled_pack_passes_and_covers_every_category() -> None:
+    out = io.StringIO()
+    assert rules_check([bundled_rules_dir()], out) == 0, out.getvalue()
+    ruleset = load_ruleset([bundled_rules_dir()])
+    assert {r.category for r in ruleset.rules} == set(CATEGORIES)
+    for r in ruleset.rules:
+        assert len(r.examples.match) >= 5 and len(r.examples.no_match) >= 5, r.id
+
+
+def test_match_jsonl_writes_one_line_per_input_line_in_order(write_rules: RuleWriter) -> None:
+    rules = write_rules(GOOD + "---\n" + rule("other", "gallium").replace("export-licensing", "prosecution"))
+    lines = (
+        json.dumps({"id": "x1", "title": "Rare-earth export licences tightened", "link": "https://x.org"})
+        + "\nnot json\n"
+        + json.dumps({"title": "Gallium and rare earth export licence", "source": "s", "lang": "en"})
+        + "\n[1, 2]\n\n"
+        + json.dumps({"id": 7, "title": 5})
+        + "\n"
+        + json.dumps({"id": "x6"})
+        + "\n\n  \n"
+    )
+    out = run_match(rules, lines)
+    assert [o["id"] for o in out] == ["x1", 2, 3, 4, 5, 7, "x6"]
+    assert out[0] == {
+        "id": "x1",
+        "matches": [{"rule": "lic", "category": "export-licensing", "severity": "high"}],
+    }
+    assert out[1]["matches"] == [] and out[1]["error"].startswith("invalid JSON")
+    assert [m["rule"] for m in out[2]["matches"]] == ["lic", "other"]
+    assert out[3] == {"id": 4, "matches": [], "error": "not a JSON object"}
+    assert out[4] == {"id": 5, "matches": [], "error": "empty line"}
+    assert out[5] == {"id": 7, "matches": [], "error": "not a string: title"}
+    assert out[6] == {"id": "x6", "matches": []}
+
+
+def test_match_jsonl_explain_adds_terms(write_rules: RuleWriter) -> None:
+    line = json.dumps({"id": 1, "title": "稀土 news", "summary": "Rare earth export licence"}) + "\n"
+    (out,) = run_match(write_rules(GOOD), line, explain=True)
+    assert out["matches"][0]["terms"] == ["rare earth", "export licence"]
+
+
+def test_match_jsonl_normalises_html_and_width(write_rules: RuleWriter) -> None:
+    line = json.dumps({"summary": "<p><b>Rare</b> earth</p> ＥＸＰＯＲＴ &amp; export licence"}) + "\n"
+    (out,) = run_match(write_rules(GOOD), line)
+    assert [m["rule"] for m in out["matches"]] == ["lic"]
+
+
+def test_match_jsonl_exits_2_on_invalid_rules(
+    write_rules: RuleWriter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_rules(rule("x", "{any: [a]}"))
+    out = io.StringIO()
+    assert match_jsonl([path], False, io.StringIO("{}\n"), out) == 2
+    assert out.getvalue() == ""
+    assert str(path) in capsys.readouterr().err
