@@ -141,3 +141,35 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
         yield rx
     finally:
         await rx.server.close()
+
+
+@dataclass
+class SlackApi:
+    """A stand-in for Slack's Web API `chat.postMessage`: records posts, answers with increasing ts."""
+
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    server: TestServer | None = None
+
+    @property
+    def api_url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/api/"))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        assert request.headers.get("Authorization", "").startswith("Bearer xoxb-")
+        body = await request.json()
+        self.posts.append(body)
+        return web.json_response({"ok": True, "channel": body["channel"], "ts": f"{len(self.posts)}.0001"})
+
+
+@asynccontextmanager
+async def slack_api() -> AsyncIterator[SlackApi]:
+    api = SlackApi()
+    app = web.Application()
+    app.router.add_post("/api/chat.postMessage", api.handle)
+    api.server = TestServer(app, host="127.0.0.1")
+    await api.server.start_server()
+    try:
+        yield api
+    finally:
+        await api.server.close()

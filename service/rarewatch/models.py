@@ -97,18 +97,42 @@ class Match:
         )
 
 
+class AlertKind(enum.StrEnum):
+    """What an alert is: a new story, another report of a known story, or a digest of several alerts."""
+
+    ALERT = "alert"
+    UPDATE = "update"
+    DIGEST = "digest"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One story that matched one or more rules. `id` is stable: the same for every destination and retry."""
+    """One story that matched one or more rules. `id` is stable: the same for every destination and retry.
+
+    An `update` is a later report of a story already alerted: `story` is the first alert's id. For a new
+    story `story` equals `id`. A `digest` (built by the outbox, never stored) folds `children` into one
+    message. `materials` and `countries` are the evidence the rule pack recognised in the item.
+    """
 
     id: str
     item: Item
     matches: tuple[Match, ...]
     created: datetime
+    kind: AlertKind = AlertKind.ALERT
+    story: str = ""
+    materials: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    rules_version: str = ""
+    children: tuple[Alert, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.story:
+            object.__setattr__(self, "story", self.id)
 
     @property
     def severity(self) -> Severity:
-        return max(m.severity for m in self.matches)
+        matches = self.matches or tuple(m for child in self.children for m in child.matches)
+        return max((m.severity for m in matches), default=Severity.INFO)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -131,6 +155,11 @@ class Alert:
                 "lang": item.lang,
             },
             "matches": [m.to_dict() for m in self.matches],
+            "kind": self.kind.value,
+            "story": self.story,
+            "materials": list(self.materials),
+            "countries": list(self.countries),
+            "rules_version": self.rules_version,
         }
 
     @classmethod
@@ -151,6 +180,11 @@ class Alert:
             item=item,
             matches=tuple(Match.from_dict(m) for m in data["matches"]),
             created=datetime.fromisoformat(data["created"]),
+            kind=AlertKind(data.get("kind", "alert")),
+            story=data.get("story", ""),
+            materials=tuple(data.get("materials", ())),
+            countries=tuple(data.get("countries", ())),
+            rules_version=data.get("rules_version", ""),
         )
 
 
@@ -172,6 +206,8 @@ class Delivery:
     next_attempt: datetime
     last_error: str | None = None
     delivered_at: datetime | None = None
+    receipt: str | None = None  # what the destination answered, e.g. a Slack message ts (for threads)
+    digest: bool = False  # held for a digest (a route's `digest:` or the storm guard), not sent alone
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,13 @@ import aiohttp
 
 from rarewatch.clock import Clock
 from rarewatch.errors import SourceError
-from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
+from rarewatch.models import Alert, AlertKind, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
-from rarewatch.routing import Router
+from rarewatch.routing import Router, next_boundary
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
+from rarewatch.stories import DEFAULT_THRESHOLD, same_story, signature_keys
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_SOURCE_BACKOFF = timedelta(hours=6)
 # Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
 _YIELD_EVERY = 500
+# Near-duplicate candidates checked exactly per item; LSH bands rarely give more than one or two.
+MAX_CANDIDATES = 5
 
 Status = Literal["ok", "not_modified", "error", "skipped"]
 
@@ -69,6 +72,15 @@ def story_keys(item: Item) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _same_event(known: Alert, new: Alert, threshold: float) -> bool:
+    """Near-duplicate titles about the same materials and kind of event are one story."""
+    if known.materials and new.materials and set(known.materials) != set(new.materials):
+        return False
+    if not set(known.categories) & set(new.categories):
+        return False
+    return same_story(known.item.title, new.item.title, threshold)
+
+
 def alert_id(item: Item) -> str:
     """An alert's id is its item's stable id: the same for every destination and every retry."""
     return item.id
@@ -87,6 +99,8 @@ class Pipeline:
         clock: Clock,
         dedup_window: timedelta,
         rng: random.Random | None = None,
+        near_duplicate_threshold: float = DEFAULT_THRESHOLD,
+        max_updates_per_story: int = 10,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
@@ -95,6 +109,8 @@ class Pipeline:
         self.clock = clock
         self.dedup_window = dedup_window
         self.rng = rng or random.Random()
+        self.near_duplicate_threshold = near_duplicate_threshold
+        self.max_updates_per_story = max_updates_per_story
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
@@ -132,11 +148,79 @@ class Pipeline:
                 # A new source's back catalogue: remember it as seen, alert on nothing old.
                 await self.store.claim(story_keys(item), self.dedup_window, now)
                 continue
-            alert = Alert(id=alert_id(item), item=item, matches=tuple(matches), created=now)
-            destinations = self.router.route(alert)
-            if await self.store.claim(story_keys(item), self.dedup_window, now, alert, destinations):
+            alert = await self._admit_one(item, matches, now)
+            if alert is not None:
                 alerts.append(alert)
         return len(result.entries), matched, alerts
+
+    async def _admit_one(self, item: Item, matches: list[Match], now: datetime) -> Alert | None:
+        """Claim one matching item: a new story (alert), another report of a known one (update), or
+        nothing when this very item was seen before. Returns what was claimed."""
+        for _ in range(2):
+            claimed, contended = await self._try_admit(item, matches, now)
+            if not contended:
+                return claimed
+        # Lost the race twice (another poll claimed the same keys meanwhile): it is seen, not lost.
+        return None
+
+    async def _try_admit(self, item: Item, matches: list[Match], now: datetime) -> tuple[Alert | None, bool]:
+        """One attempt; `contended` when a concurrent poll claimed a key between our look and our claim
+        (then the caller looks again, and this item usually becomes an update of that story)."""
+        keys = story_keys(item)
+        similar = signature_keys(item.title)
+        held = await self.store.held(keys + similar, now)
+        if keys[0] in held:
+            return None, False  # this very item was seen before
+        entities = self.ruleset.entities(item)
+        alert = Alert(
+            id=alert_id(item),
+            item=item,
+            matches=tuple(matches),
+            created=now,
+            materials=entities.materials,
+            countries=entities.countries,
+            rules_version=self.ruleset.version,
+        )
+        first = await self._known_story(alert, keys, similar, held)
+        if first is not None:
+            alert = replace(alert, kind=AlertKind.UPDATE, story=first.story)
+            keys = tuple(k for k in keys if k not in held)
+            if await self._too_many_updates(first.story, now):
+                await self.store.claim(keys, self.dedup_window, now, alert)  # recorded, not sent
+                return None, False
+        destinations, held_until = self._plan(alert, now)
+        if not await self.store.claim(
+            keys, self.dedup_window, now, alert, destinations, held_until=held_until
+        ):
+            return None, True
+        if first is None and similar:
+            await self.store.remember(similar, alert.id, self.dedup_window, now)
+        return alert, False
+
+    async def _known_story(
+        self, alert: Alert, keys: Sequence[str], similar: Sequence[str], held: dict[str, str | None]
+    ) -> Alert | None:
+        """The first alert of the story `alert` reports again: the same canonical link, or a
+        near-duplicate title about the same materials (checked exactly, not just by LSH band)."""
+        owners = [held[k] for k in keys[1:] if held.get(k)]
+        candidates = [held[k] for k in similar if held.get(k)]
+        for owner in dict.fromkeys(owners + candidates[:MAX_CANDIDATES]):
+            assert owner is not None
+            known = await self.store.get_alert(owner)
+            if known is None:
+                continue
+            if owner in owners or _same_event(known, alert, self.near_duplicate_threshold):
+                return known
+        return None
+
+    async def _too_many_updates(self, story: str, now: datetime) -> bool:
+        count = await self.store.count_in_window(f"updates:{story}", self.dedup_window, now)
+        return count > self.max_updates_per_story
+
+    def _plan(self, alert: Alert, now: datetime) -> tuple[tuple[str, ...], dict[str, datetime]]:
+        plan = self.router.plan(alert)
+        held_until = {d: next_boundary(now, p) for d, p in plan.items() if p is not None}
+        return tuple(plan), held_until
 
     def _match(self, entries: Iterable[RawEntry], now: datetime) -> Iterable[tuple[Item, list[Match]]]:
         for entry in entries:

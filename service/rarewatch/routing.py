@@ -3,13 +3,19 @@
 Every route whose match fits the alert applies (there is no Alertmanager-style `continue: false`).
 Within one route every non-empty field must fit; an empty field fits anything. A field fits when ANY
 of the alert's matches has a listed category, severity or rule; `sources` is compared with the item's
-source. The destinations of all fitting routes are merged, first-seen order, each at most once.
+source; `materials` and `countries` with the evidence the rule pack found in the item. The destinations
+of all fitting routes are merged, first-seen order, each at most once.
+
+A route may ask for a digest (`digest: hourly|daily`): its destinations then get the alert folded into
+one summary at the next period boundary instead of at once — unless another fitting route sends the
+alert to the same destination directly, which wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from rarewatch.models import Alert, Severity
@@ -26,6 +32,9 @@ class RouteRule:
     severities: frozenset[Severity] = frozenset()
     sources: frozenset[str] = frozenset()
     rules: frozenset[str] = frozenset()
+    materials: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    digest: timedelta | None = None  # fold into one message per period instead of sending at once
 
     def fits(self, alert: Alert) -> bool:
         """True when every non-empty filter of this route fits the alert."""
@@ -35,6 +44,8 @@ class RouteRule:
             and _any_in(self.severities, (m.severity for m in matches))
             and _any_in(self.rules, (m.rule for m in matches))
             and _any_in(self.sources, (alert.item.source,))
+            and _any_in(self.materials, alert.materials)
+            and _any_in(self.countries, alert.countries)
         )
 
 
@@ -51,8 +62,29 @@ class Router:
 
     def route(self, alert: Alert) -> tuple[str, ...]:
         """The destinations of every route that fits `alert`, deduplicated in first-seen order."""
-        seen: dict[str, None] = {}
+        return tuple(self.plan(alert))
+
+    def plan(self, alert: Alert) -> dict[str, timedelta | None]:
+        """Each destination of the fitting routes with its digest period (None: send at once)."""
+        plan: dict[str, timedelta | None] = {}
         for route in self._routes:
-            if route.fits(alert):
-                seen.update(dict.fromkeys(route.to))
-        return tuple(seen)
+            if not route.fits(alert):
+                continue
+            for dest in route.to:
+                plan[dest] = _sooner(plan[dest], route.digest) if dest in plan else route.digest
+        return plan
+
+
+def _sooner(a: timedelta | None, b: timedelta | None) -> timedelta | None:
+    """The more immediate of two delivery modes: at once (None) beats any digest, a shorter digest wins."""
+    if a is None or b is None:
+        return None
+    return min(a, b)
+
+
+def next_boundary(now: datetime, period: timedelta) -> datetime:
+    """The next multiple of `period` since the Unix epoch, in UTC (hourly: the next full hour; daily:
+    the next midnight UTC)."""
+    step = period.total_seconds()
+    seconds = now.timestamp()
+    return datetime.fromtimestamp((seconds // step + 1) * step, tz=UTC)

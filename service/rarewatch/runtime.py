@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TextIO, TypedDict
@@ -17,20 +17,24 @@ import aiohttp
 
 from rarewatch import __version__
 from rarewatch.clock import Clock, SystemClock
+from rarewatch.delivery.alertmanager import AlertmanagerNotifier
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.console import ConsoleNotifier
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.slack import SlackNotifier
+from rarewatch.delivery.template import PayloadTemplate
 from rarewatch.delivery.webhook import WebhookNotifier
 from rarewatch.errors import ConfigError
 from rarewatch.metrics import Metrics
-from rarewatch.models import Severity
+from rarewatch.models import Alert, Severity
 from rarewatch.pipeline import Pipeline, PolledSource
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.scheduler import SerialOutbox
 from rarewatch.settings import (
+    AlertmanagerDestination,
+    AppriseDestination,
     ConsoleDestination,
     DestinationConfig,
     HtmlSource,
@@ -137,6 +141,9 @@ def build_router(settings: Settings) -> Router:
                 severities=frozenset(Severity.parse(s) for s in r.match.severity),
                 sources=frozenset(r.match.source),
                 rules=frozenset(r.match.rule),
+                materials=frozenset(m.lower() for m in r.match.material),
+                countries=frozenset(c.lower() for c in r.match.country),
+                digest=r.digest,
             )
             for r in settings.routes
         ]
@@ -160,7 +167,21 @@ def build_notifier(
             headers=cfg.resolved_headers(),
             timeout=cfg.timeout.total_seconds(),
             clock=clock,
+            body=_webhook_body(cfg, settings),
+            content_type=cfg.content_type,
         )
+    if isinstance(cfg, AlertmanagerDestination):
+        return AlertmanagerNotifier(
+            cfg.name,
+            cfg.url,
+            session,
+            timeout=cfg.timeout.total_seconds(),
+            headers=cfg.resolved_headers(),
+            resolve_after=cfg.resolve_after,
+            clock=clock,
+        )
+    if isinstance(cfg, AppriseDestination):
+        return _apprise_notifier(cfg)
     if isinstance(cfg, ConsoleDestination):
         return ConsoleNotifier(cfg.name, stream=stdout)
     if isinstance(cfg, JsonlDestination):
@@ -176,6 +197,34 @@ def build_notifier(
             clock=clock,
         )
     raise ConfigError(f"destination {cfg.name}: unsupported type")
+
+
+def _webhook_body(cfg: WebhookDestination, settings: Settings) -> Callable[[Alert], bytes] | None:
+    """The template renderer of a templated webhook (None: the v1 payload); errors name the destination."""
+    if cfg.template is None:
+        return None
+    path = settings.resolve_path(cfg.template)
+    try:
+        template = PayloadTemplate.from_file(path, json=cfg.template_json, params=cfg.template_vars)
+    except ValueError as exc:
+        raise ConfigError(f"destination {cfg.name}: {exc}") from None
+    return template.render
+
+
+def _apprise_notifier(cfg: AppriseDestination) -> Notifier:
+    # Imported here: Apprise takes about 0.3 s to import, paid only by configurations that use it.
+    from rarewatch.delivery.apprise_notifier import AppriseNotifier
+
+    try:
+        return AppriseNotifier(
+            cfg.name,
+            [url.get_secret_value() for url in cfg.urls],
+            title_template=cfg.title_template,
+            body_format=cfg.body_format,
+            timeout=cfg.timeout.total_seconds(),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"destination {cfg.name}: {exc}") from None
 
 
 @asynccontextmanager
@@ -197,7 +246,14 @@ async def open_runtime(
             notifiers[cfg.name] = build_notifier(cfg, settings, session, clock, stdout or sys.stdout)
             stack.push_async_callback(notifiers[cfg.name].close)
         outbox = Outbox(
-            store, notifiers, clock=clock, max_age=settings.outbox.max_age, batch=settings.outbox.batch
+            store,
+            notifiers,
+            clock=clock,
+            max_age=settings.outbox.max_age,
+            batch=settings.outbox.batch,
+            max_per_hour={
+                d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
+            },
         )
         pipeline = Pipeline(
             store=store,
@@ -206,6 +262,8 @@ async def open_runtime(
             session=session,
             clock=clock,
             dedup_window=settings.dedup_window,
+            near_duplicate_threshold=settings.stories.near_duplicate_threshold,
+            max_updates_per_story=settings.stories.max_updates,
         )
         yield Runtime(
             store=store,

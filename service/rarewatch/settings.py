@@ -172,10 +172,15 @@ def _with_preset(data: Any, presets: Mapping[str, Mapping[str, Any]], nested: st
 SourceConfig = Annotated[FeedSource | JsonSource | HtmlSource, Field(discriminator="type")]
 
 
-class WebhookDestination(_Strict):
+class _DestinationBase(_Strict):
+    name: Name
+    # Storm guard: more single messages than this in a rolling hour are folded into one digest.
+    max_alerts_per_hour: int | None = Field(default=None, gt=0)
+
+
+class WebhookDestination(_DestinationBase):
     """POST signed JSON (Standard Webhooks) to a URL."""
 
-    name: Name
     type: Literal["webhook"]
     url: str
     secret: SecretStr | None = None
@@ -183,8 +188,26 @@ class WebhookDestination(_Strict):
     secrets: list[SecretStr] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
     timeout: Duration = timedelta(seconds=10)
+    # A Jinja2 template renders the body instead of the v1 payload (rarewatch.delivery.template);
+    # examples for Jira, ServiceNow and Teams are in deploy/templates/. Relative to the config file.
+    template: Path | None = None
+    template_vars: dict[str, str] = Field(default_factory=dict)  # the template's `params`
+    template_json: bool | None = None  # check the output is JSON; default: the file ends in .json.j2
+    content_type: str = "application/json"
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url_from_env(cls, v: object) -> object:
+        # Some webhook URLs are credentials (a Teams workflow URL carries a signature): "${TEAMS_URL}".
+        return _expand_env(v, "url", ValueError) if isinstance(v, str) else v
 
     _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+    @model_validator(mode="after")
+    def _template_options_need_a_template(self) -> WebhookDestination:
+        if self.template is None and (self.template_vars or self.template_json is not None):
+            raise ValueError("template_vars and template_json need a template")
+        return self
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -223,25 +246,22 @@ class WebhookDestination(_Strict):
         return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
 
 
-class ConsoleDestination(_Strict):
+class ConsoleDestination(_DestinationBase):
     """A readable line per alert on standard output."""
 
-    name: Name
     type: Literal["console"]
 
 
-class JsonlDestination(_Strict):
+class JsonlDestination(_DestinationBase):
     """Append the webhook payload of each alert to a JSON Lines file."""
 
-    name: Name
     type: Literal["jsonl"]
     path: Path
 
 
-class SlackDestination(_Strict):
+class SlackDestination(_DestinationBase):
     """A Slack channel: a bot token and a channel (Web API, threads possible) or an incoming webhook URL."""
 
-    name: Name
     type: Literal["slack"]
     channel: str | None = None
     token: SecretStr | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
@@ -262,8 +282,54 @@ class SlackDestination(_Strict):
         return self
 
 
+class AlertmanagerDestination(_DestinationBase):
+    """A Prometheus Alertmanager (API v2): one Alertmanager alert per story, resolving by itself."""
+
+    type: Literal["alertmanager"]
+    url: str  # the base URL, with any route prefix: http://alertmanager:9093
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
+    timeout: Duration = timedelta(seconds=10)
+    resolve_after: Duration = timedelta(hours=24)  # endsAt = raised + resolve_after
+
+    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
+
+    @field_validator("resolve_after")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("resolve_after must be positive")
+        return v
+
+    def resolved_headers(self) -> dict[str, str]:
+        """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
+        return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
+
+
+class AppriseDestination(_DestinationBase):
+    """Any service Apprise speaks (email, Teams, PagerDuty, Telegram, ntfy, Matrix...), by Apprise URL."""
+
+    type: Literal["apprise"]
+    # Apprise URLs usually hold a token: "${TELEGRAM_URL}" reads one from the environment.
+    urls: list[SecretStr] = Field(min_length=1)
+    title_template: str | None = None  # Jinja2, same context as payload templates
+    body_format: Literal["markdown", "text", "html"] = "markdown"
+    timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _urls_from_env(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [_expand_env(x, "urls", ValueError) if isinstance(x, str) else x for x in v]
+        return v
+
+
 DestinationConfig = Annotated[
-    WebhookDestination | ConsoleDestination | JsonlDestination | SlackDestination,
+    WebhookDestination
+    | ConsoleDestination
+    | JsonlDestination
+    | SlackDestination
+    | AlertmanagerDestination
+    | AppriseDestination,
     Field(discriminator="type"),
 ]
 
@@ -275,11 +341,27 @@ class RouteMatch(_Strict):
     severity: list[Literal["info", "low", "medium", "high", "critical"]] = Field(default_factory=list)
     source: list[str] = Field(default_factory=list)
     rule: list[str] = Field(default_factory=list)
+    material: list[str] = Field(default_factory=list)  # e.g. [dysprosium, terbium] for a buyer's channel
+    country: list[str] = Field(default_factory=list)
+
+
+def _digest_period(value: object) -> object:
+    names = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
+    return names.get(value, value) if isinstance(value, str) else value
 
 
 class Route(_Strict):
     match: RouteMatch = Field(default_factory=RouteMatch)
     to: list[str] = Field(min_length=1)
+    # hourly, daily, or a duration: fold this route's alerts into one message per period.
+    digest: Annotated[Duration | None, BeforeValidator(_digest_period)] = None
+
+
+class StoriesConfig(_Strict):
+    """How later reports of a known story are recognised and how many are passed on."""
+
+    near_duplicate_threshold: float = Field(default=0.7, gt=0, le=1)
+    max_updates: int = Field(default=10, ge=0)  # per story within the dedup window
 
 
 class HttpConfig(_Strict):
@@ -317,6 +399,7 @@ class Settings(BaseSettings):
     dedup_window: Duration = timedelta(days=30)
     http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    stories: StoriesConfig = Field(default_factory=StoriesConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
+
 from tests.conftest import free_port
 from tests.support import TEST_RULES, feed_server, rss, webhook_receiver
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
-from tests.support import TEST_RULES, FeedServer, WebhookReceiver, feed_server, rss, webhook_receiver
 
 from rarewatch.clock import FakeClock
 from rarewatch.pipeline import run_cycle
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.settings import Settings
+from tests.support import TEST_RULES, FeedServer, WebhookReceiver, feed_server, rss, webhook_receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Real time: the independent signature verifier rejects timestamps far from now.
@@ -101,11 +101,13 @@ async def test_cycle_fetches_matches_dedups_and_delivers(
     async with open_runtime(settings, clock=clock) as runtime:
         statuses, alerts = await cycle(runtime)
     assert statuses == ["ok", "ok", "error"], "a broken source fails alone"
-    assert alerts == 2, "licensing + shortage; the mirror's copy of the same link is the same story"
+    assert alerts == 3, "licensing + shortage, and the mirror's copy of the same link as an update"
 
     ids = receiver.delivered_ids()
-    assert len(ids) == len(set(ids)) == 2, "each alert reaches the webhook once although two routes name it"
-    payloads = {p["title"]: p for p in receiver.payloads()}
+    assert len(ids) == len(set(ids)) == 3, "each alert reaches the webhook once although two routes name it"
+    kinds = sorted(p["type"] for p in receiver.payloads())
+    assert kinds == ["alert", "alert", "update"]
+    payloads = {p["title"]: p for p in receiver.payloads() if p["type"] == "alert"}
     lic = payloads[LICENSING["title"]]
     assert lic["version"] == 1 and lic["type"] == "alert" and lic["source"] == "wire"
     assert lic["link"] == "https://news.example.org/a/1", "tracking parameters are dropped"
@@ -115,7 +117,7 @@ async def test_cycle_fetches_matches_dedups_and_delivers(
         Webhook(SECRET).verify(body, headers)  # independent verification; raises on a bad signature
         assert headers["webhook-id"] == __import__("json").loads(body)["id"]
     archive = (tmp_path / "alerts.jsonl").read_text().splitlines()
-    assert len(archive) == 2
+    assert len(archive) == 3
 
     # The second run: nothing new is delivered, and the unchanged feeds answer 304.
     clock.advance(timedelta(minutes=15))
@@ -123,7 +125,7 @@ async def test_cycle_fetches_matches_dedups_and_delivers(
         statuses, alerts = await cycle(runtime)
     assert statuses == ["not_modified", "not_modified", "error"]
     assert alerts == 0
-    assert len(receiver.requests) == 2
+    assert len(receiver.requests) == 3
     assert feeds.not_modified["/wire.xml"] == 1
 
 
@@ -187,7 +189,8 @@ async def test_cycle_on_redis(
     async with open_runtime(settings, clock=FakeClock(NOW)) as runtime:
         statuses, alerts = await cycle(runtime)
         assert statuses == ["ok", "ok", "error"]
-        assert alerts == 2
+        assert alerts == 3, "two stories and the mirror's report of the first"
         _, again = await cycle(runtime)
         assert again == 0
-    assert len(set(receiver.delivered_ids())) == len(receiver.delivered_ids()) == 2
+    assert len(set(receiver.delivered_ids())) == len(receiver.delivered_ids()) == 3
+    assert sorted(p["type"] for p in receiver.payloads()) == ["alert", "alert", "update"]

@@ -1,13 +1,15 @@
 """The `Store` contract, run against both implementations: SQLite on a real file, and a real redis-server.
 
 Every Redis test works under its own key prefix (deleted afterwards), so tests never see each other's data.
-The one place the backends differ is what a claim's TTL is measured against: SQLite compares stored
-expiry times with the `now` argument, Redis expires keys on its own clock. The TTL tests say which.
+The one place the backends differ is what a TTL is measured against: SQLite compares stored expiry times
+with the `now` argument, Redis expires keys on its own clock. The TTL tests (claims, remembered keys,
+window counters) say which.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
@@ -26,8 +28,10 @@ from rarewatch.store import Store, keys, open_store
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # on the hour: the start of an hour-long counting window
 WEEK = timedelta(days=7)
+HOUR = timedelta(hours=1)
+MIN = timedelta(minutes=1)
 SEC = timedelta(seconds=1)
 PENDING, DELIVERED, DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
 
@@ -151,6 +155,64 @@ async def test_concurrent_claims_of_one_story_have_one_winner(make_store: MakeSt
     assert len(await first.deliveries()) == 1
 
 
+# --- owners: held() and remember() -------------------------------------------------------------------------
+
+
+async def test_claims_record_their_owner(store: Store) -> None:
+    assert await claim_alert(store, 1)
+    assert await store.claim(["item:seen"], WEEK, T0)  # no alert: no owner (Redis: the SET NX path)
+    assert await store.claim(["item:a", "link:a"], WEEK, T0)  # no alert, several keys (Redis: the script)
+    asked = ["item:free", "link:1", "item:seen", "item:1", "link:a", "item:1"]
+    assert await store.held(asked, T0 + SEC) == {
+        "link:1": "alert-1",
+        "item:seen": None,
+        "item:1": "alert-1",
+        "link:a": None,
+    }
+    assert list(await store.held(asked, T0 + SEC)) == [
+        "link:1",
+        "item:seen",
+        "item:1",
+        "link:a",
+    ]  # asked order
+    assert await store.held([], T0) == {}
+    assert await store.held(["item:free"], T0) == {}
+
+
+async def test_a_refused_claim_keeps_the_first_owner(store: Store) -> None:
+    assert await store.claim(["item:1", "link:shared"], WEEK, T0, make_alert(1), ["hook"])
+    assert await store.claim(["item:2", "link:shared"], WEEK, T0, make_alert(2), ["hook"]) is False
+    assert await store.held(["item:2", "link:shared"], T0) == {"link:shared": "alert-1"}
+
+
+async def test_remember_sets_each_free_key_and_keeps_held_ones(store: Store) -> None:
+    assert await claim_alert(store, 1)
+    await store.remember(["sim:a", "sim:b"], "alert-1", WEEK, T0)
+    # Not all-or-nothing: sim:c is free and taken although sim:b and item:1 are held, which keep their owner.
+    await store.remember(["sim:b", "sim:c", "item:1", "sim:c"], "alert-2", WEEK, T0 + SEC)
+    await store.remember([], "alert-3", WEEK, T0)
+    assert await store.held(["sim:a", "sim:b", "sim:c", "item:1", "sim:z"], T0 + 2 * SEC) == {
+        "sim:a": "alert-1",
+        "sim:b": "alert-1",
+        "sim:c": "alert-2",
+        "item:1": "alert-1",
+    }
+
+
+async def test_remembered_keys_block_a_later_claim_of_the_same_key(store: Store) -> None:
+    await store.remember(["sim:x"], "alert-1", WEEK, T0)
+    assert await store.claim(["item:3", "sim:x"], WEEK, T0 + SEC, make_alert(3), ["hook"]) is False
+    assert await store.get_alert("alert-3") is None
+    assert await store.deliveries() == []
+    assert await store.claim(["item:3"], WEEK, T0 + SEC, make_alert(3), ["hook"]) is True
+    assert await store.held(["item:3", "sim:x"], T0 + SEC) == {"item:3": "alert-3", "sim:x": "alert-1"}
+
+
+async def test_remember_checks_its_ttl(store: Store) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await store.remember(["sim:x"], "alert-1", timedelta(0), T0)
+
+
 # --- TTL: the one difference between the backends ----------------------------------------------------------
 
 
@@ -174,6 +236,51 @@ async def test_claim_ttl(make_store: MakeStore, backend: str) -> None:
         assert await store.claim(["item:1"], WEEK, T0) is True
 
 
+async def test_held_and_remembered_keys_expire(make_store: MakeStore, backend: str) -> None:
+    store = await make_store()
+    if backend == "sqlite":
+        # Expiry is compared with `now`: no sleeping.
+        assert await store.claim(["item:1"], HOUR, T0, make_alert(1), ["hook"])
+        await store.remember(["sim:x"], "alert-1", 30 * MIN, T0)
+        assert await store.held(["item:1", "sim:x"], T0 + 29 * MIN) == {
+            "item:1": "alert-1",
+            "sim:x": "alert-1",
+        }
+        assert await store.held(["item:1", "sim:x"], T0 + 31 * MIN) == {"item:1": "alert-1"}
+        await store.remember(["sim:x", "item:1"], "alert-2", HOUR, T0 + 31 * MIN)  # an expired key is free
+        assert await store.held(["item:1", "sim:x"], T0 + 61 * MIN) == {"sim:x": "alert-2"}
+    else:
+        # Redis expires keys on its own clock, whatever `now` says.
+        short = timedelta(milliseconds=300)
+        assert await store.claim(["item:1"], WEEK, T0, make_alert(1), ["hook"])
+        await store.remember(["sim:x"], "alert-1", short, T0)
+        assert await store.held(["item:1", "sim:x"], T0 + WEEK) == {"item:1": "alert-1", "sim:x": "alert-1"}
+        await asyncio.sleep(0.5)
+        assert await store.held(["item:1", "sim:x"], T0) == {"item:1": "alert-1"}
+        await store.remember(["sim:x", "item:1"], "alert-2", WEEK, T0)  # an expired key is free
+        assert await store.held(["item:1", "sim:x"], T0) == {"item:1": "alert-1", "sim:x": "alert-2"}
+
+
+async def test_counter_windows_expire(make_store: MakeStore, backend: str) -> None:
+    store = await make_store()
+    if backend == "sqlite":
+        # A window is a span of `now`: counts last until `now` leaves it, however long that takes.
+        window = MIN
+        assert await store.count_in_window("rule:a", window, T0) == 1
+        assert await store.count_in_window("rule:a", window, T0 + 59 * SEC) == 2
+        assert await store.count_in_window("rule:a", window, T0 + 60 * SEC) == 1
+        assert await store.count_in_window("rule:a", window, T0 + 61 * SEC) == 2
+    else:
+        # The window's number comes from `now`, but Redis drops its counter on its own clock, one window
+        # after the first count: with a short window, real time alone restarts the count of the same `now`.
+        window = timedelta(milliseconds=300)
+        assert await store.count_in_window("rule:a", window, T0) == 1
+        assert await store.count_in_window("rule:a", window, T0 + timedelta(milliseconds=299)) == 2
+        assert await store.count_in_window("rule:a", window, T0 + window) == 1  # the next window: a new key
+        await asyncio.sleep(0.5)
+        assert await store.count_in_window("rule:a", window, T0) == 1
+
+
 async def test_reclaim_after_expiry_creates_fresh_deliveries(make_store: MakeStore, backend: str) -> None:
     store = await make_store()
     ttl, later = (timedelta(hours=1), T0 + timedelta(hours=2)) if backend == "sqlite" else (0.3 * SEC, T0)
@@ -189,6 +296,51 @@ async def test_reclaim_after_expiry_creates_fresh_deliveries(make_store: MakeSto
         later,
         None,
     )
+
+
+# --- digests and window counters ----------------------------------------------------------------------------
+
+
+async def test_held_until_makes_digest_deliveries_due_at_that_time(store: Store) -> None:
+    later = T0 + 30 * MIN
+    hold = {"slack": later, "unused": later}
+    assert await store.claim(["item:1"], WEEK, T0, make_alert(1), ["hook", "slack"], held_until=hold)
+    assert await store.get_delivery("alert-1", "hook") == Delivery("alert-1", "hook", PENDING, 0, T0, T0)
+    held = Delivery("alert-1", "slack", PENDING, 0, T0, later, None, None, None, True)
+    assert await store.get_delivery("alert-1", "slack") == held
+    assert await store.get_delivery("alert-1", "unused") is None  # only the claim's destinations get one
+    assert [d.destination for d in await store.due_deliveries(later - SEC)] == ["hook"]
+    assert await store.due_deliveries(later) == [
+        Delivery("alert-1", "hook", PENDING, 0, T0, T0),
+        held,
+    ]
+    assert only(await store.deliveries(PENDING), "alert-1", "slack").digest is True
+    # The flag stays with the record through a failed attempt.
+    await store.mark_failed("alert-1", "slack", "HTTP 503", later + MIN, later)
+    failed = await store.get_delivery("alert-1", "slack")
+    assert failed is not None and (failed.digest, failed.attempts, failed.next_attempt) == (
+        True,
+        1,
+        later + MIN,
+    )
+
+
+async def test_held_until_without_alert_creates_nothing(store: Store) -> None:
+    assert await store.claim(["item:1", "link:1"], WEEK, T0, None, ["hook"], held_until={"hook": T0 + MIN})
+    assert await store.deliveries() == []
+    assert await store.held(["item:1", "link:1"], T0) == {"item:1": None, "link:1": None}
+
+
+async def test_count_in_window_counts_within_fixed_windows(store: Store) -> None:
+    assert [await store.count_in_window("rule:a", HOUR, T0 + m * MIN) for m in (0, 1, 59)] == [1, 2, 3]
+    assert await store.count_in_window("rule:b", HOUR, T0 + MIN) == 1  # counters are per key
+    # Fixed, not sliding: the window number is floor(now / window), so one second apart can be two windows.
+    assert await store.count_in_window("rule:a", HOUR, T0 + HOUR) == 1
+    assert await store.count_in_window("rule:a", HOUR, T0 + HOUR + 59 * MIN) == 2
+    assert await store.count_in_window("rule:c", HOUR, T0 - SEC) == 1
+    assert await store.count_in_window("rule:c", HOUR, T0) == 1
+    with pytest.raises(ValueError, match="positive"):
+        await store.count_in_window("rule:a", timedelta(0), T0)
 
 
 # --- outbox -------------------------------------------------------------------------------------------------
@@ -211,6 +363,89 @@ async def test_mark_delivered(store: Store) -> None:
     assert await store.due_deliveries(T0 + timedelta(days=1)) == []
     [done] = await store.deliveries(DELIVERED)
     assert (done.status, done.attempts, done.delivered_at) == (DELIVERED, 2, T0 + 2 * SEC)
+
+
+async def test_mark_delivered_stores_the_receipt(store: Store) -> None:
+    await claim_alert(store, 1, dests=("slack", "hook"))
+    await store.mark_delivered("alert-1", "slack", T0 + SEC, receipt="1740830400.000100")
+    await store.mark_delivered("alert-1", "hook", T0 + SEC)
+    assert await store.get_delivery("alert-1", "slack") == Delivery(
+        "alert-1", "slack", DELIVERED, 1, T0, T0, None, T0 + SEC, "1740830400.000100", False
+    )
+    assert only(await store.deliveries(DELIVERED), "alert-1", "slack").receipt == "1740830400.000100"
+    hook = await store.get_delivery("alert-1", "hook")
+    assert hook is not None and hook.receipt is None
+    # A later delivery records its own receipt; None clears the earlier one.
+    await store.mark_delivered("alert-1", "slack", T0 + 2 * SEC, receipt="1740830401.000200")
+    assert only(await store.deliveries(), "alert-1", "slack").receipt == "1740830401.000200"
+    await store.mark_delivered("alert-1", "slack", T0 + 3 * SEC)
+    again = await store.get_delivery("alert-1", "slack")
+    assert again is not None and (again.receipt, again.attempts) == (None, 3)
+
+
+async def test_get_delivery_of_an_unknown_record_is_none(store: Store) -> None:
+    await claim_alert(store, 1)
+    assert await store.get_delivery("alert-1", "nowhere") is None
+    assert await store.get_delivery("missing", "hook") is None
+
+
+async def test_delivered_since_counts_delivered_records_per_destination(store: Store) -> None:
+    for n in (1, 2, 3, 4):
+        await claim_alert(store, n, dests=("hook", "slack"))
+    for n in (1, 2, 3):
+        await store.mark_delivered(f"alert-{n}", "hook", T0 + n * MIN)
+    await store.mark_delivered("alert-1", "slack", T0 + 2 * MIN)
+    await store.mark_failed("alert-4", "hook", "HTTP 503", T0 + HOUR, T0 + 4 * MIN)
+    await store.mark_dead("alert-4", "slack", "gone", T0 + 4 * MIN)
+    assert await store.delivered_since("hook", T0) == 3
+    assert await store.delivered_since("hook", T0 + 2 * MIN) == 2  # at or after
+    assert await store.delivered_since("hook", T0 + 3 * MIN + SEC) == 0
+    assert await store.delivered_since("slack", T0) == 1
+    assert await store.delivered_since("nowhere", T0) == 0
+    # Only records that exist and are delivered count: purged ones and re-created ones drop out.
+    assert await store.purge(DELIVERED, destination="slack") == 1
+    assert await store.delivered_since("slack", T0) == 0
+    assert await store.delivered_since("hook", T0) == 3
+
+
+async def test_delivered_since_forgets_a_reclaimed_story(make_store: MakeStore, backend: str) -> None:
+    store = await make_store()
+    ttl, later = (HOUR, T0 + 2 * HOUR) if backend == "sqlite" else (0.3 * SEC, T0 + 2 * MIN)
+    assert await store.claim(["item:1"], ttl, T0, make_alert(1), ["hook"])
+    await store.mark_delivered("alert-1", "hook", T0 + MIN)
+    assert await store.delivered_since("hook", T0) == 1
+    if backend == "redis":
+        await asyncio.sleep(0.5)
+    assert await store.claim(["item:1"], ttl, later, make_alert(1, later), ["hook"])  # a fresh record
+    assert await store.delivered_since("hook", T0) == 0
+
+
+async def test_defer_moves_a_pending_delivery_without_an_attempt(store: Store) -> None:
+    await claim_alert(store, 1, dests=("hook", "slack"))
+    await store.mark_failed("alert-1", "hook", "HTTP 503", T0 + SEC, T0)
+    await store.defer("alert-1", "hook", T0 + 10 * MIN)
+    await store.defer("alert-1", "slack", T0 + 5 * MIN)
+    assert await store.due_deliveries(T0 + 4 * MIN) == []
+    assert await store.due_deliveries(T0 + 10 * MIN) == [
+        Delivery("alert-1", "slack", PENDING, 0, T0, T0 + 5 * MIN),
+        Delivery("alert-1", "hook", PENDING, 1, T0, T0 + 10 * MIN, "HTTP 503"),
+    ]
+    await store.defer("alert-1", "hook", T0 + MIN)  # earlier works too
+    assert [d.destination for d in await store.due_deliveries(T0 + MIN)] == ["hook"]
+
+
+async def test_defer_of_a_record_not_pending_is_a_no_op(store: Store) -> None:
+    await claim_alert(store, 1, dests=("hook", "slack"))
+    await store.mark_delivered("alert-1", "hook", T0 + SEC)
+    await store.mark_dead("alert-1", "slack", "gone", T0 + SEC)
+    await store.defer("alert-1", "hook", T0 + HOUR)
+    await store.defer("alert-1", "slack", T0 + HOUR)
+    await store.defer("missing", "hook", T0 + HOUR)
+    assert await store.due_deliveries(T0 + WEEK) == []
+    hook, slack = await store.get_delivery("alert-1", "hook"), await store.get_delivery("alert-1", "slack")
+    assert hook is not None and (hook.status, hook.next_attempt) == (DELIVERED, T0)
+    assert slack is not None and (slack.status, slack.next_attempt) == (DEAD, T0)
+    assert len(await store.deliveries()) == 2
 
 
 async def test_mark_dead_keeps_the_record_and_its_error(store: Store) -> None:
@@ -376,6 +611,13 @@ async def test_a_second_store_sees_the_first_ones_state(make_store: MakeStore) -
     second = await make_store()
     assert await claim_alert(second, 1) is False
     assert [d.alert_id for d in await second.due_deliveries(T0)] == ["alert-1"]
+    # Owners too, also once the refused claim has cached the keys as held (SQLite's in-memory cache).
+    assert await second.held(["item:1", "link:1"], T0) == {"item:1": "alert-1", "link:1": "alert-1"}
+    await first.remember(["sim:1"], "alert-1", WEEK, T0)
+    await second.remember(["sim:1", "sim:2"], "alert-2", WEEK, T0)
+    assert await first.held(["sim:1", "sim:2"], T0) == {"sim:1": "alert-1", "sim:2": "alert-2"}
+    assert await first.count_in_window("rule:a", HOUR, T0) == 1
+    assert await second.count_in_window("rule:a", HOUR, T0) == 2
 
 
 # --- SQLite specifics: the file, its schema, and other processes -------------------------------------------
@@ -424,7 +666,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 2
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -438,6 +680,103 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
         assert f"{keys.DELIVERIES}_due" in plan  # the v2 index exists and serves the due query
     finally:
         await store.close()
+
+
+# Schema version 2 as shipped, verbatim (not built from `keys`, which moves on): the file a v2 rarewatch left.
+V2_SCHEMA = (
+    "CREATE TABLE claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE alerts (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL)",
+    """CREATE TABLE deliveries (
+        alert_id TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        last_error TEXT,
+        delivered_at INTEGER,
+        UNIQUE (alert_id, destination)
+    )""",
+    "CREATE TABLE source_state (source TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    "CREATE INDEX deliveries_due ON deliveries (next_attempt, created) WHERE status = 'pending'",
+    "CREATE INDEX alerts_created ON alerts (created)",
+)
+V2_ALERT_FIELDS = {"id", "created", "item", "matches"}  # what a v2 rarewatch wrote of an alert
+
+
+def make_v2_file(path: Path) -> None:
+    """A v2 file with one claim, one alert, one delivered and one pending delivery."""
+    us = keys.to_us
+    v2_alert = {name: value for name, value in make_alert(1).to_dict().items() if name in V2_ALERT_FIELDS}
+    with sqlite3.connect(path) as conn:
+        for statement in V2_SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO claims VALUES ('item:1', ?)", (us(T0 + WEEK),))
+        conn.execute("INSERT INTO alerts VALUES ('alert-1', ?, ?)", (us(T0), json.dumps(v2_alert)))
+        conn.execute(
+            "INSERT INTO deliveries VALUES ('alert-1', 'hook', 'delivered', 1, ?, ?, NULL, ?)",
+            (us(T0), us(T0), us(T0 + SEC)),
+        )
+        conn.execute(
+            "INSERT INTO deliveries VALUES ('alert-1', 'slack', 'pending', 2, ?, ?, 'HTTP 503', NULL)",
+            (us(T0), us(T0 + MIN)),
+        )
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+
+
+def query_plan(path: Path, sql: str, params: tuple[Any, ...]) -> str:
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    conn.close()
+    return plan
+
+
+async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    make_v2_file(path)
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
+        # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
+        assert await store.held(["item:1"], T0) == {"item:1": None}
+        assert await store.claim(["item:1"], WEEK, T0) is False
+        assert await store.get_alert("alert-1") == make_alert(1)
+        assert await store.get_delivery("alert-1", "hook") == Delivery(
+            "alert-1", "hook", DELIVERED, 1, T0, T0, None, T0 + SEC, None, False
+        )
+        assert await store.due_deliveries(T0 + MIN) == [
+            Delivery("alert-1", "slack", PENDING, 2, T0, T0 + MIN, "HTTP 503", None, None, False)
+        ]
+        assert await store.delivered_since("hook", T0) == 1  # old deliveries count for the storm guard
+        # And the new features work on the migrated file.
+        hold = {"slack": T0 + HOUR}
+        assert await store.claim(["item:2"], WEEK, T0, make_alert(2), ["hook", "slack"], held_until=hold)
+        slack = await store.get_delivery("alert-2", "slack")
+        assert slack is not None and (slack.digest, slack.next_attempt) == (True, T0 + HOUR)
+        await store.mark_delivered("alert-2", "hook", T0 + MIN, receipt="r-2")
+        assert (await store.get_delivery("alert-2", "hook")) == Delivery(
+            "alert-2", "hook", DELIVERED, 1, T0, T0, None, T0 + MIN, "r-2", False
+        )
+        assert await store.delivered_since("hook", T0) == 2
+        assert await store.held(["item:2"], T0) == {"item:2": "alert-2"}
+        assert await store.count_in_window("rule:a", HOUR, T0) == 1
+        # The storm guard's count is answered from the new index alone.
+        plan = query_plan(
+            path,
+            f"SELECT count(*) FROM {keys.DELIVERIES} WHERE status = 'delivered'"
+            " AND destination = ? AND delivered_at >= ?",
+            ("hook", 0),
+        )
+        assert f"COVERING INDEX {keys.DELIVERIES}_delivered" in plan
+    finally:
+        await store.close()
+    await _create_schema(path)  # opening the migrated file again changes nothing
+    assert sqlite_pragma(path, "user_version") == 3
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT owner FROM claims WHERE key = 'item:2'").fetchone() == ("alert-2",)
+    conn.close()
 
 
 async def _create_schema(path: Path) -> None:
@@ -476,3 +815,39 @@ def test_sqlite_two_processes_never_claim_the_same_key(tmp_path: Path) -> None:
     wins = [int(i) for out in outputs for i in out.split()]
     assert len(wins) == 150  # each link key won exactly once, across both processes
     assert {i % 150 for i in wins} == set(range(150))
+
+
+# --- Redis specifics: the key layout ------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None:
+    prefix = f"rwtest:{uuid.uuid4().hex[:12]}:"
+    names = keys.RedisKeys(prefix)
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # Layout 1 as a v1 rarewatch left it: made with this store, then with the v2 additions taken out.
+        writer = RedisStore(client, prefix=prefix)
+        await writer.open()
+        await claim_alert(writer, 1, dests=("hook", "slack"))
+        await writer.mark_delivered("alert-1", "hook", T0 + SEC)
+        await client.set(names.claim("item:1"), "1", px=60_000)  # v1 claim value, no owner
+        await client.delete(names.delivered("hook"))
+        for dest in ("hook", "slack"):
+            await client.hdel(names.delivery("alert-1", dest), "digest", "receipt")
+        await client.set(names.version, 1)
+
+        store = RedisStore(client, prefix=prefix)
+        await store.open()
+        assert await client.get(names.version) == str(keys.REDIS_LAYOUT_VERSION) == "2"
+        assert await store.held(["item:1", "link:1"], T0) == {"item:1": None, "link:1": "alert-1"}
+        assert await store.delivered_since("hook", T0) == 1  # the delivered index was rebuilt
+        assert await store.get_delivery("alert-1", "slack") == Delivery(
+            "alert-1", "slack", PENDING, 0, T0, T0
+        )
+        await store.open()  # idempotent
+        assert await store.delivered_since("hook", T0) == 1
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()

@@ -14,28 +14,39 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from tests.conftest import RedisServer, free_port
 
 from rarewatch.errors import StoreError
-from rarewatch.models import DeliveryStatus, SourceState
+from rarewatch.models import Alert, DeliveryStatus, Item, SourceState
 from rarewatch.store import keys
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
+from tests.conftest import RedisServer, free_port
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
+ITEM = Item(
+    id="i", source="src", title="t", link="https://example.org/", summary="", content="", published=T0
+)
+ALERT = Alert(id="a", item=ITEM, matches=(), created=T0)
 
 # Every protocol call, with arguments, so a failure test can prove that none of them leaks or hangs.
 CALLS: list[tuple[str, Callable[[Any], Awaitable[object]]]] = [
     ("claim", lambda s: s.claim(["item:1"], WEEK, T0)),
     ("claim many", lambda s: s.claim(["item:1", "link:1"], WEEK, T0)),
+    ("claim held", lambda s: s.claim(["item:2"], WEEK, T0, ALERT, ["hook"], held_until={"hook": T0})),
+    ("held", lambda s: s.held(["item:1", "sim:1"], T0)),
+    ("remember", lambda s: s.remember(["sim:1", "sim:2"], "a", WEEK, T0)),
+    ("count_in_window", lambda s: s.count_in_window("rule:1", WEEK, T0)),
     ("get_source_state", lambda s: s.get_source_state("src")),
     ("put_source_state", lambda s: s.put_source_state("src", SourceState())),
     ("get_alert", lambda s: s.get_alert("a")),
     ("recent_alerts", lambda s: s.recent_alerts()),
     ("due_deliveries", lambda s: s.due_deliveries(T0)),
     ("deliveries", lambda s: s.deliveries()),
-    ("mark_delivered", lambda s: s.mark_delivered("a", "hook", T0)),
+    ("get_delivery", lambda s: s.get_delivery("a", "hook")),
+    ("delivered_since", lambda s: s.delivered_since("hook", T0)),
+    ("mark_delivered", lambda s: s.mark_delivered("a", "hook", T0, "receipt")),
+    ("defer", lambda s: s.defer("a", "hook", T0)),
     ("mark_failed", lambda s: s.mark_failed("a", "hook", "x", T0, T0)),
     ("mark_dead", lambda s: s.mark_dead("a", "hook", "x", T0)),
     ("retry", lambda s: s.retry(T0)),
@@ -78,6 +89,15 @@ async def test_redis_down_is_a_store_error_then_the_same_store_recovers(
     assert await redis_store.claim(["item:1"], WEEK, T0) is True
     assert await redis_store.claim(["item:1"], WEEK, T0) is False
     assert await redis_store.get_source_state("src") is None
+    await redis_store.remember(["sim:1"], "a", WEEK, T0)
+    assert await redis_store.held(["item:1", "sim:1"], T0) == {"item:1": None, "sim:1": "a"}
+    assert await redis_store.count_in_window("rule:1", WEEK, T0) == 1
+    assert await redis_store.claim(["item:2"], WEEK, T0, ALERT, ["hook"], held_until={"hook": T0 + WEEK})
+    await redis_store.defer("a", "hook", T0)
+    await redis_store.mark_delivered("a", "hook", T0, "receipt")
+    delivery = await redis_store.get_delivery("a", "hook")
+    assert delivery is not None and (delivery.receipt, delivery.digest) == ("receipt", True)
+    assert await redis_store.delivered_since("hook", T0) == 1
 
 
 async def test_redis_that_never_answers_times_out() -> None:
@@ -139,6 +159,10 @@ async def test_claim_arguments_are_checked(tmp_path: Path) -> None:
                 await store.claim([], WEEK, T0)
             with pytest.raises(ValueError, match="positive"):
                 await store.claim(["item:1"], timedelta(0), T0)
+            with pytest.raises(ValueError, match="positive"):
+                await store.remember(["sim:1"], "a", timedelta(0), T0)
+            with pytest.raises(ValueError, match="positive"):
+                await store.count_in_window("rule:1", timedelta(microseconds=999), T0)
     finally:
         await sqlite_store.close()
         await redis_store.close()
@@ -153,7 +177,10 @@ async def test_sqlite_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {keys.SCHEMA_VERSION + 1}")
     conn.close()
     store = SQLiteStore(path)
-    with pytest.raises(StoreError, match=r"schema version 3, newer than this rarewatch supports \(2\)"):
+    newer, supported = keys.SCHEMA_VERSION + 1, keys.SCHEMA_VERSION
+    with pytest.raises(
+        StoreError, match=rf"schema version {newer}, newer than this rarewatch supports \({supported}\)"
+    ):
         await store.open()
     with pytest.raises(StoreError, match="not open"):  # a failed open leaves the store closed
         await store.claim(["item:1"], WEEK, T0)

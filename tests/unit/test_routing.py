@@ -73,3 +73,41 @@ def test_destinations_are_deduplicated_in_first_seen_order() -> None:
         ]
     )
     assert router.route(alert(LICENSING)) == ("slack", "archive", "pager", "email")
+
+
+def test_plan_prefers_immediate_delivery_over_a_digest() -> None:
+    from datetime import timedelta
+
+    router = Router(
+        [
+            RouteRule(to=("slack", "mail"), digest=timedelta(days=1)),
+            RouteRule(to=("slack",), categories=frozenset({"export-licensing"})),
+            RouteRule(to=("mail",), digest=timedelta(hours=1)),
+        ]
+    )
+    licensing = alert(LICENSING)
+    assert router.plan(licensing) == {"slack": None, "mail": timedelta(hours=1)}
+    assert router.route(licensing) == ("slack", "mail")
+
+
+def test_routes_match_on_materials_and_countries() -> None:
+    from dataclasses import replace
+
+    router = Router(
+        [
+            RouteRule(to=("dysprosium-buyers",), materials=frozenset({"dysprosium"})),
+            RouteRule(to=("japan-desk",), countries=frozenset({"japan"})),
+        ]
+    )
+    dy = replace(alert(SHORTAGE), materials=("dysprosium", "terbium"), countries=("china",))
+    assert router.route(dy) == ("dysprosium-buyers",)
+
+
+def test_next_boundary_is_the_next_full_period() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from rarewatch.routing import next_boundary
+
+    now = datetime(2026, 11, 28, 21, 40, 5, tzinfo=UTC)
+    assert next_boundary(now, timedelta(hours=1)) == datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+    assert next_boundary(now, timedelta(days=1)) == datetime(2026, 11, 29, 0, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rarewatch.models import Alert
 
@@ -17,5 +17,24 @@ class Notifier(Protocol):
     name: str
 
     async def send(self, alert: Alert) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ThreadingNotifier(Protocol):
+    """A notifier that can thread later reports of a story under its first message (Slack's Web API).
+
+    `send_threaded` returns a receipt (e.g. the message `ts`) that the outbox stores with the delivery;
+    for an `update` alert it gets the story's first alert and that first message's receipt back.
+    """
+
+    name: str
+
+    async def send(self, alert: Alert) -> None: ...
+
+    async def send_threaded(
+        self, alert: Alert, *, first: Alert | None = None, reply_to: str | None = None
+    ) -> str | None: ...
 
     async def close(self) -> None: ...

@@ -21,11 +21,20 @@ A failing destination is not hammered: after a Retry-After, or after `FAILURES_B
 retryable failures in a row, its remaining due deliveries in this flush are not attempted but
 rescheduled to the same next attempt (error "not attempted: …"). That bounds a flush to a few timeouts
 per destination, while one "poison" alert that a receiver always rejects with a 5xx cannot hold up the
-alerts behind it for long. Rescheduling goes through `mark_failed`, so it counts as an attempt.
+alerts behind it for long. Rescheduling goes through `defer`: nothing was sent, so no attempt counts.
 
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
-and parked (`mark_failed`, due again after `PARK_UNCONFIGURED`) so that a removed destination's backlog
+and parked (`defer`, due again after `PARK_UNCONFIGURED`) so that a removed destination's backlog
 cannot fill every batch and starve the configured ones. Put the destination back, or purge its records.
+
+Threads. A notifier that can thread (`ThreadingNotifier`, i.e. Slack's Web API) returns a receipt (the
+message ts), stored with the delivery; an `update` alert (a later report of a known story) is sent with
+the story's first alert and that receipt, so it lands as a reply in the first message's thread.
+
+Digests. Deliveries created with `digest=True` (a route's `digest: hourly|daily`) are folded, per
+destination, into one digest message when they fall due. The storm guard does the same on the fly: a
+destination with `max_per_hour` never gets more single messages than that in a rolling hour; the
+excess of a flush is folded into one digest message. Every folded delivery is recorded on its own.
 
 Store errors. When recording fails with `StoreError`, the destination's task stops, the other tasks
 finish the send they have in flight (abandoning it would only cause a re-send) and record it if they
@@ -43,9 +52,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rarewatch.clock import Clock
-from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.base import Notifier, ThreadingNotifier
+from rarewatch.delivery.payload import digest_alert
 from rarewatch.errors import DeliveryError, StoreError
-from rarewatch.models import Alert, Delivery
+from rarewatch.models import Alert, AlertKind, Delivery
 from rarewatch.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,7 @@ DEFAULT_SCHEDULE: tuple[timedelta, ...] = tuple(
 )
 FAILURES_BEFORE_DEFERRING = 3
 PARK_UNCONFIGURED = timedelta(hours=1)
+STORM_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ class Outbox:
         jitter: float = 0.1,
         rng: random.Random | None = None,
         batch: int = 100,
+        max_per_hour: Mapping[str, int] | None = None,
     ) -> None:
         if not schedule:
             raise ValueError("the retry schedule needs at least one delay")
@@ -124,6 +136,7 @@ class Outbox:
         self._jitter = jitter
         self._rng = rng or random.Random()
         self._batch = batch
+        self._max_per_hour = dict(max_per_hour or {})
         self._disabled: dict[str, str] = {}
 
     @property
@@ -158,8 +171,7 @@ class Outbox:
         dest = queue[0].destination
         log.warning("%d pending deliveries for unconfigured destination %r kept pending", len(queue), dest)
         for delivery in queue:
-            error = f"destination {dest!r} is not configured; kept pending"
-            await self._store.mark_failed(delivery.alert_id, dest, error, now + PARK_UNCONFIGURED, now)
+            await self._store.defer(delivery.alert_id, dest, now + PARK_UNCONFIGURED)
 
     async def _load_alerts(self, due: Sequence[Delivery]) -> dict[str, Alert | None]:
         alerts: dict[str, Alert | None] = {}
@@ -175,17 +187,64 @@ class Outbox:
         alerts: Mapping[str, Alert | None],
         stop: asyncio.Event,
     ) -> _Tally:
-        """Deliver one destination's due deliveries in order."""
+        """Deliver one destination's due deliveries in order; fold digests and a storm into one message."""
         tally, streak = _Tally(), _Streak()
-        for delivery in queue:
-            if stop.is_set():
-                break
-            try:
+        singles, folded = await self._split(notifier.name, queue)
+        try:
+            for delivery in singles:
+                if stop.is_set():
+                    break
                 await self._process(notifier, delivery, alerts.get(delivery.alert_id), tally, streak)
-            except StoreError:
-                stop.set()
-                raise
+            if folded and not stop.is_set():
+                await self._send_digest(notifier, folded, alerts, tally, streak)
+        except StoreError:
+            stop.set()
+            raise
         return tally
+
+    async def _split(self, dest: str, queue: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Split deliveries sent alone from those folded into a digest (held ones, a storm's excess)."""
+        singles = [d for d in queue if not d.digest]
+        folded = [d for d in queue if d.digest]
+        limit = self._max_per_hour.get(dest)
+        if limit is not None and singles and dest not in self._disabled:
+            since = self._clock.now() - STORM_WINDOW
+            room = max(0, limit - await self._store.delivered_since(dest, since))
+            if len(singles) > room:
+                log.warning("storm guard: %d alerts for %r folded into a digest", len(singles) - room, dest)
+                singles, folded = singles[:room], singles[room:] + folded
+        return singles, folded
+
+    async def _send_digest(
+        self,
+        notifier: Notifier,
+        folded: list[Delivery],
+        alerts: Mapping[str, Alert | None],
+        tally: _Tally,
+        streak: _Streak,
+    ) -> None:
+        """Send one digest for `folded` and record each folded delivery with the outcome."""
+        present = [d for d in folded if alerts.get(d.alert_id) is not None]
+        for delivery in folded:
+            if alerts.get(delivery.alert_id) is None:
+                await self._dead(delivery, f"alert {delivery.alert_id} is missing from the history", tally)
+        if not present:
+            return
+        if notifier.name in self._disabled or streak.deferring:
+            for delivery in present:
+                await self._process(notifier, delivery, alerts[delivery.alert_id], tally, streak)
+            return
+        children = [a for d in present if (a := alerts[d.alert_id]) is not None]
+        digest = digest_alert(children, self._clock.now(), notifier.name)
+        try:
+            await notifier.send(digest)
+        except DeliveryError as exc:
+            for delivery in present:
+                await self._failed(delivery, exc, tally, streak)
+            return
+        for delivery in present:
+            await self._store.mark_delivered(delivery.alert_id, delivery.destination, self._clock.now())
+            tally.delivered += 1
 
     async def _process(
         self, notifier: Notifier, delivery: Delivery, alert: Alert | None, tally: _Tally, streak: _Streak
@@ -199,13 +258,25 @@ class Outbox:
             await self._defer(delivery, streak, tally)
         else:
             try:
-                await notifier.send(alert)
+                receipt = await self._send(notifier, alert, dest)
             except DeliveryError as exc:
                 await self._failed(delivery, exc, tally, streak)
                 return
             streak.count = 0
-            await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now())
+            await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now(), receipt)
             tally.delivered += 1
+
+    async def _send(self, notifier: Notifier, alert: Alert, dest: str) -> str | None:
+        """Send one alert; a threading notifier gets the story's first message to reply under."""
+        if not isinstance(notifier, ThreadingNotifier):
+            await notifier.send(alert)
+            return None
+        first, reply_to = None, None
+        if alert.kind is AlertKind.UPDATE:
+            first = await self._store.get_alert(alert.story)
+            root = await self._store.get_delivery(alert.story, dest)
+            reply_to = root.receipt if root is not None else None
+        return await notifier.send_threaded(alert, first=first, reply_to=reply_to)
 
     async def _failed(self, delivery: Delivery, exc: DeliveryError, tally: _Tally, streak: _Streak) -> None:
         now, error, dest = self._clock.now(), str(exc), delivery.destination
@@ -235,9 +306,8 @@ class Outbox:
         if self._expired(delivery, now) or streak.next_attempt is None:
             await self._dead(delivery, error, tally)
             return
-        await self._store.mark_failed(
-            delivery.alert_id, delivery.destination, error, streak.next_attempt, now
-        )
+        # Nothing was sent: move the attempt, don't count one.
+        await self._store.defer(delivery.alert_id, delivery.destination, streak.next_attempt)
         tally.deferred += 1
 
     async def _dead(self, delivery: Delivery, error: str, tally: _Tally) -> None:

@@ -20,14 +20,25 @@ Webhooks POST it; the jsonl destination writes one per line. Fields (all always 
 - `matches` (array of object): one per rule that fired, sorted by `rule`, each with `rule` (the rule
   id), `category`, `severity`, `terms` (array of string: the terms that matched) and `snippet` (the
   text around the first hit).
+- `story` (string): the id of the first alert of this story; equals `id` for `type: "alert"`.
+- `materials`, `countries` (array of string): the elements, minerals, magnets and countries the rule
+  pack recognised in the item (canonical lower-case English names), which routes can match on.
+- `rules_version` (string): the version (content hash) of the rule pack that raised the alert.
+
+`type` is `"update"` for a later report of a known story (the same canonical link, or a near-duplicate
+title from another outlet): `story` names the first alert, `id` is the update's own. `type` is
+`"digest"` for a message folding several alerts (a route's `digest:`, or a destination's
+`max_alerts_per_hour` storm guard): then `alerts` holds their payloads and `count` their number, and
+`id` is the digest's own id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rarewatch.models import Alert, Item, Match, Severity
+from rarewatch.models import Alert, AlertKind, Item, Match, Severity
 
 PAYLOAD_VERSION = 1
 SUMMARY_MAX = 500
@@ -35,12 +46,36 @@ TEST_ID_PREFIX = "test-"
 TEST_TITLE_PREFIX = "[rarewatch test]"
 
 
+def digest_alert(children: Sequence[Alert], now: datetime, destination: str) -> Alert:
+    """One alert folding several: the title counts them, the summary lists their titles."""
+    ordered = sorted(children, key=lambda a: (-a.severity, a.created))
+    count = len(ordered)
+    titles = "; ".join(a.item.title for a in ordered[:10])
+    more = f" (and {count - 10} more)" if count > 10 else ""
+    item = Item(
+        id=f"digest-{destination}-{int(now.timestamp())}",
+        source="rarewatch",
+        title=f"{count} rare-earth alert{'s' if count != 1 else ''} ({', '.join(_categories(ordered))})",
+        link="",
+        summary=titles + more,
+        content="",
+        published=now,
+    )
+    return Alert(
+        id=item.id, item=item, matches=(), created=now, kind=AlertKind.DIGEST, children=tuple(ordered)
+    )
+
+
+def _categories(alerts: Sequence[Alert]) -> list[str]:
+    return list(dict.fromkeys(c for a in alerts for c in a.categories))
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
     """The JSON-ready payload of `alert` (see the module docstring for the fields)."""
     item = alert.item
-    return {
+    payload = {
         "version": PAYLOAD_VERSION,
-        "type": "alert",
+        "type": alert.kind.value,
         "id": alert.id,
         "test": alert.id.startswith(TEST_ID_PREFIX),
         "title": item.title,
@@ -52,7 +87,15 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "categories": list(alert.categories),
         "summary": truncate(item.summary, SUMMARY_MAX),
         "matches": [_match_payload(m) for m in sorted(alert.matches, key=lambda m: m.rule)],
+        "story": alert.story,
+        "materials": list(alert.materials),
+        "countries": list(alert.countries),
+        "rules_version": alert.rules_version,
     }
+    if alert.kind is AlertKind.DIGEST:
+        payload["alerts"] = [alert_payload(child) for child in alert.children]
+        payload["count"] = len(alert.children)
+    return payload
 
 
 def _match_payload(match: Match) -> dict[str, Any]:

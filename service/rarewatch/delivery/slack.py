@@ -41,10 +41,10 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.delivery.console import terminal_safe
-from rarewatch.delivery.slack_blocks import Block, build_message
+from rarewatch.delivery.slack_blocks import Block, build_followup, build_message
 from rarewatch.delivery.webhook import parse_retry_after
 from rarewatch.errors import DeliveryError
-from rarewatch.models import Alert
+from rarewatch.models import Alert, AlertKind
 
 DEFAULT_API_URL = "https://slack.com/api/"
 BODY_EXCERPT = 200
@@ -101,12 +101,23 @@ class SlackNotifier:
 
     async def send(self, alert: Alert) -> None:
         """Post `alert` once; return on success, else raise a classified DeliveryError."""
-        text, blocks = build_message(alert)
+        await self.send_threaded(alert)
+
+    async def send_threaded(
+        self, alert: Alert, *, first: Alert | None = None, reply_to: str | None = None
+    ) -> str | None:
+        """Post `alert`; an `update` becomes a short "also reported by" reply in the first message's
+        thread (Web API, `reply_to` = its ts) or, through an incoming webhook (no threads), a separate
+        message linking the first report. Returns the posted message's ts (None for webhooks)."""
+        if alert.kind is AlertKind.UPDATE:
+            text, blocks = build_followup(alert, first.item.link if first else None)
+        else:
+            text, blocks = build_message(alert)
         # An incoming webhook always posts to the one channel it was created for.
         await self._wait_turn(self._channel or "webhook")
         try:
             async with asyncio.timeout(self._timeout):
-                await self._post(text, blocks)
+                return await self._post(text, blocks, reply_to)
         # TimeoutError first: aiohttp's ServerTimeoutError is also a ClientError.
         except TimeoutError as exc:
             raise self._failure(f"timed out after {self._timeout:g}s") from exc
@@ -136,17 +147,22 @@ class SlackNotifier:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _post(self, text: str, blocks: list[Block]) -> None:
+    async def _post(self, text: str, blocks: list[Block], thread_ts: str | None) -> str | None:
         if self._webhook_url is not None:
             await self._post_webhook(text, blocks)
-        else:
-            await self._post_api(text, blocks)
+            return None
+        return await self._post_api(text, blocks, thread_ts)
 
-    async def _post_api(self, text: str, blocks: list[Block]) -> None:
+    async def _post_api(self, text: str, blocks: list[Block], thread_ts: str | None) -> str | None:
         assert self._channel is not None  # checked in __init__
         try:
-            await self._web_client().chat_postMessage(
-                channel=self._channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            resp = await self._web_client().chat_postMessage(
+                channel=self._channel,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+                thread_ts=thread_ts,
             )
         except SlackApiError as exc:
             raise self._api_error(exc.response) from exc
@@ -156,6 +172,8 @@ class SlackNotifier:
             # slack-sdk 3.48 crashes this way validating a 200 text/plain answer: api_url is not Slack's.
             message = f"{self._target}: chat.postMessage: not a Slack Web API response (check api_url)"
             raise DeliveryError(message, retryable=False) from exc
+        ts = resp.get("ts")
+        return ts if isinstance(ts, str) else None
 
     async def _post_webhook(self, text: str, blocks: list[Block]) -> None:
         resp = await self._webhook_client().send(

@@ -1,9 +1,12 @@
 """The webhook destination: POST the alert payload as signed JSON (Standard Webhooks).
 
-Headers: `Content-Type: application/json`, `webhook-id` (the alert id: the same for every retry and
-every destination, so receivers can deduplicate), `webhook-timestamp` (unix seconds) and, when secrets
-are configured, `webhook-signature` (see `signing`). Configured extra headers are added verbatim but
-cannot replace those four.
+The body is the v1 JSON payload (`payload.alert_payload`) unless a `body` renderer is given, e.g. a
+`template.PayloadTemplate` for a ticketing system; the signature always covers the bytes actually sent.
+
+Headers: `Content-Type` (`application/json` unless configured), `webhook-id` (the alert id: the same
+for every retry and every destination, so receivers can deduplicate), `webhook-timestamp` (unix
+seconds) and, when secrets are configured, `webhook-signature` (see `signing`). Configured extra
+headers are added verbatim but cannot replace those four.
 
 Redirects are not followed: a signed POST silently turning into a GET elsewhere is never what the
 operator meant, so a 3xx is reported (with its Location) for the operator to fix the URL.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -61,8 +64,14 @@ class WebhookNotifier:
         headers: Mapping[str, str] | None = None,
         timeout: float = 10,
         clock: Clock | None = None,
+        body: Callable[[Alert], bytes] | None = None,
+        content_type: str = "application/json",
     ) -> None:
-        """Raises ValueError for a malformed `whsec_` secret, so configuration mistakes show at start-up."""
+        """Raises ValueError for a malformed `whsec_` secret, so configuration mistakes show at start-up.
+
+        `body` renders the request body of an alert (default: the v1 JSON payload); it may raise a
+        DeliveryError of its own (a template that cannot render), which `send` passes on unchanged.
+        """
         self.name = name
         self.url = url
         self._session = session
@@ -71,10 +80,12 @@ class WebhookNotifier:
         self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
         self._origin = _origin(url)
+        self._body = body or _v1_json
+        self._content_type = content_type
 
     async def send(self, alert: Alert) -> None:
         """POST the alert once; return on 2xx, else raise a classified DeliveryError."""
-        body = json.dumps(alert_payload(alert), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = self._body(alert)
         try:
             async with self._session.post(
                 self.url,
@@ -104,7 +115,7 @@ class WebhookNotifier:
         headers: CIMultiDict[str] = CIMultiDict({"User-Agent": f"rarewatch/{__version__}"})
         headers.update(self._extra_headers)
         # Set last so an extra header can never replace what the receiver verifies.
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = self._content_type
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)
         if self._keys:
@@ -131,6 +142,13 @@ class WebhookNotifier:
 
     def _failure(self, reason: str) -> DeliveryError:
         return DeliveryError(f"POST {self._origin}: {reason}", retryable=True)
+
+
+def _v1_json(alert: Alert) -> bytes:
+    """The default body: the v1 payload as compact UTF-8 JSON."""
+    return json.dumps(alert_payload(alert), ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", errors="replace"
+    )
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

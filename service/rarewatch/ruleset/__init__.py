@@ -7,8 +7,18 @@
 automaton and the rule expressions, `matcher` runs them, `text` is the normalisation both sides share.
 """
 
+from rarewatch.ruleset.entities import Entities
 from rarewatch.ruleset.loader import load_ruleset, rule_files
 from rarewatch.ruleset.matcher import RuleOrigin, Ruleset
 from rarewatch.ruleset.schema import CATEGORIES, Rule, Vocabulary
 
-__all__ = ["CATEGORIES", "Rule", "RuleOrigin", "Ruleset", "Vocabulary", "load_ruleset", "rule_files"]
+__all__ = [
+    "CATEGORIES",
+    "Entities",
+    "Rule",
+    "RuleOrigin",
+    "Ruleset",
+    "Vocabulary",
+    "load_ruleset",
+    "rule_files",
+]

@@ -5,81 +5,39 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
-import ahocorasick
-
-from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, TermSet
+from rarewatch.ruleset.clauses import SCOPES
+from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, TermSet, Weight
 from rarewatch.ruleset.schema import (
     FIELDS,
+    CasedTerm,
     Expr,
     Group,
     NearLeaf,
     NearSide,
+    Negation,
     RegexLeaf,
     Rule,
+    TermLike,
     VocabRef,
     Vocabulary,
 )
-from rarewatch.ruleset.text import canonical_term, is_cjk, is_word_char, term_variants
+from rarewatch.ruleset.terms import PLAIN, NegationCheck, TermOptions, TermTable
+from rarewatch.ruleset.text import canonical_term, term_variants
 
 Loc = tuple[str | int, ...]
-# What the automaton stores per key: (key length, check the start boundary, check the end boundary,
-# tolerate a plural "-s/-es" after the end, the ids of the terms this key spells).
-KeyInfo = tuple[int, bool, bool, bool, tuple[int, ...]]
 
 
 class ExpressionError(ValueError):
-    """A rule's expression cannot be compiled; `loc` is the path of the offending value in the rule."""
+    """A rule or vocabulary cannot be compiled; `loc` is the path of the offending value in the rule
+    (`rule_id`) or, when `vocabulary` is set, in that vocabulary's document."""
 
-    def __init__(self, message: str, rule_id: str, loc: Loc) -> None:
+    def __init__(self, message: str, rule_id: str, loc: Loc, vocabulary: str | None = None) -> None:
         self.rule_id = rule_id
         self.loc = loc
+        self.vocabulary = vocabulary
         super().__init__(message)
-
-
-class TermTable:
-    """Every distinct term (by canonical spelling) gets an id; `labels` keeps its first spelling."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-        self.labels: list[str] = []
-        self.latin: list[bool] = []  # True when the term has no CJK character: `near` counts words
-        self._keys: dict[str, KeyInfo] = {}
-
-    def add(self, term: str) -> int:
-        canonical = canonical_term(term)
-        tid = self._ids.get(canonical)
-        if tid is not None:
-            return tid
-        tid = self._ids[canonical] = len(self.labels)
-        self.labels.append(term)
-        self.latin.append(not any(is_cjk(c) for c in canonical))
-        for key in term_variants(term):
-            starts, ends = is_word_char(key[0]), is_word_char(key[-1])
-            previous = self._keys.get(key)
-            tids = (previous[4] if previous else ()) + (tid,)
-            self._keys[key] = (len(key), starts, ends, ends and key[-1].isalpha(), tids)
-        return tid
-
-    def automata(self) -> tuple[Any | None, Any | None]:
-        """Two automata: ASCII keys, searched in every text, and the other keys (CJK, accented), searched
-        only in texts that are not pure ASCII. Splitting them keeps the automaton's root small, which is
-        what an Aho-Corasick pass over English text spends its time on. None where there are no keys."""
-        ascii_keys = {k: v for k, v in self._keys.items() if k.isascii()}
-        other_keys = {k: v for k, v in self._keys.items() if not k.isascii()}
-        return _automaton(ascii_keys), _automaton(other_keys)
-
-
-def _automaton(keys: dict[str, KeyInfo]) -> Any | None:
-    if not keys:
-        return None
-    automaton = ahocorasick.Automaton()
-    for key, info in keys.items():
-        automaton.add_word(key, info)
-    automaton.make_automaton()
-    return automaton
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +46,7 @@ class CompiledRule:
     fields: int  # bit mask: 1 title, 2 summary, 4 content
     sources: frozenset[str] | None
     expr: Node
+    required: tuple[frozenset[int], ...] = ()  # term sets that must each be found for the rule to fire
 
 
 @dataclass(frozen=True)
@@ -96,19 +55,30 @@ class Compiled:
     rules: tuple[CompiledRule, ...]  # sorted by rule id
     triggers: dict[int, tuple[int, ...]]  # term id -> indexes of the rules it can wake
     always: tuple[int, ...]  # rules with no anchor term (regex-only): evaluated on every item
+    entities: dict[int, tuple[tuple[str, str], ...]]  # term id -> the (kind, name) entities it names
+    gate: frozenset[int] | None  # one of these must be found for any rule to fire; None: no such set
+    matched: frozenset[int]  # the terms matching needs (rules, their exclusions and negators)
 
 
 class _Compiler:
     def __init__(self, vocabularies: Mapping[str, Vocabulary]) -> None:
         self.table = TermTable()
         self.vocabularies = vocabularies
+        self.entities: dict[int, list[tuple[str, str]]] = {}
         self._vocab_nodes: dict[str, TermSet] = {}
         self._regexes = 0
         self.rule_id = ""
+        self.rule_options = PLAIN  # options of the terms written in the current rule
+        self._interned: dict[frozenset[int], frozenset[int]] = {}
+
+    def term(self, term: TermLike, options: TermOptions) -> int:
+        if isinstance(term, CasedTerm):
+            return self.table.add(term.term, options, case_sensitive=term.case_sensitive)
+        return self.table.add(term, options)
 
     def expr(self, e: Expr, loc: Loc) -> Node:
-        if isinstance(e, str):
-            return TermSet(frozenset({self.table.add(e)}), self.table.labels)
+        if isinstance(e, str | CasedTerm):
+            return TermSet(frozenset({self.term(e, self.rule_options)}), self.table.labels)
         if isinstance(e, VocabRef):
             return self.vocab(e.vocab, (*loc, "vocab"))
         if isinstance(e, RegexLeaf):
@@ -116,7 +86,7 @@ class _Compiler:
             return Regex(e.regex, e.case_sensitive, self._regexes)
         if isinstance(e, NearLeaf):
             left, right = (self.side(s, (*loc, "near", i)) for i, s in enumerate(e.near))
-            return Near(left, right, e.within, self.table.latin)
+            return Near(left, right, e.within, self.table.latin, SCOPES[e.scope])
         assert isinstance(e, Group)
         return self.group(e, loc)
 
@@ -141,6 +111,11 @@ class _Compiler:
         merged = TermSet(frozenset().union(*(t.tids for t in terms)), self.table.labels)
         return [merged, *(o for o in options if not isinstance(o, TermSet))]
 
+    def intern(self, tids: frozenset[int]) -> frozenset[int]:
+        """One object per distinct term set: per-item caches keyed by term sets then compare by
+        identity, not element by element."""
+        return self._interned.setdefault(tids, tids)
+
     def side(self, side: NearSide, loc: Loc) -> TermSet:
         items = side if isinstance(side, list) else [side]
         tids: frozenset[int] = frozenset()
@@ -149,19 +124,76 @@ class _Compiler:
             if isinstance(item, VocabRef):
                 tids |= self.vocab(item.vocab, (*where, "vocab")).tids
             else:
-                tids |= {self.table.add(item)}
-        return TermSet(tids, self.table.labels)
+                tids |= {self.term(item, self.rule_options)}
+        return TermSet(self.intern(tids), self.table.labels)
 
-    def vocab(self, name: str, loc: Loc) -> TermSet:
+    def vocab(self, name: str, loc: Loc, owner: str | None = None, negators: bool = False) -> TermSet:
+        if not negators and self._lookup(name, loc, owner).kind == "negators":
+            raise ExpressionError(
+                f"vocabulary {name!r} holds negators: use it in `negated_by`, not in an expression",
+                self.rule_id,
+                loc,
+                owner,
+            )
         node = self._vocab_nodes.get(name)
         if node is None:
-            vocabulary = self.vocabularies.get(name)
-            if vocabulary is None:
-                known = ", ".join(sorted(self.vocabularies)) or "none defined"
-                raise ExpressionError(f"unknown vocabulary {name!r} (known: {known})", self.rule_id, loc)
-            tids = frozenset(self.table.add(t) for t in vocabulary.terms)
+            vocabulary = self._lookup(name, loc, owner)
+            options = self.options(vocabulary.exclude, vocabulary.negated_by, vocabulary.all_terms(), name)
+            tids = frozenset(self.term(t, options) for t in vocabulary.all_terms())
             node = self._vocab_nodes[name] = TermSet(tids, self.table.labels)
+            self._record_entities(vocabulary, options)
         return node
+
+    def _lookup(self, name: str, loc: Loc, owner: str | None) -> Vocabulary:
+        vocabulary = self.vocabularies.get(name)
+        if vocabulary is None:
+            known = ", ".join(sorted(self.vocabularies)) or "none defined"
+            raise ExpressionError(f"unknown vocabulary {name!r} (known: {known})", self.rule_id, loc, owner)
+        return vocabulary
+
+    def _record_entities(self, vocabulary: Vocabulary, options: TermOptions) -> None:
+        if vocabulary.kind is None:
+            return
+        for name, synonyms in vocabulary.entities.items():
+            for t in (name, *synonyms):
+                names = self.entities.setdefault(self.term(t, options), [])
+                if (vocabulary.kind, name) not in names:
+                    names.append((vocabulary.kind, name))
+
+    def options(
+        self,
+        exclude: Sequence[str],
+        negations: Sequence[Negation],
+        terms: Sequence[TermLike],
+        owner: str | None,
+    ) -> TermOptions:
+        """Compile `exclude` and `negated_by` of a rule (owner None) or a vocabulary (owner: its name)."""
+        keys = set().union(*(_spellings(t) for t in terms)) if exclude else set()
+        excludes = []
+        for i, phrase in enumerate(exclude):
+            if not any(k in canonical_term(phrase) for k in keys):
+                raise ExpressionError(
+                    f"exclusion {phrase!r} contains none of the terms it applies to: it would never exclude",
+                    self.rule_id,
+                    ("exclude", i),
+                    owner,
+                )
+            excludes.append(self.table.add(phrase, case_sensitive=phrase != phrase.lower()))
+        checks = tuple(self.negation(n, ("negated_by", i), owner) for i, n in enumerate(negations))
+        return TermOptions(None, frozenset(excludes), checks)
+
+    def negation(self, spec: Negation, loc: Loc, owner: str | None) -> NegationCheck:
+        negators: set[int] = set()
+        for i, item in enumerate(spec.terms):
+            if isinstance(item, VocabRef):
+                # With the negator vocabulary's own options: its `exclude` can say that "could not"
+                # is no hedge. (Its own `negated_by` is not for negators: do not set one.)
+                negators.update(
+                    self.vocab(item.vocab, (*loc, "terms", i, "vocab"), owner, negators=True).tids
+                )
+            else:
+                negators.add(self.table.add(item))
+        return NegationCheck(frozenset(negators), *spec.window())
 
 
 def _field_mask(fields: Sequence[str]) -> int:
@@ -174,6 +206,9 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
     compiled: list[CompiledRule] = []
     for rule in sorted(rules, key=lambda r: r.id):
         compiler.rule_id = rule.id
+        compiler.rule_options = compiler.options(
+            rule.exclude, rule.negated_by, _inline_terms(rule.match), None
+        )
         expr = compiler.expr(rule.match, ("match",))
         sources = frozenset(rule.sources) if rule.sources is not None else None
         compiled.append(CompiledRule(rule, _field_mask(rule.fields), sources, expr))
@@ -182,6 +217,7 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
     def weight(tids: frozenset[int]) -> int:
         return sum(usage[t] for t in tids)
 
+    compiled = [replace(c, required=tuple(_required(c.expr, weight))) for c in compiled]
     triggers: dict[int, list[int]] = {}
     always: list[int] = []
     for index, c in enumerate(compiled):
@@ -198,9 +234,80 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
                 c.rule.id,
                 ("match",),
             )
+    for name, vocabulary in vocabularies.items():
+        if vocabulary.entities:  # entity vocabularies are searched even when no rule uses them
+            compiler.rule_id = ""
+            compiler.vocab(name, (), owner=name)
     return Compiled(
-        compiler.table, tuple(compiled), {t: tuple(r) for t, r in triggers.items()}, tuple(always)
+        compiler.table,
+        tuple(compiled),
+        {t: tuple(r) for t, r in triggers.items()},
+        tuple(always),
+        {t: tuple(names) for t, names in compiler.entities.items()},
+        None if always else _gate(compiled, weight),
+        _closure(frozenset().union(*(c.expr.term_ids() for c in compiled)), compiler.table),
     )
+
+
+def _closure(tids: frozenset[int], table: TermTable) -> frozenset[int]:
+    """`tids` with the exclusion phrases and negators their options need, and theirs in turn.
+    Terms outside it (entity vocabularies no rule uses: countries) are searched for entities only."""
+    done: set[int] = set()
+    todo = list(tids)
+    while todo:
+        tid = todo.pop()
+        if tid in done:
+            continue
+        done.add(tid)
+        options = table.options.get(tid)
+        if options is not None:
+            todo.extend(options.excludes)
+            todo.extend(n for check in options.negations for n in check.negators)
+    return frozenset(done)
+
+
+def _required(node: Node, weight: Weight) -> list[frozenset[int]]:
+    """Term sets of which one term each must be found for `node` to hold (a necessary condition)."""
+    if isinstance(node, TermSet):
+        return [node.tids]
+    if isinstance(node, Near):
+        return [node.left.tids, node.right.tids]
+    if isinstance(node, AllOf):
+        return [s for c in node.children for s in _required(c, weight)]
+    if isinstance(node, AnyOf):
+        sets = [_gate_set(c, weight) for c in node.children]
+        return [frozenset().union(*(s for s in sets if s is not None))] if None not in sets else []
+    return []  # a regex or a `none` requires no term
+
+
+def _gate_set(node: Node, weight: Weight) -> frozenset[int] | None:
+    """The required set of `node` most shared with other rules: the subject that every rule of a pack
+    names ("materials"), which keeps the union over rules, the gate, small and rare in general news."""
+    required = _required(node, weight)
+    return max(required, key=weight) if required else None
+
+
+def _gate(rules: Sequence[CompiledRule], weight: Weight) -> frozenset[int] | None:
+    sets = [_gate_set(c.expr, weight) for c in rules]
+    return None if None in sets else frozenset().union(*(s for s in sets if s is not None))
+
+
+def _spellings(term: TermLike) -> frozenset[str]:
+    if isinstance(term, CasedTerm):
+        return frozenset({canonical_term(term.term)})
+    return term_variants(term)
+
+
+def _inline_terms(e: Expr) -> list[TermLike]:
+    """The terms written in a rule's expression itself (not through a vocabulary)."""
+    if isinstance(e, str | CasedTerm):
+        return [e]
+    if isinstance(e, NearLeaf):
+        sides = [s if isinstance(s, list) else [s] for s in e.near]
+        return [t for side in sides for t in side if not isinstance(t, VocabRef)]
+    if isinstance(e, Group):
+        return [t for part in (e.all, e.any, e.none) for c in part or () for t in _inline_terms(c)]
+    return []
 
 
 def _has_regex(node: Node) -> bool:

@@ -77,12 +77,14 @@ def load_ruleset(paths: Sequence[Path]) -> Ruleset:
     if not rules:
         raise RuleError(f"no rules found in {', '.join(str(p) for p in paths) or '(no paths)'}")
     by_id = _by_name(rules, lambda r: r.id, "rule id")
-    vocab = {
-        name: v.model for name, v in _by_name(vocabularies, lambda v: v.vocabulary, "vocabulary").items()
-    }
+    vocab_docs = _by_name(vocabularies, lambda v: v.vocabulary, "vocabulary")
+    vocab = {name: v.model for name, v in vocab_docs.items()}
     try:
         compiled = compile_rules([r.model for r in rules], vocab)
     except ExpressionError as exc:
+        if exc.vocabulary is not None:  # an option of a vocabulary: point into the vocabulary
+            owner = vocab_docs[exc.vocabulary]
+            raise RuleError(str(exc), file=owner.file, line=owner.line_of(exc.loc)) from None
         home = by_id[exc.rule_id]
         raise RuleError(str(exc), file=home.file, line=home.line_of(exc.loc), rule_id=exc.rule_id) from None
     # The version depends on the contents only: moving or renaming the pack does not change it.

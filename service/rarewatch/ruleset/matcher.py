@@ -1,9 +1,9 @@
 """The compiled rule pack: one Aho-Corasick pass over an item's fields finds every term of every rule,
 then only the rules anchored on a found term are evaluated. Pure and synchronous; no I/O.
 
-Cost per item: normalising the text, one automaton pass (two for text that is not pure ASCII), a
-word-boundary check per raw hit, and the expressions of the woken rules. Rules that cannot be anchored
-on a term (regex-only rules) are evaluated on every item: keep them few.
+Cost per item: see `scanning` (normalisation, the gate, one automaton pass, the hit filters), then
+the expressions of the woken rules whose required terms were all found. Rules that cannot be anchored
+on a term (regex-only rules) are evaluated on every item, and turn the gate off: keep them few.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rarewatch.models import Item, Match
+from rarewatch.ruleset import chinese
 from rarewatch.ruleset.compile import Compiled, CompiledRule
-from rarewatch.ruleset.nodes import Evidence, Hit, Scan
+from rarewatch.ruleset.entities import NONE, Entities, collect
+from rarewatch.ruleset.nodes import Evidence, Scan
+from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.schema import FIELDS, Rule, Vocabulary
-from rarewatch.ruleset.text import is_word_char, search_offset_to_display, search_text, snippet
+from rarewatch.ruleset.text import search_offset_to_display, snippet
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ class Ruleset:
         self._compiled = compiled.rules
         self._triggers = compiled.triggers
         self._always = frozenset(compiled.always)
-        self._ascii_automaton, self._other_automaton = compiled.terms.automata()
+        self._scanner = Scanner(compiled.terms, compiled.gate, compiled.matched)
+        self._entities = compiled.entities
+        chinese.warm_up()
         self.rules: tuple[Rule, ...] = tuple(c.rule for c in compiled.rules)
         self.vocabularies = vocabularies
         self.version = version
@@ -61,75 +66,51 @@ class Ruleset:
         """
         return self._match(tuple(fields.get(name) or "" for name in FIELDS), source)
 
+    def entities(self, item: Item) -> Entities:
+        """The materials and countries `item` names (canonical names, in order of first mention)."""
+        return self.entities_fields({"title": item.title, "summary": item.summary, "content": item.content})
+
+    def entities_fields(self, fields: Mapping[str, str]) -> Entities:
+        """`entities` of plain texts keyed `title`, `summary`, `content` (missing keys are empty).
+        The same automaton and filters as matching; a second pass over the item (matching stops at
+        the gate for most items, so sharing its pass would not save the alerts' second one)."""
+        if not self._entities:
+            return NONE
+        scan = self._scanner.scan(
+            tuple(fields.get(name) or "" for name in FIELDS), gated=False, every_term=True
+        )
+        assert scan is not None
+        self._scanner.filter(scan)
+        return collect(self._entities, scan.hits)
+
     def _match(self, raw: Sequence[str], source: str | None) -> list[Match]:
-        scan = self._scan(raw)
+        scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
-        woken = set(self._always)
-        for tid in scan.masks:
-            woken.update(self._triggers.get(tid, ()))
+        candidates = self._candidates(scan.masks, source)
+        if not candidates:
+            return []
+        self._scanner.filter(scan)
         found = []
-        for index in sorted(woken):  # rules are sorted by id, so matches are too
-            rule = self._compiled[index]
-            if rule.sources is not None and source not in rule.sources:
-                continue
+        for rule in candidates:  # rules are sorted by id, so matches are too
             if rule.expr.test(scan, rule.fields):
                 found.append(_to_match(rule, scan))
         return found
 
-    def _scan(self, raw: Sequence[str]) -> Scan | None:
-        """Find the terms in every field; None when no term was found and no rule runs regardless."""
-        search = [search_text(text) if text else "" for text in raw]
-        # One automaton pass over the fields joined by "\n", which no search text contains: a term
-        # cannot span two fields, and one pass costs less than three.
-        joined = "\n".join(search)
-        hits: dict[int, list[Hit]] = {}
-        masks: dict[int, int] = {}
-        if self._ascii_automaton is not None:
-            _find_terms(self._ascii_automaton, joined, search, hits, masks)
-        if self._other_automaton is not None and not joined.isascii():
-            _find_terms(self._other_automaton, joined, search, hits, masks)
-        if not masks and not self._always:
-            return None
-        return Scan(raw, search, hits, masks)
-
-
-def _find_terms(
-    automaton: Any, text: str, fields: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
-) -> None:
-    """Record the automaton's hits in `text` (the `fields` joined by "\n") that sit on word boundaries
-    where the term needs them; positions are recorded relative to their field."""
-    n = len(text)
-    second = len(fields[0]) + 1
-    third = second + len(fields[1]) + 1
-    for last, (length, check_start, check_end, plural_ok, tids) in automaton.iter(text):
-        start, end = last - length + 1, last + 1
-        if check_start and start and is_word_char(text[start - 1]):
-            continue
-        if check_end and end < n and is_word_char(text[end]):
-            if not plural_ok or text[end] not in "se":  # cheap test first: "ban" in "bank", "band"
+    def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
+        """The rules woken by a found term whose required terms were all found (before filtering,
+        which only removes hits): the only ones that can fire."""
+        woken = set(self._always)
+        for tid in masks:
+            woken.update(self._triggers.get(tid, ()))
+        candidates = []
+        for index in sorted(woken):
+            rule = self._compiled[index]
+            if rule.sources is not None and source not in rule.sources:
                 continue
-            end = _plural_end(text, end)
-            if end < 0:
-                continue
-        field, offset = (2, third) if start >= third else (1, second) if start >= second else (0, 0)
-        hit = Hit(field, start - offset, end - offset)
-        for tid in tids:
-            if tid in hits:
-                hits[tid].append(hit)
-                masks[tid] |= 1 << field
-            else:
-                hits[tid] = [hit]
-                masks[tid] = 1 << field
-
-
-def _plural_end(text: str, end: int) -> int:
-    """The end of a "-s" or "-es" ending at `end` followed by a word boundary, or -1."""
-    for suffix in ("s", "es"):
-        after = end + len(suffix)
-        if text.startswith(suffix, end) and (after == len(text) or not is_word_char(text[after])):
-            return after
-    return -1
+            if all(not required.isdisjoint(masks) for required in rule.required):
+                candidates.append(rule)
+        return candidates
 
 
 def _to_match(rule: CompiledRule, scan: Scan) -> Match:

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from rarewatch.ruleset.clauses import crosses
 from rarewatch.ruleset.text import display_text
 
 Weight = Callable[[frozenset[int]], int]
@@ -41,7 +42,7 @@ class Evidence(NamedTuple):
 class Scan:
     """One item as the rules see it: its fields, their search texts and the term hits found in them."""
 
-    __slots__ = ("_display", "hits", "masks", "raw", "regex_results", "search", "snippets")
+    __slots__ = ("_display", "hits", "masks", "near_hits", "raw", "regex_results", "search", "snippets")
 
     def __init__(
         self, raw: Sequence[str], search: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
@@ -52,6 +53,7 @@ class Scan:
         self.masks = masks  # term id -> bit mask of the fields it was found in
         self.regex_results: dict[tuple[int, int], Evidence | None] = {}
         self.snippets: dict[Evidence, str] = {}  # rules that fire on the same first hit share a snippet
+        self.near_hits: dict[tuple[frozenset[int], int], list[tuple[int, Hit]]] = {}  # see `_hits_of`
         self._display: dict[int, str] = {}
 
     def display(self, field: int) -> str:
@@ -102,16 +104,25 @@ class TermSet:
 
 class Near:
     """`near: [A, B], within: N`: a hit of A and a hit of B in the same field, at most N words apart
-    (words between them), or N characters when either term is CJK. Either order; overlaps count."""
+    (words between them), or N characters when either term is CJK. Either order; overlaps count.
+    With a `boundary` (scope sentence or clause), no boundary may lie between them."""
 
-    __slots__ = ("latin", "left", "right", "within")
+    __slots__ = ("boundary", "latin", "left", "right", "within")
     cost = 3
 
-    def __init__(self, left: TermSet, right: TermSet, within: int, latin: Sequence[bool]) -> None:
+    def __init__(
+        self,
+        left: TermSet,
+        right: TermSet,
+        within: int,
+        latin: Sequence[bool],
+        boundary: re.Pattern[str] | None = None,
+    ) -> None:
         self.left = left
         self.right = right
         self.within = within
         self.latin = latin  # per term id: True when the term has no CJK character
+        self.boundary = boundary
 
     def _pair(self, scan: Scan, fields: int) -> tuple[tuple[int, Hit], tuple[int, Hit]] | None:
         lefts = _hits_of(scan, self.left.tids, fields)
@@ -129,8 +140,10 @@ class Near:
             return True
         if self.latin[tid_a] and self.latin[tid_b]:
             # Search text has single spaces between words: k words in between = k + 1 spaces.
-            return text.count(" ", gap_start, gap_end) - 1 <= self.within
-        return gap_end - gap_start <= self.within
+            close = text.count(" ", gap_start, gap_end) - 1 <= self.within
+        else:
+            close = gap_end - gap_start <= self.within
+        return close and not crosses(self.boundary, text, gap_start, gap_end)
 
     def test(self, scan: Scan, fields: int) -> bool:
         return self._pair(scan, fields) is not None
@@ -149,13 +162,19 @@ class Near:
 
 
 def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, Hit]]:
-    return [
-        (tid, hit)
-        for tid in scan.masks.keys() & tids
-        if scan.masks[tid] & fields
-        for hit in scan.hits[tid]
-        if (1 << hit.field) & fields
-    ]
+    """The hits of `tids` in `fields`; cached per item, since every rule's `near` asks for the same
+    subject vocabulary."""
+    key = (tids, fields)
+    found = scan.near_hits.get(key)
+    if found is None:
+        found = scan.near_hits[key] = [
+            (tid, hit)
+            for tid in scan.masks.keys() & tids
+            if scan.masks[tid] & fields
+            for hit in scan.hits[tid]
+            if (1 << hit.field) & fields
+        ]
+    return found
 
 
 class Regex:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -22,7 +23,8 @@ from pydantic import (
 )
 
 from rarewatch.models import Severity
-from rarewatch.ruleset.text import canonical_term, is_word_char
+from rarewatch.ruleset.forms import STEM_MARK, is_stem_word
+from rarewatch.ruleset.text import canonical_term, is_cjk, is_word_char
 
 Category = Literal[
     "export-licensing", "personnel-controls", "prosecution", "trade-restrictions", "supply-disruption"
@@ -42,16 +44,77 @@ def _check_term(term: str) -> str:
     key = canonical_term(term)
     if not any(c.isalnum() for c in key):
         raise ValueError(f"term {term!r} has no letter or digit")
-    if " " not in key and len(key) <= 2 and all(is_word_char(c) for c in key):
+    if " " not in key and len(key.rstrip(STEM_MARK)) <= 2 and all(is_word_char(c) for c in key):
         # Element symbols (EU, PR, Nd, Y) and two-letter words are never matched as bare tokens.
         raise ValueError(
             f"term {term!r} is one or two letters, which would match element symbols and short words "
-            "anywhere; use a longer term, or a case-sensitive regex ({regex: ..., case_sensitive: true})"
+            "anywhere; use a longer term, {term: ..., case_sensitive: true}, or a case-sensitive regex"
         )
+    return _check_stems(term, key)
+
+
+def _check_stems(term: str, key: str) -> str:
+    for word in key.split(" "):
+        if STEM_MARK in word and not is_stem_word(word):
+            raise ValueError(
+                f"term {term!r}: `~` marks the end of a Latin word of two or more letters (`ban~`, "
+                "`halt~ production`)"
+            )
     return term
 
 
+def _check_short_term(term: str) -> str:
+    """A negator may be a two-letter word ("no"): it never makes a rule fire, it only cancels hits."""
+    key = canonical_term(term)
+    if not any(c.isalnum() for c in key):
+        raise ValueError(f"term {term!r} has no letter or digit")
+    if " " not in key and len(key) < 2 and all(is_word_char(c) for c in key):
+        raise ValueError(f"negator {term!r} is a single letter")
+    return _check_stems(term, key)
+
+
+def _check_phrase(phrase: str) -> str:
+    key = canonical_term(phrase)
+    if STEM_MARK in key and phrase != phrase.lower():
+        raise ValueError(f"exclusion {phrase!r}: a capitalised (case-sensitive) exclusion cannot use `~`")
+    _check_stems(phrase, key)
+    if len(key) < (2 if any(is_cjk(c) for c in key) else 3) or not any(c.isalnum() for c in key):
+        raise ValueError(f"exclusion {phrase!r} is too short")
+    return phrase
+
+
 Term = Annotated[str, AfterValidator(_check_term)]
+ShortTerm = Annotated[str, AfterValidator(_check_short_term)]
+Phrase = Annotated[str, AfterValidator(_check_phrase)]
+
+
+class CasedTerm(_Strict):
+    """`{term: US, case_sensitive: true}`: found only with its capitals as written ("US", not "us").
+    Two letters are enough here, since case tells the symbol or acronym from the word."""
+
+    term: str
+    case_sensitive: bool
+
+    @model_validator(mode="after")
+    def _valid(self) -> CasedTerm:
+        key = canonical_term(self.term)
+        if STEM_MARK in key:
+            raise ValueError(f"term {self.term!r}: `~` forms cannot be case-sensitive")
+        if not self.case_sensitive:
+            _check_term(self.term)
+        elif len(key) < 2 or not any(c.isalnum() for c in key):
+            raise ValueError(f"case-sensitive term {self.term!r} needs two or more characters")
+        return self
+
+
+def _term_kind(value: Any) -> str:
+    return "<cased>" if isinstance(value, dict | CasedTerm) else "<term>"
+
+
+TermLike = Annotated[
+    Annotated[Term, Tag("<term>")] | Annotated[CasedTerm, Tag("<cased>")],
+    Discriminator(_term_kind),
+]
 
 
 class VocabRef(_Strict):
@@ -81,12 +144,45 @@ class RegexLeaf(_Strict):
 NearSide = Term | VocabRef | Annotated[list[Term | VocabRef], Field(min_length=1)]
 
 
+Scope = Literal["field", "sentence", "clause"]
+
+
 class NearLeaf(_Strict):
-    """`{near: [A, B], within: N}`: A and B in one field, either order, with at most N words between
-    them (N characters when either term is CJK)."""
+    """`{near: [A, B], within: N, scope: clause}`: A and B in one field, either order, with at most N
+    words between them (N characters when either term is CJK) and, with `scope`, no sentence or clause
+    boundary between them (see `clauses`). The default scope is the field."""
 
     near: tuple[NearSide, NearSide]
     within: int = Field(ge=1, le=1000)
+    scope: Scope = "field"
+
+
+class Negation(_Strict):
+    """`negated_by: {terms: [...], before: 3, after: 0}`: a hit of a term with one of these negators
+    or hedges at most `before` words before it (or `after` words after it), in the same clause and
+    field, does not count. The other hits of the same term still do. CJK distances are in characters:
+    `before_cjk`/`after_cjk`, twice the word distance unless given. `null` turns a side off."""
+
+    terms: Annotated[list[ShortTerm | VocabRef], Field(min_length=1)]
+    before: int | None = Field(default=3, ge=0, le=20)
+    after: int | None = Field(default=None, ge=0, le=20)
+    before_cjk: int | None = Field(default=None, ge=0, le=40)
+    after_cjk: int | None = Field(default=None, ge=0, le=40)
+
+    def window(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """(before, before_cjk, after, after_cjk) with the CJK defaults filled in."""
+
+        def cjk(given: int | None, words: int | None) -> int | None:
+            return given if given is not None else (None if words is None else 2 * words)
+
+        return self.before, cjk(self.before_cjk, self.before), self.after, cjk(self.after_cjk, self.after)
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
+Negations = Annotated[tuple[Negation, ...], BeforeValidator(_one_or_many)]
 
 
 class Group(_Strict):
@@ -109,9 +205,9 @@ def _expr_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return _MODEL_TAGS.get(type(value))
     if isinstance(value, dict):
-        for key in ("regex", "near", "vocab"):
+        for key, tag in (("regex", "<regex>"), ("near", "<near>"), ("vocab", "<vocab>"), ("term", "<cased>")):
             if key in value:
-                return f"<{key}>"
+                return tag
         if value.keys() & {"all", "any", "none"}:
             return "<group>"
     return None
@@ -123,6 +219,7 @@ _MODEL_TAGS: dict[type[BaseModel], str] = {
     RegexLeaf: "<regex>",
     NearLeaf: "<near>",
     VocabRef: "<vocab>",
+    CasedTerm: "<cased>",
 }
 
 Expr = Annotated[
@@ -130,13 +227,14 @@ Expr = Annotated[
     | Annotated[Group, Tag("<group>")]
     | Annotated[RegexLeaf, Tag("<regex>")]
     | Annotated[NearLeaf, Tag("<near>")]
-    | Annotated[VocabRef, Tag("<vocab>")],
+    | Annotated[VocabRef, Tag("<vocab>")]
+    | Annotated[CasedTerm, Tag("<cased>")],
     Discriminator(
         _expr_kind,
         custom_error_type="expression",
         custom_error_message=(
-            "expected a term (string), {all|any|none: [...]}, {regex: ...}, {near: [A, B], within: N} "
-            "or {vocab: name}"
+            "expected a term (string), {all|any|none: [...]}, {regex: ...}, {near: [A, B], within: N}, "
+            "{vocab: name} or {term: ..., case_sensitive: true}"
         ),
     ),
 ]
@@ -195,11 +293,60 @@ class Rule(_Strict):
     sources: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)] | None = None
     tags: tuple[str, ...] = ()
     examples: Examples = Examples()
+    # Options of the terms written in `match` itself (a vocabulary's terms take the vocabulary's).
+    exclude: tuple[Phrase, ...] = ()
+    negated_by: Negations = ()
+
+
+EntityKind = Literal["materials", "countries"]
+VocabKind = Literal["materials", "countries", "negators"]
+ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
+EntityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9 ()./-]*$", max_length=100)]
 
 
 class Vocabulary(_Strict):
-    """`{vocabulary: name, terms: [...]}`: a shared list of synonyms, referenced as `{vocab: name}`."""
+    """`{vocabulary: name, terms: [...]}`: a shared list of synonyms, referenced as `{vocab: name}`.
+
+    Options, applied to the terms of this vocabulary wherever it is used:
+
+    * `exclude`: phrases containing a term, in which that term does not count ("Graphite Capital").
+      A phrase with a capital letter is matched case-sensitively; an all-lower-case phrase in any case.
+    * `negated_by`: negators and hedges that cancel the hit they precede (see `Negation`).
+    * `kind` + `entities`: canonical names, each with its synonyms (the name itself is one), reported
+      by `Ruleset.entities`. All synonyms are terms of the vocabulary, along with `terms`.
+    * `kind: negators`: a list of negators or hedges for `negated_by`. Its terms may be two-letter
+      words ("no", "if"); rules cannot use it as a subject or action.
+    """
 
     vocabulary: VocabName
     description: str = ""
-    terms: Annotated[tuple[Term, ...], Field(min_length=1)]
+    terms: tuple[ShortTerm | CasedTerm, ...] = ()
+    kind: VocabKind | None = None
+    entities: dict[EntityName, tuple[TermLike, ...]] = Field(default_factory=dict)
+    exclude: tuple[Phrase, ...] = ()
+    negated_by: Negations = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Vocabulary:
+        if not self.terms and not self.entities:
+            raise ValueError("a vocabulary needs `terms` or `entities`")
+        if (self.kind in ENTITY_KINDS) != bool(self.entities):
+            raise ValueError(
+                "`entities` need `kind: materials` or `kind: countries`, and those kinds need entities"
+            )
+        if self.kind == "negators":
+            if self.negated_by:
+                raise ValueError("a vocabulary of negators cannot itself be `negated_by`")
+        else:  # two-letter words are for negators only ("no"): anywhere else they are symbols
+            for term in self.terms:
+                if isinstance(term, str):
+                    _check_term(term)
+        return self
+
+    def all_terms(self) -> tuple[TermLike, ...]:
+        """Every term of the vocabulary: `terms`, then each entity's name and synonyms."""
+        found: list[TermLike] = list(self.terms)
+        for name, synonyms in self.entities.items():
+            found.append(name)
+            found.extend(synonyms)
+        return tuple(found)

@@ -6,6 +6,10 @@ in a story meet as "rare earth". Lower-casing is kept one character for one char
 step that changes lengths is the whitespace collapse, so a position in the search text can be mapped
 back to the displayed (NFKC) text for snippets, lazily, only for rules that fired.
 
+Chinese: text holding Traditional characters is converted to Simplified (`chinese.to_simplified`) before
+folding, one character for one, so that Simplified rule terms match Taiwan and Hong Kong stories.
+Displayed text (snippets, regexes) keeps the original characters.
+
 Spelling: a term is stored in a canonical spelling ("licence" -> "license", "-ise" -> "-ize") and searched
 under every variant of it (both spellings, a hyphenated compound also written closed, a final "-y" also
 as "-ies"). Variants cost nothing per item: they are extra keys of the one automaton.
@@ -16,6 +20,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from rarewatch.ruleset.chinese import to_simplified
+from rarewatch.ruleset.forms import expand
+
 # Dashes and apostrophes separate words: "rare-earth" = "rare earth", "earth's" = "earth s".
 _SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d'`\u2018\u2019\u02bc\uff07"
 _FOLD = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
@@ -25,6 +32,8 @@ _ASCII_FOLD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
     b"abcdefghijklmnopqrstuvwxyz            ",
 )
+# Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
+_ASCII_SEPARATORS = bytes.maketrans(b"-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"            ")
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
 _TOKEN = re.compile(r"\S+")
 
@@ -79,11 +88,23 @@ def display_text(raw: str) -> str:
 def search_text(raw: str) -> str:
     """The text terms are searched in (see the module docstring). Hot path: runs once per field."""
     if raw.isascii():
-        text = raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
-        if "  " not in text and text[:1] != " " and text[-1:] != " ":
-            return text  # already collapsed: the common case for normalised items
-        return " ".join(text.split())
-    return " ".join(fold(display_text(raw)).split())
+        return _collapse(raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii"))
+    return " ".join(fold(to_simplified(display_text(raw))).split())
+
+
+def cased_text(raw: str) -> str:
+    """`search_text` with the case kept: same length, same positions. Case-sensitive terms and
+    exclusions are checked against it; it is computed only for items where one was found."""
+    if raw.isascii():
+        return _collapse(raw.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii"))
+    text = to_simplified(display_text(raw))
+    return " ".join((text.translate(_FOLD) if _SEPARATOR.search(text) else text).split())
+
+
+def _collapse(text: str) -> str:
+    if "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # already collapsed: the common case for normalised items
+    return " ".join(text.split())
 
 
 def canonical_term(term: str) -> str:
@@ -95,14 +116,15 @@ def canonical_term(term: str) -> str:
 
 
 def term_variants(term: str) -> frozenset[str]:
-    """Every spelling a term is searched under (the canonical one included)."""
-    key = canonical_term(term)
-    keys = {key, _IZE.sub(r"is\1", key)}
+    """Every spelling a term is searched under (the canonical one included); words ending in `~` are
+    expanded to their inflections (see `forms`)."""
+    keys = set(expand(canonical_term(term)))
+    keys |= {_IZE.sub(r"is\1", k) for k in keys}
     for british, american in SPELLING_PAIRS:
         keys |= {k.replace(american, british) for k in keys}
     if _HYPHEN_BETWEEN_WORDS.search(display_text(term)):
         # "anti-dumping" is also written "antidumping" (but "rare earth" is never "rareearth").
-        keys |= {canonical_term(_HYPHEN_BETWEEN_WORDS.sub("", display_text(term)))}
+        keys |= expand(canonical_term(_HYPHEN_BETWEEN_WORDS.sub("", display_text(term))))
     keys |= {_Y_PLURAL.sub("ies", k) for k in keys}
     return frozenset(keys)
 

@@ -6,7 +6,7 @@ Both implementations (SQLite, the embedded default; Redis) pass one contract sui
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -29,14 +29,29 @@ class Store(Protocol):
         now: datetime,
         alert: Alert | None = None,
         destinations: Sequence[str] = (),
+        *,
+        held_until: Mapping[str, datetime] | None = None,
     ) -> bool:
         """Claim a story once, atomically.
 
         Returns True when none of `keys` was claimed within its TTL: then all keys are claimed for `ttl`
-        and, in the same atomic step, `alert` is recorded in the history and one pending delivery per
-        destination is created (due at `now`). Returns False, changing nothing, when any key is held.
+        (their owner is `alert.id`, or None without an alert) and, in the same atomic step, `alert` is
+        recorded in the history and one pending delivery per destination is created, due at `now`.
+        A destination listed in `held_until` gets a delivery due at that time with `digest=True` (it is
+        folded into a digest). Returns False, changing nothing, when any key is held.
         With `alert=None` the keys are only marked as seen (first poll of a new source).
         """
+
+    async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
+        """Which of `keys` are held at `now` (claimed or remembered, not expired), each with its owner."""
+
+    async def remember(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> None:
+        """Index `keys` to `owner` for `ttl` where they are not already held (never blocks a claim's keys:
+        used for near-duplicate title signatures). Keys already held keep their owner."""
+
+    async def count_in_window(self, key: str, window: timedelta, now: datetime) -> int:
+        """Add one to the counter `key` for the fixed window containing `now` and return the new count
+        (per-rule throttling). Counters expire after their window."""
 
     async def get_source_state(self, source: str) -> SourceState | None:
         """The stored state of a source, or None if it was never polled."""
@@ -58,8 +73,20 @@ class Store(Protocol):
     ) -> list[Delivery]:
         """Delivery records filtered by status and destination, oldest first."""
 
-    async def mark_delivered(self, alert_id: str, destination: str, now: datetime) -> None:
-        """Record a successful delivery (attempts + 1). Never called for a failed attempt."""
+    async def get_delivery(self, alert_id: str, destination: str) -> Delivery | None:
+        """One delivery record, or None."""
+
+    async def delivered_since(self, destination: str, since: datetime) -> int:
+        """How many deliveries to `destination` were recorded delivered at or after `since` (storm guard)."""
+
+    async def mark_delivered(
+        self, alert_id: str, destination: str, now: datetime, receipt: str | None = None
+    ) -> None:
+        """Record a successful delivery (attempts + 1) and the destination's receipt (e.g. a Slack ts).
+        Never called for a failed attempt."""
+
+    async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
+        """Move a pending delivery's next attempt without counting an attempt (nothing was sent)."""
 
     async def mark_failed(
         self, alert_id: str, destination: str, error: str, next_attempt: datetime, now: datetime
@@ -67,7 +94,7 @@ class Store(Protocol):
         """Record a failed attempt (attempts + 1) and when to try again."""
 
     async def mark_dead(self, alert_id: str, destination: str, error: str, now: datetime) -> None:
-        """Give up on a delivery (dead letter); it stays listed with its last error."""
+        """Give up on a delivery (dead letter, attempts + 1); it stays listed with its last error."""
 
     async def retry(self, now: datetime, destination: str | None = None) -> int:
         """Make dead (and pending) deliveries due again at `now`; returns how many."""

@@ -32,20 +32,31 @@ def from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def ttl_ms(ttl: timedelta) -> int:
-    """A claim TTL in whole milliseconds (at least 1), rejecting a TTL that would never hold a claim."""
+def ttl_ms(ttl: timedelta, what: str = "claim ttl") -> int:
+    """A TTL in whole milliseconds (at least 1), rejecting a TTL that would never hold anything."""
     ms = ttl // timedelta(milliseconds=1)
     if ms <= 0:
-        raise ValueError(f"claim ttl must be positive, got {ttl}")
+        raise ValueError(f"{what} must be positive, got {ttl}")
     return ms
+
+
+def window_bucket(window: timedelta, now: datetime) -> tuple[int, int]:
+    """The fixed counting window containing `now`: its number, floor(now.timestamp() / window) (computed
+    in integer microseconds, so exact), and its end (us). Windows of at least a millisecond only. A counter
+    is (key, window number): use one key with one window length."""
+    ttl_ms(window, "counter window")
+    width = window // _MICRO
+    bucket = to_us(now) // width
+    return bucket, (bucket + 1) * width
 
 
 # --- SQLite -----------------------------------------------------------------------------------------------
 
-CLAIMS = "claims"  # key -> expires (us); a claim holds while expires > now
+CLAIMS = "claims"  # key -> expires (us), owner (alert id or NULL); held while expires > now
 ALERTS = "alerts"  # alert history: id -> created (us), Alert.to_dict() JSON
 DELIVERIES = "deliveries"  # the outbox: one row per (alert_id, destination)
 SOURCES = "source_state"  # source name -> SourceState.to_dict() JSON
+COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-window counters
 
 # Forward migrations, applied in order on open() inside one BEGIN IMMEDIATE transaction; the schema version
 # is `PRAGMA user_version`. Never edit a shipped entry: append a new one.
@@ -74,13 +85,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE INDEX {DELIVERIES}_due ON {DELIVERIES} (next_attempt, created) WHERE status = 'pending'",
         f"CREATE INDEX {ALERTS}_created ON {ALERTS} (created)",
     ),
+    # v3: claim owners (existing claims: NULL, unknown), delivery receipts and the digest flag (existing
+    # deliveries: not held for a digest), fixed-window counters, and a partial index (delivered rows only)
+    # for the storm guard's "delivered to this destination since" count; `status` is in it, constant as it
+    # is, only so that the index covers that query (SQLite would otherwise read each row to check it).
+    (
+        f"ALTER TABLE {CLAIMS} ADD COLUMN owner TEXT",
+        f"ALTER TABLE {DELIVERIES} ADD COLUMN receipt TEXT",
+        f"ALTER TABLE {DELIVERIES} ADD COLUMN digest INTEGER NOT NULL DEFAULT 0",
+        f"""CREATE TABLE {COUNTERS} (
+            key TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            expires INTEGER NOT NULL,
+            PRIMARY KEY (key, bucket)
+        ) WITHOUT ROWID""",
+        f"CREATE INDEX {DELIVERIES}_delivered ON {DELIVERIES} (destination, delivered_at, status)"
+        " WHERE status = 'delivered'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # --- Redis ------------------------------------------------------------------------------------------------
 
-REDIS_LAYOUT_VERSION = 1
+# v2 (from v1): claim values carry an owner, delivery hashes `receipt`/`digest`, new `delivered:` and
+# `counter:` keys. A v1 store is upgraded in place on open() (v1 claim values read as "no owner"; the
+# delivered index is filled from the delivered records); rarewatch builds that only know v1 then refuse
+# it, so an old process cannot send held digest deliveries one by one or leave the delivered index stale.
+REDIS_LAYOUT_VERSION = 2
+DELIVERED_INDEX_SPAN = timedelta(hours=24)  # `delivered:<dest>` keeps this much history (storm guard)
 _SEP = "\x1f"  # ASCII unit separator: cannot appear in a destination name or an alert id in practice
 _SEQ_WIDTH = 16  # digits of the zero-padded sequence number that starts an outbox member
 
@@ -89,14 +123,17 @@ _SEQ_WIDTH = 16  # digits of the zero-padded sequence number that starts an outb
 class RedisKeys:
     """Key names under one prefix.
 
-    - `claim:<key>`          string "1" with PX ttl: a dedup claim
+    - `claim:<key>`          string with PX ttl: a dedup claim or remembered key (value: `claim_value`)
+    - `counter:<n>:<key>`    integer with PX ttl: count in fixed window number n (`count_in_window`)
     - `alert:<id>`           string: Alert.to_dict() JSON
     - `alerts`               zset id -> created (us): the history, capped
     - `alert_refs`           hash id -> number of delivery records of that alert (keeps trimmed alerts alive)
-    - `delivery:<id>␟<dest>` hash: one outbox record (fields: see `redis.py`)
+    - `delivery:<id>␟<dest>` hash: one outbox record (fields: see `redis_scripts.CLAIM`, `TRANSITION`)
     - `outbox:all`           zset member -> created (us): every delivery
     - `outbox:<status>`      zset member -> created (us): deliveries of one status
     - `outbox:due`           zset member -> next_attempt (us): pending deliveries only
+    - `delivered:<dest>`     zset alert id -> delivered_at (us): delivered records of one destination;
+                             each `mark_delivered` drops those older than its `now` - DELIVERED_INDEX_SPAN
     - `seq`                  counter: insertion order, so equal timestamps keep a stable order
     - `source:<name>`        string: SourceState.to_dict() JSON
     - `version`              the layout version, checked on open()
@@ -109,6 +146,9 @@ class RedisKeys:
 
     def claim(self, key: str) -> str:
         return f"{self.prefix}claim:{key}"
+
+    def counter(self, key: str, bucket: int) -> str:
+        return f"{self.prefix}counter:{bucket}:{key}"
 
     def alert(self, alert_id: str) -> str:
         return f"{self.alert_prefix}{alert_id}"
@@ -148,6 +188,13 @@ class RedisKeys:
         return f"{self.prefix}outbox:due"
 
     @property
+    def delivered_prefix(self) -> str:
+        return f"{self.prefix}delivered:"
+
+    def delivered(self, destination: str) -> str:
+        return f"{self.delivered_prefix}{destination}"
+
+    @property
     def seq(self) -> str:
         return f"{self.prefix}seq"
 
@@ -157,6 +204,21 @@ class RedisKeys:
     @property
     def version(self) -> str:
         return f"{self.prefix}version"
+
+
+# A claim key's value: "=" then the owner, or "1" for no owner (the only value layout v1 wrote, so its
+# claims read as ownerless).
+_OWNED, _UNOWNED = "=", "1"
+
+
+def claim_value(owner: str | None) -> str:
+    """The value stored under a claim key for `owner`."""
+    return _UNOWNED if owner is None else _OWNED + owner
+
+
+def claim_owner(value: str) -> str | None:
+    """The owner a claim key's value names (None: claimed without an alert, or by layout v1)."""
+    return value[len(_OWNED) :] if value.startswith(_OWNED) else None
 
 
 # Lua needs the separator and member layout too; these are passed in as arguments, never spelt in a script.

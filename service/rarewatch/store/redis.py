@@ -2,9 +2,9 @@
 
 Atomicity comes from Redis running one command or Lua script at a time: a claim of one key without an
 alert is `SET NX PX`; any other claim is one script that checks every key, claims them, records the alert
-and creates the outbox records, all or nothing. Key names come from `keys.RedisKeys`; the scripts receive
-every name they use as an argument. (History trimming and purging delete keys they compute from a prefix,
-so the scripts suit a single Redis or a replica set, not Redis Cluster.)
+and creates the outbox records, all or nothing. Key names come from `keys.RedisKeys`; the scripts
+(`redis_scripts.py`) receive every name they use as an argument. (History trimming and purging delete keys
+they compute from a prefix, so the scripts suit a single Redis or a replica set, not Redis Cluster.)
 
 Every Redis failure (down, timeout, a script error) becomes a `StoreError`. The client reconnects on its
 own, so the same store works again once Redis is back.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -28,110 +28,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
+from rarewatch.store import redis_scripts as lua
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _PENDING, _DELIVERED, _DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
 _PAGE = 500  # outbox records read per round trip when filtering by destination
-
-# KEYS: seq, alerts, alert_refs, outbox:all, outbox:pending, outbox:delivered, outbox:dead, outbox:due,
-#       alert:<id>, then one delivery hash per destination, then the claim keys.
-# ARGV: ttl_ms, n_destinations, alert JSON ('' = none), alert id, created_us, now_us, history_limit,
-#       alert key prefix, member separator, member seq width, pending, then the destinations.
-_CLAIM = """
-local nd = tonumber(ARGV[2])
-for i = 10 + nd, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
-end
-for i = 10 + nd, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
-if ARGV[3] == '' then return 1 end
-local id, now, sep = ARGV[4], ARGV[6], ARGV[9]
-redis.call('SET', KEYS[9], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[5], id)
-for j = 1, nd do
-  local hkey, dest = KEYS[9 + j], ARGV[11 + j]
-  local old = redis.call('HGET', hkey, 'member')
-  if old then
-    for z = 4, 8 do redis.call('ZREM', KEYS[z], old) end
-    redis.call('DEL', hkey)
-  else
-    redis.call('HINCRBY', KEYS[3], id, 1)
-  end
-  local seq = redis.call('INCR', KEYS[1])
-  local member = string.format('%0' .. ARGV[10] .. 'd', seq) .. sep .. id .. sep .. dest
-  redis.call('HSET', hkey, 'alert_id', id, 'destination', dest, 'status', ARGV[11], 'attempts', '0',
-             'created', now, 'next_attempt', now, 'member', member)
-  redis.call('ZADD', KEYS[4], now, member)
-  redis.call('ZADD', KEYS[5], now, member)
-  redis.call('ZADD', KEYS[8], now, member)
-end
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
-if excess > 0 then
-  local trimmed = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
-  for _, old_id in ipairs(trimmed) do
-    if not redis.call('HGET', KEYS[3], old_id) then redis.call('DEL', ARGV[8] .. old_id) end
-  end
-end
-return 1
-"""
-
-# KEYS: delivery hash, the new status's set, the two other status sets, outbox:due.
-# ARGV: new status, attempts increment, due score ('' = not due), then field/value pairs to set.
-_TRANSITION = """
-local member = redis.call('HGET', KEYS[1], 'member')
-if not member then return 0 end
-if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'attempts', ARGV[2]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], unpack(ARGV, 4))
-redis.call('ZREM', KEYS[3], member)
-redis.call('ZREM', KEYS[4], member)
-redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'created'), member)
-if ARGV[3] == '' then redis.call('ZREM', KEYS[5], member)
-else redis.call('ZADD', KEYS[5], ARGV[3], member) end
-return 1
-"""
-
-# KEYS: outbox:pending, outbox:dead, outbox:due.
-# ARGV: now_us, filter by destination ('1'/'0'), destination, delivery key prefix, member seq width, pending.
-_RETRY = """
-local n = 0
--- Both lists are read before any change: a revived dead record must not be seen again as pending.
-local lists = {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('ZRANGE', KEYS[1], 0, -1)}
-for _, members in ipairs(lists) do
-  for _, m in ipairs(members) do
-    local hkey = ARGV[4] .. string.sub(m, tonumber(ARGV[5]) + 2)
-    if ARGV[2] == '0' or redis.call('HGET', hkey, 'destination') == ARGV[3] then
-      redis.call('HSET', hkey, 'status', ARGV[6], 'next_attempt', ARGV[1])
-      redis.call('ZREM', KEYS[2], m)
-      redis.call('ZADD', KEYS[1], redis.call('HGET', hkey, 'created'), m)
-      redis.call('ZADD', KEYS[3], ARGV[1], m)
-      n = n + 1
-    end
-  end
-end
-return n
-"""
-
-# KEYS: outbox:<status>, outbox:all, outbox:due, alert_refs, alerts.
-# ARGV: filter by destination ('1'/'0'), destination, delivery key prefix, member seq width, alert key prefix.
-_PURGE = """
-local n = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local hkey = ARGV[3] .. string.sub(m, tonumber(ARGV[4]) + 2)
-  local f = redis.call('HMGET', hkey, 'alert_id', 'destination')
-  if ARGV[1] == '0' or f[2] == ARGV[2] then
-    redis.call('DEL', hkey)
-    for z = 1, 3 do redis.call('ZREM', KEYS[z], m) end
-    if f[1] and redis.call('HINCRBY', KEYS[4], f[1], -1) <= 0 then
-      redis.call('HDEL', KEYS[4], f[1])
-      if not redis.call('ZSCORE', KEYS[5], f[1]) then redis.call('DEL', ARGV[5] .. f[1]) end
-    end
-    n = n + 1
-  end
-end
-return n
-"""
 
 
 def _translated(
@@ -184,10 +87,13 @@ class RedisStore:
         self._redis = client_or_url
         self._keys = k.RedisKeys(prefix)
         self._history_limit = history_limit
-        self._claim_script = client_or_url.register_script(_CLAIM)
-        self._transition_script = client_or_url.register_script(_TRANSITION)
-        self._retry_script = client_or_url.register_script(_RETRY)
-        self._purge_script = client_or_url.register_script(_PURGE)
+        self._claim_script = client_or_url.register_script(lua.CLAIM)
+        self._transition_script = client_or_url.register_script(lua.TRANSITION)
+        self._defer_script = client_or_url.register_script(lua.DEFER)
+        self._count_script = client_or_url.register_script(lua.COUNT)
+        self._retry_script = client_or_url.register_script(lua.RETRY)
+        self._purge_script = client_or_url.register_script(lua.PURGE)
+        self._set_version_script = client_or_url.register_script(lua.SET_VERSION)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -208,7 +114,8 @@ class RedisStore:
 
     @_translated
     async def open(self) -> None:
-        """Check the server answers and the key layout is one this version understands. Idempotent."""
+        """Check the server answers and the key layout is one this version understands, upgrading an older
+        layout in place. Idempotent."""
         version = cast("str | None", await self._redis.get(self._keys.version))
         if version is None:
             await self._redis.set(self._keys.version, k.REDIS_LAYOUT_VERSION, nx=True)
@@ -217,6 +124,30 @@ class RedisStore:
                 f"Redis store at {self.where} has key layout version {version}, newer than this rarewatch "
                 f"supports ({k.REDIS_LAYOUT_VERSION}); upgrade rarewatch or use another prefix"
             )
+        elif int(version) < k.REDIS_LAYOUT_VERSION:
+            await self._upgrade_from_v1()
+
+    async def _upgrade_from_v1(self) -> None:
+        """Layout v1 -> v2: index the delivered records by destination (v1 claim values already read as
+        ownerless, and v1 delivery hashes as no receipt, not held). Safe to run twice or concurrently."""
+        kk, start = self._keys, 0
+        newest: dict[str, int] = {}
+        while members := _strs(await self._redis.zrange(kk.outbox(_DELIVERED), start, start + _PAGE - 1)):
+            pipe = self._redis.pipeline(transaction=False)
+            for member in members:
+                pipe.hmget(kk.delivery_of_member(member), ["alert_id", "destination", "delivered_at"])
+            rows = cast("list[list[str | None]]", await pipe.execute())
+            pipe = self._redis.pipeline(transaction=False)
+            for alert_id, destination, delivered_at in rows:
+                if alert_id is not None and destination is not None and delivered_at is not None:
+                    pipe.zadd(kk.delivered(destination), {alert_id: int(delivered_at)})
+                    newest[destination] = max(newest.get(destination, 0), int(delivered_at))
+            await pipe.execute()
+            start += len(members)
+        span = k.DELIVERED_INDEX_SPAN // timedelta(microseconds=1)
+        for destination, last in newest.items():
+            await self._redis.zremrangebyscore(kk.delivered(destination), "-inf", f"({last - span}")
+        await self._set_version_script(keys=[kk.version], args=[k.REDIS_LAYOUT_VERSION])
 
     @_translated
     async def close(self) -> None:
@@ -234,6 +165,8 @@ class RedisStore:
         now: datetime,
         alert: Alert | None = None,
         destinations: Sequence[str] = (),
+        *,
+        held_until: Mapping[str, datetime] | None = None,
     ) -> bool:
         """Claim `keys` for `ttl` (Redis time: `now` dates the records, not the expiry); see `Store.claim`."""
         if not keys:
@@ -241,27 +174,71 @@ class RedisStore:
         ms = k.ttl_ms(ttl)
         claim_keys = [self._keys.claim(key) for key in dict.fromkeys(keys)]
         if alert is None and len(claim_keys) == 1:
-            return bool(await self._redis.set(claim_keys[0], "1", nx=True, px=ms))
+            return bool(await self._redis.set(claim_keys[0], k.claim_value(None), nx=True, px=ms))
         dests = list(dict.fromkeys(destinations)) if alert is not None else []
         kk = self._keys
         fixed = [kk.seq, kk.alerts, kk.alert_refs, kk.outbox_all, *self._status_sets(_PENDING), kk.outbox_due]
         alert_id = alert.id if alert is not None else ""
-        script_keys = [*fixed, kk.alert(alert_id), *(kk.delivery(alert_id, d) for d in dests), *claim_keys]
+        script_keys = [
+            *fixed,
+            kk.alert(alert_id),
+            *(kk.delivery(alert_id, d) for d in dests),
+            *(kk.delivered(d) for d in dests),
+            *claim_keys,
+        ]
+        now_us, hold = k.to_us(now), held_until or {}
+        per_dest: list[str | int] = []
+        for dest in dests:
+            per_dest += [dest, k.to_us(hold[dest]), 1] if dest in hold else [dest, now_us, 0]
         args: list[str | int] = [
             ms,
             len(dests),
             json.dumps(alert.to_dict()) if alert is not None else "",
             alert_id,
             k.to_us(alert.created) if alert is not None else 0,
-            k.to_us(now),
+            now_us,
             self._history_limit,
             kk.alert_prefix,
             k.MEMBER_SEPARATOR,
             k.MEMBER_SEQ_WIDTH,
             _PENDING.value,
-            *dests,
+            k.claim_value(alert.id if alert is not None else None),
+            *per_dest,
         ]
         return bool(await self._claim_script(keys=script_keys, args=args))
+
+    @_translated
+    async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
+        """The keys among `keys` held now (Redis time: `now` is not used), with owners, in `keys` order."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        values = cast("list[str | None]", await self._redis.mget([self._keys.claim(key) for key in unique]))
+        return {key: k.claim_owner(v) for key, v in zip(unique, values, strict=True) if v is not None}
+
+    @_translated
+    async def remember(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> None:
+        """Hold each free key of `keys` for `owner` during `ttl` (Redis time), one `SET NX PX` per key in
+        one round trip; held keys keep their owner."""
+        ms = k.ttl_ms(ttl, "remember ttl")
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for key in unique:
+            pipe.set(self._keys.claim(key), k.claim_value(owner), nx=True, px=ms)
+        await pipe.execute()
+
+    # --- counters -----------------------------------------------------------------------------------------
+
+    @_translated
+    async def count_in_window(self, key: str, window: timedelta, now: datetime) -> int:
+        """Count one for `key` in the fixed window containing `now` and return the window's count. The
+        window's number comes from `now`; its counter expires one `window` (Redis time) after its first
+        count, so never before the window ends when `now` is the current time."""
+        bucket, _ = k.window_bucket(window, now)
+        counter = self._keys.counter(key, bucket)
+        return int(await self._count_script(keys=[counter], args=[k.ttl_ms(window, "counter window")]))
 
     def _status_sets(self, first: DeliveryStatus) -> list[str]:
         """The three status sets, `first`'s first (then pending, delivered, dead order for the rest)."""
@@ -341,6 +318,19 @@ class RedisStore:
             start += page
         return found[:limit]
 
+    @_translated
+    async def get_delivery(self, alert_id: str, destination: str) -> Delivery | None:
+        """The delivery record of `alert_id` to `destination`, or None."""
+        row = cast("dict[str, str]", await self._redis.hgetall(self._keys.delivery(alert_id, destination)))
+        return _delivery(row) if row else None
+
+    @_translated
+    async def delivered_since(self, destination: str, since: datetime) -> int:
+        """How many records for `destination` are delivered, with `delivered_at` at or after `since`.
+        Counted from `delivered:<destination>`, which keeps `keys.DELIVERED_INDEX_SPAN` (24 h) before the
+        latest `mark_delivered`'s `now`: an older `since` counts only that span."""
+        return int(await self._redis.zcount(self._keys.delivered(destination), k.to_us(since), "+inf"))
+
     async def _load(self, members: Sequence[str]) -> list[tuple[str, Delivery]]:
         """The outbox records of index members (skipping any deleted meanwhile), with their member."""
         if not members:
@@ -352,9 +342,22 @@ class RedisStore:
         return [(m, _delivery(row)) for m, row in zip(members, rows, strict=True) if row]
 
     @_translated
-    async def mark_delivered(self, alert_id: str, destination: str, now: datetime) -> None:
-        """Record a successful delivery (attempts + 1)."""
-        await self._transition(alert_id, destination, _DELIVERED, 1, None, delivered_at=k.to_us(now))
+    async def mark_delivered(
+        self, alert_id: str, destination: str, now: datetime, receipt: str | None = None
+    ) -> None:
+        """Record a successful delivery (attempts + 1) and its receipt (None clears an earlier one)."""
+        delivered_at = k.to_us(now)
+        fields: dict[str, str | int] = {"delivered_at": delivered_at}
+        if receipt is not None:
+            fields["receipt"] = receipt
+        clear = ("receipt",) if receipt is None else ()
+        await self._transition(alert_id, destination, _DELIVERED, 1, None, fields, delivered_at, clear)
+
+    @_translated
+    async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
+        """Move a pending delivery's next attempt, attempts unchanged (a no-op for any other record)."""
+        script_keys = [self._keys.delivery(alert_id, destination), self._keys.outbox_due]
+        await self._defer_script(keys=script_keys, args=[_PENDING.value, k.to_us(next_attempt)])
 
     @_translated
     async def mark_failed(
@@ -362,12 +365,14 @@ class RedisStore:
     ) -> None:
         """Record a failed attempt (attempts + 1), its error, and when to try again."""
         due = k.to_us(next_attempt)
-        await self._transition(alert_id, destination, _PENDING, 1, due, last_error=error, next_attempt=due)
+        await self._transition(
+            alert_id, destination, _PENDING, 1, due, {"last_error": error, "next_attempt": due}
+        )
 
     @_translated
     async def mark_dead(self, alert_id: str, destination: str, error: str, now: datetime) -> None:
         """Dead-letter a delivery after a final failed attempt (attempts + 1), keeping its error."""
-        await self._transition(alert_id, destination, _DEAD, 1, None, last_error=error)
+        await self._transition(alert_id, destination, _DEAD, 1, None, {"last_error": error})
 
     async def _transition(
         self,
@@ -376,12 +381,30 @@ class RedisStore:
         status: DeliveryStatus,
         attempts: int,
         due: int | None,
-        **fields: str | int,
+        fields: Mapping[str, str | int],
+        delivered_at: int | None = None,
+        clear: Sequence[str] = (),
     ) -> None:
-        """Move one record to `status` (a no-op if it does not exist), updating its indexes."""
+        """Move one record to `status` (a no-op if it does not exist): add `attempts`, set `fields`, delete
+        the `clear` fields, and update its indexes: due at `due` (None: not due), and in the destination's
+        delivered index at `delivered_at` (None: not delivered), trimmed to the span before it."""
         record = self._keys.delivery(alert_id, destination)
-        script_keys = [record, *self._status_sets(status), self._keys.outbox_due]
-        args: list[str | int] = [status.value, attempts, "" if due is None else due]
+        script_keys = [
+            record,
+            *self._status_sets(status),
+            self._keys.outbox_due,
+            self._keys.delivered(destination),
+        ]
+        span = k.DELIVERED_INDEX_SPAN // timedelta(microseconds=1)
+        args: list[str | int] = [
+            status.value,
+            attempts,
+            "" if due is None else due,
+            "" if delivered_at is None else delivered_at,
+            "" if delivered_at is None else delivered_at - span,
+            len(clear),
+            *clear,
+        ]
         for name, value in fields.items():
             args += [name, value]
         await self._transition_script(keys=script_keys, args=args)
@@ -414,6 +437,7 @@ class RedisStore:
             kk.delivery_prefix,
             k.MEMBER_SEQ_WIDTH,
             kk.alert_prefix,
+            kk.delivered_prefix,
         ]
         return int(await self._purge_script(keys=keys, args=args))
 
@@ -424,6 +448,7 @@ def _strs(values: object) -> list[str]:
 
 
 def _delivery(row: dict[str, str]) -> Delivery:
+    """The record an outbox hash holds (layout v1 hashes have no `receipt` or `digest`)."""
     delivered_at = row.get("delivered_at")
     return Delivery(
         alert_id=row["alert_id"],
@@ -434,4 +459,6 @@ def _delivery(row: dict[str, str]) -> Delivery:
         next_attempt=k.from_us(int(row["next_attempt"])),
         last_error=row.get("last_error"),
         delivered_at=k.from_us(int(delivered_at)) if delivered_at is not None else None,
+        receipt=row.get("receipt"),
+        digest=row.get("digest") == "1",
     )

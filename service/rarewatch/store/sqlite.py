@@ -1,36 +1,42 @@
 """The embedded SQLite store: one file, WAL mode, safe for several processes.
 
-Every sqlite call runs on one dedicated worker thread that owns the connection, so the event loop never
-waits on disk and the connection is never shared between threads. A claim is one `BEGIN IMMEDIATE`
-transaction: the write lock is taken before the "is any key held?" read, so two processes on the same file
-cannot both claim a key. The schema is versioned with `PRAGMA user_version` (migrations in `keys.py`).
+Every sqlite call runs on one dedicated worker thread that owns the connection (`_sqlite_worker.py`), so the
+event loop never waits on disk and the connection is never shared between threads. A claim is one
+`BEGIN IMMEDIATE` transaction: the write lock is taken before the "is any key held?" read, so two processes
+on the same file cannot both claim a key. The schema is versioned with `PRAGMA user_version` (migrations in
+`keys.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
+from rarewatch.store._sqlite_worker import Worker, guard
+from rarewatch.store._sqlite_worker import immediate as _immediate
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _URL_PREFIX = "sqlite:///"
-_DELIVERY_COLUMNS = "alert_id, destination, status, attempts, created, next_attempt, last_error, delivered_at"
+_DELIVERY_COLUMNS = (
+    "alert_id, destination, status, attempts, created, next_attempt, last_error, delivered_at,"
+    " receipt, digest"  # since schema v3
+)
 _PENDING, _DELIVERED, _DEAD = (s.value for s in DeliveryStatus)
+
+Held = tuple[int, str | None]  # a held key's expiry (us) and owner
+# An alert to record: id, created (us), JSON, and per destination (name, first attempt (us), digest flag).
+_Record = tuple[str, int, str, list[tuple[str, int, int]]]
 
 
 class SQLiteStore:
@@ -47,14 +53,14 @@ class SQLiteStore:
     ) -> None:
         """`busy_timeout` (s): how long to wait for another process's write lock before failing.
         `history_limit`: alerts kept in the history (older ones no delivery refers to are trimmed).
-        `cleanup_interval`: how often (in claim `now` time) expired claims and old history are deleted.
-        `held_cache_size`: claimed keys remembered in memory, so repeat claims skip the database."""
+        `cleanup_interval`: how often (in claim `now` time) expired claims, counters and old history are
+        deleted. `held_cache_size`: held keys remembered in memory, so repeat claims skip the database."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._history_limit = history_limit
         self._cleanup_interval_us = cleanup_interval // timedelta(microseconds=1)
         self._held = _HeldKeys(held_cache_size)
-        self._worker: _Worker | None = None
+        self._worker: Worker | None = None
         # Only ever touched on the worker thread.
         self._conn: sqlite3.Connection | None = None
         self._next_cleanup_us = 0
@@ -76,7 +82,7 @@ class SQLiteStore:
         if self._worker is not None:
             return
         # Set before the first await so a concurrent open() returns; its calls queue behind _connect.
-        self._worker = _Worker(f"rarewatch-sqlite:{self.path.name}")
+        self._worker = Worker(f"rarewatch-sqlite:{self.path.name}")
         try:
             await self._submit(self._connect)
         except StoreError:
@@ -89,7 +95,7 @@ class SQLiteStore:
         if worker is None:
             return
         try:
-            await worker.run(partial(_guard, self._disconnect, self.path))
+            await worker.run(partial(guard, self._disconnect, self.path))
         finally:
             worker.stop()
 
@@ -118,7 +124,7 @@ class SQLiteStore:
         worker = self._worker
         if worker is None:
             raise StoreError(f"{self!r} is not open; call open() first")
-        return await worker.run(partial(_guard, fn, self.path))
+        return await worker.run(partial(guard, fn, self.path))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the worker thread."""
@@ -129,7 +135,7 @@ class SQLiteStore:
             raise StoreError(f"{self!r} is not open; call open() first")
         return fn(self._conn)
 
-    # --- claims -------------------------------------------------------------------------------------------
+    # --- claims and remembered keys -----------------------------------------------------------------------
 
     async def claim(
         self,
@@ -138,6 +144,8 @@ class SQLiteStore:
         now: datetime,
         alert: Alert | None = None,
         destinations: Sequence[str] = (),
+        *,
+        held_until: Mapping[str, datetime] | None = None,
     ) -> bool:
         """Claim `keys` for `ttl` unless one is held at `now`; see `Store.claim`."""
         if not keys:
@@ -147,31 +155,35 @@ class SQLiteStore:
         if self._held.any_held(unique, now_us):
             return False  # most claims are repeats (every poll re-reads the feed): no thread hop, no I/O
         expires = now_us + ttl_us
-        record = None
+        owner: str | None = None
+        record: _Record | None = None
         if alert is not None:
-            created, data = k.to_us(alert.created), json.dumps(alert.to_dict())
-            record = (alert.id, created, data, list(dict.fromkeys(destinations)))
-        held = await self._run(partial(self._claim, unique, expires, now_us, record))
-        self._held.add(held or dict.fromkeys(unique, expires), now_us)
+            owner, hold = alert.id, held_until or {}
+            dests = [
+                (dest, k.to_us(hold[dest]), 1) if dest in hold else (dest, now_us, 0)
+                for dest in dict.fromkeys(destinations)
+            ]
+            record = (alert.id, k.to_us(alert.created), json.dumps(alert.to_dict()), dests)
+        held = await self._run(partial(self._claim, unique, expires, owner, now_us, record))
+        self._held.add(held or dict.fromkeys(unique, (expires, owner)), now_us)
         return not held
 
     def _claim(
         self,
         keys: list[str],
         expires: int,
+        owner: str | None,
         now_us: int,
-        record: tuple[str, int, str, list[str]] | None,
+        record: _Record | None,
         conn: sqlite3.Connection,
-    ) -> dict[str, int]:
-        """Claim on the worker thread; returns the held keys with their expiry (empty: claimed)."""
+    ) -> dict[str, Held]:
+        """Claim on the worker thread; returns the held keys with expiry and owner (empty: claimed)."""
         with _immediate(conn):
-            marks = ",".join("?" * len(keys))
-            sql = f"SELECT key, expires FROM {k.CLAIMS} WHERE key IN ({marks}) AND expires > ?"
-            held = dict(conn.execute(sql, (*keys, now_us)).fetchall())
+            held = _held_rows(keys, now_us, conn)
             if held:
                 return held
-            sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires) VALUES (?, ?)"
-            conn.executemany(sql, [(key, expires) for key in keys])
+            sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
+            conn.executemany(sql, [(key, expires, owner) for key in keys])
             if record is not None:
                 _record_alert(conn, *record, now_us)
         if now_us >= self._next_cleanup_us:
@@ -181,6 +193,34 @@ class SQLiteStore:
             except sqlite3.Error as exc:  # the claim is committed: report it, and clean up next time
                 log.warning("SQLite store %s: cleanup of expired claims failed: %s", self.path, exc)
         return {}
+
+    async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
+        """The keys among `keys` held at `now` (claimed or remembered), with their owners, in `keys` order."""
+        now_us = k.to_us(now)
+        unique = list(dict.fromkeys(keys))
+        owners = self._held.owners(unique, now_us)
+        unknown = [key for key in unique if key not in owners]
+        if unknown:  # the cache only knows what is held, never what is free: ask the file
+            found = await self._run(partial(_held_rows, unknown, now_us))
+            self._held.add(found, now_us)
+            owners.update((key, owner) for key, (_, owner) in found.items())
+        return {key: owners[key] for key in unique if key in owners}
+
+    async def remember(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> None:
+        """Hold each of `keys` that is free at `now` for `owner` during `ttl`; held keys keep their owner."""
+        now_us, ttl_us = k.to_us(now), k.ttl_ms(ttl, "remember ttl") * 1000
+        known = self._held.owners(list(dict.fromkeys(keys)), now_us)
+        free = [key for key in dict.fromkeys(keys) if key not in known]
+        if free:
+            entries = await self._run(partial(_remember, free, (now_us + ttl_us, owner), now_us))
+            self._held.add(entries, now_us)
+
+    # --- counters -----------------------------------------------------------------------------------------
+
+    async def count_in_window(self, key: str, window: timedelta, now: datetime) -> int:
+        """Count one for `key` in the fixed window containing `now` and return the window's count."""
+        bucket, expires = k.window_bucket(window, now)
+        return await self._run(partial(_count, key, bucket, expires, k.to_us(now)))
 
     # --- source state -------------------------------------------------------------------------------------
 
@@ -229,10 +269,36 @@ class SQLiteStore:
         rows = await self._run(partial(_fetchall, sql, (*params, limit)))
         return [_delivery(row) for row in rows]
 
-    async def mark_delivered(self, alert_id: str, destination: str, now: datetime) -> None:
-        """Record a successful delivery (attempts + 1)."""
-        sets = "status = ?, attempts = attempts + 1, delivered_at = ?"
-        await self._update(alert_id, destination, sets, (_DELIVERED, k.to_us(now)))
+    async def get_delivery(self, alert_id: str, destination: str) -> Delivery | None:
+        """The delivery record of `alert_id` to `destination`, or None."""
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM {k.DELIVERIES} WHERE alert_id = ? AND destination = ?"
+        row = await self._run(partial(_fetchone, sql, (alert_id, destination)))
+        return _delivery(row) if row else None
+
+    async def delivered_since(self, destination: str, since: datetime) -> int:
+        """How many records for `destination` are delivered, with `delivered_at` at or after `since`."""
+        # A literal status again, so the partial index (destination, delivered_at) answers on its own.
+        sql = (
+            f"SELECT count(*) FROM {k.DELIVERIES} WHERE status = '{_DELIVERED}'"
+            " AND destination = ? AND delivered_at >= ?"
+        )
+        row = await self._run(partial(_fetchone, sql, (destination, k.to_us(since))))
+        return int(row[0])
+
+    async def mark_delivered(
+        self, alert_id: str, destination: str, now: datetime, receipt: str | None = None
+    ) -> None:
+        """Record a successful delivery (attempts + 1) and its receipt (None clears an earlier one)."""
+        sets = "status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
+        await self._update(alert_id, destination, sets, (_DELIVERED, k.to_us(now), receipt))
+
+    async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
+        """Move a pending delivery's next attempt, attempts unchanged (a no-op for any other record)."""
+        sql = (
+            f"UPDATE {k.DELIVERIES} SET next_attempt = ?"
+            f" WHERE alert_id = ? AND destination = ? AND status = '{_PENDING}'"
+        )
+        await self._run(partial(_execute, sql, (k.to_us(next_attempt), alert_id, destination)))
 
     async def mark_failed(
         self, alert_id: str, destination: str, error: str, next_attempt: datetime, now: datetime
@@ -264,105 +330,43 @@ class SQLiteStore:
         return await self._run(partial(_execute, f"DELETE FROM {k.DELIVERIES}{where}", params))
 
 
-class _HeldKeys:
-    """Claimed keys and their expiry, remembered on the event-loop side.
+_NEVER: Held = (0, None)
 
-    Sound whatever other processes do: a claim is only ever replaced once it has expired, and the new
-    expiry is later than the old one, so a key known held until T stays held until at least T. A bounded
-    dict: when full, expired entries go first, then the oldest half.
+
+class _HeldKeys:
+    """Held keys (claimed or remembered) with their expiry and owner, remembered on the event-loop side.
+
+    Sound whatever other processes do: a held key is only ever replaced once it has expired (a claim or a
+    `remember` never overwrites a live key), and the new expiry is later than the old one, so a key known
+    held until T stays held until at least T, and by the same owner. A bounded dict: when full, expired
+    entries go first, then the oldest half.
     """
 
     def __init__(self, capacity: int) -> None:
+        """At most `capacity` keys (0: no cache)."""
         self._capacity = capacity
-        self._expires: dict[str, int] = {}
+        self._entries: dict[str, Held] = {}
 
     def any_held(self, keys: Sequence[str], now_us: int) -> bool:
-        return any(self._expires.get(key, 0) > now_us for key in keys)
+        """Whether one of `keys` is known held at `now_us` (False: not known, ask the database)."""
+        entries = self._entries
+        return any(entries.get(key, _NEVER)[0] > now_us for key in keys)
 
-    def add(self, held: dict[str, int], now_us: int) -> None:
-        if self._capacity <= 0:
+    def owners(self, keys: Sequence[str], now_us: int) -> dict[str, str | None]:
+        """The keys among `keys` known held at `now_us`, with their owners."""
+        entries = self._entries
+        return {key: entry[1] for key in keys if (entry := entries.get(key, _NEVER))[0] > now_us}
+
+    def add(self, held: Mapping[str, Held], now_us: int) -> None:
+        """Remember keys held until their expiry, by their owner."""
+        if self._capacity <= 0 or not held:
             return
-        if len(self._expires) + len(held) > self._capacity:
-            live = {key: exp for key, exp in self._expires.items() if exp > now_us}
+        if len(self._entries) + len(held) > self._capacity:
+            live = {key: entry for key, entry in self._entries.items() if entry[0] > now_us}
             if len(live) > self._capacity // 2:
                 live = dict(list(live.items())[len(live) - self._capacity // 2 :])
-            self._expires = live
-        self._expires.update(held)
-
-
-class _Worker:
-    """One thread that runs queued calls in order and hands each result back to the caller's event loop.
-
-    Lighter than a one-thread `ThreadPoolExecutor` (no concurrent.futures bookkeeping per call): the hop is
-    a large part of a claim's cost, and this one measured about a quarter cheaper.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._jobs: SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = SimpleQueue()
-        # A daemon thread: a store never closed must not keep the process alive (SQLite survives a kill).
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run `fn()` on the thread; its exception, if any, is raised here."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put((fn, future))
-        return await future
-
-    def stop(self) -> None:
-        """Let the thread finish the calls already queued, then exit."""
-        self._jobs.put(None)
-
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, future = job
-            try:
-                result = fn()
-            except BaseException as exc:  # noqa: BLE001 -- not swallowed: re-raised in the awaiting caller
-                _settle(future, None, exc)
-            else:
-                _settle(future, result, None)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    """Complete `future` on its own loop, from the worker thread."""
-
-    def complete() -> None:
-        if future.done():  # the caller was cancelled; the call still ran (its transaction committed)
-            return
-        if exc is None:
-            future.set_result(result)
-        else:
-            future.set_exception(exc)
-
-    with suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-        future.get_loop().call_soon_threadsafe(complete)
-
-
-# --- worker-thread helpers (those given a connection take it last, after their partial() arguments) -------
-
-
-def _guard(fn: Callable[[], T], path: Path) -> T:
-    """Call `fn`, reporting sqlite and file-system failures as `StoreError`."""
-    try:
-        return fn()
-    except sqlite3.Error as exc:
-        raise StoreError(f"SQLite store {path}: {exc}") from exc
-    except OSError as exc:  # e.g. the parent directory cannot be created
-        raise StoreError(f"SQLite store {path}: {exc}") from exc
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the database lock up front, so its reads cannot go stale."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # some errors (disk full, I/O) have rolled it back already
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+            self._entries = live
+        self._entries.update(held)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -380,32 +384,64 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(f"PRAGMA user_version = {number}")
 
 
+def _held_rows(keys: list[str], now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:
+    """The keys among `keys` held at `now_us`, with their expiry and owner."""
+    marks = ",".join("?" * len(keys))
+    sql = f"SELECT key, expires, owner FROM {k.CLAIMS} WHERE key IN ({marks}) AND expires > ?"
+    return {key: (expires, owner) for key, expires, owner in conn.execute(sql, (*keys, now_us))}
+
+
+def _remember(keys: list[str], entry: Held, now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:
+    """Hold each free key of `keys` as `entry`; returns every key's entry (held ones keep theirs)."""
+    with _immediate(conn):
+        held = _held_rows(keys, now_us, conn)
+        sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
+        conn.executemany(sql, [(key, *entry) for key in keys if key not in held])
+    return {key: held.get(key, entry) for key in keys}
+
+
+def _count(key: str, bucket: int, expires: int, now_us: int, conn: sqlite3.Connection) -> int:
+    """Add one to the counter `key` in window `bucket` (ending at `expires`); returns its count. Ended
+    windows of the same key are deleted here, those of keys no longer counted by `_cleanup`."""
+    with _immediate(conn):
+        conn.execute(f"DELETE FROM {k.COUNTERS} WHERE key = ? AND expires <= ?", (key, now_us))
+        row = conn.execute(
+            f"INSERT INTO {k.COUNTERS} (key, bucket, count, expires) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT (key, bucket) DO UPDATE SET count = count + 1 RETURNING count",
+            (key, bucket, expires),
+        ).fetchone()
+    return int(row[0])
+
+
 def _record_alert(
     conn: sqlite3.Connection,
     alert_id: str,
     created: int,
     data: str,
-    destinations: list[str],
+    destinations: list[tuple[str, int, int]],
     now_us: int,
 ) -> None:
-    """Store the alert and (re)create one pending delivery per destination, due at `now_us`."""
+    """Store the alert and (re)create one pending delivery per destination, each due at its given time
+    (`now_us`, or the time it is held until for a digest)."""
     conn.execute(
         f"INSERT OR REPLACE INTO {k.ALERTS} (id, created, data) VALUES (?, ?, ?)", (alert_id, created, data)
     )
     # A story claimed again after its TTL lapsed gets fresh deliveries: delete then insert (a new rowid keeps
     # the "oldest first" tie-break equal to insertion order, as in Redis).
-    pairs = [(alert_id, dest) for dest in destinations]
+    pairs = [(alert_id, dest) for dest, _, _ in destinations]
     conn.executemany(f"DELETE FROM {k.DELIVERIES} WHERE alert_id = ? AND destination = ?", pairs)
     conn.executemany(
-        f"INSERT INTO {k.DELIVERIES} ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, 0, ?, ?, NULL, NULL)",
-        [(alert_id, dest, _PENDING, now_us, now_us) for dest in destinations],
+        f"INSERT INTO {k.DELIVERIES} ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, 0, ?, ?, NULL, NULL, NULL, ?)",
+        [(alert_id, dest, _PENDING, now_us, due, digest) for dest, due, digest in destinations],
     )
 
 
 def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
-    """Delete expired claims, and history beyond the newest `history_limit` alerts that no delivery uses."""
+    """Delete expired claims and counters, and history beyond the newest `history_limit` alerts that no
+    delivery uses."""
     with _immediate(conn):
         conn.execute(f"DELETE FROM {k.CLAIMS} WHERE expires <= ?", (now_us,))
+        conn.execute(f"DELETE FROM {k.COUNTERS} WHERE expires <= ?", (now_us,))
         conn.execute(
             f"DELETE FROM {k.ALERTS} WHERE id IN (SELECT id FROM {k.ALERTS} ORDER BY created DESC, rowid DESC"
             f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
@@ -439,7 +475,9 @@ def _filter(status: DeliveryStatus | None, destination: str | None) -> tuple[str
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
-    alert_id, destination, status, attempts, created, next_attempt, last_error, delivered_at = row
+    """The record a row of `_DELIVERY_COLUMNS` holds."""
+    alert_id, destination, status, attempts, created, next_attempt, last_error, delivered_at, *v3 = row
+    receipt, digest = v3
     return Delivery(
         alert_id=alert_id,
         destination=destination,
@@ -449,4 +487,6 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
         next_attempt=k.from_us(next_attempt),
         last_error=last_error,
         delivered_at=k.from_us(delivered_at) if delivered_at is not None else None,
+        receipt=receipt,
+        digest=bool(digest),
     )

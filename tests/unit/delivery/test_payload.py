@@ -61,6 +61,10 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
                 "snippet": "a shortage of magnets",
             },
         ],
+        "story": "a1b2c3",
+        "materials": [],
+        "countries": [],
+        "rules_version": "",
     }
     json.dumps(data)  # JSON-ready as is
 

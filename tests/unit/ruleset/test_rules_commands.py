@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.ruleset.conftest import RuleWriter, rule
 
 from rarewatch.commands.rules import match_jsonl, rules_check
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import CATEGORIES, load_ruleset
+from tests.unit.ruleset.conftest import RuleWriter, rule
 
 GOOD = rule("lic", "{all: [rare earth, export licence]}") + (
     "examples:\n"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.unit.ruleset.conftest import RuleWriter, rule
 
 from rarewatch.errors import RuleError
 from rarewatch.models import Severity
 from rarewatch.ruleset import Ruleset, load_ruleset
+from tests.unit.ruleset.conftest import RuleWriter, rule
 
 VOCAB = "vocabulary: materials\nterms: [rare earth, 稀土, gallium]\n"
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from tests.unit.ruleset.conftest import rule
 
 from rarewatch.models import Item, Severity
 from rarewatch.ruleset import Ruleset
 from rarewatch.ruleset import nodes as rule_nodes
+from tests.unit.ruleset.conftest import rule
 
 Load = Callable[[str], Ruleset]
 

@@ -37,6 +37,7 @@ def test_redis_keys_live_under_the_prefix() -> None:
     names = [
         k.claim("item:1"), k.alert("a"), k.alerts, k.alert_refs, k.delivery("a", "hook"), k.outbox_all,
         k.outbox(DeliveryStatus.DEAD), k.outbox_due, k.seq, k.source("mofcom"), k.version,
+        k.counter("rule:a", 7), k.delivered("hook"),
     ]  # fmt: skip
     assert all(name.startswith("rw:") for name in names)
     assert len(set(names)) == len(names)
@@ -50,6 +51,23 @@ def test_an_outbox_member_names_its_record() -> None:
     assert f"{9:0{width}d}" < f"{10:0{width}d}"  # zero-padding keeps insertion order in string order
 
 
+def test_claim_values_carry_the_owner_and_read_layout_1_as_ownerless() -> None:
+    for owner in ("alert-1", "", "=odd", "1", None):
+        assert keys.claim_owner(keys.claim_value(owner)) == owner
+    assert keys.claim_owner("1") is None  # all that layout 1 ever stored
+
+
+def test_window_buckets_are_fixed_and_exact() -> None:
+    t = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    bucket, end = keys.window_bucket(hour, t)
+    assert bucket == int(t.timestamp() // 3600) and keys.from_us(end) == t + hour
+    assert keys.window_bucket(hour, t + timedelta(minutes=59, seconds=59, microseconds=999_999))[0] == bucket
+    assert keys.window_bucket(hour, t - timedelta(microseconds=1))[0] == bucket - 1
+    with pytest.raises(ValueError, match="counter window must be positive"):
+        keys.window_bucket(timedelta(0), t)
+
+
 def test_schema_version_is_the_number_of_migrations() -> None:
-    assert keys.SCHEMA_VERSION == len(keys.MIGRATIONS) >= 2
+    assert keys.SCHEMA_VERSION == len(keys.MIGRATIONS) >= 3
     assert all(statements for statements in keys.MIGRATIONS)

@@ -1,0 +1,46 @@
+"""`rarewatch rules evaluate`: score a rule pack against a labelled JSONL set (see `rarewatch.evaluation`).
+
+Prints precision, recall and F1 per category, the share of negatives that alert, and the items the pack
+got wrong. It reports and does not judge: the exit status is 0 whatever the scores (2 when the rules or
+the data cannot be loaded). `tests/unit/test_rule_pack_quality.py` holds the thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rarewatch.errors import RuleError
+from rarewatch.evaluation import EvalReport, LabelledItem, evaluate, format_report, load_labelled
+from rarewatch.ruleset import Ruleset, load_ruleset
+
+
+def score_pack(ruleset: Ruleset, items: Sequence[LabelledItem]) -> EvalReport:
+    """The evaluation report of `ruleset` on `items`."""
+
+    def predict(item: LabelledItem) -> set[str]:
+        fields = {"title": item.title, "summary": item.summary}
+        return {m.category for m in ruleset.match_fields(fields, lang=item.lang)}
+
+    return evaluate(items, predict)
+
+
+def evaluate_command(rule_paths: Sequence[Path], data: Path, out: TextIO) -> int:
+    """Load the rules under `rule_paths` and the labelled set `data`, print the report to `out`.
+
+    Returns 0 once the report is printed, 2 (message on `out`) when the rules or the data are invalid.
+    """
+    try:
+        ruleset = load_ruleset(rule_paths)
+    except RuleError as exc:
+        print(exc, file=out)
+        return 2
+    try:
+        items = load_labelled(data)
+    except (OSError, ValueError) as exc:
+        print(f"{data}: {exc}" if isinstance(exc, OSError) else exc, file=out)
+        return 2
+    print(f"rule pack {ruleset.version} on {data} ({len(items)} items)", file=out)
+    print(format_report(score_pack(ruleset, items)), file=out)
+    return 0

@@ -1,0 +1,153 @@
+"""Occurrence-level filters: after the automaton pass, drop the hits that do not count.
+
+Three stages, in this order, each only for the term ids that have the option and were found:
+
+1. case: a case-sensitive term (or exclusion phrase) must read exactly as written at the hit;
+2. exclusion: a hit inside a hit of one of its exclusion phrases ("graphite" in "Graphite Capital");
+3. negation: a hit with a negator or hedge close before (or after) it in the same clause.
+
+A dropped hit is gone for every node of the rule: `near`, evidence and the field masks see only what
+is left, so "no shortage of gallium; magnet shortage hits carmakers" still fires on the second
+"shortage". Items where no term with options was found pay one set intersection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from rarewatch.ruleset.clauses import NEGATION
+from rarewatch.ruleset.nodes import Hit
+from rarewatch.ruleset.terms import NegationCheck, TermOptions
+
+Hits = dict[int, list[Hit]]
+
+
+def apply_filters(
+    options: Mapping[int, TermOptions],
+    latin: Sequence[bool],
+    hits: Hits,
+    masks: dict[int, int],
+    search: Sequence[str],
+    cased: Callable[[int], str],
+) -> None:
+    """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field."""
+    found = hits.keys() & options.keys()
+    if not found:
+        return
+    changed: set[int] = set()
+    for tid in found:  # 1. case
+        form = options[tid].cased
+        if form is not None and _keep(hits, tid, _reads, cased, form):
+            changed.add(tid)
+    for tid in found:  # 2. exclusions (most items hold none of the phrases: skip them at once)
+        excludes = options[tid].excludes
+        if (
+            excludes
+            and tid in hits
+            and not excludes.isdisjoint(hits)
+            and _keep(hits, tid, _outside, hits, excludes)
+        ):
+            changed.add(tid)
+    for tid in found:  # 3. negation, only with a negator of the check present
+        for check in options[tid].negations:
+            present = check.negators.intersection(hits)
+            if (
+                present
+                and tid in hits
+                and _keep(hits, tid, _not_negated, hits, latin, search, tid, check, present)
+            ):
+                changed.add(tid)
+    for tid in changed:
+        if tid in hits:
+            masks[tid] = _mask(hits[tid])
+        else:
+            masks.pop(tid, None)
+
+
+def _keep(hits: Hits, tid: int, test: Callable[..., bool], *args: object) -> bool:
+    """Keep the hits `h` of `tid` for which `test(h, *args)` holds; True when any was dropped."""
+    before = hits[tid]
+    after = [h for h in before if test(h, *args)]
+    if len(after) == len(before):
+        return False
+    if after:
+        hits[tid] = after
+    else:
+        del hits[tid]
+    return True
+
+
+def _mask(found: list[Hit]) -> int:
+    mask = 0
+    for h in found:
+        mask |= 1 << h.field
+    return mask
+
+
+def _reads(hit: Hit, cased: Callable[[int], str], form: str) -> bool:
+    """The case-kept text at the hit reads `form` (a plural ending after it is fine)."""
+    return cased(hit.field).startswith(form, hit.start)
+
+
+def _outside(hit: Hit, hits: Hits, phrases: frozenset[int]) -> bool:
+    """The hit overlaps no hit of an exclusion phrase ("licence" in "mining licence", "许可证" in
+    "采矿许可证"). A hit that spells exactly the phrase is not excluded by it: china's "Inner
+    Mongolia" survives mongolia's exclusion of "Inner Mongolia"."""
+    for tid in phrases & hits.keys():
+        for p in hits[tid]:
+            if (
+                p.field == hit.field
+                and p.start < hit.end
+                and hit.start < p.end
+                and (p.start, p.end) != (hit.start, hit.end)
+            ):
+                return False
+    return True
+
+
+def _not_negated(
+    hit: Hit,
+    hits: Hits,
+    latin: Sequence[bool],
+    search: Sequence[str],
+    tid: int,
+    c: NegationCheck,
+    present: set[int],
+) -> bool:
+    return not _negated(hits, latin, search, tid, hit, c, present)
+
+
+def _negated(
+    hits: Hits,
+    latin: Sequence[bool],
+    search: Sequence[str],
+    tid: int,
+    hit: Hit,
+    c: NegationCheck,
+    present: set[int],
+) -> bool:
+    """A negator of `c` ends close before the hit (or starts close after it), in the same field and
+    clause."""
+    text = search[hit.field]
+    for neg in present:  # the negators of `c` found in the item
+        words = latin[tid] and latin[neg]
+        before, after = (c.before, c.after) if words else (c.before_cjk, c.after_cjk)
+        for n in hits[neg]:
+            if n.field != hit.field or n == hit:
+                continue
+            # A negator that overlaps the hit is part of it ("未到货" is a disruption, not a denial).
+            if n.end <= hit.start:
+                if _within(text, n.end, hit.start, words, before):
+                    return True
+            elif n.start >= hit.end and _within(text, hit.end, n.start, words, after):
+                return True
+    return False
+
+
+def _within(text: str, start: int, end: int, words: bool, limit: int | None) -> bool:
+    """The gap [start, end) is at most `limit` words (Latin) or characters (CJK) and holds no clause
+    boundary (nor comma); False when `limit` is None (that side is not checked)."""
+    if limit is None:
+        return False
+    gap = max(0, text.count(" ", start, end) - 1) if words else len(text[start:end].replace(" ", ""))
+    return gap <= limit and not (end > start and NEGATION.search(text, start, end) is not None)

@@ -1,0 +1,148 @@
+"""Finding the terms of the pack in an item: normalise the fields, run the automaton, filter the hits.
+
+Cost per item: normalising the text, one automaton pass (two for text that is not pure ASCII), a
+word-boundary check per raw hit. Items that cannot fire any rule stop early, at the *gate*: every rule
+of a typical pack needs a subject (a material), and most news names none. The gate automaton holds
+only the terms one of which every rule needs (`Compiled.gate`); when it finds none of them, the full
+pass, the filters and the rules are skipped. Hit filters (`filters`) run only for items some rule
+could still fire on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rarewatch.ruleset.filters import apply_filters
+from rarewatch.ruleset.nodes import Hit, Scan
+from rarewatch.ruleset.terms import TermTable
+from rarewatch.ruleset.text import cased_text, is_word_char, search_text
+
+
+class Scanner:
+    """The automata of one rule pack and the filters of its terms."""
+
+    def __init__(self, terms: TermTable, gate: frozenset[int] | None, matched: frozenset[int]) -> None:
+        self._ascii, self._other = terms.automata(matched)
+        self._all = terms.automata()  # for entities: the matched terms and the entity-only ones
+        self._gate = None
+        self._vetoes: frozenset[int] = frozenset()
+        if gate is not None:
+            gate, self._vetoes = terms.gate_terms(gate)
+            self._gate = terms.automata(gate | self._vetoes)
+            self._gate_ids = gate
+        self._options = terms.options
+        self._latin = terms.latin
+
+    def gate_open(self, joined: str) -> bool:
+        """Whether a term of the gate occurs in `joined` (always True without a gate)."""
+        if self._gate is None:
+            return True
+        ascii_gate, other_gate = self._gate
+        found: list[tuple[int, int, bool]] = []  # (start, end, is a veto) of every gate key found
+        if ascii_gate is not None:
+            _gate_hits(ascii_gate, joined, self._vetoes, found)
+        if other_gate is not None and not joined.isascii():
+            _gate_hits(other_gate, joined, self._vetoes, found)
+        vetoes = [(a, b) for a, b, veto in found if veto]
+        # Open when a gate term was found outside every veto ("magnet" but not in "magnet school").
+        return any(not veto and not any(a < e and s < b for s, e in vetoes) for a, b, veto in found)
+
+    def scan(self, raw: Sequence[str], gated: bool, every_term: bool = False) -> Scan | None:
+        """The unfiltered term hits of an item's fields; None when `gated` and the gate is closed.
+        `every_term` also finds the terms that only entities use."""
+        search = [search_text(text) if text else "" for text in raw]
+        # One automaton pass over the fields joined by "\n", which no search text contains: a term
+        # cannot span two fields, and one pass costs less than three.
+        joined = "\n".join(search)
+        if gated and not self.gate_open(joined):
+            return None
+        hits: dict[int, list[Hit]] = {}
+        masks: dict[int, int] = {}
+        ascii_automaton, other_automaton = self._all if every_term else (self._ascii, self._other)
+        if ascii_automaton is not None:
+            _find_terms(ascii_automaton, joined, search, hits, masks)
+        if other_automaton is not None and not joined.isascii():
+            _find_terms(other_automaton, joined, search, hits, masks)
+        return Scan(raw, search, hits, masks)
+
+    def filter(self, scan: Scan) -> None:
+        """Drop the hits that do not count (case, exclusions, negation), in place."""
+        if self._options and scan.masks:
+            apply_filters(
+                self._options, self._latin, scan.hits, scan.masks, scan.search, _CasedTexts(scan.raw)
+            )
+
+
+class _CasedTexts:
+    """`cased_text` of each field, computed on first use: only case-sensitive terms need it."""
+
+    __slots__ = ("_done", "_raw")
+
+    def __init__(self, raw: Sequence[str]) -> None:
+        self._raw = raw
+        self._done: dict[int, str] = {}
+
+    def __call__(self, field: int) -> str:
+        text = self._done.get(field)
+        if text is None:
+            text = self._done[field] = cased_text(self._raw[field])
+        return text
+
+
+def _end_of(text: str, start: int, end: int, check_start: bool, check_end: bool, plural_ok: bool) -> int:
+    """The end of a raw automaton hit that sits on the word boundaries its term needs, or -1."""
+    if check_start and start and is_word_char(text[start - 1]):
+        return -1
+    if check_end and end < len(text) and is_word_char(text[end]):
+        if not plural_ok or text[end] not in "se":  # cheap test first: "ban" in "bank", "band"
+            return -1
+        return _plural_end(text, end)
+    return end
+
+
+def _gate_hits(automaton: Any, text: str, vetoes: frozenset[int], found: list[tuple[int, int, bool]]) -> None:
+    for last, (length, check_start, check_end, plural_ok, tids) in automaton.iter(text):
+        start = last - length + 1
+        end = _end_of(text, start, last + 1, check_start, check_end, plural_ok)
+        if end >= 0:
+            found.append((start, end, vetoes.issuperset(tids)))
+
+
+def _find_terms(
+    automaton: Any, text: str, fields: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
+) -> None:
+    """Record the automaton's hits in `text` (the `fields` joined by "\n") that sit on word boundaries
+    where the term needs them; positions are recorded relative to their field."""
+    second = len(fields[0]) + 1
+    third = second + len(fields[1]) + 1
+    n = len(text)
+    for last, (length, check_start, check_end, plural_ok, tids) in automaton.iter(text):
+        start, end = last - length + 1, last + 1
+        # `_end_of`, inlined: this loop runs once per raw hit of every item that passed the gate.
+        if check_start and start and is_word_char(text[start - 1]):
+            continue
+        if check_end and end < n and is_word_char(text[end]):
+            if not plural_ok or text[end] not in "se":
+                continue
+            end = _plural_end(text, end)
+            if end < 0:
+                continue
+        field, offset = (2, third) if start >= third else (1, second) if start >= second else (0, 0)
+        hit = Hit(field, start - offset, end - offset)
+        for tid in tids:
+            if tid in hits:
+                hits[tid].append(hit)
+                masks[tid] |= 1 << field
+            else:
+                hits[tid] = [hit]
+                masks[tid] = 1 << field
+
+
+def _plural_end(text: str, end: int) -> int:
+    """The end of a "-s" or "-es" ending at `end` followed by a word boundary, or -1."""
+    for suffix in ("s", "es"):
+        after = end + len(suffix)
+        if text.startswith(suffix, end) and (after == len(text) or not is_word_char(text[after])):
+            return after
+    return -1
