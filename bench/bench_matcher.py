@@ -7,7 +7,9 @@ real matches, plus near misses (a material without an action, an action without 
 traps of docs/domain (software licence, rare disease, magnet school, 交通管制). Items are NFKC text, as
 the pipeline delivers them. Measured: the bundled rule pack, then the pack plus generated extra rules;
 each against a baseline measured in the same run: one compiled regex per term per rule, every rule
-evaluated in turn. The baseline also checks that both matchers find the same matches.
+evaluated in turn. The baseline also reports how often both matchers find the same matches: it knows
+terms, word forms, `near` and its scopes, but not the occurrence filters (negation, hedges, exclusions,
+case-sensitive terms), so it fires on some items the pack rightly leaves alone.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 from rarewatch.models import Item
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, Vocabulary, load_ruleset
-from rarewatch.ruleset.schema import CATEGORIES, Group, NearLeaf, RegexLeaf, VocabRef
+from rarewatch.ruleset.clauses import SCOPES
+from rarewatch.ruleset.schema import CATEGORIES, CasedTerm, Group, NearLeaf, RegexLeaf, VocabRef
 from rarewatch.ruleset.text import search_text, term_variants
 
 EN_MATERIALS = ["rare earth", "gallium", "germanium", "antimony", "graphite", "dysprosium", "NdFeB magnets"]
@@ -126,7 +129,6 @@ def extra_rules(n: int, rng: random.Random) -> str:
         docs.append(
             f"id: gen-{i:04d}\ntitle: Generated rule {i}\ncategory: {rng.choice(CATEGORIES)}\nseverity: low\n"
             f"match:\n  all:\n    - {subject}\n    - any: [{', '.join(sorted(actions))}]\n"
-            "  none: [{vocab: off-topic}]\n"
         )
     return "---\n".join(docs)
 
@@ -139,7 +141,9 @@ class NaiveMatcher:
         self.vocabularies: dict[str, Vocabulary] = dict(ruleset.vocabularies)
         self.rules = [(r, self._compile(r.match)) for r in ruleset.rules]
 
-    def _term(self, term: str) -> Callable[[str], list[tuple[int, int, bool]]]:
+    def _term(self, term: str | CasedTerm) -> Callable[[str], list[tuple[int, int, bool]]]:
+        if isinstance(term, CasedTerm):
+            term = term.term
         keys = sorted(term_variants(term), key=len, reverse=True)
         latin = all(k.isascii() for k in keys)
         body = "|".join(re.escape(k) for k in keys)
@@ -150,12 +154,12 @@ class NaiveMatcher:
         items = side if isinstance(side, list) else [side]
         finders = []
         for item in items:
-            terms = self.vocabularies[item.vocab].terms if isinstance(item, VocabRef) else [item]
+            terms = self.vocabularies[item.vocab].all_terms() if isinstance(item, VocabRef) else [item]
             finders.extend(self._term(t) for t in terms)
         return finders
 
     def _compile(self, e: Any) -> Callable[[Sequence[str]], bool]:
-        if isinstance(e, str | VocabRef):
+        if isinstance(e, str | VocabRef | CasedTerm):
             finders = self._side(e)
             return lambda texts: any(f(t) for t in texts for f in finders)
         if isinstance(e, RegexLeaf):
@@ -175,11 +179,14 @@ class NaiveMatcher:
 
     def _near(self, e: NearLeaf) -> Callable[[Sequence[str]], bool]:
         left, right = self._side(e.near[0]), self._side(e.near[1])
+        boundary = SCOPES[e.scope]
 
         def close(text: str, a: tuple[int, int, bool], b: tuple[int, int, bool]) -> bool:
             first, second = (a, b) if a[0] <= b[0] else (b, a)
             if second[0] <= first[1]:
                 return True
+            if boundary is not None and boundary.search(text, first[1], second[0]):
+                return False
             if first[2] and second[2]:
                 return text.count(" ", first[1], second[0]) - 1 <= e.within
             return second[0] - first[1] <= e.within

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("--explain", action="store_true", help="add the terms that fired to each match")
     match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
 
+    evaluate = sub.add_parser("eval", help="precision, recall and F1 per category on a labelled JSONL set")
+    evaluate.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
+    evaluate.add_argument(
+        "file", type=Path, help="labelled JSON Lines: {id, title, summary, lang, labels, also}"
+    )
+
     rules = sub.add_parser("rules", help="rule pack tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate rules and run their examples")
@@ -85,6 +91,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "eval":
+        from rarewatch.commands.evaluate import evaluate_command
+
+        return evaluate_command(args.rules or [bundled_rules_dir()], args.file, sys.stdout)
     if args.command == "rules":
         from rarewatch.commands.rules import rules_check
 

@@ -39,7 +39,7 @@ def evaluate_command(rule_paths: Sequence[Path], data: Path, out: TextIO) -> int
     try:
         items = load_labelled(data)
     except (OSError, ValueError) as exc:
-        print(f"{data}: {exc}" if isinstance(exc, OSError) else exc, file=out)
+        print(f"cannot read {data}: {exc.strerror}" if isinstance(exc, OSError) else exc, file=out)
         return 2
     print(f"rule pack {ruleset.version} on {data} ({len(items)} items)", file=out)
     print(format_report(score_pack(ruleset, items)), file=out)

@@ -245,8 +245,15 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
         tuple(always),
         {t: tuple(names) for t, names in compiler.entities.items()},
         None if always else _gate(compiled, weight),
-        _closure(frozenset().union(*(c.expr.term_ids() for c in compiled)), compiler.table),
+        _closure(frozenset().union(*(_every_term(c.expr) for c in compiled)), compiler.table),
     )
+
+
+def _every_term(node: Node) -> frozenset[int]:
+    """Every term id `node` looks at, those under `none` included (`term_ids` leaves them out)."""
+    if isinstance(node, AllOf | AnyOf | NoneOf):
+        return frozenset().union(*(_every_term(c) for c in node.children))
+    return node.term_ids()
 
 
 def _closure(tids: frozenset[int], table: TermTable) -> frozenset[int]:

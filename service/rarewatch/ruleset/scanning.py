@@ -29,7 +29,7 @@ class Scanner:
         self._vetoes: frozenset[int] = frozenset()
         if gate is not None:
             gate, self._vetoes = terms.gate_terms(gate)
-            self._gate = terms.automata(gate | self._vetoes)
+            self._gate = terms.gate_automata(gate | self._vetoes)
             self._gate_ids = gate
         self._options = terms.options
         self._latin = terms.latin
@@ -38,12 +38,12 @@ class Scanner:
         """Whether a term of the gate occurs in `joined` (always True without a gate)."""
         if self._gate is None:
             return True
-        ascii_gate, other_gate = self._gate
-        found: list[tuple[int, int, bool]] = []  # (start, end, is a veto) of every gate key found
-        if ascii_gate is not None:
-            _gate_hits(ascii_gate, joined, self._vetoes, found)
-        if other_gate is not None and not joined.isascii():
-            _gate_hits(other_gate, joined, self._vetoes, found)
+        automaton = self._gate[0] if joined.isascii() else self._gate[1]
+        if automaton is None:
+            return False
+        found = _gate_hits(automaton, joined, self._vetoes)
+        if not found:
+            return False  # the common case: no subject at all
         vetoes = [(a, b) for a, b, veto in found if veto]
         # Open when a gate term was found outside every veto ("magnet" but not in "magnet school").
         return any(not veto and not any(a < e and s < b for s, e in vetoes) for a, b, veto in found)
@@ -101,12 +101,15 @@ def _end_of(text: str, start: int, end: int, check_start: bool, check_end: bool,
     return end
 
 
-def _gate_hits(automaton: Any, text: str, vetoes: frozenset[int], found: list[tuple[int, int, bool]]) -> None:
+def _gate_hits(automaton: Any, text: str, vetoes: frozenset[int]) -> list[tuple[int, int, bool]]:
+    """(start, end, is a veto) of every gate key found on its word boundaries."""
+    found = []
     for last, (length, check_start, check_end, plural_ok, tids) in automaton.iter(text):
         start = last - length + 1
         end = _end_of(text, start, last + 1, check_start, check_end, plural_ok)
         if end >= 0:
             found.append((start, end, vetoes.issuperset(tids)))
+    return found
 
 
 def _find_terms(
