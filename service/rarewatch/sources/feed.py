@@ -69,21 +69,9 @@ class FeedSource:
         Raises `SourceError` for network and HTTP failures (with `retry_after` on 429/503), an
         oversized, empty or non-feed body, and XML too broken to recover any entry from.
         """
-        resp = await http.fetch(
-            session,
-            self.url,
-            limits=self.limits,
-            headers=self.headers,
-            etag=state.etag,
-            last_modified=state.last_modified,
-        )
+        resp = await http.conditional_get(session, self.url, state, limits=self.limits, headers=self.headers)
         if resp.not_modified:
-            return FetchResult(
-                entries=(),
-                not_modified=True,
-                etag=resp.etag or state.etag,
-                last_modified=resp.last_modified or state.last_modified,
-            )
+            return http.unchanged(resp, state)
         if not resp.body or resp.body.isspace():
             raise SourceError("empty response")  # spare the executor round trip
         loop = asyncio.get_running_loop()

@@ -346,21 +346,9 @@ class HtmlListSource:
         Raises `SourceError` for network and HTTP failures (the shared `http.fetch`), an empty page, and
         selectors that no longer match (see `parse_list`).
         """
-        resp = await http.fetch(
-            session,
-            self.url,
-            limits=self.limits,
-            headers=self.headers,
-            etag=state.etag,
-            last_modified=state.last_modified,
-        )
+        resp = await http.conditional_get(session, self.url, state, limits=self.limits, headers=self.headers)
         if resp.not_modified:
-            return FetchResult(
-                entries=(),
-                not_modified=True,
-                etag=resp.etag or state.etag,
-                last_modified=resp.last_modified or state.last_modified,
-            )
+            return http.unchanged(resp, state)
         loop = asyncio.get_running_loop()
         # Parsing and selecting take milliseconds for a large page: keep them off the event loop.
         entries = await loop.run_in_executor(

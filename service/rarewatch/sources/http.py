@@ -20,6 +20,7 @@ from yarl import URL
 
 from rarewatch import __version__
 from rarewatch.errors import SourceError
+from rarewatch.models import FetchResult, SourceState
 
 USER_AGENT = f"rarewatch/{__version__} (+https://github.com/rarewatch)"
 MAX_REDIRECTS = 5
@@ -141,6 +142,30 @@ async def _follow(
         seen.append(target)
         url = target
     raise SourceError(f"too many redirects (more than {MAX_REDIRECTS}) from {seen[0]}")
+
+
+async def conditional_get(
+    session: aiohttp.ClientSession,
+    url: str,
+    state: SourceState,
+    *,
+    limits: Limits | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResponse:
+    """`fetch` with the validators (ETag, Last-Modified) stored in the source's state."""
+    return await fetch(
+        session, url, limits=limits, headers=headers, etag=state.etag, last_modified=state.last_modified
+    )
+
+
+def unchanged(resp: HttpResponse, state: SourceState) -> FetchResult:
+    """The result of a 304: no entries, and the validators to keep (new ones if the server sent them)."""
+    return FetchResult(
+        entries=(),
+        not_modified=True,
+        etag=resp.etag or state.etag,
+        last_modified=resp.last_modified or state.last_modified,
+    )
 
 
 def _redirect_target(resp: aiohttp.ClientResponse, url: URL) -> URL:

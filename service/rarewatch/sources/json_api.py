@@ -275,21 +275,11 @@ class JsonApiSource:
         that does not parse (see `parse_page`) and a next page on another host. A failure on a later page
         fails the poll, so that the first page's validators are not stored over an incomplete read.
         """
-        resp = await http.fetch(
-            session,
-            str(self.first_url),
-            limits=self.limits,
-            headers=self.headers,
-            etag=state.etag,
-            last_modified=state.last_modified,
+        resp = await http.conditional_get(
+            session, str(self.first_url), state, limits=self.limits, headers=self.headers
         )
         if resp.not_modified:
-            return FetchResult(
-                entries=(),
-                not_modified=True,
-                etag=resp.etag or state.etag,
-                last_modified=resp.last_modified or state.last_modified,
-            )
+            return http.unchanged(resp, state)
         entries = await self._read_pages(session, resp)
         return FetchResult(entries=tuple(entries), etag=resp.etag, last_modified=resp.last_modified)
 
