@@ -16,7 +16,7 @@ from typing import TextIO
 
 from rarewatch.delivery.payload import truncate
 from rarewatch.errors import DeliveryError
-from rarewatch.models import Alert
+from rarewatch.models import Alert, AlertKind
 
 SNIPPET_MAX = 300
 
@@ -37,15 +37,33 @@ def format_alert(alert: Alert) -> str:
     item, safe = alert.item, terminal_safe
     categories = safe(", ".join(alert.categories))
     rules = safe(", ".join(sorted({m.rule for m in alert.matches})))
+    label = "UPDATE " if alert.kind is AlertKind.UPDATE else ""
     # Each part is cleaned on its own so that the double spaces between parts survive.
     lines = [
-        f"[{alert.severity.name}] {categories}  {safe(item.title)}  "
+        f"[{alert.severity.name}] {label}{categories}  {safe(item.title)}  "
         f"(source: {safe(item.source)}) {safe(item.link)}  rules: {rules}"
     ]
+    evidence = _evidence(alert)
+    if evidence:
+        lines.append("    " + safe(evidence))
     snippet = _best_snippet(alert)
     if snippet:
         lines.append("    " + truncate(snippet, SNIPPET_MAX))
+    if alert.kind is AlertKind.DIGEST:
+        lines.extend("    - " + safe(child.item.title) for child in alert.children)
     return "\n".join(lines) + "\n"
+
+
+def _evidence(alert: Alert) -> str:
+    parts = []
+    if alert.materials:
+        parts.append("materials: " + ", ".join(alert.materials))
+    if alert.countries:
+        parts.append("countries: " + ", ".join(alert.countries))
+    terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
+    if terms:
+        parts.append("terms: " + ", ".join(terms))
+    return "; ".join(parts)
 
 
 def _best_snippet(alert: Alert) -> str:
