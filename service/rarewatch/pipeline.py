@@ -172,10 +172,11 @@ class Pipeline:
         if keys[0] in held:
             return None, False  # this very item was seen before
         entities = self.ruleset.entities(item)
+        sendable = await self._unthrottled(matches, now)
         alert = Alert(
             id=alert_id(item),
             item=item,
-            matches=tuple(matches),
+            matches=tuple(sendable or matches),  # a throttled rule's match is not routed on
             created=now,
             materials=entities.materials,
             countries=entities.countries,
@@ -188,6 +189,11 @@ class Pipeline:
             if await self._too_many_updates(first.story, now):
                 await self.store.claim(keys, self.dedup_window, now, alert)  # recorded, not sent
                 return None, False
+        if not sendable:
+            # Every rule that fired is over its throttle: recorded in the history, sent nowhere.
+            log.info("alert %s throttled (%s)", alert.id, ", ".join(m.rule for m in matches))
+            claimed = await self.store.claim(keys, self.dedup_window, now, alert)
+            return None, not claimed
         destinations, held_until = self._plan(alert, now)
         if not await self.store.claim(
             keys, self.dedup_window, now, alert, destinations, held_until=held_until
@@ -212,6 +218,17 @@ class Pipeline:
             if owner in owners or _same_event(known, alert, self.near_duplicate_threshold):
                 return known
         return None
+
+    async def _unthrottled(self, matches: Sequence[Match], now: datetime) -> list[Match]:
+        """The matches whose rule is still within its `throttle` (rules without one always are)."""
+        kept = []
+        for match in matches:
+            throttle = self.ruleset.rule(match.rule).throttle
+            if throttle is None or (
+                await self.store.count_in_window(f"throttle:{match.rule}", throttle.per, now) <= throttle.max
+            ):
+                kept.append(match)
+        return kept
 
     async def _too_many_updates(self, story: str, now: datetime) -> bool:
         count = await self.store.count_in_window(f"updates:{story}", self.dedup_window, now)

@@ -165,3 +165,44 @@ async def test_storm_guard_folds_the_excess_into_one_digest(
     assert [p["type"] for p in payloads] == ["alert", "alert", "digest"]
     assert payloads[2]["count"] == 4
     assert len({a["id"] for a in payloads[2]["alerts"]} | {p["id"] for p in payloads[:2]}) == 6
+
+
+THROTTLED_RULE = """\
+id: shortage-throttled
+title: Shortages, throttled
+category: supply-disruption
+severity: medium
+match:
+  all: ["rare earth", "shortage"]
+throttle: {max: 2, per: 1h}
+"""
+
+
+async def test_rule_throttle_sends_at_most_max_per_period_and_records_the_rest(
+    tmp_path: Path, servers: tuple[FeedServer, WebhookReceiver, SlackApi]
+) -> None:
+    feeds, hook, slack = servers
+    feeds.feeds["/wire.xml"] = rss(
+        [story(f"t-{n}", f"Rare earth shortage hits plant {n}", f"https://t.example/{n}") for n in range(4)]
+    )
+    feeds.feeds["/mining.xml"] = rss([])
+    (tmp_path / "throttled.yaml").write_text(THROTTLED_RULE, encoding="utf-8")
+    clock = FakeClock(NOW)
+    settings = settings_for(
+        tmp_path,
+        feeds,
+        hook,
+        slack,
+        rules=[str(tmp_path / "throttled.yaml")],
+        destinations=[{"name": "tickets", "type": "webhook", "url": hook.url}],
+        routes=[{"to": ["tickets"]}],
+    )
+    async with open_runtime(settings, clock=clock) as runtime:
+        assert await cycle(runtime) == 2
+        assert len(await runtime.store.recent_alerts()) == 4, "throttled alerts are still in the history"
+        feeds.feeds["/wire.xml"] = rss(
+            [story("t-9", "Rare earth shortage hits plant 9", "https://t.example/9")]
+        )
+        clock.advance(timedelta(hours=1))
+        assert await cycle(runtime) == 1, "a new period, a new allowance"
+    assert len(hook.requests) == 3

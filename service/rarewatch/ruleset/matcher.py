@@ -47,9 +47,14 @@ class Ruleset:
         self._entities = compiled.entities
         chinese.warm_up()
         self.rules: tuple[Rule, ...] = tuple(c.rule for c in compiled.rules)
+        self._by_id = {r.id: r for r in self.rules}
         self.vocabularies = vocabularies
         self.version = version
         self.origins = origins
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id (KeyError for an unknown id)."""
+        return self._by_id[rule_id]
 
     def match(self, item: Item) -> list[Match]:
         """The rules that fire on a normalised item, sorted by rule id."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -19,9 +20,11 @@ from pydantic import (
     Field,
     PlainValidator,
     Tag,
+    field_validator,
     model_validator,
 )
 
+from rarewatch.durations import parse_duration
 from rarewatch.models import Severity
 from rarewatch.ruleset.forms import STEM_MARK, is_stem_word
 from rarewatch.ruleset.text import canonical_term, is_cjk, is_word_char
@@ -280,6 +283,20 @@ def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+class Throttle(_Strict):
+    """At most `max` alerts from this rule per `per` (a duration); the excess is recorded, not sent."""
+
+    max: int = Field(ge=1)
+    per: Annotated[timedelta, BeforeValidator(parse_duration)]
+
+    @field_validator("per")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("per must be a positive duration")
+        return v
+
+
 class Rule(_Strict):
     """One rule: when `match` holds for an item, an alert of `category` and `severity` is raised."""
 
@@ -296,6 +313,7 @@ class Rule(_Strict):
     # Options of the terms written in `match` itself (a vocabulary's terms take the vocabulary's).
     exclude: tuple[Phrase, ...] = ()
     negated_by: Negations = ()
+    throttle: Throttle | None = None
 
 
 EntityKind = Literal["materials", "countries"]
