@@ -65,7 +65,7 @@ class Poller:
         for polled in self.sources:
             interval = polled.interval.total_seconds()
             self.scheduler.add_job(
-                self._poll,
+                self.poll,
                 IntervalTrigger(seconds=interval, jitter=max(1, int(interval * 0.1))),
                 args=[polled],
                 id=f"source:{polled.source.name}",
@@ -75,7 +75,7 @@ class Poller:
                 misfire_grace_time=int(interval),
             )
         self.scheduler.add_job(
-            self._flush,
+            self.flush,
             IntervalTrigger(seconds=OUTBOX_INTERVAL.total_seconds()),
             id="outbox",
             max_instances=1,
@@ -90,7 +90,8 @@ class Poller:
             self.scheduler.shutdown(wait=False)
         await self.outbox.drain()
 
-    async def _poll(self, polled: PolledSource) -> None:
+    async def poll(self, polled: PolledSource) -> None:
+        """Poll one source (a scheduled job): a store outage is logged and the poll skipped, never raised."""
         try:
             run = await self.pipeline.run_source(polled)
         except StoreError as exc:
@@ -101,9 +102,10 @@ class Poller:
         if self.on_run is not None:
             await self.on_run(run)
         if run.alerts:
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Flush the outbox (a scheduled job): a store outage is logged; deliveries wait, never lost."""
         try:
             report = await self.outbox.flush()
         except StoreError as exc:
