@@ -84,6 +84,9 @@ _NUMERIC_DATE = re.compile(
 )
 
 
+_ALREADY_CANONICAL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#%\s]*)?").fullmatch
+
+
 def canonical_link(url: str) -> str:
     """The canonical form of a link, so that one story has one link.
 
@@ -93,6 +96,9 @@ def canonical_link(url: str) -> str:
     parseable URL comes back stripped.
     """
     url = url.strip()
+    if _ALREADY_CANONICAL(url) and "/." not in url:
+        # The common case (lower-case host, no port, query, fragment or escapes): nothing to change.
+        return url if url.count("/") > 2 else url + "/"
     try:
         parts = urlsplit(url)
         netloc = _canonical_netloc(parts)
