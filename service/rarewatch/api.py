@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rarewatch import __version__
 from rarewatch.delivery.payload import alert_payload
-from rarewatch.errors import StoreError
+from rarewatch.errors import RuleError, StoreError
 from rarewatch.runtime import Runtime
 from rarewatch.scheduler import Poller
 
 RUNTIME = web.AppKey("runtime", Runtime)
 POLLER = web.AppKey("poller", Poller)
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -53,8 +57,24 @@ async def alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": [alert_payload(a) for a in recent]})
 
 
+async def reload(request: web.Request) -> web.Response:
+    """`POST /-/reload` (as Alertmanager and Prometheus): load the rule files again.
+
+    200 with the new pack's version, or 400 with the error (file, line, rule id) while the rules in use
+    stay in use.
+    """
+    runtime = request.app[RUNTIME]
+    try:
+        ruleset = runtime.reload_rules()
+    except RuleError as exc:
+        log.error("rules not reloaded, the previous ones stay in use: %s", exc)
+        return web.json_response({"status": "error", "error": str(exc)}, status=400)
+    return web.json_response({"status": "ok", "rules": len(ruleset.rules), "version": ruleset.version})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/sources", sources)
     app.router.add_get("/api/v1/alerts", alerts)
+    app.router.add_post("/-/reload", reload)

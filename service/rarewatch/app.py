@@ -6,15 +6,20 @@ stops scheduling, lets in-flight deliveries finish (or stay pending in the outbo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from watchfiles import Change, awatch
 
 from rarewatch import __version__
 from rarewatch.api import POLLER, RUNTIME, add_routes
 from rarewatch.clock import Clock
-from rarewatch.runtime import open_runtime
+from rarewatch.errors import RuleError
+from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.scheduler import Poller
 from rarewatch.settings import Settings
 
@@ -48,6 +53,38 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
             yield
             await poller.stop()
 
+    async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
+        # SIGHUP reloads the rules, as with Alertmanager; so does a change to the files with watch_rules.
+        loop = asyncio.get_running_loop()
+        runtime = app[RUNTIME]
+        loop.add_signal_handler(signal.SIGHUP, _reload_and_log, runtime)
+        watcher = asyncio.create_task(_watch_rules(runtime)) if settings.watch_rules else None
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
     app.cleanup_ctx.append(runtime_ctx)
+    app.cleanup_ctx.append(reload_ctx)
     add_routes(app)
     return app
+
+
+def _reload_and_log(runtime: Runtime) -> None:
+    """Reload the rules; an invalid rule file is logged with file and line, the old rules stay."""
+    try:
+        runtime.reload_rules()
+    except RuleError as exc:
+        log.error("rules not reloaded, the previous ones stay in use: %s", exc)
+
+
+async def _watch_rules(runtime: Runtime) -> None:
+    """Reload the rules whenever a rule file changes (watchfiles batches a burst of edits into one)."""
+    async for _changes in awatch(*runtime.rule_paths, watch_filter=_is_rule_file):
+        _reload_and_log(runtime)
+
+
+def _is_rule_file(change: Change, path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))

@@ -148,3 +148,4 @@ def _configure_logging(level: str) -> None:
     # APScheduler logs every job run at INFO; keep its noise down unless debugging.
     if level != "debug":
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO, TypedDict
 
 import aiohttp
@@ -59,13 +60,29 @@ class Runtime:
     """Everything a running rarewatch holds, built once from the settings."""
 
     store: Store
-    ruleset: Ruleset
+    rule_paths: tuple[Path, ...]
     pipeline: Pipeline
     outbox: SerialOutbox
     sources: tuple[PolledSource, ...]
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The rule pack in use (replaced by `reload_rules`)."""
+        return self.pipeline.ruleset
+
+    def reload_rules(self) -> Ruleset:
+        """Load the rule files again and use them from the next item on.
+
+        Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
+        a typo in a rule file never leaves the service without rules.
+        """
+        ruleset = load_ruleset(self.rule_paths)
+        self.pipeline.ruleset = ruleset
+        log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
+        return ruleset
 
 
 def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
@@ -267,7 +284,7 @@ async def open_runtime(
         )
         yield Runtime(
             store=store,
-            ruleset=ruleset,
+            rule_paths=tuple(settings.rule_paths()),
             pipeline=pipeline,
             outbox=SerialOutbox(outbox),
             sources=build_sources(settings),

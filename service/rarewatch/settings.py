@@ -401,6 +401,9 @@ class Settings(BaseSettings):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    watch_rules: bool = (
+        False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)
+    )
     config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     @classmethod
