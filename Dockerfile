@@ -10,12 +10,11 @@ RUN pip install --no-cache-dir --prefix=/install .
 FROM python:3.11-slim
 RUN useradd --system --home /var/lib/rarewatch --create-home rarewatch
 COPY --from=build /install /usr/local
-COPY rules /usr/local/share/rarewatch/rules
 USER rarewatch
 WORKDIR /var/lib/rarewatch
+# The rule pack is installed under /usr/local/share/rarewatch/rules (pyproject's data-files).
 ENV RAREWATCH_STORE=sqlite:////var/lib/rarewatch/state.db \
-    RAREWATCH_HTTP__HOST=0.0.0.0 \
-    RAREWATCH_RULES='["/usr/local/share/rarewatch/rules"]'
+    RAREWATCH_HTTP__HOST=0.0.0.0
 EXPOSE 8080
 VOLUME ["/var/lib/rarewatch"]
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)" || exit 1
