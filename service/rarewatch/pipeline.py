@@ -287,4 +287,16 @@ async def run_cycle(
         async with limit:
             return await pipeline.run_source(polled, force=force)
 
-    return list(await asyncio.gather(*(one(p) for p in sources)))
+    results = await asyncio.gather(*(one(p) for p in sources), return_exceptions=True)
+    return [_as_run(polled, result) for polled, result in zip(sources, results, strict=True)]
+
+
+def _as_run(polled: PolledSource, result: SourceRun | BaseException) -> SourceRun:
+    """A poll that raised (a bug, or the store going away) is that source's error, not the cycle's:
+    logged with its traceback, reported in the run, and the other sources' runs stand."""
+    if isinstance(result, SourceRun):
+        return result
+    if not isinstance(result, Exception):
+        raise result  # KeyboardInterrupt, CancelledError: not ours to swallow
+    log.error("source %s: poll failed", polled.source.name, exc_info=result)
+    return SourceRun(polled.source.name, "error", error=f"{type(result).__name__}: {result}")
