@@ -194,3 +194,33 @@ async def test_cycle_on_redis(
         assert again == 0
     assert len(set(receiver.delivered_ids())) == len(receiver.delivered_ids()) == 3
     assert sorted(p["type"] for p in receiver.payloads()) == ["alert", "alert", "update"]
+
+
+class ExplodingSource:
+    """A source with a bug: its fetch raises something that is not a SourceError."""
+
+    name = "exploding"
+
+    async def fetch(self, session: object, state: object) -> object:
+        raise ValueError("a bug in a parser")
+
+
+async def test_a_source_that_raises_is_reported_and_the_cycle_goes_on(
+    tmp_path: Path, feeds: FeedServer, receiver: WebhookReceiver
+) -> None:
+    from rarewatch.pipeline import PolledSource
+
+    feeds.feeds["/wire.xml"] = rss([LICENSING])
+    feeds.feeds["/mirror.xml"] = rss([])
+    feeds.feeds["/broken.xml"] = rss([])
+    settings = make_settings(tmp_path, feeds, receiver, f"sqlite:///{tmp_path / 'state.db'}")
+    async with open_runtime(settings, clock=FakeClock(NOW)) as runtime:
+        sources = [
+            PolledSource(ExplodingSource(), timedelta(minutes=5), timedelta(hours=48)),
+            *runtime.sources,
+        ]  # type: ignore[arg-type]
+        runs = await run_cycle(runtime.pipeline, sources, force=True)
+    assert runs[0].status == "error"
+    assert runs[0].error == "ValueError: a bug in a parser"
+    assert [r.status for r in runs[1:]] == ["ok", "ok", "ok"]
+    assert len(runs[1].alerts) == 1
