@@ -39,6 +39,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
                 runtime.outbox,
                 runtime.clock,
                 on_run=runtime.metrics.record,
+                on_flush=runtime.metrics.record_flush,
             )
             app[POLLER] = poller
             poller.start()

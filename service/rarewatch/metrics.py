@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from rarewatch.delivery.outbox import FlushReport
 from rarewatch.pipeline import SourceRun
 
 
@@ -17,6 +18,15 @@ class Metrics:
         )
         self.items = Counter("rarewatch_items", "Items fetched.", ["source"], registry=self.registry)
         self.alerts = Counter("rarewatch_alerts", "New alerts raised.", ["source"], registry=self.registry)
+        self.deliveries = Counter(
+            "rarewatch_deliveries",
+            "Delivery attempts by outcome (delivered, failed: to be retried, dead: dead-lettered).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.flushes = Counter(
+            "rarewatch_outbox_flushes", "Outbox flushes by outcome.", ["outcome"], registry=self.registry
+        )
         self.last_success = Gauge(
             "rarewatch_source_last_success_timestamp_seconds",
             "When a source was last fetched successfully.",
@@ -31,6 +41,20 @@ class Metrics:
         self.alerts.labels(run.source).inc(len(run.alerts))
         if run.status in ("ok", "not_modified"):
             self.last_success.labels(run.source).set_to_current_time()
+
+    def record_flush(self, report: FlushReport | None) -> None:
+        """Account for one outbox flush (None: the store was unavailable)."""
+        if report is None:
+            self.flushes.labels("store_unavailable").inc()
+            return
+        self.flushes.labels("ok").inc()
+        for outcome, count in (
+            ("delivered", report.delivered),
+            ("failed", report.failed),
+            ("dead", report.dead),
+        ):
+            if count:
+                self.deliveries.labels(outcome).inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -51,12 +51,14 @@ class Poller:
         outbox: SerialOutbox,
         clock: Clock,
         on_run: Callable[[SourceRun], Awaitable[None]] | None = None,
+        on_flush: Callable[[FlushReport | None], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sources = sources
         self.outbox = outbox
         self.clock = clock
         self.on_run = on_run
+        self.on_flush = on_flush
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
@@ -106,10 +108,13 @@ class Poller:
 
     async def flush(self) -> None:
         """Flush the outbox (a scheduled job): a store outage is logged; deliveries wait, never lost."""
+        report: FlushReport | None
         try:
             report = await self.outbox.flush()
         except StoreError as exc:
             log.error("outbox: store unavailable, deliveries wait: %s", exc)
-            return
-        if report.failed or report.dead:
+            report = None
+        if self.on_flush is not None:
+            self.on_flush(report)
+        if report is not None and (report.failed or report.dead):
             log.warning("outbox: %s", report)

@@ -142,7 +142,9 @@ async def test_run_serves_healthz_delivers_and_stops_on_sigterm(tmp_path: Path) 
                 assert sources["wire"]["consecutive_failures"] == 0
                 assert sources["gone"]["consecutive_failures"] >= 1 and "404" in sources["gone"]["last_error"]
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                    assert 'rarewatch_alerts_total{source="wire"} 1.0' in await resp.text()
+                    metrics = await resp.text()
+                assert 'rarewatch_alerts_total{source="wire"} 1.0' in metrics
+                assert 'rarewatch_deliveries_total{outcome="delivered"}' in metrics
         finally:
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
