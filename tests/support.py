@@ -91,16 +91,23 @@ class FeedServer:
 
 
 @asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[TestServer]:
+    """Serve `app` on 127.0.0.1 (a free port) for the duration of the block."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@asynccontextmanager
 async def feed_server() -> AsyncIterator[FeedServer]:
     fs = FeedServer()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", fs.handle)
-    fs.server = TestServer(app, host="127.0.0.1")
-    await fs.server.start_server()
-    try:
+    async with serve(app) as fs.server:
         yield fs
-    finally:
-        await fs.server.close()
 
 
 @dataclass
@@ -135,12 +142,8 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
     rx = WebhookReceiver()
     app = web.Application()
     app.router.add_post("/hook", rx.handle)
-    rx.server = TestServer(app, host="127.0.0.1")
-    await rx.server.start_server()
-    try:
+    async with serve(app) as rx.server:
         yield rx
-    finally:
-        await rx.server.close()
 
 
 @dataclass
@@ -167,9 +170,5 @@ async def slack_api() -> AsyncIterator[SlackApi]:
     api = SlackApi()
     app = web.Application()
     app.router.add_post("/api/chat.postMessage", api.handle)
-    api.server = TestServer(app, host="127.0.0.1")
-    await api.server.start_server()
-    try:
+    async with serve(app) as api.server:
         yield api
-    finally:
-        await api.server.close()

@@ -1,12 +1,19 @@
-"""The `Source` protocol: one module per kind of source (`feed`, later `json`, `html`)."""
+"""The `Source` protocol, and `HttpSource`, what the HTTP kinds (`feed`, `json`, `html`) share."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import concurrent.futures
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar, Protocol, TypedDict
 
 import aiohttp
 
+from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, SourceState
+from rarewatch.sources import http
+
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Source(Protocol):
@@ -19,3 +26,56 @@ class Source(Protocol):
     name: str
 
     async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult: ...
+
+
+class HttpOptions(TypedDict, total=False):
+    """The keyword arguments every HTTP source kind takes (see `HttpSource`)."""
+
+    timeout: float
+    connect_timeout: float
+    max_bytes: int
+    headers: Mapping[str, str]
+    lang: str | None
+    executor: concurrent.futures.Executor | None
+
+
+class HttpSource:
+    """What every HTTP source kind shares: a checked http(s) URL, request headers led by the kind's
+    `accept`, time and size limits, the items' language, and the executor that parses off the loop."""
+
+    accept: ClassVar[str] = "*/*"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout: float = 30,
+        connect_timeout: float = 10,
+        max_bytes: int = 10 * 1024 * 1024,
+        headers: Mapping[str, str] = NO_HEADERS,
+        lang: str | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        """Raises ValueError (naming the source) for a URL that is not http(s)."""
+        try:
+            self.checked_url = http.check_url(url)
+        except SourceError as exc:
+            raise ValueError(f"source {name}: {exc}") from None
+        self.name = name
+        self.url = url
+        self.headers = {"Accept": self.accept, **headers}  # configured headers may override Accept
+        self.lang = lang
+        self.limits = http.Limits(timeout=timeout, connect_timeout=connect_timeout, max_bytes=max_bytes)
+        self._executor = executor
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.url!r})"
+
+    async def _get(
+        self, session: aiohttp.ClientSession, state: SourceState, url: str | None = None
+    ) -> http.HttpResponse:
+        """A conditional GET of `url` (default: the source's) with the stored validators."""
+        return await http.conditional_get(
+            session, url or self.url, state, limits=self.limits, headers=self.headers
+        )

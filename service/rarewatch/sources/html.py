@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import concurrent.futures
 import logging
 import re
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -35,11 +34,11 @@ from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
+from rarewatch.sources.base import HttpOptions, HttpSource
 
 log = logging.getLogger(__name__)
 
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.8"
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 # Ready-made selectors. A preset fills `item`, `title`, `link` and `date`; anything the user sets wins.
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
@@ -294,7 +293,7 @@ def find_date(text: str) -> datetime | None:
     return when
 
 
-class HtmlListSource:
+class HtmlListSource(HttpSource):
     """A list page read with CSS selectors, implementing the `Source` protocol.
 
     Selectors are compiled here: an invalid one is a ValueError at construction. Each `fetch` makes one
@@ -302,6 +301,8 @@ class HtmlListSource:
     loop's default thread pool; a thread pool, since compiled selectors do not pickle). Each entry's guid
     is its resolved link.
     """
+
+    accept = HTML_ACCEPT
 
     def __init__(
         self,
@@ -314,31 +315,14 @@ class HtmlListSource:
         date: str | None = None,
         summary: str | None = None,
         encoding: str | None = None,
-        timeout: float = 30,
-        connect_timeout: float = 10,
-        max_bytes: int = 10 * 1024 * 1024,
-        headers: Mapping[str, str] = _NO_HEADERS,
-        lang: str | None = None,
-        executor: concurrent.futures.Executor | None = None,
+        **options: Unpack[HttpOptions],
     ) -> None:
-        try:
-            http.check_url(url)
-        except SourceError as exc:
-            raise ValueError(f"source {name}: {exc}") from None
+        super().__init__(name, url, **options)
         try:
             self.selectors = Selectors.compile(item, title, link, date, summary)
             self.encoding = codec_for(encoding) if encoding else None
         except ValueError as exc:
             raise ValueError(f"source {name}: {exc}") from None
-        self.name = name
-        self.url = url
-        self.headers = {"Accept": HTML_ACCEPT, **headers}
-        self.lang = lang
-        self.limits = http.Limits(timeout=timeout, connect_timeout=connect_timeout, max_bytes=max_bytes)
-        self._executor = executor
-
-    def __repr__(self) -> str:
-        return f"HtmlListSource({self.name!r}, {self.url!r})"
 
     async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult:
         """Fetch and parse the page. A 304 gives no entries and keeps the stored validators.
@@ -346,7 +330,7 @@ class HtmlListSource:
         Raises `SourceError` for network and HTTP failures (the shared `http.fetch`), an empty page, and
         selectors that no longer match (see `parse_list`).
         """
-        resp = await http.conditional_get(session, self.url, state, limits=self.limits, headers=self.headers)
+        resp = await self._get(session, state)
         if resp.not_modified:
             return http.unchanged(resp, state)
         loop = asyncio.get_running_loop()

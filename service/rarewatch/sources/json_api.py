@@ -12,14 +12,13 @@ usual small page and in an executor for a big one.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import html
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -29,6 +28,7 @@ from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
+from rarewatch.sources.base import HttpOptions, HttpSource
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ JSON_ACCEPT = "application/json, */*;q=0.5"
 # json.loads of a typical API page (100 results, ~150 KB) takes about a millisecond: not worth a thread
 # hop. Bigger bodies are decoded in the executor so that one huge page never stalls the event loop.
 INLINE_PARSE_LIMIT = 256 * 1024
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 # Ready-made mappings. A preset fills `items`, `fields` and `next_page`; anything the user sets wins.
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
@@ -221,7 +220,7 @@ def same_site(configured: URL, target: URL) -> bool:
     return configured.scheme == "http"  # an upgrade to https; https -> http is refused
 
 
-class JsonApiSource:
+class JsonApiSource(HttpSource):
     """A paginated JSON API, implementing the `Source` protocol.
 
     `fields` maps entry fields (`title`, `link`, `summary`, `content`, `published`, `guid`) to dotted
@@ -229,6 +228,8 @@ class JsonApiSource:
     (a list value repeats the key, as in `conditions[agencies][]`). `next_page` is the dotted path of the
     next page's URL, followed up to `max_pages` pages and only on the configured host.
     """
+
+    accept = JSON_ACCEPT
 
     def __init__(
         self,
@@ -241,32 +242,15 @@ class JsonApiSource:
         max_pages: int = 3,
         params: Mapping[str, str | Sequence[str]] | None = None,
         html_fields: bool = False,
-        timeout: float = 30,
-        connect_timeout: float = 10,
-        max_bytes: int = 10 * 1024 * 1024,
-        headers: Mapping[str, str] = _NO_HEADERS,
-        lang: str | None = None,
-        executor: concurrent.futures.Executor | None = None,
+        **options: Unpack[HttpOptions],
     ) -> None:
-        try:
-            base = http.check_url(url)
-        except SourceError as exc:
-            raise ValueError(f"source {name}: {exc}") from None
+        super().__init__(name, url, **options)
         if max_pages < 1:
             raise ValueError(f"source {name}: max_pages must be at least 1, not {max_pages}")
-        self.name = name
-        self.url = url
         self.mapping = _mapping(name, items, fields, next_page, html_fields)
         self.max_pages = max_pages
         # Query values go through yarl, which percent-encodes them; a list repeats its key.
-        self.first_url = base.with_fragment(None).extend_query(dict(params or {}))
-        self.headers = {"Accept": JSON_ACCEPT, **headers}
-        self.lang = lang
-        self.limits = http.Limits(timeout=timeout, connect_timeout=connect_timeout, max_bytes=max_bytes)
-        self._executor = executor
-
-    def __repr__(self) -> str:
-        return f"JsonApiSource({self.name!r}, {self.url!r})"
+        self.first_url = self.checked_url.with_fragment(None).extend_query(dict(params or {}))
 
     async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult:
         """Fetch up to `max_pages` pages. A 304 on the first page gives no entries and keeps validators.
@@ -275,9 +259,7 @@ class JsonApiSource:
         that does not parse (see `parse_page`) and a next page on another host. A failure on a later page
         fails the poll, so that the first page's validators are not stored over an incomplete read.
         """
-        resp = await http.conditional_get(
-            session, str(self.first_url), state, limits=self.limits, headers=self.headers
-        )
+        resp = await self._get(session, state, str(self.first_url))
         if resp.not_modified:
             return http.unchanged(resp, state)
         entries = await self._read_pages(session, resp)
