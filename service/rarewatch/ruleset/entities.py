@@ -27,7 +27,7 @@ NONE = Entities()
 
 def collect(names: Mapping[int, tuple[tuple[str, str], ...]], hits: Mapping[int, list[Hit]]) -> Entities:
     """The entities named by the term `hits` of one item; `names` maps term ids to (kind, name)."""
-    found = names.keys() & hits.keys()
+    found = [tid for tid in hits if tid in names]  # the item's few terms, not every name
     if not found:
         return NONE
     firsts = sorted((min((h.field, h.start) for h in hits[tid]), tid) for tid in found)

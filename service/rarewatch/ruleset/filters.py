@@ -31,7 +31,7 @@ def apply_filters(
     cased: Callable[[int], str],
 ) -> None:
     """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field."""
-    found = hits.keys() & options.keys()
+    found = [tid for tid in hits if tid in options]  # the item's few terms, not every option
     if not found:
         return
     changed: set[int] = set()

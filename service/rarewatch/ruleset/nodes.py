@@ -90,7 +90,7 @@ class TermSet:
         return False
 
     def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
-        for tid in scan.masks.keys() & self.tids:
+        for tid in [t for t in scan.masks if t in self.tids]:  # walk the item's few terms, not the list
             hit = scan.first_hit(tid, fields)
             if hit is not None:
                 out.append(Evidence(hit.field, hit.start, hit.end, self.labels[tid], True))
@@ -163,13 +163,15 @@ class Near:
 
 def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, Hit]]:
     """The hits of `tids` in `fields`; cached per item, since every rule's `near` asks for the same
-    subject vocabulary."""
+    subject vocabulary. Walks the item's few terms, not the (possibly long) vocabulary: `keys() & set`
+    would iterate the larger side."""
     key = (tids, fields)
     found = scan.near_hits.get(key)
     if found is None:
         found = scan.near_hits[key] = [
             (tid, hit)
-            for tid in scan.masks.keys() & tids
+            for tid in scan.masks
+            if tid in tids
             if scan.masks[tid] & fields
             for hit in scan.hits[tid]
             if (1 << hit.field) & fields
