@@ -76,6 +76,48 @@ def categories(pack: Ruleset, title: str, summary: str = "") -> set[str]:
         # and what is no control
         ("Graphite producer's technicians travel abroad for a trade fair", "", set()),
         ("稀土企业举办技术人员安全培训班", "", set()),
+        # personnel: a ban on what staff do, or on their travel, is no trade measure
+        (
+            "Magnet makers ban engineers from sharing sintering know-how with foreign clients",
+            "",
+            {"personnel-controls"},
+        ),
+        (
+            "Travel bans on gallium refining experts widen as Beijing guards know-how",
+            "",
+            {"personnel-controls"},
+        ),
+        (
+            "Rare-earth plant staff must report private trips abroad to the security office",
+            "",
+            {"personnel-controls"},
+        ),
+        ("钕铁硼企业员工护照由公司代管 出国须经审批", "", {"personnel-controls"}),
+        # ... and workers hit by a trade measure are no staff control; a passport service is no control
+        ("China's gallium export ban hits US workers", "", {"trade-restrictions"}),
+        ("出入境管理局为稀土企业出国人员开通护照办理绿色通道", "", set()),
+        # goods leaving the country need a licence, not a travel approval
+        (
+            "China imposes controls on exports of superhard materials",
+            "The powders will need approval before leaving the country.",
+            {"export-licensing"},
+        ),
+        ("稀土出境须申请两用物项出口许可", "", {"export-licensing"}),
+        # prosecution: goods seized in a case were banned, not newly banned
+        ("Customs seizes banned antimony at the Guangxi border; two smugglers arrested", "", {"prosecution"}),
+        # ... and an offence without an arrest, charge or sentence is the reason for a measure or the
+        # target of a campaign, not a case
+        (
+            "EU sanctions Chinese magnet exporter",
+            "Brussels said the company had smuggled NdFeB magnets through Kazakhstan.",
+            {"trade-restrictions"},
+        ),
+        ("Beijing launches campaign against strategic mineral smuggling", "", set()),
+        ("海关总署部署打击稀土等战略矿产走私违法犯罪专项行动", "", set()),
+        # halts of exports: a trade measure when decided, a supply disruption when an outage forces them
+        ("Beijing halts gallium exports to US defence contractors", "", {"trade-restrictions"}),
+        ("Power outage at a Jiangxi smelter halts tungsten exports for a week", "", {"supply-disruption"}),
+        ("稀土分离厂火灾 暂停出口一周", "", {"supply-disruption"}),
     ],
 )
 def test_each_story_stays_in_its_category(
