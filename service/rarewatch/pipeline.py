@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import random
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 MAX_SOURCE_BACKOFF = timedelta(hours=6)
 # Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
 _YIELD_EVERY = 500
-# Near-duplicate candidates checked exactly per item; LSH bands rarely give more than one or two.
-MAX_CANDIDATES = 5
+# Near-duplicate candidates checked exactly per item, the ones sharing most LSH bands first.
+MAX_CANDIDATES = 3
+# Recently recorded alerts kept in memory for the near-duplicate checks.
+RECENT_ALERTS = 2_000
 
 Status = Literal["ok", "not_modified", "error", "skipped"]
 
@@ -111,6 +114,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.near_duplicate_threshold = near_duplicate_threshold
         self.max_updates_per_story = max_updates_per_story
+        self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
@@ -201,6 +205,7 @@ class Pipeline:
             return None, True
         if first is None and similar:
             await self.store.remember(similar, alert.id, self.dedup_window, now)
+        self._remember_alert(alert)
         return alert, False
 
     async def _known_story(
@@ -208,16 +213,32 @@ class Pipeline:
     ) -> Alert | None:
         """The first alert of the story `alert` reports again: the same canonical link, or a
         near-duplicate title about the same materials (checked exactly, not just by LSH band)."""
-        owners = [held[k] for k in keys[1:] if held.get(k)]
-        candidates = [held[k] for k in similar if held.get(k)]
-        for owner in dict.fromkeys(owners + candidates[:MAX_CANDIDATES]):
-            assert owner is not None
-            known = await self.store.get_alert(owner)
+        owners = [o for k in keys[1:] if (o := held.get(k))]
+        # The owners sharing the most LSH bands are the likeliest near-duplicates: check those first.
+        bands = Counter(o for k in similar if (o := held.get(k)))
+        ranked = [owner for owner, _ in bands.most_common(MAX_CANDIDATES)]
+        for owner in dict.fromkeys(owners + ranked):
+            known = await self._alert(owner)
             if known is None:
                 continue
             if owner in owners or _same_event(known, alert, self.near_duplicate_threshold):
                 return known
         return None
+
+    async def _alert(self, alert_id: str) -> Alert | None:
+        """An alert from the history, through a small cache: alerts never change once recorded, and the
+        same few recent stories are the near-duplicate candidates of many items."""
+        alert = self._recent.get(alert_id)
+        if alert is None:
+            alert = await self.store.get_alert(alert_id)
+            if alert is not None:
+                self._remember_alert(alert)
+        return alert
+
+    def _remember_alert(self, alert: Alert) -> None:
+        self._recent[alert.id] = alert
+        if len(self._recent) > RECENT_ALERTS:
+            self._recent.popitem(last=False)
 
     async def _unthrottled(self, matches: Sequence[Match], now: datetime) -> list[Match]:
         """The matches whose rule is still within its `throttle` (rules without one always are)."""
