@@ -199,12 +199,11 @@ class Pipeline:
             claimed = await self.store.claim(keys, self.dedup_window, now, alert)
             return None, not claimed
         destinations, held_until = self._plan(alert, now)
+        remember = similar if first is None else ()
         if not await self.store.claim(
-            keys, self.dedup_window, now, alert, destinations, held_until=held_until
+            keys, self.dedup_window, now, alert, destinations, held_until=held_until, remember=remember
         ):
             return None, True
-        if first is None and similar:
-            await self.store.remember(similar, alert.id, self.dedup_window, now)
         self._remember_alert(alert)
         return alert, False
 

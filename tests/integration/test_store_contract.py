@@ -213,6 +213,42 @@ async def test_remember_checks_its_ttl(store: Store) -> None:
         await store.remember(["sim:x"], "alert-1", timedelta(0), T0)
 
 
+async def test_a_claim_remembers_its_keys_where_free(store: Store) -> None:
+    await store.remember(["sim:b"], "alert-0", WEEK, T0)
+    assert await claim_alert(store, 9)
+    remember = ["sim:a", "sim:b", "item:9", "sim:c", "sim:a", "item:1"]  # held ones keep their owner
+    assert await store.claim(["item:1", "link:1"], WEEK, T0, make_alert(1), ["hook"], remember=remember)
+    assert await store.held(["item:1", "link:1", "sim:a", "sim:b", "sim:c", "item:9"], T0 + SEC) == {
+        "item:1": "alert-1",
+        "link:1": "alert-1",
+        "sim:a": "alert-1",
+        "sim:b": "alert-0",
+        "sim:c": "alert-1",
+        "item:9": "alert-9",
+    }
+    assert await store.get_delivery("alert-1", "hook") is not None
+    # A remembered key blocks a later claim of the same key, as with remember().
+    assert await store.claim(["item:2", "sim:c"], WEEK, T0 + SEC, make_alert(2), ["hook"]) is False
+
+
+async def test_a_refused_claim_remembers_nothing(store: Store) -> None:
+    assert await claim_alert(store, 1)
+    similar = ["sim:a", "sim:b"]
+    alert = make_alert(2)
+    assert await store.claim(["item:2", "link:1"], WEEK, T0, alert, ["hook"], remember=similar) is False
+    assert await store.held(["item:2", "sim:a", "sim:b", "link:1"], T0 + SEC) == {"link:1": "alert-1"}
+    assert await store.get_alert("alert-2") is None
+    # The keys are still free for the next claim (the SQLite cache learnt nothing wrong either).
+    assert await store.claim(["item:3"], WEEK, T0 + SEC, make_alert(3), ["hook"], remember=["sim:a"])
+    assert await store.held(["sim:a", "sim:b"], T0 + 2 * SEC) == {"sim:a": "alert-3"}
+
+
+async def test_a_claim_remembers_only_for_an_alert(store: Store) -> None:
+    with pytest.raises(ValueError, match="alert"):
+        await store.claim(["item:1"], WEEK, T0, remember=["sim:a"])
+    assert await store.claim(["item:1"], WEEK, T0, remember=[])  # nothing to remember: a plain claim
+
+
 # --- TTL: the one difference between the backends ----------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ class Store(Protocol):
         destinations: Sequence[str] = (),
         *,
         held_until: Mapping[str, datetime] | None = None,
+        remember: Sequence[str] = (),
     ) -> bool:
         """Claim a story once, atomically.
 
@@ -40,6 +41,9 @@ class Store(Protocol):
         A destination listed in `held_until` gets a delivery due at that time with `digest=True` (it is
         folded into a digest). Returns False, changing nothing, when any key is held.
         With `alert=None` the keys are only marked as seen (first poll of a new source).
+        When the claim succeeds, each key of `remember` is also indexed to `alert.id` for `ttl` where it is
+        not already held (exactly `remember()`'s semantics), in the same atomic step; when it fails, nothing
+        is indexed. `remember` needs an `alert` (ValueError otherwise).
         """
 
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:

@@ -167,12 +167,18 @@ class RedisStore:
         destinations: Sequence[str] = (),
         *,
         held_until: Mapping[str, datetime] | None = None,
+        remember: Sequence[str] = (),
     ) -> bool:
-        """Claim `keys` for `ttl` (Redis time: `now` dates the records, not the expiry); see `Store.claim`."""
+        """Claim `keys` for `ttl` (Redis time: `now` dates the records, not the expiry), then `SET NX` each
+        key of `remember`, in one script; see `Store.claim`."""
         if not keys:
             raise ValueError("claim needs at least one key")
+        if remember and alert is None:
+            raise ValueError("claim can only remember keys for an alert")
         ms = k.ttl_ms(ttl)
-        claim_keys = [self._keys.claim(key) for key in dict.fromkeys(keys)]
+        unique = list(dict.fromkeys(keys))
+        claim_keys = [self._keys.claim(key) for key in unique]
+        remember_keys = [self._keys.claim(key) for key in dict.fromkeys(remember) if key not in unique]
         if alert is None and len(claim_keys) == 1:
             return bool(await self._redis.set(claim_keys[0], k.claim_value(None), nx=True, px=ms))
         dests = list(dict.fromkeys(destinations)) if alert is not None else []
@@ -185,6 +191,7 @@ class RedisStore:
             *(kk.delivery(alert_id, d) for d in dests),
             *(kk.delivered(d) for d in dests),
             *claim_keys,
+            *remember_keys,
         ]
         now_us, hold = k.to_us(now), held_until or {}
         per_dest: list[str | int] = []
@@ -203,6 +210,7 @@ class RedisStore:
             k.MEMBER_SEQ_WIDTH,
             _PENDING.value,
             k.claim_value(alert.id if alert is not None else None),
+            len(remember_keys),
             *per_dest,
         ]
         return bool(await self._claim_script(keys=script_keys, args=args))

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 # KEYS: seq, alerts, alert_refs, outbox:all, outbox:pending, outbox:delivered, outbox:dead, outbox:due,
 #       alert:<id>, then one delivery hash per destination, then one delivered index per destination, then
-#       the claim keys.
+#       the claim keys, then the keys to remember (claim keys too, set only where free, once claimed).
 # ARGV: ttl_ms, n_destinations, alert JSON ('' = none), alert id, created_us, now_us, history_limit,
-#       alert key prefix, member separator, member seq width, pending, claim value, then per destination
-#       three: its name, its first attempt (us), its digest flag ('1'/'0').
+#       alert key prefix, member separator, member seq width, pending, claim value, n keys to remember,
+#       then per destination three: its name, its first attempt (us), its digest flag ('1'/'0').
 CLAIM = """
 local nd = tonumber(ARGV[2])
-local first = 10 + 2 * nd
-for i = first, #KEYS do
+local first, last = 10 + 2 * nd, #KEYS - tonumber(ARGV[13])
+for i = first, last do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
-for i = first, #KEYS do redis.call('SET', KEYS[i], ARGV[12], 'PX', ARGV[1]) end
+for i = first, last do redis.call('SET', KEYS[i], ARGV[12], 'PX', ARGV[1]) end
+for i = last + 1, #KEYS do redis.call('SET', KEYS[i], ARGV[12], 'NX', 'PX', ARGV[1]) end
 if ARGV[3] == '' then return 1 end
 local id, now, sep = ARGV[4], ARGV[6], ARGV[9]
 redis.call('SET', KEYS[9], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[5], id)
 for j = 1, nd do
-  local hkey, dest, due, digest = KEYS[9 + j], ARGV[10 + 3 * j], ARGV[11 + 3 * j], ARGV[12 + 3 * j]
+  local hkey, dest, due, digest = KEYS[9 + j], ARGV[11 + 3 * j], ARGV[12 + 3 * j], ARGV[13 + 3 * j]
   local old = redis.call('HGET', hkey, 'member')
   if old then
     for z = 4, 8 do redis.call('ZREM', KEYS[z], old) end

@@ -146,15 +146,21 @@ class SQLiteStore:
         destinations: Sequence[str] = (),
         *,
         held_until: Mapping[str, datetime] | None = None,
+        remember: Sequence[str] = (),
     ) -> bool:
-        """Claim `keys` for `ttl` unless one is held at `now`; see `Store.claim`."""
+        """Claim `keys` for `ttl` unless one is held at `now`, remembering `remember`; see `Store.claim`."""
         if not keys:
             raise ValueError("claim needs at least one key")
+        if remember and alert is None:
+            raise ValueError("claim can only remember keys for an alert")
         now_us, ttl_us = k.to_us(now), k.ttl_ms(ttl) * 1000
         unique = list(dict.fromkeys(keys))
         if self._held.any_held(unique, now_us):
             return False  # most claims are repeats (every poll re-reads the feed): no thread hop, no I/O
         expires = now_us + ttl_us
+        # Remembered keys already known held keep their owner: only the others are checked in the file.
+        known = self._held.owners(list(dict.fromkeys(remember)), now_us)
+        extra = [key for key in dict.fromkeys(remember) if key not in known and key not in unique]
         owner: str | None = None
         record: _Record | None = None
         if alert is not None:
@@ -164,9 +170,10 @@ class SQLiteStore:
                 for dest in dict.fromkeys(destinations)
             ]
             record = (alert.id, k.to_us(alert.created), json.dumps(alert.to_dict()), dests)
-        held = await self._run(partial(self._claim, unique, expires, owner, now_us, record))
-        self._held.add(held or dict.fromkeys(unique, (expires, owner)), now_us)
-        return not held
+        claim = partial(self._claim, unique, expires, owner, now_us, record, extra)
+        claimed, entries = await self._run(claim)
+        self._held.add({**dict.fromkeys(unique, (expires, owner)), **entries} if claimed else entries, now_us)
+        return claimed
 
     def _claim(
         self,
@@ -175,15 +182,18 @@ class SQLiteStore:
         owner: str | None,
         now_us: int,
         record: _Record | None,
+        remember: list[str],
         conn: sqlite3.Connection,
-    ) -> dict[str, Held]:
-        """Claim on the worker thread; returns the held keys with expiry and owner (empty: claimed)."""
+    ) -> tuple[bool, dict[str, Held]]:
+        """Claim on the worker thread. Returns (True, each remembered key's entry) when claimed, else
+        (False, the held keys with expiry and owner)."""
         with _immediate(conn):
             held = _held_rows(keys, now_us, conn)
             if held:
-                return held
+                return False, held
             sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
             conn.executemany(sql, [(key, expires, owner) for key in keys])
+            entries = _remember_rows(remember, (expires, owner), now_us, conn) if remember else {}
             if record is not None:
                 _record_alert(conn, *record, now_us)
         if now_us >= self._next_cleanup_us:
@@ -192,7 +202,7 @@ class SQLiteStore:
                 _cleanup(conn, now_us, self._history_limit)
             except sqlite3.Error as exc:  # the claim is committed: report it, and clean up next time
                 log.warning("SQLite store %s: cleanup of expired claims failed: %s", self.path, exc)
-        return {}
+        return True, entries
 
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
         """The keys among `keys` held at `now` (claimed or remembered), with their owners, in `keys` order."""
@@ -394,9 +404,14 @@ def _held_rows(keys: list[str], now_us: int, conn: sqlite3.Connection) -> dict[s
 def _remember(keys: list[str], entry: Held, now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:
     """Hold each free key of `keys` as `entry`; returns every key's entry (held ones keep theirs)."""
     with _immediate(conn):
-        held = _held_rows(keys, now_us, conn)
-        sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
-        conn.executemany(sql, [(key, *entry) for key in keys if key not in held])
+        return _remember_rows(keys, entry, now_us, conn)
+
+
+def _remember_rows(keys: list[str], entry: Held, now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:
+    """`_remember` inside the caller's transaction."""
+    held = _held_rows(keys, now_us, conn)
+    sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
+    conn.executemany(sql, [(key, *entry) for key in keys if key not in held])
     return {key: held.get(key, entry) for key in keys}
 
 
