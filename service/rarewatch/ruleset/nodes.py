@@ -220,13 +220,22 @@ class Regex:
         return frozenset()
 
 
-class AllOf:
+class _Group:
+    """What `all`, `any` and `none` share: children tried cheapest first, and their terms."""
+
     __slots__ = ("children", "cost")
     cost: int
 
     def __init__(self, children: Sequence[Node]) -> None:
         self.children = tuple(sorted(children, key=lambda c: c.cost))
         self.cost = sum(c.cost for c in children)
+
+    def term_ids(self) -> frozenset[int]:
+        return frozenset().union(*(c.term_ids() for c in self.children))
+
+
+class AllOf(_Group):
+    __slots__ = ()
 
     def test(self, scan: Scan, fields: int) -> bool:
         for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
@@ -242,17 +251,9 @@ class AllOf:
         anchors = [a for a in (c.anchor(weight) for c in self.children) if a is not None]
         return min(anchors, key=weight) if anchors else None
 
-    def term_ids(self) -> frozenset[int]:
-        return frozenset().union(*(c.term_ids() for c in self.children))
 
-
-class AnyOf:
-    __slots__ = ("children", "cost")
-    cost: int
-
-    def __init__(self, children: Sequence[Node]) -> None:
-        self.children = tuple(sorted(children, key=lambda c: c.cost))
-        self.cost = sum(c.cost for c in children)
+class AnyOf(_Group):
+    __slots__ = ()
 
     def test(self, scan: Scan, fields: int) -> bool:
         for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
@@ -271,19 +272,11 @@ class AnyOf:
             return None
         return frozenset().union(*(a for a in anchors if a is not None))
 
-    def term_ids(self) -> frozenset[int]:
-        return frozenset().union(*(c.term_ids() for c in self.children))
 
-
-class NoneOf:
+class NoneOf(_Group):
     """`none: [...]`: holds when no child holds. Its terms never wake a rule, and are not evidence."""
 
-    __slots__ = ("children", "cost")
-    cost: int
-
-    def __init__(self, children: Sequence[Node]) -> None:
-        self.children = tuple(sorted(children, key=lambda c: c.cost))
-        self.cost = sum(c.cost for c in children)
+    __slots__ = ()
 
     def test(self, scan: Scan, fields: int) -> bool:
         for c in self.children:  # noqa: SIM110 - a plain loop: generators cost more on this hot path
