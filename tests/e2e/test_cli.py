@@ -137,14 +137,23 @@ async def test_run_serves_healthz_delivers_and_stops_on_sigterm(tmp_path: Path) 
                         continue
                 assert health is not None and health[0] == 200 and health[1]["status"] == "ok"
                 assert len(hook.delivered_ids()) == 1
-                async with session.get(f"http://127.0.0.1:{port}/api/v1/sources") as resp:
-                    sources = {s["name"]: s for s in (await resp.json())["sources"]}
+                for _ in range(50):  # both sources were polled at start; wait until "gone" has failed
+                    async with session.get(f"http://127.0.0.1:{port}/api/v1/sources") as resp:
+                        sources = {s["name"]: s for s in (await resp.json())["sources"]}
+                    if sources["gone"].get("consecutive_failures"):
+                        break
+                    await asyncio.sleep(0.1)
                 assert sources["wire"]["consecutive_failures"] == 0
                 assert sources["gone"]["consecutive_failures"] >= 1 and "404" in sources["gone"]["last_error"]
-                async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                    metrics = await resp.text()
+                delivered = 'rarewatch_deliveries_total{outcome="delivered"}'
+                for _ in range(50):  # the flush is counted once it has recorded the delivery
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        metrics = await resp.text()
+                    if delivered in metrics:
+                        break
+                    await asyncio.sleep(0.1)
                 assert 'rarewatch_alerts_total{source="wire"} 1.0' in metrics
-                assert 'rarewatch_deliveries_total{outcome="delivered"}' in metrics
+                assert delivered in metrics
         finally:
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
