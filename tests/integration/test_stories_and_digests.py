@@ -77,7 +77,8 @@ def settings_for(
 
 
 async def cycle(runtime: Runtime) -> int:
-    runs = await run_cycle(runtime.pipeline, runtime.sources, force=True)
+    # One source after another: which of two copies of a story comes first is then fixed, not a race.
+    runs = await run_cycle(runtime.pipeline, runtime.sources, force=True, concurrency=1)
     await runtime.outbox.flush()
     return sum(len(r.alerts) for r in runs)
 
