@@ -7,9 +7,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +95,13 @@ def redis_url(redis_server: RedisServer | None) -> str:
     if redis_server is None:
         return os.environ["REDIS_URL"]
     return redis_server.url
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for the test, closed after it (the app shares one the same way)."""
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

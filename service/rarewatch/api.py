@@ -11,10 +11,8 @@ from rarewatch import __version__
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.errors import RuleError, StoreError
 from rarewatch.runtime import Runtime
-from rarewatch.scheduler import Poller
 
 RUNTIME = web.AppKey("runtime", Runtime)
-POLLER = web.AppKey("poller", Poller)
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from watchfiles import Change, awatch
 
 from rarewatch import __version__
-from rarewatch.api import POLLER, RUNTIME, add_routes
+from rarewatch.api import RUNTIME, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import RuleError
 from rarewatch.runtime import Runtime, open_runtime
@@ -41,7 +41,6 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
                 on_run=runtime.metrics.record,
                 on_flush=runtime.metrics.record_flush,
             )
-            app[POLLER] = poller
             poller.start()
             log.info(
                 "rarewatch %s: %d sources, %d rules (pack %s), store %s",

@@ -33,6 +33,14 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     return timedelta(seconds=total)
 
 
+def parse_positive_duration(value: str | int | float | timedelta) -> timedelta:
+    """`parse_duration`, refusing zero: for periods and windows, where zero means nothing sensible."""
+    delta = parse_duration(value)
+    if delta <= timedelta(0):
+        raise ValueError(f"duration must be positive: {value!r}")
+    return delta
+
+
 def format_duration(delta: timedelta) -> str:
     """Render a duration compactly (`1h30m`), for logs and CLI output."""
     seconds = int(delta.total_seconds())

@@ -32,7 +32,6 @@ from rarewatch.models import Alert, Severity
 from rarewatch.pipeline import Pipeline, PolledSource
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
-from rarewatch.scheduler import SerialOutbox
 from rarewatch.settings import (
     AlertmanagerDestination,
     AppriseDestination,
@@ -62,7 +61,7 @@ class Runtime:
     store: Store
     rule_paths: tuple[Path, ...]
     pipeline: Pipeline
-    outbox: SerialOutbox
+    outbox: Outbox
     sources: tuple[PolledSource, ...]
     notifiers: Mapping[str, Notifier]
     clock: Clock
@@ -250,7 +249,9 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the store, load the rules, create the HTTP session and notifiers; close all on exit."""
     clock = clock or SystemClock()
+    # Everything that can be wrong in the configuration fails here, before any connection is opened.
     ruleset = load_ruleset(settings.rule_paths())
+    sources = build_sources(settings)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
@@ -286,8 +287,8 @@ async def open_runtime(
             store=store,
             rule_paths=tuple(settings.rule_paths()),
             pipeline=pipeline,
-            outbox=SerialOutbox(outbox),
-            sources=build_sources(settings),
+            outbox=outbox,
+            sources=sources,
             notifiers=notifiers,
             clock=clock,
             metrics=Metrics(),

@@ -6,7 +6,6 @@ jitter so many sources do not hit the network at the same instant.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -24,23 +23,6 @@ log = logging.getLogger(__name__)
 OUTBOX_INTERVAL = timedelta(seconds=5)
 
 
-class SerialOutbox:
-    """Runs `Outbox.flush` one at a time, however many callers ask: no delivery is sent twice at once."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
-        self._lock = asyncio.Lock()
-
-    async def flush(self) -> FlushReport:
-        async with self._lock:
-            return await self.outbox.flush()
-
-    async def drain(self) -> None:
-        """Wait until a flush in progress (if any) has finished."""
-        async with self._lock:
-            pass
-
-
 class Poller:
     """Owns the scheduler: a job per source and a job that flushes the outbox."""
 
@@ -48,7 +30,7 @@ class Poller:
         self,
         pipeline: Pipeline,
         sources: Sequence[PolledSource],
-        outbox: SerialOutbox,
+        outbox: Outbox,
         clock: Clock,
         on_run: Callable[[SourceRun], Awaitable[None]] | None = None,
         on_flush: Callable[[FlushReport | None], None] | None = None,

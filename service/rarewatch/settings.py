@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from rarewatch.durations import parse_duration
+from rarewatch.durations import parse_duration, parse_positive_duration
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
@@ -35,6 +36,7 @@ from rarewatch.sources import json_api
 from rarewatch.yamlpos import YamlSyntaxError, load_single
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_positive_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -44,14 +46,18 @@ class _Strict(BaseModel):
 
 
 def _http_url(value: str) -> str:
+    """Only http(s): a source or destination URL of another scheme is a configuration error."""
     if not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
         raise ValueError(f"not an http(s) URL: {value!r}")
     return value
 
 
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class _SourceBase(_Strict):
     name: Name
-    url: str
+    url: HttpUrl
     interval: Duration = timedelta(minutes=30)
     initial_lookback: Duration | None = None  # None: the global `initial_lookback`
     timeout: Duration = timedelta(seconds=30)
@@ -60,8 +66,6 @@ class _SourceBase(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     lang: str | None = None
     enabled: bool = True
-
-    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
 
 
 class FeedSource(_SourceBase):
@@ -172,21 +176,52 @@ def _with_preset(data: Any, presets: Mapping[str, Mapping[str, Any]], nested: st
 SourceConfig = Annotated[FeedSource | JsonSource | HtmlSource, Field(discriminator="type")]
 
 
+def _from_env(value: object) -> object:
+    """A value (or each value of a list) with `${VAR}` read from the environment: secrets and
+    credential-bearing URLs stay out of the configuration file."""
+    if isinstance(value, str):
+        return _expand_env(value, "", ValueError)  # pydantic's error already names the key
+    if isinstance(value, list):
+        return [_from_env(v) for v in value]
+    return value
+
+
+def _check_whsec(secret: SecretStr) -> SecretStr:
+    if not secret.get_secret_value().startswith("whsec_"):
+        raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+    return secret
+
+
+EnvStr = Annotated[str, BeforeValidator(_from_env)]
+EnvSecret = Annotated[SecretStr, BeforeValidator(_from_env)]
+WebhookSecret = Annotated[SecretStr, BeforeValidator(_from_env), AfterValidator(_check_whsec)]
+
+
 class _DestinationBase(_Strict):
     name: Name
     # Storm guard: more single messages than this in a rolling hour are folded into one digest.
     max_alerts_per_hour: int | None = Field(default=None, gt=0)
 
 
-class WebhookDestination(_DestinationBase):
+class _HttpDestination(_DestinationBase):
+    """A destination reached over HTTP, with extra request headers (e.g. a receiver's own auth)."""
+
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
+
+    def resolved_headers(self) -> dict[str, str]:
+        """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
+        return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
+
+
+class WebhookDestination(_HttpDestination):
     """POST signed JSON (Standard Webhooks) to a URL."""
 
     type: Literal["webhook"]
-    url: str
-    secret: SecretStr | None = None
+    # Some webhook URLs are credentials (a Teams workflow URL carries a signature): "${TEAMS_URL}".
+    url: Annotated[EnvStr, AfterValidator(_http_url)]
+    secret: WebhookSecret | None = None  # "${TICKETS_SECRET}" keeps the secret out of the file
     # Rotation without downtime: sign with every listed secret (Standard Webhooks allows several).
-    secrets: list[SecretStr] = Field(default_factory=list)
-    headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
+    secrets: list[WebhookSecret] = Field(default_factory=list)
     timeout: Duration = timedelta(seconds=10)
     # A Jinja2 template renders the body instead of the v1 payload (rarewatch.delivery.template);
     # examples for Jira, ServiceNow and Teams are in deploy/templates/. Relative to the config file.
@@ -195,55 +230,16 @@ class WebhookDestination(_DestinationBase):
     template_json: bool | None = None  # check the output is JSON; default: the file ends in .json.j2
     content_type: str = "application/json"
 
-    @field_validator("url", mode="before")
-    @classmethod
-    def _url_from_env(cls, v: object) -> object:
-        # Some webhook URLs are credentials (a Teams workflow URL carries a signature): "${TEAMS_URL}".
-        return _expand_env(v, "url", ValueError) if isinstance(v, str) else v
-
-    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
-
     @model_validator(mode="after")
     def _template_options_need_a_template(self) -> WebhookDestination:
         if self.template is None and (self.template_vars or self.template_json is not None):
             raise ValueError("template_vars and template_json need a template")
         return self
 
-    @field_validator("secret", mode="before")
-    @classmethod
-    def _secret_from_env(cls, v: object) -> object:
-        # `secret: "${TICKETS_SECRET}"` keeps the secret out of the file.
-        return _expand_env(v, "secret", ValueError) if isinstance(v, str) else v
-
-    @field_validator("secrets", mode="before")
-    @classmethod
-    def _secrets_from_env(cls, v: object) -> object:
-        if isinstance(v, list):
-            return [_expand_env(x, "secrets", ValueError) if isinstance(x, str) else x for x in v]
-        return v
-
-    @field_validator("secret")
-    @classmethod
-    def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            _check_whsec(v)
-        return v
-
-    @field_validator("secrets")
-    @classmethod
-    def _whsecs(cls, v: list[SecretStr]) -> list[SecretStr]:
-        for secret in v:
-            _check_whsec(secret)
-        return v
-
     def signing_secrets(self) -> list[str]:
         """Every secret to sign with: `secret` first, then `secrets` (duplicates dropped)."""
         values = ([self.secret] if self.secret else []) + self.secrets
         return list(dict.fromkeys(s.get_secret_value() for s in values))
-
-    def resolved_headers(self) -> dict[str, str]:
-        """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
-        return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
 
 
 class ConsoleDestination(_DestinationBase):
@@ -264,14 +260,9 @@ class SlackDestination(_DestinationBase):
 
     type: Literal["slack"]
     channel: str | None = None
-    token: SecretStr | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
-    webhook_url: SecretStr | None = None
+    token: EnvSecret | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
+    webhook_url: EnvSecret | None = None
     api_url: str | None = None  # non-default Slack API hosts (GovSlack, test servers)
-
-    @field_validator("token", "webhook_url", mode="before")
-    @classmethod
-    def _from_env(cls, v: object) -> object:
-        return _expand_env(v, "slack credential", ValueError) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackDestination:
@@ -282,27 +273,13 @@ class SlackDestination(_DestinationBase):
         return self
 
 
-class AlertmanagerDestination(_DestinationBase):
+class AlertmanagerDestination(_HttpDestination):
     """A Prometheus Alertmanager (API v2): one Alertmanager alert per story, resolving by itself."""
 
     type: Literal["alertmanager"]
-    url: str  # the base URL, with any route prefix: http://alertmanager:9093
-    headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
+    url: HttpUrl  # the base URL, with any route prefix: http://alertmanager:9093
     timeout: Duration = timedelta(seconds=10)
-    resolve_after: Duration = timedelta(hours=24)  # endsAt = raised + resolve_after
-
-    _check_url = field_validator("url")(classmethod(lambda cls, v: _http_url(v)))
-
-    @field_validator("resolve_after")
-    @classmethod
-    def _positive(cls, v: timedelta) -> timedelta:
-        if v <= timedelta(0):
-            raise ValueError("resolve_after must be positive")
-        return v
-
-    def resolved_headers(self) -> dict[str, str]:
-        """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
-        return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
+    resolve_after: PositiveDuration = timedelta(hours=24)  # endsAt = raised + resolve_after
 
 
 class AppriseDestination(_DestinationBase):
@@ -310,17 +287,10 @@ class AppriseDestination(_DestinationBase):
 
     type: Literal["apprise"]
     # Apprise URLs usually hold a token: "${TELEGRAM_URL}" reads one from the environment.
-    urls: list[SecretStr] = Field(min_length=1)
+    urls: list[EnvSecret] = Field(min_length=1)
     title_template: str | None = None  # Jinja2, same context as payload templates
     body_format: Literal["markdown", "text", "html"] = "markdown"
     timeout: Duration = timedelta(seconds=30)
-
-    @field_validator("urls", mode="before")
-    @classmethod
-    def _urls_from_env(cls, v: object) -> object:
-        if isinstance(v, list):
-            return [_expand_env(x, "urls", ValueError) if isinstance(x, str) else x for x in v]
-        return v
 
 
 DestinationConfig = Annotated[
@@ -461,18 +431,14 @@ def _check_references(settings: Settings) -> None:
             Severity.parse(sev)
 
 
-def _check_whsec(secret: SecretStr) -> None:
-    if not secret.get_secret_value().startswith("whsec_"):
-        raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
-
-
 def _expand_env(value: str, where: str, error: type[Exception] = ConfigError) -> str:
     """Replace `${VAR}` with the environment variable's value; a missing variable is an error."""
 
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
         if var not in os.environ:
-            raise error(f"{where}: environment variable {var} is not set")
+            prefix = f"{where}: " if where else ""
+            raise error(f"{prefix}environment variable {var} is not set")
         return os.environ[var]
 
     return _ENV_REF.sub(sub, value)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,12 +37,6 @@ def make_alert(story: str, created: datetime, title: str = 'China "adds" 稀土 
 
 def story_id() -> str:
     return f"story-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

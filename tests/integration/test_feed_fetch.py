@@ -223,12 +223,6 @@ async def server(bomb: bytes) -> AsyncIterator[TestServer]:
     await srv.close()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def source(server: TestServer, path: str, **kwargs: Any) -> FeedSource:
     return FeedSource("test", str(server.make_url(path)), **kwargs)
 

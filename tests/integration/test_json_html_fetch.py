@@ -6,7 +6,7 @@ the server, an ETag on the first page); the HTML server serves MOFCOM-shaped and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,12 +141,6 @@ async def server(aiohttp_server: AiohttpServer) -> TestServer:
     for path, handler in ROUTES.items():
         app.router.add_get(path, handler)
     return await aiohttp_server(app, host="127.0.0.1")
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def hits(server: TestServer) -> list[web.Request]:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -187,12 +187,6 @@ async def slack(aiohttp_server: AiohttpServer) -> FakeSlack:
     app.router.add_post(WEBHOOK_PATH, fake.incoming_webhook)
     fake.server = await aiohttp_server(app, host="127.0.0.1")
     return fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @dataclass

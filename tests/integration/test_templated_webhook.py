@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,12 +50,6 @@ async def receiver(aiohttp_server: AiohttpServer) -> tuple[Receiver, str]:
     app.router.add_post("/rest/api/3/issue", rx.handle)
     server = await aiohttp_server(app, host="127.0.0.1")
     return rx, str(server.make_url("/rest/api/3/issue"))
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_the_rendered_template_is_posted_and_signed(

@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -83,12 +83,6 @@ async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
     app.router.add_route("*", "/elsewhere", status(200))
     rx.server = await aiohttp_server(app, host="127.0.0.1")
     return rx
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -105,8 +105,8 @@ class _Streak:
 class Outbox:
     """Owns retries and backoff for every destination. See the module docstring for the rules.
 
-    Not re-entrant: two overlapping `flush` calls could send the same delivery twice, so callers run
-    one flush at a time (the scheduler serialises them).
+    Flushes run one at a time, however many callers ask (a poll that raised alerts and the periodic
+    flush): two overlapping flushes could send the same delivery twice.
     """
 
     def __init__(
@@ -138,6 +138,7 @@ class Outbox:
         self._batch = batch
         self._max_per_hour = dict(max_per_hour or {})
         self._disabled: dict[str, str] = {}
+        self._lock = asyncio.Lock()
 
     @property
     def disabled(self) -> Mapping[str, str]:
@@ -146,6 +147,15 @@ class Outbox:
 
     async def flush(self) -> FlushReport:
         """Attempt every due delivery once (at most `batch`) and record the outcomes."""
+        async with self._lock:
+            return await self._flush()
+
+    async def drain(self) -> None:
+        """Wait until a flush in progress (if any) has finished."""
+        async with self._lock:
+            pass
+
+    async def _flush(self) -> FlushReport:
         now = self._clock.now()
         due = await self._store.due_deliveries(now, limit=self._batch)
         queues: dict[str, list[Delivery]] = {}

@@ -20,11 +20,10 @@ from pydantic import (
     Field,
     PlainValidator,
     Tag,
-    field_validator,
     model_validator,
 )
 
-from rarewatch.durations import parse_duration
+from rarewatch.durations import parse_positive_duration
 from rarewatch.models import Severity
 from rarewatch.ruleset.forms import STEM_MARK, is_stem_word
 from rarewatch.ruleset.text import canonical_term, is_cjk, is_word_char
@@ -287,14 +286,7 @@ class Throttle(_Strict):
     """At most `max` alerts from this rule per `per` (a duration); the excess is recorded, not sent."""
 
     max: int = Field(ge=1)
-    per: Annotated[timedelta, BeforeValidator(parse_duration)]
-
-    @field_validator("per")
-    @classmethod
-    def _positive(cls, v: timedelta) -> timedelta:
-        if v <= timedelta(0):
-            raise ValueError("per must be a positive duration")
-        return v
+    per: Annotated[timedelta, BeforeValidator(parse_positive_duration)]
 
 
 class Rule(_Strict):
