@@ -52,7 +52,7 @@ def categories(pack: Ruleset, title: str, summary: str = "") -> set[str]:
             "Suppliers caught using them face fines and criminal charges, the ministry said.",
             {"trade-restrictions"},
         ),
-        ("禁止向美国军事用户出口锗 违者依法追究刑事责任", "", {"trade-restrictions"}),
+        ("禁止向美国军事用户出口锗 违者依法追究刑事责任", "", {"trade-restrictions", "export-licensing"}),
         # supply disruption: a halt of supply with a physical cause
         (
             "Samarium-cobalt magnet maker halts supply to customers after a fire",
@@ -115,7 +115,7 @@ def categories(pack: Ruleset, title: str, summary: str = "") -> set[str]:
         ("Beijing launches campaign against strategic mineral smuggling", "", set()),
         ("海关总署部署打击稀土等战略矿产走私违法犯罪专项行动", "", set()),
         # halts of exports: a trade measure when decided, a supply disruption when an outage forces them
-        ("Beijing halts gallium exports to US defence contractors", "", {"trade-restrictions"}),
+        ("Beijing halts gallium exports to US defence contractors", "", {"trade-restrictions", "export-licensing"}),
         ("Power outage at a Jiangxi smelter halts tungsten exports for a week", "", {"supply-disruption"}),
         ("稀土分离厂火灾 暂停出口一周", "", {"supply-disruption"}),
     ],
