@@ -94,7 +94,7 @@ def categories(pack: Ruleset, title: str, summary: str = "") -> set[str]:
         ),
         ("钕铁硼企业员工护照由公司代管 出国须经审批", "", {"personnel-controls"}),
         # ... and workers hit by a trade measure are no staff control; a passport service is no control
-        ("China's gallium export ban hits US workers", "", {"trade-restrictions"}),
+        ("China's gallium export ban hits US workers", "", {"export-licensing"}),
         ("出入境管理局为稀土企业出国人员开通护照办理绿色通道", "", set()),
         # goods leaving the country need a licence, not a travel approval
         (
