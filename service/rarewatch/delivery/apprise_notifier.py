@@ -12,8 +12,8 @@ the outbox's `max_age`. The logs of Apprise itself (logger `apprise`, secrets ma
 Several URLs in one destination are notified together, and a retry notifies all of them again: a
 service that had succeeded gets the alert twice. Where that matters, give each URL its own destination.
 
-The body is short and readable: title, the English gloss of a Chinese item, link, severity,
-categories, source, matched terms and the snippet. Feed text is untrusted: it is put on one line
+The body is short and readable: title, link, severity, categories, source, matched terms, the
+English gloss of a Chinese item and the snippet. Feed text is untrusted: it is put on one line
 (controls removed) and escaped for the chosen `body_format`, so that a headline cannot add Markdown
 links or formatting, or raw HTML (which Apprise's Markdown-to-HTML conversion for email would
 otherwise pass through).
@@ -122,16 +122,16 @@ class AppriseNotifier:
 def format_body(alert: Alert, body_format: BodyFormat) -> str:
     """The readable body of `alert`, every piece of feed text escaped for `body_format`."""
     esc, item, view = _ESCAPES[body_format], alert.item, present(alert)
-    lines = [_BOLD[body_format](esc(item.title) or "(untitled)")]
-    if view.gloss:
-        lines.append(f"English gloss: {esc(view.gloss)}")
-    lines += [
+    lines = [
+        _BOLD[body_format](esc(item.title) or "(untitled)"),
         _LINKS[body_format](item.link),
         f"Severity: {alert.severity.label} · Categories: {esc(', '.join(alert.categories))}",
         f"Source: {esc(item.source)}",
     ]
     if view.terms:
         lines.append(f"Terms: {esc(', '.join(view.terms))}")
+    if view.gloss:
+        lines.append(f"English gloss: {esc(view.gloss)}")
     snippet = view.snippet
     if snippet:
         lines.append(_QUOTE[body_format](esc(truncate(snippet, SNIPPET_MAX))))
