@@ -10,7 +10,8 @@ glossary):
     不可靠实体清单 → unreliable entity list, 稀土 → rare earths        (one line)
 
 that is `<Categories> (<Countries>): <what happens>; <materials> — matched: <term → gloss, ...>`, each
-part left out when empty (a term without a gloss is shown alone). Only items in Chinese get one (`lang`
+part left out when empty (a term without a gloss is shown alone, a term inside another matched
+term not at all). Only items in Chinese get one (`lang`
 `zh…`, or a Chinese character in the title); for every other item, and for digests, it is "".
 """
 
@@ -65,6 +66,8 @@ def gloss_line(alert: Alert, terms: tuple[str, ...] | None = None) -> str:
         terms = tuple(dict.fromkeys(t for m in alert.matches for t in m.terms))
     glossed = dict(alert.glosses)
     chinese = [t for t in terms if any(_is_han(c) for c in t)]
+    # A term inside another matched term (人员 in 人员名单) adds nothing to the line.
+    chinese = [t for t in chinese if not any(t != other and t in other for other in chinese)]
     names = {n.lower() for n in (*alert.materials, *alert.countries)}
     actions = list(dict.fromkeys(g for t in chinese if (g := glossed.get(t)) and g.lower() not in names))
     head = " / ".join(category_label(c) for c in alert.categories) or "Alert"

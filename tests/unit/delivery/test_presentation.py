@@ -105,6 +105,13 @@ def test_a_term_without_a_gloss_is_listed_alone_and_latin_terms_are_left_out() -
     assert gloss_line(alert) == "Supply disruption: gallium — matched: 镓 → gallium, 停摆"
 
 
+def test_a_term_inside_another_matched_term_is_left_out() -> None:
+    match = Match("r", "personnel-controls", Severity.HIGH, ("人员", "人员名单", "名单"), "")
+    glosses = (("人员", "personnel"), ("人员名单", "staff list"), ("名单", "list"))
+    alert = chinese_alert(matches=(match,), glosses=glosses, materials=(), countries=())
+    assert gloss_line(alert) == "Personnel controls: staff list — matched: 人员名单 → staff list"
+
+
 def test_several_categories_and_countries() -> None:
     matches = (
         Match("a", "export-licensing", Severity.HIGH, ("出口管制",), ""),
@@ -128,14 +135,14 @@ def test_an_action_glossed_like_a_material_is_not_repeated() -> None:
 
 
 def test_many_terms_are_capped_and_the_line_stays_one_line_and_short() -> None:
-    terms = tuple(f"术语{i}" for i in range(GLOSS_TERMS_MAX + 3))
+    terms = tuple(f"术{c}" for c in "甲乙丙丁戊己庚辛壬癸子丑寅卯"[: GLOSS_TERMS_MAX + 3])
     match = Match("r", "prosecution", Severity.HIGH, terms, "")
     glosses = tuple((t, f"term\n{i} " + "x" * 60) for i, t in enumerate(terms))
     line = gloss_line(chinese_alert(matches=(match,), glosses=glosses))
     assert "\n" not in line
     assert len(line) <= GLOSS_MAX
     short = gloss_line(chinese_alert(matches=(match,), glosses=()))
-    assert short.endswith(f"术语{GLOSS_TERMS_MAX - 1}, +3 more")
+    assert short.endswith(f"{terms[GLOSS_TERMS_MAX - 1]}, +3 more")
 
 
 def test_labels() -> None:
