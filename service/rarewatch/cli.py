@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rarewatch import __version__
 from rarewatch.errors import ConfigError, RuleError
+from rarewatch.evaluation import BY_FIELDS
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.settings import Settings, load_settings
 
@@ -45,8 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("--explain", action="store_true", help="add the terms that fired to each match")
     match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
 
-    evaluate = sub.add_parser("eval", help="precision, recall and F1 per category on a labelled JSONL set")
+    evaluate = sub.add_parser(
+        "eval", help="precision, recall, F1 and a confusion table per category on a labelled JSONL set"
+    )
     evaluate.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
+    evaluate.add_argument(
+        "--by",
+        choices=BY_FIELDS,
+        metavar="FIELD",
+        help=f"also report per value of an item field ({', '.join(BY_FIELDS)})",
+    )
     evaluate.add_argument(
         "file", type=Path, help="labelled JSON Lines: {id, title, summary, lang, labels, also}"
     )
@@ -98,7 +107,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command
 
-        return evaluate_command(args.rules or [bundled_rules_dir()], args.file, sys.stdout)
+        return evaluate_command(args.rules or [bundled_rules_dir()], args.file, sys.stdout, args.by)
     if args.command == "rules":
         from rarewatch.commands.rules import rules_check
 

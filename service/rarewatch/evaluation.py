@@ -7,7 +7,9 @@ The set (`tests/data/labelled.jsonl`) holds one JSON object per line::
 
 `labels` are the categories an item MUST trigger (empty for a negative); `also` are categories that are
 acceptable but not required; `trap` (negatives only, optional) names the trap family the item exercises
-and `note` is a free comment. The scorer ignores `trap` and `note`.
+and `note` is a free comment. The scorer ignores `trap` and `note`. Optional descriptive keys, by which
+a report can be split (`--by`): `source_url` (where the story, or the story it imitates, was read),
+`origin` (`"synthetic"` or `"real-style"`) and `script` (`"hans"` or `"hant"`, for Chinese items).
 
 Labelling conventions used by the set:
 
@@ -23,6 +25,12 @@ Scoring, per category C: a true positive when C is in `labels` and predicted; a 
 in `labels` and not predicted; a false positive when C is predicted and in neither `labels` nor `also`.
 A predicted C that is only in `also` counts as neither. A negative "alerts" when it has any predicted
 category outside its `also`.
+
+The confusion table counts items by required category (rows, `(negative)` for an item without labels)
+and predicted category (columns, `(none)` when nothing is predicted). An item counts once in every
+cell of its required x predicted pairs, so an export-licensing item predicted trade-restrictions shows
+in the row export-licensing, column trade-restrictions, whether or not `also` allows it: the table shows
+where the boundaries between categories fall, the scores judge them.
 """
 
 from __future__ import annotations
@@ -44,8 +52,17 @@ CATEGORIES: tuple[str, ...] = (
 """The fixed category names, in report order."""
 
 _REQUIRED_KEYS = frozenset({"id", "title", "summary", "labels"})
-_OPTIONAL_KEYS = frozenset({"lang", "also", "trap", "note"})
+_OPTIONAL_KEYS = frozenset({"lang", "also", "trap", "note", "source_url", "origin", "script"})
+_CHOICES = {"origin": ("synthetic", "real-style"), "script": ("hans", "hant")}
 _ERROR_LIMIT = 50
+
+BY_FIELDS: tuple[str, ...] = ("lang", "script", "origin")
+"""The item fields a report can be split by (`--by`)."""
+NEGATIVE = "(negative)"
+"""The confusion table's row of items that require no category."""
+NOTHING = "(none)"
+"""The confusion table's column of items for which nothing was predicted; also the group of items
+that lack the field a report is split by."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +76,21 @@ class LabelledItem:
     labels: frozenset[str]
     also: frozenset[str]
     trap: str | None = None
+    source_url: str | None = None
+    origin: str | None = None  # "synthetic" | "real-style"
+    script: str | None = None  # "hans" | "hant"
 
     @property
     def is_negative(self) -> bool:
         """True when the item must not trigger any category."""
         return not self.labels
+
+    def group(self, field: str) -> str:
+        """The item's value of a `BY_FIELDS` field, `(none)` when it has none."""
+        if field not in BY_FIELDS:
+            raise ValueError(f"cannot split by {field!r} (one of {', '.join(BY_FIELDS)})")
+        value: str | None = getattr(self, field)
+        return value or NOTHING
 
 
 @dataclass(frozen=True)
@@ -99,13 +126,29 @@ class ItemError:
 
 
 @dataclass(frozen=True)
+class Confusion:
+    """Items counted by (required category, predicted category); see the module docstring."""
+
+    rows: tuple[str, ...]  # the categories, then `(negative)`
+    columns: tuple[str, ...]  # the categories, then `(none)`
+    counts: dict[tuple[str, str], int]
+
+    def count(self, required: str, predicted: str) -> int:
+        """How many items require `required` (or are negatives) and were predicted `predicted`."""
+        return self.counts.get((required, predicted), 0)
+
+
+@dataclass(frozen=True)
 class EvalReport:
-    """Per-category scores, the negative-item alert count and the list of wrong items."""
+    """Per-category scores, the negative-item alert count, the list of wrong items and the confusion
+    table between categories."""
 
     scores: tuple[CategoryScore, ...]
     negatives: int
     negatives_alerting: int
     errors: tuple[ItemError, ...]
+    confusion: Confusion | None = None
+    items: int = 0
 
     @property
     def negative_alert_rate(self) -> float:
@@ -179,6 +222,9 @@ def _parse_line(line: str) -> LabelledItem:
         labels=labels,
         also=also,
         trap=_optional_text(raw, "trap"),
+        source_url=_source_url(raw),
+        origin=_choice(raw, "origin"),
+        script=_choice(raw, "script"),
     )
 
 
@@ -210,6 +256,23 @@ def _optional_text(raw: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _choice(raw: dict[str, Any], key: str) -> str | None:
+    """An optional field with a fixed set of values (`origin`, `script`)."""
+    value = _optional_text(raw, key)
+    choices = _CHOICES[key]
+    if value is not None and value not in choices:
+        raise ValueError(f"field {key!r} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _source_url(raw: dict[str, Any]) -> str | None:
+    """The optional `source_url`: an http(s) URL."""
+    value = _optional_text(raw, "source_url")
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"field 'source_url' must be an http(s) URL, not {value!r}")
+    return value
+
+
 def _categories(raw: dict[str, Any], key: str) -> frozenset[str]:
     """A list of known category names (absent means empty)."""
     value = raw.get(key, [])
@@ -229,17 +292,49 @@ def evaluate(items: Sequence[LabelledItem], predict: Predictor) -> EvalReport:
     counts: dict[str, list[int]] = {c: [0, 0, 0] for c in CATEGORIES}
     errors: list[ItemError] = []
     negatives = negatives_alerting = 0
+    confusion: dict[tuple[str, str], int] = {}
     for item in items:
         predicted = frozenset(predict(item))
         _count(counts, item, predicted)
+        _confuse(confusion, item, predicted)
         error = _item_error(item, predicted)
         if error is not None:
             errors.append(error)
         if item.is_negative:
             negatives += 1
             negatives_alerting += bool(predicted - item.also)
-    scores = tuple(CategoryScore.from_counts(c, *counts[c]) for c in _ordered(counts))
-    return EvalReport(scores, negatives, negatives_alerting, tuple(errors))
+    categories = _ordered(counts)
+    scores = tuple(CategoryScore.from_counts(c, *counts[c]) for c in categories)
+    table = Confusion((*categories, NEGATIVE), (*categories, NOTHING), confusion)
+    return EvalReport(scores, negatives, negatives_alerting, tuple(errors), table, len(items))
+
+
+def evaluate_by(
+    items: Sequence[LabelledItem], predict: Predictor, field: str
+) -> tuple[EvalReport, dict[str, EvalReport]]:
+    """The report of all `items`, and one per value of `field` (one of `BY_FIELDS`; items without
+    it form the group `(none)`), in order of the values. `predict` runs once per item."""
+    predictions = {id(item): frozenset(predict(item)) for item in items}
+
+    def recall(item: LabelledItem) -> frozenset[str]:
+        return predictions[id(item)]
+
+    groups: dict[str, list[LabelledItem]] = {}
+    for item in items:
+        groups.setdefault(item.group(field), []).append(item)
+    by_value = {value: evaluate(groups[value], recall) for value in sorted(groups, key=_group_order)}
+    return evaluate(items, recall), by_value
+
+
+def _group_order(value: str) -> tuple[bool, str]:
+    return value == NOTHING, value  # `(none)` last
+
+
+def _confuse(cells: dict[tuple[str, str], int], item: LabelledItem, predicted: frozenset[str]) -> None:
+    """Count `item` in every (required, predicted) cell of the confusion table."""
+    for required in item.labels or {NEGATIVE}:
+        for category in predicted or {NOTHING}:
+            cells[(required, category)] = cells.get((required, category), 0) + 1
 
 
 def _count(counts: dict[str, list[int]], item: LabelledItem, predicted: frozenset[str]) -> None:
@@ -271,15 +366,67 @@ def _ordered(categories: Iterable[str]) -> list[str]:
 
 
 def format_report(report: EvalReport) -> str:
-    """Render the report: a score table, the negatives line, then up to 50 errors."""
+    """Render the report: a score table, the negatives line, up to 50 errors, then the confusion table."""
+    lines = _summary(report)
+    lines.extend(_error_lines(report.errors))
+    if report.confusion is not None:
+        lines.append("")
+        lines.extend(format_confusion(report.confusion))
+    return "\n".join(lines)
+
+
+def format_report_by(overall: EvalReport, by_value: dict[str, EvalReport], field: str) -> str:
+    """The full report of all items, then per value of `field` its scores, negatives and confusion
+    (its errors are in the full report's list)."""
+    parts = [format_report(overall)]
+    for value, report in by_value.items():
+        count = f"{report.items} item{'s' if report.items != 1 else ''}"
+        heading = f"== {field} = {value}: {count}, {len(report.errors)} wrong"
+        lines = ["", heading, *_summary(report)]
+        if report.confusion is not None:
+            lines.append("")
+            lines.extend(format_confusion(report.confusion))
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def _summary(report: EvalReport) -> list[str]:
     lines = _table(report)
     lines.append("")
     lines.append(
         f"negatives: {report.negatives}, alerting: {report.negatives_alerting} "
         f"({report.negative_alert_rate:.1%})"
     )
-    lines.extend(_error_lines(report.errors))
-    return "\n".join(lines)
+    return lines
+
+
+def format_confusion(confusion: Confusion) -> list[str]:
+    """The confusion table: required categories down, predicted across (abbreviated, with a legend).
+    Cells off the diagonal are the boundary errors; `.` is zero."""
+    short = {c: _abbreviation(c) for c in confusion.columns}
+    width = max(len(r) for r in confusion.rows)
+    cell = max(5, *(len(a) for a in short.values()))
+    columns = " ".join(f"{short[c]:>{cell}}" for c in confusion.columns)
+    header = f"{'required':<{width}}  {columns}"
+    lines = [
+        "confusion (items; rows: required category, columns: predicted category):",
+        header,
+        "-" * len(header),
+    ]
+    for row in confusion.rows:
+        cells = " ".join(f"{confusion.count(row, c) or '.':>{cell}}" for c in confusion.columns)
+        lines.append(f"{row:<{width}}  {cells}")
+    legend = ", ".join(f"{a} = {c}" for c, a in short.items() if a != c)
+    if legend:
+        lines.append(f"columns: {legend}")
+    return lines
+
+
+def _abbreviation(category: str) -> str:
+    """`export-licensing` -> `expo-lice`: short enough for seven columns on one terminal line."""
+    if category.startswith("("):
+        return category
+    return "-".join(part[:4] for part in category.split("-"))
 
 
 def _table(report: EvalReport) -> list[str]:

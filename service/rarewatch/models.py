@@ -111,7 +111,8 @@ class Alert:
 
     An `update` is a later report of a story already alerted: `story` is the first alert's id. For a new
     story `story` equals `id`. A `digest` (built by the outbox, never stored) folds `children` into one
-    message. `materials` and `countries` are the evidence the rule pack recognised in the item.
+    message. `materials` and `countries` are the evidence the rule pack recognised in the item;
+    `glosses` pairs each Chinese term that fired with its English gloss from the pack's vocabularies.
     """
 
     id: str
@@ -123,6 +124,7 @@ class Alert:
     materials: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     rules_version: str = ""
+    glosses: tuple[tuple[str, str], ...] = ()
     children: tuple[Alert, ...] = ()
 
     def __post_init__(self) -> None:
@@ -160,6 +162,7 @@ class Alert:
             "materials": list(self.materials),
             "countries": list(self.countries),
             "rules_version": self.rules_version,
+            "glosses": dict(self.glosses),
         }
 
     @classmethod
@@ -185,6 +188,7 @@ class Alert:
             materials=tuple(data.get("materials", ())),
             countries=tuple(data.get("countries", ())),
             rules_version=data.get("rules_version", ""),
+            glosses=tuple((str(t), str(g)) for t, g in (data.get("glosses") or {}).items()),
         )
 
 

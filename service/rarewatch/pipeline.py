@@ -185,6 +185,7 @@ class Pipeline:
             materials=entities.materials,
             countries=entities.countries,
             rules_version=self.ruleset.version,
+            glosses=self.ruleset.glosses(matches),
         )
         first = await self._known_story(alert, keys, similar, held)
         if first is not None:

@@ -194,3 +194,39 @@ async def test_match_with_invalid_rules_exits_2(tmp_path: Path) -> None:
     code, _, err = await rarewatch("match", "--rules", str(rules), stdin=b"{}\n")
     assert code == 2
     assert str(rules) in err
+
+
+async def test_eval_by_lang_prints_the_scores_the_confusion_table_and_a_report_per_language(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "set.jsonl"
+    lines = [
+        {
+            "id": "en-1",
+            "title": "China tightens rare earth export licence rules",
+            "summary": "",
+            "lang": "en",
+            "labels": ["export-licensing"],
+        },
+        {
+            "id": "zh-1",
+            "title": "稀土出口管制升级",
+            "summary": "",
+            "lang": "zh",
+            "labels": ["export-licensing"],
+            "script": "hans",
+            "origin": "synthetic",
+        },
+        {"id": "en-2", "title": "Nothing to see", "summary": "", "lang": "en", "labels": []},
+    ]
+    data.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(TEST_RULES, encoding="utf-8")
+    code, out, err = await rarewatch("eval", "--rules", str(rules), "--by", "lang", str(data))
+    assert code == 0, err
+    assert out.index("precision") < out.index("confusion (items;") < out.index("== lang = en: 2 items")
+    assert "== lang = zh: 1 item, 0 wrong" in out
+    row = next(line for line in out.splitlines() if line.startswith("(negative)"))
+    assert row.split()[1:] == [".", ".", ".", ".", ".", "1"]
+    code, _, err = await rarewatch("eval", "--by", "title", str(data))
+    assert code == 2 and "invalid choice" in err

@@ -81,6 +81,8 @@ async def test_a_json_service_receives_the_title_and_body(receiver: Receiver) ->
         "Severity: high · Categories: export\\-licensing, supply\\-disruption",
         "Source: mofcom",
         "Terms: 稀土, export licence, shortage",
+        # The title holds Chinese: an English gloss (the alert carries no glosses, so 稀土 stands alone).
+        "English gloss: Export licensing / Supply disruption — matched: 稀土",
         "",
         "> …the export licence…",
     ]

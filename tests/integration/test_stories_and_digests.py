@@ -207,3 +207,36 @@ async def test_rule_throttle_sends_at_most_max_per_period_and_records_the_rest(
         clock.advance(timedelta(hours=1))
         assert await cycle(runtime) == 1, "a new period, a new allowance"
     assert len(hook.requests) == 3
+
+
+GLOSSARY_RULES = """\
+vocabulary: glossary-zh
+kind: glossary
+entries: {稀土: rare earths, 出口管制: export control}
+"""
+
+
+async def test_a_chinese_story_arrives_with_its_english_gloss(
+    tmp_path: Path, servers: tuple[FeedServer, WebhookReceiver, SlackApi]
+) -> None:
+    feeds, hook, slack = servers
+    feeds.feeds["/wire.xml"] = rss([story("z-1", "商务部对稀土实施出口管制", "https://wire.example/zh/1")])
+    feeds.feeds["/mining.xml"] = rss([FIRST])
+    (tmp_path / "glossary.yaml").write_text(GLOSSARY_RULES, encoding="utf-8")
+    settings = settings_for(tmp_path, feeds, hook, slack)
+    settings = settings.model_copy(update={"rules": [*settings.rules, str(tmp_path / "glossary.yaml")]})
+    async with open_runtime(settings, clock=FakeClock(NOW)) as runtime:
+        assert await cycle(runtime) == 2
+
+    matched = "稀土 → rare earths, 出口管制 → export control"
+    gloss = f"Export licensing: rare earths, export control — matched: {matched}"
+    by_title = {p["title"]: p for p in hook.payloads()}
+    assert by_title["商务部对稀土实施出口管制"]["gloss"] == gloss
+    assert by_title[FIRST["title"]]["gloss"] == "", "an English story has none"
+    chinese = next(p for p in slack.posts if "商务部" in p["text"])
+    assert chinese["blocks"][2] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": f"🌐 _{gloss}_", "verbatim": True}],
+    }
+    english = next(p for p in slack.posts if "China tightens" in p["text"])
+    assert "🌐" not in str(english["blocks"])

@@ -11,11 +11,16 @@ import pytest
 
 from rarewatch.evaluation import (
     CATEGORIES,
+    NEGATIVE,
+    NOTHING,
     CategoryScore,
     EvalReport,
     LabelledItem,
     evaluate,
+    evaluate_by,
+    format_confusion,
     format_report,
+    format_report_by,
     load_labelled,
 )
 
@@ -172,6 +177,108 @@ def test_format_report_without_errors() -> None:
     assert "errors: none" in format_report(evaluate([item("a", {EL})], table({"a": {EL}})))
 
 
+# --------------------------------------------------------------------------- confusion and --by
+
+
+def test_the_confusion_table_counts_items_by_required_and_predicted_category() -> None:
+    items = [
+        item("a", {EL}),
+        item("b", {EL}, also={TR}),  # allowed by `also`, and still shown: the table shows boundaries
+        item("c", {EL}),
+        item("d", {EL, TR}),
+        item("n1"),
+        item("n2"),
+    ]
+    predict = table({"a": {EL}, "b": {TR}, "c": {TR}, "d": {EL}, "n1": {PR}})
+    confusion = evaluate(items, predict).confusion
+    assert confusion is not None
+    assert confusion.rows == (*CATEGORIES, NEGATIVE)
+    assert confusion.columns == (*CATEGORIES, NOTHING)
+    assert confusion.count(EL, EL) == 2  # a, d
+    assert confusion.count(EL, TR) == 2  # b, c: an export-licensing item predicted trade-restrictions
+    assert confusion.count(TR, EL) == 1  # d counts in every pair of its categories
+    assert confusion.count(NEGATIVE, PR) == 1
+    assert confusion.count(NEGATIVE, NOTHING) == 1
+    assert confusion.count(SD, SD) == 0
+    assert sum(confusion.counts.values()) == 7
+
+
+def test_the_confusion_table_has_a_row_per_category_and_a_legend() -> None:
+    report = evaluate([item("a", {EL}), item("n")], table({"a": {TR}}))
+    assert report.confusion is not None
+    lines = format_confusion(report.confusion)
+    assert lines[1].split() == [
+        "required",
+        "expo-lice",
+        "pers-cont",
+        "pros",
+        "trad-rest",
+        "supp-disr",
+        NOTHING,
+    ]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:-1]}
+    assert rows[EL] == [".", ".", ".", "1", ".", "."]
+    assert rows[NEGATIVE] == [".", ".", ".", ".", ".", "1"]
+    assert lines[-1].startswith("columns: expo-lice = export-licensing, ")
+
+
+def test_the_report_keeps_its_output_first_and_adds_the_table_after() -> None:
+    report = evaluate([item("a", {EL}), item("n")], table({"n": {TR}}))
+    text = format_report(report)
+    assert text.index("negatives: 1") < text.index("errors: 2") < text.index("confusion (items;")
+
+
+def test_an_unknown_predicted_category_gets_a_column() -> None:
+    confusion = evaluate([item("a", {EL})], table({"a": {"other"}})).confusion
+    assert confusion is not None
+    assert confusion.columns[-2:] == ("other", NOTHING)
+    assert confusion.count(EL, "other") == 1
+
+
+def test_evaluate_by_splits_by_an_item_field_and_predicts_once() -> None:
+    items = [
+        item("en-1", {EL}, lang="en"),
+        item("zh-1", {EL}, lang="zh"),
+        item("zh-2", lang="zh"),
+        item("x-1", {PR}, lang=None),
+    ]
+    calls: list[str] = []
+
+    def predict(it: LabelledItem) -> set[str]:
+        calls.append(it.id)
+        return {EL} if it.id != "zh-1" else {TR}
+
+    overall, by_lang = evaluate_by(items, predict, "lang")
+    assert sorted(calls) == sorted(i.id for i in items), "one prediction per item"
+    assert list(by_lang) == ["en", "zh", NOTHING]
+    assert [r.items for r in by_lang.values()] == [1, 2, 1]
+    assert overall.items == 4
+    assert by_lang["zh"].score(EL).fn == 1 and by_lang["zh"].score(EL).fp == 1
+    assert by_lang["zh"].negatives_alerting == 1
+    assert by_lang["en"].score(EL).tp == 1
+    zh = by_lang["zh"].confusion
+    assert zh is not None and zh.count(EL, TR) == 1 and zh.count(NEGATIVE, EL) == 1
+    text = format_report_by(overall, by_lang, "lang")
+    assert text.startswith(format_report(overall))
+    assert "== lang = zh: 2 items, 2 wrong" in text
+    assert text.index("== lang = en") < text.index("== lang = zh") < text.index("== lang = (none)")
+
+
+def test_evaluate_by_script_and_origin(tmp_path: Path) -> None:
+    lines = [
+        {"id": "zh-1", "title": "t", "summary": "", "labels": [], "script": "hans", "origin": "synthetic"},
+        {"id": "zh-2", "title": "t", "summary": "", "labels": [], "script": "hant", "origin": "real-style"},
+        {"id": "en-1", "title": "t", "summary": "", "labels": [], "origin": "real-style"},
+    ]
+    items = load_labelled(write_lines(tmp_path, *(json.dumps(x) for x in lines)))
+    _, by_script = evaluate_by(items, table({}), "script")
+    assert {k: r.items for k, r in by_script.items()} == {"hans": 1, "hant": 1, NOTHING: 1}
+    _, by_origin = evaluate_by(items, table({}), "origin")
+    assert {k: r.items for k, r in by_origin.items()} == {"real-style": 2, "synthetic": 1}
+    with pytest.raises(ValueError, match="cannot split by 'title'"):
+        evaluate_by(items, table({}), "title")
+
+
 # --------------------------------------------------------------------------- loader
 
 
@@ -217,6 +324,19 @@ def test_loader_reads_items_and_skips_blank_lines(tmp_path: Path) -> None:
             '{"id": "x-9", "title": "t", "summary": "s", "labels": ["prosecution"], "also": ["prosecution"]}',
             "both labels and also",
         ),
+        (
+            '{"id": "x-9", "title": "t", "summary": "s", "labels": [], "origin": "real"}',
+            "'origin' must be one",
+        ),
+        (
+            '{"id": "x-9", "title": "t", "summary": "s", "labels": [], "script": "Hans"}',
+            "'script' must be one",
+        ),
+        (
+            '{"id": "x-9", "title": "t", "summary": "s", "labels": [], "source_url": "x.org"}',
+            "http\\(s\\) URL",
+        ),
+        ('{"id": "x-9", "title": "t", "summary": "s", "labels": [], "sources": "x"}', "unknown field"),
     ],
 )
 def test_loader_rejects_bad_line_naming_file_and_line(tmp_path: Path, bad: str, message: str) -> None:
@@ -224,6 +344,26 @@ def test_loader_rejects_bad_line_naming_file_and_line(tmp_path: Path, bad: str, 
     with pytest.raises(ValueError, match=message) as info:
         load_labelled(path)
     assert str(info.value).startswith(f"{path}:2: ")
+
+
+def test_loader_accepts_the_optional_descriptive_keys(tmp_path: Path) -> None:
+    line = {
+        "id": "zh-9",
+        "title": "稀土",
+        "summary": "",
+        "labels": [],
+        "source_url": "https://www.mofcom.gov.cn/a.html",
+        "origin": "real-style",
+        "script": "hant",
+    }
+    [loaded] = load_labelled(write_lines(tmp_path, json.dumps(line, ensure_ascii=False)))
+    assert (loaded.source_url, loaded.origin, loaded.script) == (
+        "https://www.mofcom.gov.cn/a.html",
+        "real-style",
+        "hant",
+    )
+    [plain] = load_labelled(write_lines(tmp_path, GOOD))
+    assert (plain.source_url, plain.origin, plain.script) == (None, None, None)
 
 
 def test_loader_rejects_duplicate_ids(tmp_path: Path) -> None:

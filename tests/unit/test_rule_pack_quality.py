@@ -41,6 +41,14 @@ def test_evaluate_command_prints_the_report_and_exits_0() -> None:
     assert all(category in text for category in CATEGORIES)
 
 
+def test_evaluate_command_by_lang_adds_a_report_per_language() -> None:
+    out = io.StringIO()
+    assert evaluate_command([bundled_rules_dir()], DATA, out, by="lang") == 0
+    text = out.getvalue()
+    assert text.count("confusion (items;") == 3  # all items, then en and zh
+    assert "== lang = en: " in text and "== lang = zh: " in text
+
+
 def test_evaluate_command_exits_2_on_bad_input(tmp_path: Path) -> None:
     out = io.StringIO()
     assert evaluate_command([tmp_path / "missing"], DATA, out) == 2

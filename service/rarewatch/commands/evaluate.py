@@ -1,33 +1,47 @@
-"""`rarewatch rules evaluate`: score a rule pack against a labelled JSONL set (see `rarewatch.evaluation`).
+"""`rarewatch eval`: score a rule pack against a labelled JSONL set (see `rarewatch.evaluation`).
 
-Prints precision, recall and F1 per category, the share of negatives that alert, and the items the pack
-got wrong. It reports and does not judge: the exit status is 0 whatever the scores (2 when the rules or
-the data cannot be loaded). `tests/unit/test_rule_pack_quality.py` holds the thresholds.
+Prints precision, recall and F1 per category, the share of negatives that alert, the items the pack
+got wrong and the confusion table between categories; with `by` (`lang`, `script`, `origin`), the same
+scores and table again for each value of that item field. It reports and does not judge: the exit
+status is 0 whatever the scores (2 when the rules or the data cannot be loaded).
+`tests/unit/test_rule_pack_quality.py` holds the thresholds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from rarewatch.errors import RuleError
-from rarewatch.evaluation import EvalReport, LabelledItem, evaluate, format_report, load_labelled
+from rarewatch.evaluation import (
+    EvalReport,
+    LabelledItem,
+    evaluate,
+    evaluate_by,
+    format_report,
+    format_report_by,
+    load_labelled,
+)
 from rarewatch.ruleset import Ruleset, load_ruleset
 
 
 def score_pack(ruleset: Ruleset, items: Sequence[LabelledItem]) -> EvalReport:
     """The evaluation report of `ruleset` on `items`."""
+    return evaluate(items, _predictor(ruleset))
 
+
+def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
     def predict(item: LabelledItem) -> set[str]:
         fields = {"title": item.title, "summary": item.summary}
         return {m.category for m in ruleset.match_fields(fields, lang=item.lang)}
 
-    return evaluate(items, predict)
+    return predict
 
 
-def evaluate_command(rule_paths: Sequence[Path], data: Path, out: TextIO) -> int:
-    """Load the rules under `rule_paths` and the labelled set `data`, print the report to `out`.
+def evaluate_command(rule_paths: Sequence[Path], data: Path, out: TextIO, by: str | None = None) -> int:
+    """Load the rules under `rule_paths` and the labelled set `data`, print the report to `out`;
+    with `by`, also split by that item field (one of `evaluation.BY_FIELDS`).
 
     Returns 0 once the report is printed, 2 (message on `out`) when the rules or the data are invalid.
     """
@@ -42,5 +56,9 @@ def evaluate_command(rule_paths: Sequence[Path], data: Path, out: TextIO) -> int
         print(f"cannot read {data}: {exc.strerror}" if isinstance(exc, OSError) else exc, file=out)
         return 2
     print(f"rule pack {ruleset.version} on {data} ({len(items)} items)", file=out)
-    print(format_report(score_pack(ruleset, items)), file=out)
+    if by is None:
+        print(format_report(score_pack(ruleset, items)), file=out)
+    else:
+        overall, by_value = evaluate_by(items, _predictor(ruleset), by)
+        print(format_report_by(overall, by_value, by), file=out)
     return 0

@@ -10,7 +10,7 @@ team's existing Alertmanager routing, grouping, silences and receivers (PagerDut
   so Alertmanager updates its one alert instead of adding another. Empty values are left out
   (Alertmanager drops them anyway); the names are fixed and valid Prometheus label names.
 - `annotations` carry the text: `title`, `link`, `snippet`, `summary`, `rules` and `categories` (both
-  comma-separated).
+  comma-separated), and for an item in Chinese `gloss`, its one-line English gloss (absent otherwise).
 - `generatorURL` is the story's link when it is an http(s) URL.
 - `startsAt` is when rarewatch raised the alert; `endsAt` is `resolve_after` later, so the alert
   resolves by itself (rarewatch has no "story is over" event). A delivery so late that this moment has
@@ -35,6 +35,7 @@ import aiohttp
 
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.delivery.payload import SUMMARY_MAX, rfc3339, truncate
+from rarewatch.delivery.presentation import present
 from rarewatch.delivery.webhook import WebhookNotifier
 from rarewatch.models import Alert
 
@@ -116,16 +117,18 @@ def alert_labels(alert: Alert) -> dict[str, str]:
 
 def alert_annotations(alert: Alert) -> dict[str, str]:
     """The descriptive text; may change between sends without making a new Alertmanager alert."""
-    by_severity = sorted(alert.matches, key=lambda m: m.severity, reverse=True)
-    snippet = next((m.snippet for m in by_severity if m.snippet), "")
-    return {
+    view = present(alert)
+    annotations = {
         "title": alert.item.title,
         "link": alert.item.link,
-        "snippet": truncate(snippet, SNIPPET_MAX),
+        "snippet": truncate(view.snippet, SNIPPET_MAX),
         "summary": truncate(alert.item.summary, SUMMARY_MAX),
-        "rules": ", ".join(sorted({m.rule for m in alert.matches})),
+        "rules": ", ".join(view.rules),
         "categories": ", ".join(alert.categories),
     }
+    if view.gloss:
+        annotations["gloss"] = view.gloss
+    return annotations
 
 
 def ends_at(created: datetime, resolve_after: timedelta, now: datetime) -> datetime:

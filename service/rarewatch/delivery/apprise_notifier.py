@@ -12,10 +12,11 @@ the outbox's `max_age`. The logs of Apprise itself (logger `apprise`, secrets ma
 Several URLs in one destination are notified together, and a retry notifies all of them again: a
 service that had succeeded gets the alert twice. Where that matters, give each URL its own destination.
 
-The body is short and readable: title, link, severity, categories, source, matched terms and the
-snippet. Feed text is untrusted: it is put on one line (controls removed) and escaped for the chosen
-`body_format`, so that a headline cannot add Markdown links or formatting, or raw HTML (which Apprise's
-Markdown-to-HTML conversion for email would otherwise pass through).
+The body is short and readable: title, link, severity, categories, source, matched terms, the
+English gloss of a Chinese item and the snippet. Feed text is untrusted: it is put on one line
+(controls removed) and escaped for the chosen `body_format`, so that a headline cannot add Markdown
+links or formatting, or raw HTML (which Apprise's Markdown-to-HTML conversion for email would
+otherwise pass through).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import apprise
 
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import truncate
+from rarewatch.delivery.presentation import present
 from rarewatch.delivery.template import PayloadTemplate
 from rarewatch.errors import DeliveryError
 from rarewatch.models import Alert, Severity
@@ -119,17 +121,18 @@ class AppriseNotifier:
 
 def format_body(alert: Alert, body_format: BodyFormat) -> str:
     """The readable body of `alert`, every piece of feed text escaped for `body_format`."""
-    esc, item = _ESCAPES[body_format], alert.item
-    terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
+    esc, item, view = _ESCAPES[body_format], alert.item, present(alert)
     lines = [
         _BOLD[body_format](esc(item.title) or "(untitled)"),
         _LINKS[body_format](item.link),
         f"Severity: {alert.severity.label} · Categories: {esc(', '.join(alert.categories))}",
         f"Source: {esc(item.source)}",
     ]
-    if terms:
-        lines.append(f"Terms: {esc(', '.join(terms))}")
-    snippet = _snippet(alert)
+    if view.terms:
+        lines.append(f"Terms: {esc(', '.join(view.terms))}")
+    if view.gloss:
+        lines.append(f"English gloss: {esc(view.gloss)}")
+    snippet = view.snippet
     if snippet:
         lines.append(_QUOTE[body_format](esc(truncate(snippet, SNIPPET_MAX))))
     separator = "<br>\n" if body_format == "html" else "\n"
@@ -164,11 +167,6 @@ def _markdown_link(url: str) -> str:
 def _html_link(url: str) -> str:
     target = _web_url(url)
     return f'<a href="{html.escape(target)}">{html.escape(target)}</a>' if target else _escape_html(url)
-
-
-def _snippet(alert: Alert) -> str:
-    by_severity = sorted(alert.matches, key=lambda m: m.severity, reverse=True)
-    return next((m.snippet for m in by_severity if terminal_safe(m.snippet)), "")
 
 
 def _failures(result: apprise.AppriseResult) -> str:

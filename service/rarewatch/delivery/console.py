@@ -1,11 +1,16 @@
-"""The console destination: one readable line per alert, plus an indented snippet line.
+"""The console destination: one readable line per alert, plus indented evidence and snippet lines.
 
     [HIGH] export-licensing  China adds magnets to licence list  (source: mofcom) https://…  rules: a, b
+        materials: ndfeb magnets; countries: china; terms: permanent magnet, export licence
         …the Ministry of Commerce announced that rare-earth permanent magnets…
 
+A Chinese item gets one more line after the first, its English gloss:
+
+        gloss: Export licensing (China): export control; gallium — matched: 出口管制 → export control
+
 Feed text is untrusted: control characters (ESC sequences could recolour or rewrite the terminal) and
-bidirectional-override characters are removed, and line breaks become spaces so that one alert is
-always exactly two lines.
+bidirectional-override characters are removed, and line breaks become spaces so that feed text
+never adds a line.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 from typing import TextIO
 
 from rarewatch.delivery.payload import truncate
+from rarewatch.delivery.presentation import Presentation, present
 from rarewatch.errors import DeliveryError
 from rarewatch.models import Alert, AlertKind
 
@@ -33,20 +39,22 @@ def terminal_safe(text: str) -> str:
 
 
 def format_alert(alert: Alert) -> str:
-    """The two lines (with a trailing newline) the console destination prints for `alert`."""
-    item, safe = alert.item, terminal_safe
+    """The lines (with a trailing newline) the console destination prints for `alert`."""
+    item, safe, view = alert.item, terminal_safe, present(alert)
     categories = safe(", ".join(alert.categories))
-    rules = safe(", ".join(sorted({m.rule for m in alert.matches})))
+    rules = safe(", ".join(view.rules))
     label = "UPDATE " if alert.kind is AlertKind.UPDATE else ""
     # Each part is cleaned on its own so that the double spaces between parts survive.
     lines = [
         f"[{alert.severity.name}] {label}{categories}  {safe(item.title)}  "
         f"(source: {safe(item.source)}) {safe(item.link)}  rules: {rules}"
     ]
-    evidence = _evidence(alert)
+    if view.gloss:
+        lines.append("    gloss: " + safe(view.gloss))
+    evidence = _evidence(view)
     if evidence:
         lines.append("    " + safe(evidence))
-    snippet = _best_snippet(alert)
+    snippet = terminal_safe(view.snippet)
     if snippet:
         lines.append("    " + truncate(snippet, SNIPPET_MAX))
     if alert.kind is AlertKind.DIGEST:
@@ -54,25 +62,15 @@ def format_alert(alert: Alert) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _evidence(alert: Alert) -> str:
+def _evidence(view: Presentation) -> str:
     parts = []
-    if alert.materials:
-        parts.append("materials: " + ", ".join(alert.materials))
-    if alert.countries:
-        parts.append("countries: " + ", ".join(alert.countries))
-    terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
-    if terms:
-        parts.append("terms: " + ", ".join(terms))
+    if view.materials:
+        parts.append("materials: " + ", ".join(view.materials))
+    if view.countries:
+        parts.append("countries: " + ", ".join(view.countries))
+    if view.terms:
+        parts.append("terms: " + ", ".join(view.terms))
     return "; ".join(parts)
-
-
-def _best_snippet(alert: Alert) -> str:
-    """The snippet of the most severe match that has one."""
-    for match in sorted(alert.matches, key=lambda m: m.severity, reverse=True):
-        snippet = terminal_safe(match.snippet)
-        if snippet:
-            return snippet
-    return ""
 
 
 class ConsoleNotifier:

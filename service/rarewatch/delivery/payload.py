@@ -24,6 +24,10 @@ Webhooks POST it; the jsonl destination writes one per line. Fields (all always 
 - `materials`, `countries` (array of string): the elements, minerals, magnets and countries the rule
   pack recognised in the item (canonical lower-case English names), which routes can match on.
 - `rules_version` (string): the version (content hash) of the rule pack that raised the alert.
+- `gloss` (string): for an item in Chinese (`lang` zh, or Chinese in the title), a one-line English
+  gloss built offline from the rule pack's vocabularies: categories, countries, materials and the
+  matched Chinese terms with their English glosses (see `presentation`). `""` for every other item
+  (and for a digest; its `alerts` carry their own).
 
 `type` is `"update"` for a later report of a known story (the same canonical link, or a near-duplicate
 title from another outlet): `story` names the first alert, `id` is the update's own. `type` is
@@ -38,6 +42,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rarewatch.delivery.presentation import gloss_line
 from rarewatch.models import Alert, AlertKind, Item, Match, Severity
 
 PAYLOAD_VERSION = 1
@@ -91,6 +96,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "materials": list(alert.materials),
         "countries": list(alert.countries),
         "rules_version": alert.rules_version,
+        "gloss": gloss_line(alert),
     }
     if alert.kind is AlertKind.DIGEST:
         payload["alerts"] = [alert_payload(child) for child in alert.children]

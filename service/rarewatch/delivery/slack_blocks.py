@@ -5,6 +5,8 @@ An alert becomes (fallback text, blocks):
     header   🔴 HIGH · export-licensing, supply-disruption
     section  *<https://example.org/news/1|China adds magnets to licence list>*
              The summary, at most 500 characters…
+    context  🌐 _Export licensing (China): export control; gallium — matched: 出口管制 → export control_
+             (the English gloss: Chinese items only)
     context  Source: *mofcom* | Published: <!date^…|2026-01-31 08:00 UTC> | Severity: *HIGH* | Categories: …
     divider
     section  (one per match, most severe first, at most 10)
@@ -30,6 +32,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from rarewatch.delivery.console import terminal_safe
+from rarewatch.delivery.presentation import present
 from rarewatch.models import Alert, Match, Severity
 
 Block = dict[str, Any]
@@ -45,6 +48,7 @@ URL_MAX = 1500  # longer links are shown as plain text: they would crowd out the
 SNIPPET_MAX = 1500
 TERMS_MAX = 1000
 NAME_MAX = 200  # source names, categories, rule ids
+GLOSS_MAX = 1000
 
 ELLIPSIS = "…"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -157,16 +161,18 @@ def build_message(alert: Alert) -> tuple[str, list[Block]]:
     """The fallback text and Block Kit blocks for `alert` (layout in the module docstring)."""
     matches = sorted(alert.matches, key=lambda m: (-m.severity, m.rule))
     shown = matches[:MAX_MATCH_SECTIONS]
-    blocks: list[Block] = [
-        header_block(_headline(alert)),
-        section_block(_title_text(alert)),
+    view = present(alert)
+    blocks: list[Block] = [header_block(_headline(alert)), section_block(_title_text(alert))]
+    if view.gloss:
+        blocks.append(context_block(gloss_text(view.gloss)))
+    blocks += [
         context_block(*_facts(alert)),
         {"type": "divider"},
         *(section_block(_match_text(m)) for m in shown),
     ]
     if len(matches) > len(shown):
         blocks.append(context_block(f"…and {len(matches) - len(shown)} more matches"))
-    blocks.append(context_block(_rules_text(alert)))
+    blocks.append(context_block(_rules_text(view.rules, alert.id)))
     return fallback_text(alert), blocks[:MAX_BLOCKS]
 
 
@@ -230,9 +236,15 @@ def _match_text(match: Match) -> str:
     return "\n".join(lines)
 
 
-def _rules_text(alert: Alert) -> str:
-    rules = ", ".join(_code(r, NAME_MAX) for r in sorted({m.rule for m in alert.matches}))
-    return clip_escaped(f"Rules: {rules} · Alert: {_code(alert.id, NAME_MAX)}", TEXT_MAX)
+def gloss_text(gloss: str) -> str:
+    """The English gloss line of a Chinese alert, escaped, in italics (it is a reading aid)."""
+    # "_" inside would end the italics early: a lookalike instead.
+    return f"🌐 _{safe_text(gloss.replace('_', 'ˍ'), GLOSS_MAX)}_"
+
+
+def _rules_text(rules: tuple[str, ...], alert_id: str) -> str:
+    listed = ", ".join(_code(r, NAME_MAX) for r in rules)
+    return clip_escaped(f"Rules: {listed} · Alert: {_code(alert_id, NAME_MAX)}", TEXT_MAX)
 
 
 def _code(text: str, limit: int) -> str:

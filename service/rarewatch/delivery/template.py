@@ -12,6 +12,7 @@ What a template sees:
 - `severity_rank`: the severity as a number, 0 (info) to 4 (critical), to index mapping lists;
 - `rules`: the rule ids, sorted; `terms`: every matched term, deduplicated, in match order;
 - `snippet`: the snippet of the most severe match that has one, or "";
+- `gloss`: the one-line English gloss of an item in Chinese, or "" (also `alert.gloss`);
 - `params`: the destination's own values from the configuration (a project key, a category...).
 
 Filters, besides Jinja's own: `tojson` (a JSON value; use it for every string that goes into JSON),
@@ -47,6 +48,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import alert_payload, test_alert, truncate
+from rarewatch.delivery.presentation import present
 from rarewatch.errors import DeliveryError
 from rarewatch.models import Alert
 
@@ -126,13 +128,14 @@ class PayloadTemplate:
 
 def template_context(alert: Alert, params: Mapping[str, Any]) -> dict[str, Any]:
     """The variables a template sees (see the module docstring)."""
-    by_severity = sorted(alert.matches, key=lambda m: m.severity, reverse=True)
+    view = present(alert)
     return {
         "alert": alert_payload(alert),
         "severity_rank": int(alert.severity),
-        "rules": sorted({m.rule for m in alert.matches}),
-        "terms": list(dict.fromkeys(t for m in alert.matches for t in m.terms)),
-        "snippet": next((m.snippet for m in by_severity if m.snippet), ""),
+        "rules": list(view.rules),
+        "terms": list(view.terms),
+        "snippet": view.snippet,
+        "gloss": view.gloss,
         "params": dict(params),
     }
 

@@ -128,6 +128,13 @@ class _Compiler:
         return TermSet(self.intern(tids), self.table.labels)
 
     def vocab(self, name: str, loc: Loc, owner: str | None = None, negators: bool = False) -> TermSet:
+        if self._lookup(name, loc, owner).kind == "glossary":
+            raise ExpressionError(
+                f"vocabulary {name!r} is a glossary (English glosses, not terms): it cannot be matched",
+                self.rule_id,
+                loc,
+                owner,
+            )
         if not negators and self._lookup(name, loc, owner).kind == "negators":
             raise ExpressionError(
                 f"vocabulary {name!r} holds negators: use it in `negated_by`, not in an expression",

@@ -79,6 +79,7 @@ def load_ruleset(paths: Sequence[Path]) -> Ruleset:
     by_id = _by_name(rules, lambda r: r.id, "rule id")
     vocab_docs = _by_name(vocabularies, lambda v: v.vocabulary, "vocabulary")
     vocab = {name: v.model for name, v in vocab_docs.items()}
+    _check_glossaries(vocab_docs.values())
     try:
         compiled = compile_rules([r.model for r in rules], vocab)
     except ExpressionError as exc:
@@ -130,7 +131,13 @@ def _validate(doc: YamlDocument, file: str) -> Rule | Vocabulary:
 
 def _describe(error: Any, more: int) -> str:
     """A pydantic error as `path.to.value: message`, without pydantic's union tags ("<term>", "VocabRef")."""
-    path = ".".join(str(p) for p in error["loc"] if isinstance(p, int) or _KEY.match(p))
+    loc = error["loc"]
+    # A glossary's keys are Chinese terms: keep them in the path (`entries.停产`), unlike pydantic's tags.
+    path = ".".join(
+        str(p)
+        for i, p in enumerate(loc)
+        if isinstance(p, int) or _KEY.match(p) or (i and loc[i - 1] == "entries" and "[" not in p)
+    )
     msg = str(error["msg"]).removeprefix("Value error, ")
     message = f"{path}: {msg}" if path else msg
     if more:
@@ -152,6 +159,21 @@ def _by_name(located: list[_Located[M]], name_of: Callable[[M], str], what: str)
                 rule_id=name if what == "rule id" else None,
             )
     return by_name
+
+
+def _check_glossaries(vocabularies: Iterable[_Located[Vocabulary]]) -> None:
+    """A term glossed twice must be glossed the same way: a `RuleError` at the second, naming the first."""
+    seen: dict[str, tuple[str, str, int]] = {}
+    for located in vocabularies:
+        for key, gloss in located.model.entries.items():
+            line = located.line_of(("entries", key))
+            first = seen.setdefault(key, (gloss, located.file, line))
+            if first[0] != gloss:
+                raise RuleError(
+                    f"entries.{key}: glossed {gloss!r} here but {first[0]!r} at {first[1]}:{first[2]}",
+                    file=located.file,
+                    line=line,
+                )
 
 
 def _origin(located: _Located[Rule]) -> RuleOrigin:

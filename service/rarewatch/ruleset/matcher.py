@@ -15,6 +15,7 @@ from rarewatch.models import Item, Match
 from rarewatch.ruleset import chinese
 from rarewatch.ruleset.compile import Compiled, CompiledRule
 from rarewatch.ruleset.entities import NONE, Entities, collect
+from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.schema import FIELDS, Rule, Vocabulary
@@ -49,6 +50,7 @@ class Ruleset:
         self.rules: tuple[Rule, ...] = tuple(c.rule for c in compiled.rules)
         self._by_id = {r.id: r for r in self.rules}
         self.vocabularies = vocabularies
+        self.glossary = Glossary.from_vocabularies(vocabularies.values())
         self.version = version
         self.origins = origins
 
@@ -86,6 +88,11 @@ class Ruleset:
         assert scan is not None
         self._scanner.filter(scan)
         return collect(self._entities, scan.hits)
+
+    def glosses(self, matches: Sequence[Match]) -> tuple[tuple[str, str], ...]:
+        """(term, English gloss) for each Chinese term that fired in `matches`, in match order (see
+        `glossary`): what an alert carries so that every destination can show an English gloss."""
+        return self.glossary.glosses(t for m in matches for t in m.terms)
 
     def _match(self, raw: Sequence[str], source: str | None) -> list[Match]:
         scan = self._scanner.scan(raw, gated=not self._always)

@@ -25,6 +25,7 @@ from pydantic import (
 
 from rarewatch.durations import parse_positive_duration
 from rarewatch.models import Severity
+from rarewatch.ruleset import chinese
 from rarewatch.ruleset.forms import STEM_MARK, is_stem_word
 from rarewatch.ruleset.text import canonical_term, is_cjk, is_word_char
 
@@ -309,9 +310,44 @@ class Rule(_Strict):
 
 
 EntityKind = Literal["materials", "countries"]
-VocabKind = Literal["materials", "countries", "negators"]
+VocabKind = Literal["materials", "countries", "negators", "glossary"]
 ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 EntityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9 ()./-]*$", max_length=100)]
+GLOSS_MAX = 80
+
+
+def _check_gloss_key(key: str) -> str:
+    """A glossary key: Chinese, Simplified (the text is converted before matching), no spaces."""
+    if key != key.strip() or not key or any(c.isspace() for c in key):
+        raise ValueError(f"glossary key {key!r} must be one term without spaces")
+    if not any(is_cjk(c) for c in key):
+        raise ValueError(f"glossary key {key!r} has no Chinese character: glosses are for Chinese terms")
+    if len(key) > 40:
+        raise ValueError(f"glossary key {key!r} is longer than 40 characters")
+    simplified = chinese.to_simplified(key)
+    if simplified != key:
+        raise ValueError(
+            f"glossary key {key!r} is in Traditional script: write it in Simplified ({simplified!r}); "
+            "Traditional text is converted before it is glossed"
+        )
+    return key
+
+
+def _check_gloss(gloss: str) -> str:
+    """A gloss: a short English phrase on one line."""
+    if not gloss.strip() or gloss != gloss.strip():
+        raise ValueError(f"gloss {gloss!r} must be non-empty, without leading or trailing spaces")
+    if any(c in gloss for c in "\n\r\t"):
+        raise ValueError(f"gloss {gloss!r} must be on one line")
+    if any(is_cjk(c) for c in gloss):
+        raise ValueError(f"gloss {gloss!r} must be English, not Chinese")
+    if len(gloss) > GLOSS_MAX:
+        raise ValueError(f"gloss {gloss!r} is longer than {GLOSS_MAX} characters")
+    return gloss
+
+
+GlossKey = Annotated[str, AfterValidator(_check_gloss_key)]
+Gloss = Annotated[str, AfterValidator(_check_gloss)]
 
 
 class Vocabulary(_Strict):
@@ -326,6 +362,9 @@ class Vocabulary(_Strict):
       by `Ruleset.entities`. All synonyms are terms of the vocabulary, along with `terms`.
     * `kind: negators`: a list of negators or hedges for `negated_by`. Its terms may be two-letter
       words ("no", "if"); rules cannot use it as a subject or action.
+    * `kind: glossary` + `entries`: English glosses of Chinese terms (`{不可靠实体清单: unreliable
+      entity list}`), for the one-line English gloss of Chinese alerts. Not terms: nothing matches
+      on them, and rules cannot reference the vocabulary.
     """
 
     vocabulary: VocabName
@@ -333,11 +372,20 @@ class Vocabulary(_Strict):
     terms: tuple[ShortTerm | CasedTerm, ...] = ()
     kind: VocabKind | None = None
     entities: dict[EntityName, tuple[TermLike, ...]] = Field(default_factory=dict)
+    entries: dict[GlossKey, Gloss] = Field(default_factory=dict)
     exclude: tuple[Phrase, ...] = ()
     negated_by: Negations = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Vocabulary:
+        if (self.kind == "glossary") != bool(self.entries):
+            raise ValueError("`entries` need `kind: glossary`, and a glossary needs `entries`")
+        if self.kind == "glossary":
+            if self.terms or self.entities or self.exclude or self.negated_by:
+                raise ValueError(
+                    "a glossary holds `entries` only (no `terms`, `entities`, `exclude` or `negated_by`)"
+                )
+            return self
         if not self.terms and not self.entities:
             raise ValueError("a vocabulary needs `terms` or `entities`")
         if (self.kind in ENTITY_KINDS) != bool(self.entities):

@@ -65,6 +65,7 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
         "materials": [],
         "countries": [],
         "rules_version": "",
+        "gloss": "",
     }
     json.dumps(data)  # JSON-ready as is
 
