@@ -8,7 +8,7 @@ on a term (regex-only rules) are evaluated on every item, and turn the gate off:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from rarewatch.models import Item, Match
@@ -17,7 +17,7 @@ from rarewatch.ruleset.compile import Compiled, CompiledRule
 from rarewatch.ruleset.entities import NONE, Entities, collect
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
-from rarewatch.ruleset.schema import FIELDS, Rule, Vocabulary
+from rarewatch.ruleset.schema import FIELDS, FieldName, Rule, Vocabulary
 from rarewatch.ruleset.text import search_offset_to_display, snippet
 
 
@@ -43,7 +43,7 @@ class Ruleset:
         self._compiled = compiled.rules
         self._triggers = compiled.triggers
         self._always = frozenset(compiled.always)
-        self._scanner = Scanner(compiled.terms, compiled.gate, compiled.matched)
+        self._scanner = Scanner(compiled.terms, compiled.gate, compiled.matched, compiled.watched)
         self._entities = compiled.entities
         chinese.warm_up()
         self.rules: tuple[Rule, ...] = tuple(c.rule for c in compiled.rules)
@@ -69,6 +69,35 @@ class Ruleset:
         symmetry with `Item`; matching does not depend on it (each term's script decides how it matches).
         """
         return self._match(tuple(fields.get(name) or "" for name in FIELDS), source)
+
+    def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
+        """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
+        `kind: watch` vocabulary (an agency, a list, a control), after exclusions and negation: an item
+        that does but fires no rule is worth reading in full. `lang` is accepted as in `match_fields`."""
+        return self._scanner.mentions_watched(tuple(fields.get(name) or "" for name in FIELDS))
+
+    def first_fields(
+        self, fields: Mapping[str, str], rule_ids: Collection[str], source: str | None = None
+    ) -> dict[str, FieldName]:
+        """For each of `rule_ids` (rules that fire on `fields`), the field that completed its match: the
+        first of title, summary, content such that the rule fires on that field and those before it.
+
+        A rule that fires on no shorter prefix (or, through `none`, only on the whole text) gets the last
+        non-empty field. Costs at most two extra matches, and only for items that matched.
+        """
+        present = [name for name in FIELDS if fields.get(name)]
+        if not present:
+            return {}
+        found: dict[str, FieldName] = {}
+        wanted = set(rule_ids)
+        for end, name in enumerate(present[:-1], start=1):
+            prefix: dict[str, str] = {f: fields[f] for f in present[:end]}
+            for match in self.match_fields(prefix, source):
+                if match.rule in wanted and match.rule not in found:
+                    found[match.rule] = name
+            if len(found) == len(wanted):
+                return found
+        return {rule: found.get(rule, present[-1]) for rule in wanted}
 
     def entities(self, item: Item) -> Entities:
         """The materials and countries `item` names (canonical names, in order of first mention)."""

@@ -309,7 +309,7 @@ class Rule(_Strict):
 
 
 EntityKind = Literal["materials", "countries"]
-VocabKind = Literal["materials", "countries", "negators"]
+VocabKind = Literal["materials", "countries", "negators", "watch"]
 ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 EntityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9 ()./-]*$", max_length=100)]
 
@@ -326,6 +326,8 @@ class Vocabulary(_Strict):
       by `Ruleset.entities`. All synonyms are terms of the vocabulary, along with `terms`.
     * `kind: negators`: a list of negators or hedges for `negated_by`. Its terms may be two-letter
       words ("no", "if"); rules cannot use it as a subject or action.
+    * `kind: watch`: agencies, lists and controls worth a closer look (`terms` only): an item that names
+      one, or a material, but fires no rule is worth reading in full (`Ruleset.worth_enriching`).
     """
 
     vocabulary: VocabName
@@ -344,6 +346,8 @@ class Vocabulary(_Strict):
             raise ValueError(
                 "`entities` need `kind: materials` or `kind: countries`, and those kinds need entities"
             )
+        if self.kind == "watch" and not self.terms:
+            raise ValueError("a vocabulary of `kind: watch` needs `terms`")
         if self.kind == "negators":
             if self.negated_by:
                 raise ValueError("a vocabulary of negators cannot itself be `negated_by`")
