@@ -1,6 +1,7 @@
 """The console destination: one readable line per alert, plus an indented snippet line.
 
     [HIGH] export-licensing  China adds magnets to licence list  (source: mofcom) https://…  rules: a, b
+        materials: ndfeb magnets; countries: china; terms: licence list, magnet; matched in: title
         …the Ministry of Commerce announced that rare-earth permanent magnets…
 
 Feed text is untrusted: control characters (ESC sequences could recolour or rewrite the terminal) and
@@ -63,6 +64,8 @@ def _evidence(alert: Alert) -> str:
     terms = list(dict.fromkeys(t for m in alert.matches for t in m.terms))
     if terms:
         parts.append("terms: " + ", ".join(terms))
+    if alert.matched_in:
+        parts.append("matched in: " + alert.matched_in)
     return "; ".join(parts)
 
 
