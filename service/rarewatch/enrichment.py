@@ -80,7 +80,8 @@ async def enrich(
             log.info("source %s: article %s not read: %s", item.source, item.link, article.error)
         return Enriched(item, (), article)
     enriched = replace(item, content=article.text)
-    matches = tuple(ruleset.match(enriched))
+    # The snippet from the article where it can: the headline is in the alert already.
+    matches = tuple(ruleset.match_fields(fields_of(enriched), item.source, snippet_from="content"))
     return Enriched(enriched if matches else item, matches, article)
 
 

@@ -197,6 +197,7 @@ async def test_an_item_whose_signal_is_only_in_its_article_alerts_as_matched_in_
     (match,) = payload["matches"]
     assert match["rule"] == "test-licensing" and match["matched_in"] == "article"
     assert "export licence" in match["terms"]
+    assert "must now apply for an export licence" in match["snippet"], "the evidence is the article's"
     assert payload["title"] == "Rare earth market update"
     assert run.alerts[0].item.content.startswith("Report\nChina's commerce ministry said")
 

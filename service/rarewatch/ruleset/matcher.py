@@ -61,14 +61,22 @@ class Ruleset:
         return self._match((item.title, item.summary, item.content), item.source)  # the order of FIELDS
 
     def match_fields(
-        self, fields: Mapping[str, str], source: str | None = None, lang: str | None = None
+        self,
+        fields: Mapping[str, str],
+        source: str | None = None,
+        lang: str | None = None,
+        *,
+        snippet_from: FieldName | None = None,
     ) -> list[Match]:
         """The rules that fire on plain texts keyed `title`, `summary`, `content` (missing keys are empty).
 
         Rules restricted to `sources` fire only when `source` is one of them. `lang` is accepted for
         symmetry with `Item`; matching does not depend on it (each term's script decides how it matches).
+        `snippet_from` takes each snippet from that field's first evidence when a rule has some there
+        (an article's lead says more than the headline it was read for); by default, the first evidence.
         """
-        return self._match(tuple(fields.get(name) or "" for name in FIELDS), source)
+        raw = tuple(fields.get(name) or "" for name in FIELDS)
+        return self._match(raw, source, None if snippet_from is None else FIELDS.index(snippet_from))
 
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
@@ -116,7 +124,7 @@ class Ruleset:
         self._scanner.filter(scan)
         return collect(self._entities, scan.hits)
 
-    def _match(self, raw: Sequence[str], source: str | None) -> list[Match]:
+    def _match(self, raw: Sequence[str], source: str | None, snippet_field: int | None = None) -> list[Match]:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
@@ -127,7 +135,7 @@ class Ruleset:
         found = []
         for rule in candidates:  # rules are sorted by id, so matches are too
             if rule.expr.test(scan, rule.fields):
-                found.append(_to_match(rule, scan))
+                found.append(_to_match(rule, scan, snippet_field))
         return found
 
     def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
@@ -146,7 +154,7 @@ class Ruleset:
         return candidates
 
 
-def _to_match(rule: CompiledRule, scan: Scan) -> Match:
+def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:
     evidence: list[Evidence] = []
     rule.expr.evidence(scan, rule.fields, evidence)
     evidence.sort()  # by field and position; the rest of the tuple only makes ties deterministic
@@ -156,8 +164,17 @@ def _to_match(rule: CompiledRule, scan: Scan) -> Match:
         category=rule.rule.category,
         severity=rule.rule.severity,
         terms=terms,
-        snippet=_snippet(scan, evidence[0]) if evidence else "",
+        snippet=_snippet(scan, _snippet_evidence(evidence, snippet_field)) if evidence else "",
     )
+
+
+def _snippet_evidence(evidence: Sequence[Evidence], field: int | None) -> Evidence:
+    """The first evidence in `field` if there is any (and `field` is given), else the first of all."""
+    if field is not None:
+        for e in evidence:
+            if e.field == field:
+                return e
+    return evidence[0]
 
 
 def _snippet(scan: Scan, first: Evidence) -> str:

@@ -154,3 +154,13 @@ def test_first_fields_per_rule(pack: Ruleset) -> None:
 
 def test_first_fields_of_nothing_is_empty(pack: Ruleset) -> None:
     assert pack.first_fields({}, ["licensing"]) == {}
+
+
+def test_snippet_from_a_field(pack: Ruleset) -> None:
+    fields = {"title": "Rare earth news", "content": "Officials said an export licence is now required."}
+    (default,) = pack.match_fields(fields)
+    assert default.snippet == "Rare earth news", "by default: the first evidence"
+    (from_content,) = pack.match_fields(fields, snippet_from="content")
+    assert "export licence" in from_content.snippet
+    (no_evidence_there,) = pack.match_fields(fields, snippet_from="summary")
+    assert no_evidence_there.snippet == "Rare earth news"
