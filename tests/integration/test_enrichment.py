@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
@@ -108,7 +110,7 @@ class Site:
         path = request.path
         self.hits[path] += 1
         if path == "/feed.xml":
-            items = [{**it, "link": self.url(it["link"])} for it in self.items]
+            items = [{**it, "link": urljoin(self.url("/"), it["link"])} for it in self.items]
             return web.Response(body=rss(items), content_type="application/rss+xml")
         handler = self.pages.get(path)
         if handler is None:
@@ -448,6 +450,22 @@ async def stalls(request: web.Request) -> web.StreamResponse:
     return web.Response(body=SIGNAL, content_type="text/html")
 
 
+async def trickles(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+    await resp.prepare(request)
+    await resp.write(b"<html><body><p>Rare earth export licence")
+    while not request.app[SITE].release.is_set():
+        await resp.write(b" ")
+        await asyncio.sleep(0.05)
+    return resp
+
+
+def closed_port() -> str:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/article"
+
+
 async def cross_host(request: web.Request) -> web.StreamResponse:
     """Bounces between 127.0.0.1 and localhost (another origin) on the same path: a loop across hosts."""
     other = "localhost" if request.url.host == "127.0.0.1" else "127.0.0.1"
@@ -487,8 +505,13 @@ async def small_gzip_page(request: web.Request) -> web.StreamResponse:
 
 
 HOSTILE: dict[str, Handler] = {
+    "403": status(403),
     "404": status(404),
+    "410": status(410),
+    "429": status(429),
     "500": status(500),
+    "503": status(503),
+    "body-too-slow": trickles,
     "slow": stalls,
     "over-cap": oversized,
     "gzip-bomb": gzip_bomb,
@@ -527,6 +550,45 @@ async def test_hostile_article_pages(tmp_path: Path, site: Site, kind: str) -> N
     assert state is not None and state.consecutive_failures == 0 and state.last_error is None
     if kind == "too-many-redirects":
         assert site.hits["/chain/0"] == 0, "the redirect limit counts every hop"
+
+
+async def test_an_article_host_that_refuses_connections(tmp_path: Path, site: Site) -> None:
+    site.items = [item(closed_port(), "Rare earth market update")]
+
+    run = await one_cycle(tmp_path, site, timeout=0.5)
+
+    assert run.status == "ok" and run.entries == 1 and run.alerts == () and run.articles.failed == 1
+
+
+ODD: dict[str, Handler] = {
+    "navigation-only": html(
+        b"<html><body><nav><a href='/'>Home</a> <a href='/n'>News</a></nav></body></html>"
+    ),
+    "entity-bomb": html(
+        b'<?xml version="1.0"?><!DOCTYPE html [<!ENTITY a "rare earth export licence">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        b"<html><body><p>&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;</p></body></html>",
+        "application/xhtml+xml",
+    ),
+    "script-only": html(
+        b"<html><body><script>document.write('rare earth export licence')</script></body></html>"
+    ),
+    "huge-single-line": html(b"<html><body><p>" + b"word " * 10_000 + b"</p></body></html>"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ODD))
+async def test_odd_article_pages_do_not_alert_or_harm_the_source(
+    tmp_path: Path, site: Site, kind: str
+) -> None:
+    # Whether these count as read or failed, nothing of them can fire a rule: entities are not expanded,
+    # scripts are not run, and navigation is not an article.
+    site.items = [item(f"/odd/{kind}", "Rare earth market update")]
+    site.pages[f"/odd/{kind}"] = ODD[kind]
+
+    run = await one_cycle(tmp_path, site)
+
+    assert run.status == "ok" and run.entries == 1 and run.alerts == ()
 
 
 async def test_a_gzipped_article_is_read(tmp_path: Path, site: Site) -> None:
