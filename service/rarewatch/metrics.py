@@ -27,6 +27,18 @@ class Metrics:
         self.flushes = Counter(
             "rarewatch_outbox_flushes", "Outbox flushes by outcome.", ["outcome"], registry=self.registry
         )
+        self.articles = Counter(
+            "rarewatch_article_reads",
+            "Linked articles enrichment asked for, by outcome: fetched, failed (fetch or extract), cached.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.article_matches = Counter(
+            "rarewatch_article_matches",
+            "Items that matched only once their linked article was read.",
+            ["source"],
+            registry=self.registry,
+        )
         self.last_success = Gauge(
             "rarewatch_source_last_success_timestamp_seconds",
             "When a source was last fetched successfully.",
@@ -39,6 +51,16 @@ class Metrics:
         self.polls.labels(run.source, run.status).inc()
         self.items.labels(run.source).inc(run.entries)
         self.alerts.labels(run.source).inc(len(run.alerts))
+        articles = run.articles
+        for outcome, count in (
+            ("fetched", articles.fetched),
+            ("failed", articles.failed),
+            ("cached", articles.cached),
+        ):
+            if count:
+                self.articles.labels(run.source, outcome).inc(count)
+        if articles.matched:
+            self.article_matches.labels(run.source).inc(articles.matched)
         if run.status in ("ok", "not_modified"):
             self.last_success.labels(run.source).set_to_current_time()
 

@@ -67,15 +67,25 @@ class Item:
         return value if isinstance(value, str) else ""
 
 
+# Which text completed a match, in the order texts are read: the headline, the feed's summary, the
+# feed's own full text, then the linked article fetched by enrichment.
+MATCHED_IN: tuple[str, ...] = ("title", "summary", "content", "article")
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One rule that fired on an item, with the evidence."""
+    """One rule that fired on an item, with the evidence.
+
+    `matched_in` names the text that completed the match (one of `MATCHED_IN`; "" when unknown, e.g. an
+    alert recorded before it existed): the rule fires on that text and the ones before it, not on less.
+    """
 
     rule: str
     category: str
     severity: Severity
     terms: tuple[str, ...] = ()
     snippet: str = ""
+    matched_in: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +94,7 @@ class Match:
             "severity": self.severity.label,
             "terms": list(self.terms),
             "snippet": self.snippet,
+            "matched_in": self.matched_in,
         }
 
     @classmethod
@@ -94,6 +105,7 @@ class Match:
             severity=Severity.parse(data["severity"]),
             terms=tuple(data.get("terms", ())),
             snippet=data.get("snippet", ""),
+            matched_in=data.get("matched_in", ""),
         )
 
 
@@ -139,6 +151,13 @@ class Alert:
     @property
     def categories(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(m.category for m in self.matches))
+
+    @property
+    def matched_in(self) -> str:
+        """The least text that raised the alert: the earliest `matched_in` of its matches (in the order
+        of `MATCHED_IN`), or "" when no match says."""
+        known = [m.matched_in for m in self.matches if m.matched_in in MATCHED_IN]
+        return min(known, key=MATCHED_IN.index, default="")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, used by the stores to persist alerts."""

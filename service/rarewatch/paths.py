@@ -24,3 +24,8 @@ def default_config_file() -> Path:
 def demo_feeds_dir() -> Path:
     """The sample feeds `rarewatch demo` serves offline."""
     return _PACKAGE / "demo" / "feeds"
+
+
+def demo_articles_dir() -> Path:
+    """The sample article pages the demo feeds link to (read by enrichment)."""
+    return _PACKAGE / "demo" / "articles"

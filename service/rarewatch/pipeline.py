@@ -1,4 +1,4 @@
-"""One poll of one source, through every stage: fetch -> normalise -> match -> claim -> (outbox).
+"""One poll of one source, through every stage: fetch -> normalise -> match (-> enrich) -> claim -> (outbox).
 
 No I/O of its own: it calls the source, the store and the outbox it was given. Failures of one source are
 recorded in that source's state (with backoff) and never affect the others.
@@ -19,11 +19,13 @@ from typing import Literal
 import aiohttp
 
 from rarewatch.clock import Clock
+from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError
 from rarewatch.models import Alert, AlertKind, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.routing import Router, next_boundary
 from rarewatch.ruleset import Ruleset
+from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
 from rarewatch.stories import DEFAULT_THRESHOLD, same_story, signature_keys
@@ -49,6 +51,7 @@ class PolledSource:
     source: Source
     interval: timedelta
     initial_lookback: timedelta
+    enrich: bool = False  # read the linked article of items that name a watched term but fire no rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,11 @@ class SourceRun:
     alerts: tuple[Alert, ...] = ()
     error: str | None = None
     next_poll_not_before: datetime | None = None
+    articles: ArticleStats = NO_ARTICLES
+
+
+_Found = tuple[Item, list[Match], bool]
+"""An item, the rules it fired, and whether its content is its article's lead (read by enrichment)."""
 
 
 def story_keys(item: Item) -> tuple[str, ...]:
@@ -104,6 +112,7 @@ class Pipeline:
         rng: random.Random | None = None,
         near_duplicate_threshold: float = DEFAULT_THRESHOLD,
         max_updates_per_story: int = 10,
+        articles: ArticleReader | None = None,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
@@ -114,6 +123,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self.near_duplicate_threshold = near_duplicate_threshold
         self.max_updates_per_story = max_updates_per_story
+        self.articles = articles  # None: no source is enriched
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
@@ -130,21 +140,27 @@ class Pipeline:
             await self.store.put_source_state(name, failed)
             log.warning("source %s failed (%d in a row): %s", name, failed.consecutive_failures, exc)
             return SourceRun(name, "error", error=str(exc), next_poll_not_before=failed.not_before)
-        entries, matched, alerts = await self._admit(polled, result, state, now)
+        found, articles = await self._match(polled, result.entries, now)
+        matched, alerts = await self._admit(polled, found, state, now)
         await self.store.put_source_state(name, _succeeded_state(state, result, now))
         status: Status = "not_modified" if result.not_modified else "ok"
-        return SourceRun(name, status, entries=entries, matched=matched, alerts=tuple(alerts))
+        return SourceRun(
+            name,
+            status,
+            entries=len(result.entries),
+            matched=matched,
+            alerts=tuple(alerts),
+            articles=articles,
+        )
 
     async def _admit(
-        self, polled: PolledSource, result: FetchResult, state: SourceState, now: datetime
-    ) -> tuple[int, int, list[Alert]]:
-        """Normalise and match every entry; claim each matching story once; return the new alerts."""
+        self, polled: PolledSource, found: Sequence[_Found], state: SourceState, now: datetime
+    ) -> tuple[int, list[Alert]]:
+        """Claim each matching story once; return how many items matched and the new alerts."""
         first_poll = not state.initialized
         cutoff = now - polled.initial_lookback
         matched, alerts = 0, []
-        for n, (item, matches) in enumerate(self._match(result.entries, now), start=1):
-            if n % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+        for item, matches, from_article in found:
             if not matches:
                 continue
             matched += 1
@@ -152,10 +168,11 @@ class Pipeline:
                 # A new source's back catalogue: remember it as seen, alert on nothing old.
                 await self.store.claim(story_keys(item), self.dedup_window, now)
                 continue
-            alert = await self._admit_one(item, matches, now)
+            located = list(locate(self.ruleset, item, matches, from_article=from_article))
+            alert = await self._admit_one(item, located, now)
             if alert is not None:
                 alerts.append(alert)
-        return len(result.entries), matched, alerts
+        return matched, alerts
 
     async def _admit_one(self, item: Item, matches: list[Match], now: datetime) -> Alert | None:
         """Claim one matching item: a new story (alert), another report of a known one (update), or
@@ -260,10 +277,32 @@ class Pipeline:
         held_until = {d: next_boundary(now, p) for d, p in plan.items() if p is not None}
         return tuple(plan), held_until
 
-    def _match(self, entries: Iterable[RawEntry], now: datetime) -> Iterable[tuple[Item, list[Match]]]:
-        for entry in entries:
+    async def _match(
+        self, polled: PolledSource, entries: Iterable[RawEntry], now: datetime
+    ) -> tuple[list[_Found], ArticleStats]:
+        """Normalise and match every entry; then read the articles of the items worth it (all at once:
+        the reader bounds how many requests run) and match those again."""
+        ruleset = self.ruleset  # one pack for the whole fetch, even if the rules are reloaded meanwhile
+        reader = self.articles if polled.enrich else None
+        found: list[_Found] = []
+        todo: list[int] = []
+        for n, entry in enumerate(entries, start=1):
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             item = normalize(entry, now)
-            yield item, self.ruleset.match(item)
+            matches = ruleset.match(item)
+            if reader is not None and wants_article(ruleset, item, matches):
+                todo.append(len(found))
+            found.append((item, matches, False))
+        stats = ArticleStats()
+        if reader is None or not todo:
+            return found, stats
+        results = await asyncio.gather(*(enrich(reader, self.session, ruleset, found[i][0]) for i in todo))
+        for index, enriched in zip(todo, results, strict=True):
+            stats = stats.add(enriched.article, matched=bool(enriched.matches))
+            if enriched.matches:
+                found[index] = (enriched.item, list(enriched.matches), True)
+        return found, stats
 
     def _failed_state(
         self, state: SourceState, interval: timedelta, exc: SourceError, now: datetime

@@ -45,6 +45,7 @@ from rarewatch.settings import (
     SourceConfig,
     WebhookDestination,
 )
+from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.sources.feed import FeedSource
 from rarewatch.sources.html import HtmlListSource
@@ -97,7 +98,7 @@ def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
             source = _source_for(cfg)
         except ValueError as exc:
             raise ConfigError(f"source {cfg.name}: {exc}") from None
-        polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg)))
+        polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg), enrich=cfg.enrich))
     return tuple(polled)
 
 
@@ -146,6 +147,22 @@ def _source_for(cfg: SourceConfig) -> Source:
             **common,
         )
     return FeedSource(cfg.name, cfg.url, **common)
+
+
+def build_article_reader(settings: Settings, clock: Clock) -> ArticleReader:
+    """The reader of linked articles shared by every source with `enrich: true`."""
+    cfg = settings.enrichment
+    return ArticleReader(
+        concurrency=cfg.concurrency,
+        timeout=cfg.timeout.total_seconds(),
+        connect_timeout=cfg.connect_timeout.total_seconds(),
+        max_bytes=cfg.max_bytes,
+        cache_size=cfg.cache_size,
+        failure_ttl=cfg.failure_ttl,
+        max_chars=cfg.max_chars,
+        allow_private_hosts=cfg.allow_private_hosts,
+        clock=clock,
+    )
 
 
 def build_router(settings: Settings) -> Router:
@@ -282,6 +299,7 @@ async def open_runtime(
             dedup_window=settings.dedup_window,
             near_duplicate_threshold=settings.stories.near_duplicate_threshold,
             max_updates_per_story=settings.stories.max_updates,
+            articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
         )
         yield Runtime(
             store=store,

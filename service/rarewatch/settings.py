@@ -72,6 +72,7 @@ class FeedSource(_SourceBase):
     """RSS 0.9x/1.0/2.0 or Atom."""
 
     type: Literal["feed"]
+    enrich: bool = True  # read the linked article of items that name a watched term but fire no rule
 
 
 class JsonFields(_Strict):
@@ -101,6 +102,7 @@ class JsonSource(_SourceBase):
     max_pages: int = Field(default=3, ge=1, le=100)
     params: dict[str, str | list[str]] = Field(default_factory=dict)
     html_fields: bool = False  # the mapped strings are HTML already (WordPress `rendered` fields)
+    enrich: bool = False  # API documents usually carry their full text already
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +134,7 @@ class HtmlSource(_SourceBase):
     date: str | None = None
     summary: str | None = None
     encoding: str | None = None  # override the page's declared charset
+    enrich: bool = False  # list pages link to documents (often PDFs) rather than articles
 
     @model_validator(mode="before")
     @classmethod
@@ -334,6 +337,19 @@ class StoriesConfig(_Strict):
     max_updates: int = Field(default=10, ge=0)  # per story within the dedup window
 
 
+class EnrichmentConfig(_Strict):
+    """How linked articles are read for sources with `enrich: true` (see `rarewatch.sources.article`)."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)  # article requests at once, all sources together
+    timeout: PositiveDuration = timedelta(seconds=15)
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
+    max_bytes: int = Field(default=2 * 1024 * 1024, gt=0)  # counted after decompression
+    cache_size: int = Field(default=1000, ge=0)  # articles remembered by canonical link (0: none)
+    failure_ttl: Duration = timedelta(minutes=10)  # a page that failed is not tried again before this
+    max_chars: int = Field(default=2000, ge=100, le=100_000)  # lead text kept per article
+    allow_private_hosts: bool = False  # fetch links to localhost and private addresses (tests, intranets)
+
+
 class HttpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -370,6 +386,7 @@ class Settings(BaseSettings):
     http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
+    enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     watch_rules: bool = (
         False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)

@@ -44,6 +44,7 @@ async def test_demo_runs_offline_and_prints_alerts() -> None:
     assert "export-licensing" in out
     assert "broken-source" in out and "error" in out, "the broken sample source is reported"
     assert "fishing licence" not in out.split("\n\n")[1], "a trap story never alerts"
+    assert "matched in: article" in out, "the sample article is read and its story alerts"
     summary = [line for line in out.splitlines() if "alerts delivered to the console" in line]
     assert summary and int(summary[0].split()[0]) >= 3
 

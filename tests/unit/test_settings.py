@@ -171,3 +171,54 @@ def test_slack_destination_needs_token_and_channel_or_webhook(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="token and channel") as info:
         load_settings(path)
     assert info.value.line == 2
+
+
+def test_enrich_is_on_for_feeds_and_off_for_json_and_html_by_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n"
+        "  - {name: f, type: feed, url: 'https://example.org/a.xml'}\n"
+        "  - {name: g, type: feed, url: 'https://example.org/b.xml', enrich: false}\n"
+        "  - {name: j, type: json, preset: federal-register, url: 'https://example.org/api'}\n"
+        "  - {name: h, type: html, preset: mofcom, url: 'https://example.org/list', enrich: true}\n",
+    )
+    assert [s.enrich for s in load_settings(path).sources] == [True, False, False, True]
+
+
+def test_the_enrichment_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings(write(tmp_path, "store: sqlite:///x.db\n")).enrichment
+    assert (defaults.concurrency, defaults.timeout, defaults.max_bytes, defaults.cache_size) == (
+        4,
+        timedelta(seconds=15),
+        2 * 1024 * 1024,
+        1000,
+    )
+    assert defaults.failure_ttl == timedelta(minutes=10) and not defaults.allow_private_hosts
+    path = write(tmp_path, "enrichment: {concurrency: 2, timeout: 5s, failure_ttl: 1h, max_chars: 500}\n")
+    monkeypatch.setenv("RAREWATCH_ENRICHMENT__CACHE_SIZE", "50")
+    cfg = load_settings(path).enrichment
+    assert (cfg.concurrency, cfg.timeout, cfg.failure_ttl, cfg.max_chars, cfg.cache_size) == (
+        2,
+        timedelta(seconds=5),
+        timedelta(hours=1),
+        500,
+        50,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("enrichment:\n  concurrency: 0\n", "enrichment.concurrency"),
+        ("enrichment:\n  timeout: 0s\n", "enrichment.timeout"),
+        ("enrichment:\n  max_bytes: -1\n", "enrichment.max_bytes"),
+        ("enrichment:\n  cache_size: -1\n", "enrichment.cache_size"),
+        ("enrichment:\n  cach_size: 10\n", "enrichment.cach_size: Extra inputs"),
+        ("enrichment:\n  allow_private_hosts: maybe\n", "enrichment.allow_private_hosts"),
+    ],
+)
+def test_the_enrichment_block_is_validated(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(path)
+    assert info.value.line == 2

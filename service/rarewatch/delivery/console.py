@@ -1,7 +1,7 @@
 """The console destination: one readable line per alert, plus indented evidence and snippet lines.
 
     [HIGH] export-licensing  China adds magnets to licence list  (source: mofcom) https://…  rules: a, b
-        materials: ndfeb magnets; countries: china; terms: permanent magnet, export licence
+        materials: ndfeb magnets; countries: china; terms: permanent magnet, export licence; matched in: title
         …the Ministry of Commerce announced that rare-earth permanent magnets…
 
 A Chinese item gets one more line after the first, its English gloss:
@@ -70,6 +70,8 @@ def _evidence(view: Presentation) -> str:
         parts.append("countries: " + ", ".join(view.countries))
     if view.terms:
         parts.append("terms: " + ", ".join(view.terms))
+    if view.matched_in:
+        parts.append("matched in: " + view.matched_in)
     return "; ".join(parts)
 
 

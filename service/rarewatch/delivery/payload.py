@@ -18,8 +18,12 @@ Webhooks POST it; the jsonl destination writes one per line. Fields (all always 
 - `summary` (string): the story's summary, plain text, at most 500 characters (cut at a word boundary
   when possible, ending in `…`).
 - `matches` (array of object): one per rule that fired, sorted by `rule`, each with `rule` (the rule
-  id), `category`, `severity`, `terms` (array of string: the terms that matched) and `snippet` (the
-  text around the first hit).
+  id), `category`, `severity`, `terms` (array of string: the terms that matched), `snippet` (the
+  text around the first hit) and `matched_in` (as below, for this rule).
+- `matched_in` (string): which text raised the alert: `"title"`, `"summary"`, `"content"` (the feed's
+  own full text) or `"article"` (the linked article, read because the item named a watched material,
+  agency or list but fired no rule on its own); the least text any match needed. `""` when unknown
+  (alerts recorded before this field existed, digests).
 - `story` (string): the id of the first alert of this story; equals `id` for `type: "alert"`.
 - `materials`, `countries` (array of string): the elements, minerals, magnets and countries the rule
   pack recognised in the item (canonical lower-case English names), which routes can match on.
@@ -97,6 +101,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "countries": list(alert.countries),
         "rules_version": alert.rules_version,
         "gloss": gloss_line(alert),
+        "matched_in": alert.matched_in,
     }
     if alert.kind is AlertKind.DIGEST:
         payload["alerts"] = [alert_payload(child) for child in alert.children]
@@ -112,6 +117,7 @@ def _match_payload(match: Match) -> dict[str, Any]:
         "severity": match.severity.label,
         "terms": list(match.terms),
         "snippet": match.snippet,
+        "matched_in": match.matched_in,
     }
 
 

@@ -36,6 +36,7 @@ class Presentation:
     materials: tuple[str, ...]
     countries: tuple[str, ...]
     gloss: str  # "" unless the item is in Chinese
+    matched_in: str  # which text raised the alert (title, summary, content, article), "" if unknown
 
 
 def present(alert: Alert) -> Presentation:
@@ -49,6 +50,7 @@ def present(alert: Alert) -> Presentation:
         materials=alert.materials,
         countries=alert.countries,
         gloss=gloss_line(alert, terms),
+        matched_in=alert.matched_in,
     )
 
 

@@ -8,6 +8,7 @@ An alert becomes (fallback text, blocks):
     context  🌐 _Export licensing (China): export control; gallium — matched: 出口管制 → export control_
              (the English gloss: Chinese items only)
     context  Source: *mofcom* | Published: <!date^…|2026-01-31 08:00 UTC> | Severity: *HIGH* | Categories: …
+             | Matched in: *article*   (title, summary, content or article; left out when unknown)
     divider
     section  (one per match, most severe first, at most 10)
              *export-licensing* · HIGH · rule `licensing`
@@ -212,12 +213,15 @@ def _title_text(alert: Alert) -> str:
 def _facts(alert: Alert) -> list[str]:
     item = alert.item
     categories = ", ".join(safe_text(c, NAME_MAX) for c in alert.categories)
-    return [
+    facts = [
         f"Source: *{safe_text(item.source, NAME_MAX)}*",
         f"Published: {slack_date(item.published)}",
         f"Severity: *{alert.severity.name}*",
         f"Categories: {categories}",  # mrkdwn() cuts it to the element limit
     ]
+    if alert.matched_in:
+        facts.append(f"Matched in: *{safe_text(alert.matched_in, NAME_MAX)}*")
+    return facts
 
 
 def _match_text(match: Match) -> str:

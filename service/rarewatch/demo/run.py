@@ -28,6 +28,8 @@ def demo_settings(base_url: str, workdir: Path) -> Settings:
         routes=[{"to": ["console"]}],
         # The sample stories are dated; a long lookback lets them all through on this first poll.
         initial_lookback="3650d",
+        # The sample article is served on 127.0.0.1, which enrichment refuses unless told otherwise.
+        enrichment={"allow_private_hosts": True},
         config_dir=workdir,
     )
 

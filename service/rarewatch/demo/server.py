@@ -1,4 +1,5 @@
-"""A tiny local feed server for the demo: the bundled sample feeds, plus one source that is broken."""
+"""A tiny local feed server for the demo: the bundled sample feeds, an article page one of them links to
+(`{base}` in a feed is the server's own address), plus one source that is broken."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from rarewatch.paths import demo_feeds_dir
+from rarewatch.paths import demo_articles_dir, demo_feeds_dir
 
 
 def _feed_app() -> web.Application:
@@ -19,13 +20,21 @@ def _feed_app() -> web.Application:
         path = feeds / request.match_info["name"]
         if path.suffix != ".xml" or not path.is_file():
             raise web.HTTPNotFound()
-        return web.Response(body=path.read_bytes(), content_type="application/xml", charset="utf-8")
+        body = path.read_bytes().replace(b"{base}", str(request.url.origin()).encode())
+        return web.Response(body=body, content_type="application/xml", charset="utf-8")
+
+    async def article(request: web.Request) -> web.Response:
+        path = demo_articles_dir() / request.match_info["name"]
+        if path.suffix != ".html" or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(body=path.read_bytes(), content_type="text/html", charset="utf-8")
 
     async def broken(request: web.Request) -> web.Response:
         # Shows that one failing source is reported and leaves the others alone.
         return web.Response(status=500, text="internal error")
 
     app.router.add_get("/feeds/{name}", feed)
+    app.router.add_get("/articles/{name}", article)
     app.router.add_get("/broken.xml", broken)
     return app
 

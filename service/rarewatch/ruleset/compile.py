@@ -27,6 +27,9 @@ from rarewatch.ruleset.terms import PLAIN, NegationCheck, TermOptions, TermTable
 from rarewatch.ruleset.text import canonical_term, term_variants
 
 Loc = tuple[str | int, ...]
+# The vocabulary kinds whose terms make an item that fires no rule worth reading in full. Countries are
+# not among them: nearly every piece of world news names one.
+WATCHED_KINDS = frozenset({"materials", "watch"})
 
 
 class ExpressionError(ValueError):
@@ -58,6 +61,7 @@ class Compiled:
     entities: dict[int, tuple[tuple[str, str], ...]]  # term id -> the (kind, name) entities it names
     gate: frozenset[int] | None  # one of these must be found for any rule to fire; None: no such set
     matched: frozenset[int]  # the terms matching needs (rules, their exclusions and negators)
+    watched: frozenset[int] = frozenset()  # terms naming a material or a `kind: watch` term: worth a look
 
 
 class _Compiler:
@@ -241,10 +245,14 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
                 c.rule.id,
                 ("match",),
             )
+    watched: set[int] = set()
     for name, vocabulary in vocabularies.items():
-        if vocabulary.entities:  # entity vocabularies are searched even when no rule uses them
+        # Entity and watch vocabularies are searched even when no rule uses them.
+        if vocabulary.entities or vocabulary.kind == "watch":
             compiler.rule_id = ""
-            compiler.vocab(name, (), owner=name)
+            node = compiler.vocab(name, (), owner=name)
+            if vocabulary.kind in WATCHED_KINDS:
+                watched |= node.tids
     return Compiled(
         compiler.table,
         tuple(compiled),
@@ -253,6 +261,7 @@ def compile_rules(rules: Sequence[Rule], vocabularies: Mapping[str, Vocabulary])
         {t: tuple(names) for t, names in compiler.entities.items()},
         None if always else _gate(compiled, weight),
         _closure(frozenset().union(*(_every_term(c.expr) for c in compiled)), compiler.table),
+        frozenset(watched),
     )
 
 

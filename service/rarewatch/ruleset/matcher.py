@@ -8,7 +8,7 @@ on a term (regex-only rules) are evaluated on every item, and turn the gate off:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from rarewatch.models import Item, Match
@@ -18,7 +18,7 @@ from rarewatch.ruleset.entities import NONE, Entities, collect
 from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
-from rarewatch.ruleset.schema import FIELDS, Rule, Vocabulary
+from rarewatch.ruleset.schema import FIELDS, FieldName, Rule, Vocabulary
 from rarewatch.ruleset.text import search_offset_to_display, snippet
 
 
@@ -44,7 +44,7 @@ class Ruleset:
         self._compiled = compiled.rules
         self._triggers = compiled.triggers
         self._always = frozenset(compiled.always)
-        self._scanner = Scanner(compiled.terms, compiled.gate, compiled.matched)
+        self._scanner = Scanner(compiled.terms, compiled.gate, compiled.matched, compiled.watched)
         self._entities = compiled.entities
         chinese.warm_up()
         self.rules: tuple[Rule, ...] = tuple(c.rule for c in compiled.rules)
@@ -63,14 +63,51 @@ class Ruleset:
         return self._match((item.title, item.summary, item.content), item.source)  # the order of FIELDS
 
     def match_fields(
-        self, fields: Mapping[str, str], source: str | None = None, lang: str | None = None
+        self,
+        fields: Mapping[str, str],
+        source: str | None = None,
+        lang: str | None = None,
+        *,
+        snippet_from: FieldName | None = None,
     ) -> list[Match]:
         """The rules that fire on plain texts keyed `title`, `summary`, `content` (missing keys are empty).
 
         Rules restricted to `sources` fire only when `source` is one of them. `lang` is accepted for
         symmetry with `Item`; matching does not depend on it (each term's script decides how it matches).
+        `snippet_from` takes each snippet from that field's first evidence when a rule has some there
+        (an article's lead says more than the headline it was read for); by default, the first evidence.
         """
-        return self._match(tuple(fields.get(name) or "" for name in FIELDS), source)
+        raw = tuple(fields.get(name) or "" for name in FIELDS)
+        return self._match(raw, source, None if snippet_from is None else FIELDS.index(snippet_from))
+
+    def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
+        """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
+        `kind: watch` vocabulary (an agency, a list, a control), after exclusions and negation: an item
+        that does but fires no rule is worth reading in full. `lang` is accepted as in `match_fields`."""
+        return self._scanner.mentions_watched(tuple(fields.get(name) or "" for name in FIELDS))
+
+    def first_fields(
+        self, fields: Mapping[str, str], rule_ids: Collection[str], source: str | None = None
+    ) -> dict[str, FieldName]:
+        """For each of `rule_ids` (rules that fire on `fields`), the field that completed its match: the
+        first of title, summary, content such that the rule fires on that field and those before it.
+
+        A rule that fires on no shorter prefix (or, through `none`, only on the whole text) gets the last
+        non-empty field. Costs at most two extra matches, and only for items that matched.
+        """
+        present = [name for name in FIELDS if fields.get(name)]
+        if not present:
+            return {}
+        found: dict[str, FieldName] = {}
+        wanted = set(rule_ids)
+        for end, name in enumerate(present[:-1], start=1):
+            prefix: dict[str, str] = {f: fields[f] for f in present[:end]}
+            for match in self.match_fields(prefix, source):
+                if match.rule in wanted and match.rule not in found:
+                    found[match.rule] = name
+            if len(found) == len(wanted):
+                return found
+        return {rule: found.get(rule, present[-1]) for rule in wanted}
 
     def entities(self, item: Item) -> Entities:
         """The materials and countries `item` names (canonical names, in order of first mention)."""
@@ -94,7 +131,7 @@ class Ruleset:
         `glossary`): what an alert carries so that every destination can show an English gloss."""
         return self.glossary.glosses(t for m in matches for t in m.terms)
 
-    def _match(self, raw: Sequence[str], source: str | None) -> list[Match]:
+    def _match(self, raw: Sequence[str], source: str | None, snippet_field: int | None = None) -> list[Match]:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
@@ -105,7 +142,7 @@ class Ruleset:
         found = []
         for rule in candidates:  # rules are sorted by id, so matches are too
             if rule.expr.test(scan, rule.fields):
-                found.append(_to_match(rule, scan))
+                found.append(_to_match(rule, scan, snippet_field))
         return found
 
     def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
@@ -124,7 +161,7 @@ class Ruleset:
         return candidates
 
 
-def _to_match(rule: CompiledRule, scan: Scan) -> Match:
+def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:
     evidence: list[Evidence] = []
     rule.expr.evidence(scan, rule.fields, evidence)
     evidence.sort()  # by field and position; the rest of the tuple only makes ties deterministic
@@ -134,8 +171,17 @@ def _to_match(rule: CompiledRule, scan: Scan) -> Match:
         category=rule.rule.category,
         severity=rule.rule.severity,
         terms=terms,
-        snippet=_snippet(scan, evidence[0]) if evidence else "",
+        snippet=_snippet(scan, _snippet_evidence(evidence, snippet_field)) if evidence else "",
     )
+
+
+def _snippet_evidence(evidence: Sequence[Evidence], field: int | None) -> Evidence:
+    """The first evidence in `field` if there is any (and `field` is given), else the first of all."""
+    if field is not None:
+        for e in evidence:
+            if e.field == field:
+                return e
+    return evidence[0]
 
 
 def _snippet(scan: Scan, first: Evidence) -> str:

@@ -22,9 +22,17 @@ from rarewatch.ruleset.text import cased_text, is_word_char, search_text
 class Scanner:
     """The automata of one rule pack and the filters of its terms."""
 
-    def __init__(self, terms: TermTable, gate: frozenset[int] | None, matched: frozenset[int]) -> None:
+    def __init__(
+        self,
+        terms: TermTable,
+        gate: frozenset[int] | None,
+        matched: frozenset[int],
+        watched: frozenset[int] = frozenset(),
+    ) -> None:
         self._ascii, self._other = terms.automata(matched)
         self._all = terms.automata()  # for entities: the matched terms and the entity-only ones
+        self._watched = watched
+        self._watch = terms.gate_automata(watched) if watched else (None, None)
         self._gate = None
         self._vetoes: frozenset[int] = frozenset()
         if gate is not None:
@@ -47,6 +55,20 @@ class Scanner:
         vetoes = [(a, b) for a, b, veto in found if veto]
         # Open when a gate term was found outside every veto ("magnet" but not in "magnet school").
         return any(not veto and not any(a < e and s < b for s, e in vetoes) for a, b, veto in found)
+
+    def mentions_watched(self, raw: Sequence[str]) -> bool:
+        """Whether the fields name a watched term (a material, an agency, a list) once the filters have
+        had their say. A small automaton of the watched terms alone answers most items; only a raw hit
+        pays for the full scan and the filters ("Graphite Capital" names no graphite)."""
+        search = [search_text(text) if text else "" for text in raw]
+        joined = "\n".join(search)
+        automaton = self._watch[0] if joined.isascii() else self._watch[1]
+        if automaton is None or not _gate_hits(automaton, joined, frozenset()):
+            return False
+        scan = self.scan(raw, gated=False, every_term=True)
+        assert scan is not None
+        self.filter(scan)
+        return not self._watched.isdisjoint(scan.hits)
 
     def scan(self, raw: Sequence[str], gated: bool, every_term: bool = False) -> Scan | None:
         """The unfiltered term hits of an item's fields; None when `gated` and the gate is closed.

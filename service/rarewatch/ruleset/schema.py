@@ -310,7 +310,7 @@ class Rule(_Strict):
 
 
 EntityKind = Literal["materials", "countries"]
-VocabKind = Literal["materials", "countries", "negators", "glossary"]
+VocabKind = Literal["materials", "countries", "negators", "glossary", "watch"]
 ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 EntityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9 ()./-]*$", max_length=100)]
 GLOSS_MAX = 80
@@ -365,6 +365,8 @@ class Vocabulary(_Strict):
     * `kind: glossary` + `entries`: English glosses of Chinese terms (`{不可靠实体清单: unreliable
       entity list}`), for the one-line English gloss of Chinese alerts. Not terms: nothing matches
       on them, and rules cannot reference the vocabulary.
+    * `kind: watch`: agencies, lists and controls worth a closer look (`terms` only): an item that names
+      one, or a material, but fires no rule is worth reading in full (`Ruleset.worth_enriching`).
     """
 
     vocabulary: VocabName
@@ -392,6 +394,8 @@ class Vocabulary(_Strict):
             raise ValueError(
                 "`entities` need `kind: materials` or `kind: countries`, and those kinds need entities"
             )
+        if self.kind == "watch" and not self.terms:
+            raise ValueError("a vocabulary of `kind: watch` needs `terms`")
         if self.kind == "negators":
             if self.negated_by:
                 raise ValueError("a vocabulary of negators cannot itself be `negated_by`")

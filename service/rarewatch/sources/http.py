@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,17 +89,20 @@ async def fetch(
     headers: Mapping[str, str] | None = None,
     etag: str | None = None,
     last_modified: str | None = None,
+    check_target: Callable[[URL], None] | None = None,
 ) -> HttpResponse:
     """GET `url` and return the 2xx or 304 response; raise `SourceError` for everything else.
 
     `headers` are extra request headers (they may override the User-Agent); `etag`/`last_modified` are
     the stored validators, sent as If-None-Match/If-Modified-Since. `limits` defaults to `Limits()`.
+    `check_target` is called with the URL and every redirect target before it is requested, and raises
+    `SourceError` to refuse one (article links come from feeds: see `sources.article`).
     """
     limits = limits or Limits()
     sent = request_headers(headers or {}, etag=etag, last_modified=last_modified)
     try:
         async with asyncio.timeout(limits.timeout):
-            return await _follow(session, check_url(url), sent, limits)
+            return await _follow(session, check_url(url), sent, limits, check_target)
     except aiohttp.ConnectionTimeoutError:
         raise SourceError(f"timed out after {limits.connect_timeout:g}s connecting to {url}") from None
     except TimeoutError:
@@ -115,10 +118,16 @@ async def fetch(
 
 
 async def _follow(
-    session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str], limits: Limits
+    session: aiohttp.ClientSession,
+    url: URL,
+    headers: CIMultiDict[str],
+    limits: Limits,
+    check_target: Callable[[URL], None] | None = None,
 ) -> HttpResponse:
     seen = [url]
     for _ in range(MAX_REDIRECTS + 1):
+        if check_target is not None:
+            check_target(url)
         timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
         # Per request, whatever the shared session's defaults: redirects are followed by hand (to check
         # each hop's scheme and name loops), bodies are decompressed (the cap counts decompressed bytes),

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -89,3 +90,9 @@ async def test_a_broken_pipe_is_a_retryable_delivery_error(broken_pipe: TextIO) 
     with pytest.raises(DeliveryError, match="cannot write to the console") as info:
         await ConsoleNotifier("console", broken_pipe).send(make_alert())
     assert info.value.retryable
+
+
+def test_the_evidence_line_says_which_text_matched() -> None:
+    alert = make_alert()
+    located = replace(alert, matches=tuple(replace(m, matched_in="article") for m in alert.matches))
+    assert format_alert(located).splitlines()[1] == "    matched in: article"

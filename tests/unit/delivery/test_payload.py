@@ -24,8 +24,22 @@ def make_alert(summary: str = "Short summary.") -> Alert:
         published=PUBLISHED,
     )
     matches = (
-        Match("shortage", "supply-disruption", Severity.MEDIUM, ("shortage",), "a shortage of magnets"),
-        Match("licensing", "export-licensing", Severity.HIGH, ("export licence", "稀土"), "export licence"),
+        Match(
+            "shortage",
+            "supply-disruption",
+            Severity.MEDIUM,
+            ("shortage",),
+            "a shortage of magnets",
+            "article",
+        ),
+        Match(
+            "licensing",
+            "export-licensing",
+            Severity.HIGH,
+            ("export licence", "稀土"),
+            "export licence",
+            "summary",
+        ),
     )
     return Alert(id="a1b2c3", item=item, matches=matches, created=CREATED)
 
@@ -52,6 +66,7 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
                 "severity": "high",
                 "terms": ["export licence", "稀土"],
                 "snippet": "export licence",
+                "matched_in": "summary",
             },
             {
                 "rule": "shortage",
@@ -59,6 +74,7 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
                 "severity": "medium",
                 "terms": ["shortage"],
                 "snippet": "a shortage of magnets",
+                "matched_in": "article",
             },
         ],
         "story": "a1b2c3",
@@ -66,6 +82,7 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
         "countries": [],
         "rules_version": "",
         "gloss": "",
+        "matched_in": "summary",
     }
     json.dumps(data)  # JSON-ready as is
 

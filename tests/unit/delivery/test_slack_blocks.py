@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -324,3 +325,13 @@ def test_followup_without_a_permalink_and_with_hostile_text() -> None:
         assert_no_injection(text)
     _, blocks = build_followup(alert, "javascript:alert(1)")
     assert len(blocks) == 1
+
+
+def test_the_facts_say_which_text_matched() -> None:
+    alert = make_alert()
+    _, blocks = build_message(alert)
+    assert not any(e["text"].startswith("Matched in") for e in blocks[2]["elements"]), "unknown: not shown"
+    located = replace(alert, matches=tuple(replace(m, matched_in="article") for m in alert.matches))
+    _, blocks = build_message(located)
+    assert blocks[2]["elements"][-1]["text"] == "Matched in: *article*"
+    assert_within_limits(blocks)

@@ -115,7 +115,11 @@ def categories(pack: Ruleset, title: str, summary: str = "") -> set[str]:
         ("Beijing launches campaign against strategic mineral smuggling", "", set()),
         ("海关总署部署打击稀土等战略矿产走私违法犯罪专项行动", "", set()),
         # halts of exports: a trade measure when decided, a supply disruption when an outage forces them
-        ("Beijing halts gallium exports to US defence contractors", "", {"trade-restrictions", "export-licensing"}),
+        (
+            "Beijing halts gallium exports to US defence contractors",
+            "",
+            {"trade-restrictions", "export-licensing"},
+        ),
         ("Power outage at a Jiangxi smelter halts tungsten exports for a week", "", {"supply-disruption"}),
         ("稀土分离厂火灾 暂停出口一周", "", {"supply-disruption"}),
     ],
