@@ -448,7 +448,20 @@ def test_dataset_positives_per_category(dataset: list[LabelledItem]) -> None:
 def test_dataset_ids_are_unique_and_prefixed_by_language(dataset: list[LabelledItem]) -> None:
     ids = [i.id for i in dataset]
     assert len(ids) == len(set(ids))
-    assert all(i.id.startswith(f"{i.lang}-") for i in dataset)
+    assert all(i.id.startswith(f"{i.lang}-") for i in dataset if i.origin == "synthetic")
+    assert all(i.id.startswith(f"rw-{i.lang}-") for i in dataset if i.origin == "real-style")
+
+
+def test_dataset_is_at_least_600_items_with_40_percent_real_style(dataset: list[LabelledItem]) -> None:
+    """Issue 7: the development set holds real-style items (written in our own words after real
+    coverage), each with the page that inspired it, beside the synthetic ones."""
+    assert {i.origin for i in dataset} == {"synthetic", "real-style"}
+    real = [i for i in dataset if i.origin == "real-style"]
+    assert len(dataset) >= 600
+    assert len(real) / len(dataset) >= 0.40
+    assert all(i.source_url and i.source_url.startswith(("http://", "https://")) for i in real)
+    assert {i.lang for i in real} == {"en", "zh"}
+    assert {i.script for i in real if i.lang == "zh"} == {"hans", "hant"}
 
 
 def test_dataset_uses_only_known_categories(dataset: list[LabelledItem]) -> None:
@@ -458,7 +471,8 @@ def test_dataset_uses_only_known_categories(dataset: list[LabelledItem]) -> None
 
 def test_dataset_traps_mark_negatives_only(dataset: list[LabelledItem]) -> None:
     assert all(i.is_negative for i in dataset if i.trap)
-    assert all(i.trap for i in dataset if i.is_negative)
+    # the synthetic negatives each name their trap family; the real-style ones say why in `note`
+    assert all(i.trap for i in dataset if i.is_negative and i.origin == "synthetic")
 
 
 def test_dataset_covers_every_trap_family(dataset: list[LabelledItem]) -> None:

@@ -1,6 +1,13 @@
-"""The bundled rule pack, scored on the labelled evaluation set: every category at 0.9 precision and
-recall or better, and at most 5% of the negatives (traps) alerting. `rarewatch rules evaluate` prints
-the same report (see `rarewatch.commands.evaluate`)."""
+"""The bundled rule pack, scored on the labelled development set, separately on its two parts:
+
+* the synthetic items (written to cover every category and trap family): every category at 0.95
+  precision and recall or better, at most 5% of the negatives alerting;
+* the real-style items (written in our own words after real published coverage, `source_url` per
+  item, labelled blind): every category at 0.80 or better, at most 10% of the negatives alerting.
+
+These are floors that catch regressions, not the targets: the figures measured on real text the pack
+was never tuned on are in the closing notes and the README. `rarewatch eval --by origin` prints the
+same reports (see `rarewatch.commands.evaluate`)."""
 
 from __future__ import annotations
 
@@ -17,20 +24,32 @@ from rarewatch.ruleset import load_ruleset
 DATA = Path(__file__).resolve().parents[1] / "data" / "labelled.jsonl"
 
 
+FLOORS = {"synthetic": (0.95, 0.05), "real-style": (0.80, 0.10)}
+"""origin -> (precision and recall floor per category, ceiling on the share of negatives alerting)"""
+
+
 @pytest.fixture(scope="module")
-def report() -> EvalReport:
-    return score_pack(load_ruleset([bundled_rules_dir()]), load_labelled(DATA))
+def reports() -> dict[str, EvalReport]:
+    ruleset = load_ruleset([bundled_rules_dir()])
+    items = load_labelled(DATA)
+    return {origin: score_pack(ruleset, [i for i in items if i.origin == origin]) for origin in FLOORS}
 
 
+@pytest.mark.parametrize("origin", sorted(FLOORS))
 @pytest.mark.parametrize("category", CATEGORIES)
-def test_precision_and_recall_per_category(report: EvalReport, category: str) -> None:
+def test_precision_and_recall_per_category(
+    reports: dict[str, EvalReport], origin: str, category: str
+) -> None:
+    report, (floor, _) = reports[origin], FLOORS[origin]
     score = report.score(category)
-    assert score.precision >= 0.9, format_report(report)
-    assert score.recall >= 0.9, format_report(report)
+    assert score.precision >= floor, format_report(report)
+    assert score.recall >= floor, format_report(report)
 
 
-def test_negatives_rarely_alert(report: EvalReport) -> None:
-    assert report.negative_alert_rate <= 0.05, format_report(report)
+@pytest.mark.parametrize("origin", sorted(FLOORS))
+def test_negatives_rarely_alert(reports: dict[str, EvalReport], origin: str) -> None:
+    report, (_, ceiling) = reports[origin], FLOORS[origin]
+    assert report.negative_alert_rate <= ceiling, format_report(report)
 
 
 def test_evaluate_command_prints_the_report_and_exits_0() -> None:
