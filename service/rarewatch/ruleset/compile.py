@@ -289,29 +289,42 @@ def _closure(tids: frozenset[int], table: TermTable) -> frozenset[int]:
     return frozenset(done)
 
 
-def _required(node: Node, weight: Weight) -> list[frozenset[int]]:
+def _required(node: Node, weight: Weight, shared: frozenset[int] | None = None) -> list[frozenset[int]]:
     """Term sets of which one term each must be found for `node` to hold (a necessary condition)."""
     if isinstance(node, TermSet):
         return [node.tids]
     if isinstance(node, Near):
         return [node.left.tids, node.right.tids]
     if isinstance(node, AllOf):
-        return [s for c in node.children for s in _required(c, weight)]
+        return [s for c in node.children for s in _required(c, weight, shared)]
     if isinstance(node, AnyOf):
-        sets = [_gate_set(c, weight) for c in node.children]
+        sets = [_gate_set(c, weight, shared) for c in node.children]
         return [frozenset().union(*(s for s in sets if s is not None))] if None not in sets else []
     return []  # a regex or a `none` requires no term
 
 
-def _gate_set(node: Node, weight: Weight) -> frozenset[int] | None:
-    """The required set of `node` most shared with other rules: the subject that every rule of a pack
-    names ("materials"), which keeps the union over rules, the gate, small and rare in general news."""
-    required = _required(node, weight)
-    return max(required, key=weight) if required else None
+def _gate_set(node: Node, weight: Weight, shared: frozenset[int] | None = None) -> frozenset[int] | None:
+    """The required set of `node` to gate it on. Without `shared`: the set most shared with other
+    rules, the subject that most rules of a pack name ("materials"). With `shared` (that subject):
+    the subject where `node` requires it, else its smallest required set, so that a rule naming no
+    material (a list designation, a dual-use ban) is gated on its own few specific terms and not on
+    a large vocabulary it shares with a few rules (the countries, staff words), which general news is
+    full of."""
+    required = [s for s in _required(node, weight, shared) if s]
+    if not required:
+        return None
+    if shared is None:
+        return max(required, key=weight)
+    return shared if shared in required else min(required, key=len)
 
 
 def _gate(rules: Sequence[CompiledRule], weight: Weight) -> frozenset[int] | None:
-    sets = [_gate_set(c.expr, weight) for c in rules]
+    """The union over rules of the set each is gated on (see `_gate_set`)."""
+    first = [_gate_set(c.expr, weight) for c in rules]
+    if None in first:
+        return None
+    shared = Counter(s for s in first if s is not None).most_common(1)[0][0] if first else None
+    sets = [_gate_set(c.expr, weight, shared) for c in rules]
     return None if None in sets else frozenset().union(*(s for s in sets if s is not None))
 
 
