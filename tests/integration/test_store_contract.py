@@ -702,7 +702,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -774,7 +774,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -809,7 +809,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     finally:
         await store.close()
     await _create_schema(path)  # opening the migrated file again changes nothing
-    assert sqlite_pragma(path, "user_version") == 3
+    assert sqlite_pragma(path, "user_version") == 4
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT owner FROM claims WHERE key = 'item:2'").fetchone() == ("alert-2",)
     conn.close()
