@@ -114,6 +114,15 @@ class SQLiteStore:
             # roll back on power loss; that costs at most a repeated alert, and saves an fsync per claim.
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise
+            raise StoreError(
+                f"SQLite store {self.path} is damaged ({exc}): restore it from a backup, or empty it "
+                f"(: > {self.path}) to start over; rarewatch then marks what the sources list as seen "
+                "instead of alerting on it again"
+            ) from exc
         except BaseException:
             conn.close()
             raise
