@@ -133,7 +133,8 @@ class Pipeline:
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
-        if self.guard is not None and await self.guard.check():
+        forgot = await self._store_forgot()
+        if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
         name = polled.source.name
         state = await self.store.get_source_state(name) or SourceState()
@@ -148,6 +149,9 @@ class Pipeline:
             log.warning("source %s failed (%d in a row): %s", name, failed.consecutive_failures, exc)
             return SourceRun(name, "error", error=str(exc), next_poll_not_before=failed.not_before)
         found, articles = await self._match(polled, result.entries, now)
+        if not forgot and await self._store_forgot():
+            # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
+            return SourceRun(name, "skipped")
         matched, alerts = await self._admit(polled, found, state, now)
         await self.store.put_source_state(name, _succeeded_state(state, result, now))
         status: Status = "not_modified" if result.not_modified else "ok"
@@ -159,6 +163,10 @@ class Pipeline:
             alerts=tuple(alerts),
             articles=articles,
         )
+
+    async def _store_forgot(self) -> bool:
+        """Whether the store lost its memory while this process ran (`StoreGuard`: one cheap read)."""
+        return self.guard is not None and await self.guard.check()
 
     async def _admit(
         self, polled: PolledSource, found: Sequence[_Found], state: SourceState, now: datetime

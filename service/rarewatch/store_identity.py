@@ -11,7 +11,10 @@ Redis FLUSHALL, a restarted Redis without persistence, another server), the serv
   `rarewatch-store-identity`, title starting `[rarewatch operational]`), keyed by the new marker so
   several processes noticing the same loss raise it once;
 - and polls every source as on its first poll, marking everything it lists as seen without alerting
-  (not just what is older than `initial_lookback`): nothing it alerted on before is sent again.
+  (not just what is older than `initial_lookback`): nothing it alerted on before is sent again. The new
+  marker says it was written after a loss, so a process (re)started within the dedup window of it does
+  the same for the sources not yet polled since; a poll during which the store forgot claims nothing
+  (the source's next poll is then its first).
 
 The decision itself is `assess()`, a pure function; `StoreGuard` carries it out.
 """
@@ -140,6 +143,9 @@ class StoreGuard:
                 return self.lost_memory
             if verdict is Verdict.START:
                 self.marker = found
+                # Started soon after another process (or run) announced a loss: sources it has not polled
+                # since still have no state, and must mark what they list as seen too.
+                self.lost_memory = found is not None and found.after_loss and self._recent(found)
             elif verdict is Verdict.NEW:
                 self.marker = await self.store.create_marker(StoreMarker.new(self.clock.now()))
                 log.info("store %s: identity marker %s written", self.where, self.marker.id)
@@ -150,10 +156,13 @@ class StoreGuard:
                 await self._lost(found)
         return self.lost_memory
 
+    def _recent(self, marker: StoreMarker) -> bool:
+        return self.clock.now() - marker.created < self.ttl
+
     async def _lost(self, found: StoreMarker | None) -> None:
         now, previous = self.clock.now(), self.marker
         # Another process may have noticed first and written the new marker: then this is the same loss.
-        fresh = StoreMarker.new(now, previous.id if previous else None)
+        fresh = StoreMarker.new(now, previous.id if previous else None, after_loss=True)
         marker = found or await self.store.create_marker(fresh)
         log.error(
             "STORE LOST ITS MEMORY: %s was found empty or replaced (marker %s expected, %s found). Nothing "

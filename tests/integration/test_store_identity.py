@@ -4,14 +4,19 @@ re-sent, one error is logged, one operational alert reaches every destination, a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from rarewatch.clock import FakeClock
+from rarewatch.models import FetchResult, SourceState
+from rarewatch.pipeline import PolledSource
 from rarewatch.runtime import open_runtime
 from rarewatch.scheduler import Poller
 from rarewatch.settings import Settings
@@ -109,5 +114,77 @@ async def test_a_store_that_lost_its_memory_re_sends_nothing(
             await poller.flush()
             assert len(hook.delivered_ids()) == len(TITLES) + 2
     if backend == "redis":
+        await client.flushdb()
+        await client.aclose()
+
+
+class ForgetfulFetch:
+    """A source that makes the store forget while it fetches (the loss lands between check and claims)."""
+
+    def __init__(self, polled: PolledSource, forget: Callable[[], Awaitable[None]]) -> None:
+        self.inner, self.name, self.forget = polled.source, polled.source.name, forget
+        self.armed = False
+
+    async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult:
+        result = await self.inner.fetch(session, state)
+        if self.armed:
+            self.armed = False
+            await self.forget()
+        return result
+
+
+async def test_a_store_that_forgets_during_a_fetch_re_sends_nothing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = tmp_path / "state.db"
+    client = None
+    if backend == "redis":
+        redis_url = str(request.getfixturevalue("redis_url"))
+        client = aioredis.from_url(redis_url)
+        await client.flushdb()
+        store_url = redis_url
+    else:
+        store_url = f"sqlite:///{db}"
+
+    async def forget() -> None:
+        if client is not None:
+            await client.flushall()
+        else:
+            empty = tmp_path / "empty.db"
+            empty.write_bytes(b"")
+            empty.replace(db)
+
+    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
+    stories = [item(n, title, timedelta(minutes=n + 1)) for n, title in enumerate(TITLES)]
+    async with feed_server() as feeds, webhook_receiver() as hook:
+        feeds.feeds["/wire.xml"] = rss(stories)
+        settings = Settings(
+            store=store_url,
+            rules=[str(tmp_path / "rules.yaml")],
+            sources=[{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}],
+            destinations=[{"name": "tickets", "type": "webhook", "url": hook.url}],
+            routes=[{"to": ["tickets"]}],
+            config_dir=tmp_path,
+        )
+        clock = FakeClock(NOW)
+        async with open_runtime(settings, clock=clock) as runtime:
+            source = ForgetfulFetch(runtime.sources[0], forget)
+            polled = replace(runtime.sources[0], source=source)
+            await runtime.pipeline.run_source(polled)
+            await runtime.outbox.flush()
+            first = hook.delivered_ids()
+            assert len(first) == len(TITLES)
+
+            source.armed = True
+            clock.advance(timedelta(minutes=10))
+            run = await runtime.pipeline.run_source(polled)
+            assert run.status == "skipped" and run.alerts == ()
+            clock.advance(timedelta(minutes=10))
+            run = await runtime.pipeline.run_source(polled)  # the source's first poll on the new store
+            assert run.alerts == ()
+            await runtime.outbox.flush()
+            new = [p for p in hook.payloads() if p["id"] not in first]
+            assert [p["categories"] for p in new] == [[OPERATIONAL_CATEGORY]]
+    if client is not None:
         await client.flushdb()
         await client.aclose()

@@ -149,3 +149,20 @@ async def test_guard_alarms_on_a_zero_byte_file_at_start(tmp_path: Path) -> None
         assert len(await store.deliveries()) == 2
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("after_loss", "age", "lost"),
+    [(True, timedelta(hours=1), True), (True, timedelta(days=8), False), (False, timedelta(hours=1), False)],
+)
+async def test_a_process_started_soon_after_a_loss_keeps_marking_everything_seen(
+    tmp_path: Path, after_loss: bool, age: timedelta, lost: bool
+) -> None:
+    clock = FakeClock(T0)
+    store, guard = await _guard(tmp_path / "state.db", clock)
+    try:
+        await store.create_marker(StoreMarker.new(T0 - age, "old", after_loss=after_loss))
+        assert await guard.check() is lost
+        assert await store.deliveries() == []  # the loss was announced by whoever noticed it
+    finally:
+        await store.close()

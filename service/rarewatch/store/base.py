@@ -28,14 +28,20 @@ class StoreMarker:
     id: str
     created: datetime
     previous: str | None = None
+    after_loss: bool = False  # written because the store had lost its memory
 
     @classmethod
-    def new(cls, now: datetime, previous: str | None = None) -> StoreMarker:
+    def new(cls, now: datetime, previous: str | None = None, *, after_loss: bool = False) -> StoreMarker:
         """A fresh marker with a random id."""
-        return cls(id=secrets.token_hex(8), created=now, previous=previous)
+        return cls(id=secrets.token_hex(8), created=now, previous=previous, after_loss=after_loss)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "created": self.created.isoformat(), "previous": self.previous}
+        return {
+            "id": self.id,
+            "created": self.created.isoformat(),
+            "previous": self.previous,
+            "after_loss": self.after_loss,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StoreMarker:
@@ -44,6 +50,7 @@ class StoreMarker:
             id=str(data["id"]),
             created=datetime.fromisoformat(str(data["created"])),
             previous=str(previous) if previous is not None else None,
+            after_loss=bool(data.get("after_loss", False)),
         )
 
 
