@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from tests.conftest import free_port
 from tests.e2e.test_cli import rarewatch, story, write_config
 from tests.support import feed_server, rss, webhook_receiver
 
@@ -95,3 +97,41 @@ async def test_a_zero_byte_state_db_between_runs_re_sends_nothing(tmp_path: Path
         assert code == 0, err
         assert "STORE LOST ITS MEMORY" not in err
         assert len(hook.delivered_ids()) == 3
+
+
+@pytest.mark.redis
+async def test_store_status_and_init_on_redis(tmp_path: Path, redis_url: str) -> None:
+    prefix = "rarewatch:"  # the default; the suite's tests using it flush the database first
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    config = tmp_path / "rarewatch.yaml"
+    config.write_text(
+        f"store: {redis_url}\nsources: []\ndestinations: [{{name: console, type: console}}]\n",
+        encoding="utf-8",
+    )
+    try:
+        code, out, err = await rarewatch("store", "status", "--config", str(config))
+        assert code == 0, err
+        assert "redis" in out and "marker:  none" in out
+        code, out, err = await rarewatch("store", "init", "--config", str(config), "--yes")
+        assert code == 0, err
+        [marker] = [line.split()[1] for line in out.splitlines() if line.startswith("marker:")]
+        code, out, err = await rarewatch("store", "status", "--config", str(config))
+        assert code == 0 and f"marker:  {marker}" in out, err
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+async def test_an_unusable_redis_is_exit_2_without_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "rarewatch.yaml"
+    config.write_text(
+        f"store: 'redis://:s3cret@127.0.0.1:{free_port()}/0'\nsources: []\n"
+        "destinations: [{name: console, type: console}]\n",
+        encoding="utf-8",
+    )
+    for args in (["store", "status"], ["once"]):
+        code, out, err = await rarewatch(*args, "--config", str(config))
+        assert code == 2, (out, err)
+        assert "unreachable" in err and "s3cret" not in out + err and "Traceback" not in err
