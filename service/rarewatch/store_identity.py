@@ -165,12 +165,12 @@ class StoreGuard:
         fresh = StoreMarker.new(now, previous.id if previous else None, after_loss=True)
         marker = found or await self.store.create_marker(fresh)
         log.error(
-            "STORE LOST ITS MEMORY: %s was found empty or replaced (marker %s expected, %s found). Nothing "
-            "is re-sent: every source is polled as on its first poll, marking what it lists as seen; one "
+            "STORE LOST ITS MEMORY: %s was found empty or replaced (expected %s, found %s). Nothing is "
+            "re-sent: every source is polled as on its first poll, marking what it lists as seen; one "
             "operational alert is raised. New marker: %s",
             self.where,
-            previous.id if previous else "on file",
-            found.id if found else "none",
+            f"marker {previous.id}" if previous else "its contents",
+            f"marker {found.id}" if found else "none",
             marker.id,
         )
         self.marker, self.lost_memory = marker, True

@@ -164,7 +164,7 @@ class SQLiteStore:
         now_id = _file_id(self.path)
         reconnect = now_id != self._file_id or (now_id is not None and self.path.stat().st_size == 0)
         if reconnect:
-            log.error("SQLite store %s: the file was replaced or emptied; reopening it", self.path)
+            log.warning("SQLite store %s: the file was replaced or emptied; reopening it", self.path)
             self._disconnect()
             self._connect()
         sql = f"SELECT value FROM {k.META} WHERE name = ?"
