@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rarewatch import __version__
-from rarewatch.errors import ConfigError, RuleError
+from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.evaluation import BY_FIELDS
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.settings import Settings, load_settings
@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
     outbox.add_argument("--destination", help="only this destination")
 
+    store = sub.add_parser("store", help="look at or reset the store's identity marker")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
+    with_config(store_sub.add_parser("status", help="the store's kind, URL and identity marker"))
+    init = with_config(
+        store_sub.add_parser("init", help="write a fresh identity marker (confirm a fresh start)")
+    )
+    init.add_argument("--yes", action="store_true", help="do it (without: explain and exit 2)")
+
     test = with_config(sub.add_parser("test-destination", help="send a clearly marked test alert"))
     test.add_argument("name", help="destination name from the configuration")
     return parser
@@ -81,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (ConfigError, RuleError) as exc:
+        print(f"rarewatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:  # the store cannot be opened (damaged file, unreachable server)
         print(f"rarewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -129,6 +140,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.service import outbox_command
 
         return asyncio.run(outbox_command(settings, args.action, args.status, args.destination, sys.stdout))
+    if args.command == "store":
+        from rarewatch.commands.store import store_init, store_status
+
+        if args.store_command == "status":
+            return asyncio.run(store_status(settings, sys.stdout))
+        return asyncio.run(store_init(settings, args.yes, sys.stdout))
     if args.command == "test-destination":
         from rarewatch.commands.service import test_destination
 

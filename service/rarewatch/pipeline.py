@@ -28,6 +28,7 @@ from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
+from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, same_story, signature_keys
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ _YIELD_EVERY = 500
 MAX_CANDIDATES = 3
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
+# The first-poll lookback once the store lost its memory: everything a source lists counts as old (seen).
+EVERYTHING_SEEN = timedelta(days=-36_500)
 
 Status = Literal["ok", "not_modified", "error", "skipped"]
 
@@ -113,6 +116,7 @@ class Pipeline:
         near_duplicate_threshold: float = DEFAULT_THRESHOLD,
         max_updates_per_story: int = 10,
         articles: ArticleReader | None = None,
+        guard: StoreGuard | None = None,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
@@ -124,10 +128,14 @@ class Pipeline:
         self.near_duplicate_threshold = near_duplicate_threshold
         self.max_updates_per_story = max_updates_per_story
         self.articles = articles  # None: no source is enriched
+        self.guard = guard  # None: the store's identity is not checked
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
+        forgot = await self._store_forgot()
+        if forgot:
+            polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
         name = polled.source.name
         state = await self.store.get_source_state(name) or SourceState()
         now = self.clock.now()
@@ -141,6 +149,9 @@ class Pipeline:
             log.warning("source %s failed (%d in a row): %s", name, failed.consecutive_failures, exc)
             return SourceRun(name, "error", error=str(exc), next_poll_not_before=failed.not_before)
         found, articles = await self._match(polled, result.entries, now)
+        if not forgot and await self._store_forgot():
+            # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
+            return SourceRun(name, "skipped")
         matched, alerts = await self._admit(polled, found, state, now)
         await self.store.put_source_state(name, _succeeded_state(state, result, now))
         status: Status = "not_modified" if result.not_modified else "ok"
@@ -152,6 +163,10 @@ class Pipeline:
             alerts=tuple(alerts),
             articles=articles,
         )
+
+    async def _store_forgot(self) -> bool:
+        """Whether the store lost its memory while this process ran (`StoreGuard`: one cheap read)."""
+        return self.guard is not None and await self.guard.check()
 
     async def _admit(
         self, polled: PolledSource, found: Sequence[_Found], state: SourceState, now: datetime

@@ -51,6 +51,7 @@ from rarewatch.sources.feed import FeedSource
 from rarewatch.sources.html import HtmlListSource
 from rarewatch.sources.json_api import JsonApiSource
 from rarewatch.store import Store, open_store
+from rarewatch.store_identity import StoreGuard, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,14 @@ async def open_runtime(
                 d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
             },
         )
+        guard = StoreGuard(
+            store,
+            where=redact_url(settings.store_url()),
+            clock=clock,
+            destinations=tuple(notifiers),
+            ttl=settings.dedup_window,
+        )
+        await guard.check()  # holds the store's marker (writes one on a new store; alarms on a lost one)
         pipeline = Pipeline(
             store=store,
             ruleset=ruleset,
@@ -300,6 +309,7 @@ async def open_runtime(
             near_duplicate_threshold=settings.stories.near_duplicate_threshold,
             max_updates_per_story=settings.stories.max_updates,
             articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
+            guard=guard,
         )
         yield Runtime(
             store=store,

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
 from rarewatch.store import Store, keys, open_store
+from rarewatch.store.base import StoreMarker
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
@@ -659,6 +660,85 @@ async def test_a_second_store_sees_the_first_ones_state(make_store: MakeStore) -
 # --- SQLite specifics: the file, its schema, and other processes -------------------------------------------
 
 
+# --- identity marker ----------------------------------------------------------------------------------------
+
+
+async def test_a_new_store_has_no_marker_and_the_first_written_wins(make_store: MakeStore) -> None:
+    store, other = await make_store(), await make_store()
+    assert await store.get_marker() is None
+    first, second = StoreMarker.new(T0), StoreMarker.new(T0 + SEC, previous="x")
+    assert first.id != second.id
+    assert await store.create_marker(first) == first
+    assert await other.create_marker(second) == first  # another process lost the race: it gets the winner
+    assert await other.get_marker() == first
+    assert store.found_blank is False
+
+
+async def test_reset_marker_replaces_it(store: Store) -> None:
+    await store.create_marker(StoreMarker.new(T0))
+    fresh = StoreMarker("init-abc", T0 + HOUR, previous="old")
+    await store.reset_marker(fresh)
+    assert await store.get_marker() == fresh
+    assert await store.create_marker(StoreMarker.new(T0 + WEEK)) == fresh
+
+
+async def test_sqlite_notices_its_file_replaced_by_an_empty_one(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        marker = await store.create_marker(StoreMarker.new(T0))
+        assert await claim_alert(store, 1)
+        assert await store.get_marker() == marker
+        empty = tmp_path / "empty.db"
+        empty.write_bytes(b"")
+        empty.replace(path)  # what `cp /dev/null state.db` via a temporary file, or a restore, does
+        assert await store.get_marker() is None  # reopened: the new file has no marker...
+        assert await claim_alert(store, 1)  # ...and none of the old claims (the guard marks all seen)
+        assert await store.create_marker(StoreMarker.new(T0 + SEC)) != marker
+    finally:
+        await store.close()
+
+
+async def test_sqlite_notices_its_file_truncated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.create_marker(StoreMarker.new(T0))
+        assert await claim_alert(store, 1)
+        await store.close()
+        path.write_bytes(b"")
+        store = SQLiteStore(path)
+        await store.open()
+        assert store.found_blank is True  # present but empty: it lost its contents while nobody held it
+        assert await store.get_marker() is None
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_redis_marker_is_gone_after_flushall_and_recreated_with_the_layout(redis_url: str) -> None:
+    prefix = f"rwtest:{uuid.uuid4().hex[:12]}:"
+    store = RedisStore(redis_url, prefix=prefix)
+    await store.open()
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        marker = await store.create_marker(StoreMarker.new(T0))
+        assert await store.get_marker() == marker
+        async for key in client.scan_iter(match=f"{prefix}*"):  # FLUSHALL, limited to this test's keys
+            await client.delete(key)
+        assert await store.get_marker() is None
+        fresh = await store.create_marker(StoreMarker.new(T0 + SEC, previous=marker.id))
+        assert fresh.previous == marker.id
+        assert await client.get(f"{prefix}version") == str(keys.REDIS_LAYOUT_VERSION)
+    finally:
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()
+        await store.close()
+
+
 def sqlite_pragma(path: Path, name: str) -> Any:
     with sqlite3.connect(path) as conn:
         return conn.execute(f"PRAGMA {name}").fetchone()[0]
@@ -702,7 +782,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -774,7 +854,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 3
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -809,7 +889,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     finally:
         await store.close()
     await _create_schema(path)  # opening the migrated file again changes nothing
-    assert sqlite_pragma(path, "user_version") == 3
+    assert sqlite_pragma(path, "user_version") == 4
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT owner FROM claims WHERE key = 'item:2'").fetchone() == ("alert-2",)
     conn.close()

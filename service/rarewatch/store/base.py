@@ -6,21 +6,77 @@ Both implementations (SQLite, the embedded default; Redis) pass one contract sui
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 
 
+@dataclass(frozen=True, slots=True)
+class StoreMarker:
+    """The identity of one store's memory: written when the store is first initialised, held by every
+    process using it, and checked on every poll. A missing or different marker means the store was emptied
+    or replaced (a zero-byte SQLite file, Redis FLUSHALL, another server): see `rarewatch.store_identity`.
+
+    `previous` names the marker this one replaced (None for a store's first marker), so the processes that
+    still hold the old one can tell a re-initialisation another process already announced.
+    """
+
+    id: str
+    created: datetime
+    previous: str | None = None
+    after_loss: bool = False  # written because the store had lost its memory
+
+    @classmethod
+    def new(cls, now: datetime, previous: str | None = None, *, after_loss: bool = False) -> StoreMarker:
+        """A fresh marker with a random id."""
+        return cls(id=secrets.token_hex(8), created=now, previous=previous, after_loss=after_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created": self.created.isoformat(),
+            "previous": self.previous,
+            "after_loss": self.after_loss,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoreMarker:
+        previous = data.get("previous")
+        return cls(
+            id=str(data["id"]),
+            created=datetime.fromisoformat(str(data["created"])),
+            previous=str(previous) if previous is not None else None,
+            after_loss=bool(data.get("after_loss", False)),
+        )
+
+
 class Store(Protocol):
     """Persistent state. Every method may raise `StoreError` when the backend is unreachable."""
+
+    found_blank: bool
+    """True when `open()` found the store's file present but empty (a zero-byte SQLite file): its memory
+    was lost while no process held it. Always False for Redis, where an empty server looks like a new one."""
 
     async def open(self) -> None:
         """Connect and migrate the schema forward. Idempotent."""
 
     async def close(self) -> None:
         """Release connections. Idempotent."""
+
+    async def get_marker(self) -> StoreMarker | None:
+        """The store's identity marker, or None when it has none (new, emptied or replaced). One cheap read;
+        a SQLite store first reconnects when its file was replaced or emptied under it."""
+
+    async def create_marker(self, marker: StoreMarker) -> StoreMarker:
+        """Write `marker` unless the store already has one, atomically; returns the marker now stored (ours,
+        or the one another process wrote first)."""
+
+    async def reset_marker(self, marker: StoreMarker) -> None:
+        """Replace the store's marker unconditionally (`rarewatch store init`)."""
 
     async def claim(
         self,

@@ -57,6 +57,8 @@ ALERTS = "alerts"  # alert history: id -> created (us), Alert.to_dict() JSON
 DELIVERIES = "deliveries"  # the outbox: one row per (alert_id, destination)
 SOURCES = "source_state"  # source name -> SourceState.to_dict() JSON
 COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-window counters
+META = "store_meta"  # name -> value: the store's own records (`MARKER_NAME`: the identity marker, JSON)
+MARKER_NAME = "marker"
 
 # Forward migrations, applied in order on open() inside one BEGIN IMMEDIATE transaction; the schema version
 # is `PRAGMA user_version`. Never edit a shipped entry: append a new one.
@@ -103,6 +105,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE INDEX {DELIVERIES}_delivered ON {DELIVERIES} (destination, delivered_at, status)"
         " WHERE status = 'delivered'",
     ),
+    # v4: the store's identity marker (`StoreMarker` JSON under `MARKER_NAME`), written on first start.
+    (f"CREATE TABLE {META} (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -137,6 +141,7 @@ class RedisKeys:
     - `seq`                  counter: insertion order, so equal timestamps keep a stable order
     - `source:<name>`        string: SourceState.to_dict() JSON
     - `version`              the layout version, checked on open()
+    - `marker`               string: the store's identity marker (`StoreMarker` JSON), checked every poll
 
     An outbox member is `<seq, 16 digits>␟<alert id>␟<destination>`: equal scores sort by member, so by
     insertion order, and `member[17:]` is the record's hash-key suffix.
@@ -204,6 +209,10 @@ class RedisKeys:
     @property
     def version(self) -> str:
         return f"{self.prefix}version"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.prefix}marker"
 
 
 # A claim key's value: "=" then the owner, or "1" for no owner (the only value layout v1 wrote, so its

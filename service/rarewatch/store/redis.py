@@ -29,6 +29,7 @@ from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
+from rarewatch.store.base import StoreMarker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,6 +86,7 @@ class RedisStore:
         else:
             self._owns_client = False
         self._redis = client_or_url
+        self.found_blank = False  # an empty Redis looks like a new one
         self._keys = k.RedisKeys(prefix)
         self._history_limit = history_limit
         self._claim_script = client_or_url.register_script(lua.CLAIM)
@@ -154,6 +156,29 @@ class RedisStore:
         """Close the connections of a client this store created. Idempotent."""
         if self._owns_client:
             await self._redis.aclose()
+
+    # --- identity marker ---------------------------------------------------------------------------------
+
+    @_translated
+    async def get_marker(self) -> StoreMarker | None:
+        """The marker (one GET), or None."""
+        raw = await self._redis.get(self._keys.marker)
+        return StoreMarker.from_dict(json.loads(raw)) if raw is not None else None
+
+    @_translated
+    async def create_marker(self, marker: StoreMarker) -> StoreMarker:
+        """`SET NX` the marker (and the layout version an emptied server lost); returns the stored one."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._keys.version, k.REDIS_LAYOUT_VERSION, nx=True)
+        pipe.set(self._keys.marker, json.dumps(marker.to_dict()), nx=True)
+        pipe.get(self._keys.marker)
+        *_, raw = await pipe.execute()
+        return StoreMarker.from_dict(json.loads(raw))
+
+    @_translated
+    async def reset_marker(self, marker: StoreMarker) -> None:
+        """Replace the marker."""
+        await self._redis.set(self._keys.marker, json.dumps(marker.to_dict()))
 
     # --- claims -------------------------------------------------------------------------------------------
 

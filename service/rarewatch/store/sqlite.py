@@ -23,6 +23,7 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
+from rarewatch.store.base import StoreMarker
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class SQLiteStore:
         self._worker: Worker | None = None
         # Only ever touched on the worker thread.
         self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the connection opened
         self._next_cleanup_us = 0
+        self.found_blank = False
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -101,6 +104,8 @@ class SQLiteStore:
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A file that exists but is empty lost its contents (a new store has no file yet).
+        self.found_blank = self.path.is_file() and self.path.stat().st_size == 0
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
@@ -109,10 +114,20 @@ class SQLiteStore:
             # roll back on power loss; that costs at most a repeated alert, and saves an fsync per claim.
             conn.execute("PRAGMA synchronous = NORMAL")
             _migrate(conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise
+            raise StoreError(
+                f"SQLite store {self.path} is damaged ({exc}): restore it from a backup, or empty it "
+                f"(: > {self.path}) to start over; rarewatch then marks what the sources list as seen "
+                "instead of alerting on it again"
+            ) from exc
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._file_id = _file_id(self.path)
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -134,6 +149,37 @@ class SQLiteStore:
         if self._conn is None:  # open() failed, or close() ran while this call was queued
             raise StoreError(f"{self!r} is not open; call open() first")
         return fn(self._conn)
+
+    # --- identity marker ---------------------------------------------------------------------------------
+
+    async def get_marker(self) -> StoreMarker | None:
+        """The marker, after reconnecting when the file was replaced or emptied under the connection (an
+        open connection would otherwise keep reading the old file, or a stale write-ahead log)."""
+        reconnected, raw = await self._submit(self._read_marker)
+        if reconnected:
+            self._held = _HeldKeys(self._held.capacity)  # claims remembered from the old file mean nothing
+        return StoreMarker.from_dict(json.loads(raw)) if raw is not None else None
+
+    def _read_marker(self) -> tuple[bool, str | None]:
+        now_id = _file_id(self.path)
+        reconnect = now_id != self._file_id or (now_id is not None and self.path.stat().st_size == 0)
+        if reconnect:
+            log.warning("SQLite store %s: the file was replaced or emptied; reopening it", self.path)
+            self._disconnect()
+            self._connect()
+        sql = f"SELECT value FROM {k.META} WHERE name = ?"
+        row = self._with_conn(partial(_fetchone, sql, (k.MARKER_NAME,)))
+        return reconnect, (str(row[0]) if row else None)
+
+    async def create_marker(self, marker: StoreMarker) -> StoreMarker:
+        """Write `marker` unless the file has one; returns the stored marker."""
+        raw = await self._run(partial(_create_marker, json.dumps(marker.to_dict())))
+        return StoreMarker.from_dict(json.loads(raw))
+
+    async def reset_marker(self, marker: StoreMarker) -> None:
+        """Replace the marker."""
+        sql = f"INSERT OR REPLACE INTO {k.META} (name, value) VALUES (?, ?)"
+        await self._run(partial(_execute, sql, (k.MARKER_NAME, json.dumps(marker.to_dict()))))
 
     # --- claims and remembered keys -----------------------------------------------------------------------
 
@@ -354,7 +400,7 @@ class _HeldKeys:
 
     def __init__(self, capacity: int) -> None:
         """At most `capacity` keys (0: no cache)."""
-        self._capacity = capacity
+        self.capacity = capacity
         self._entries: dict[str, Held] = {}
 
     def any_held(self, keys: Sequence[str], now_us: int) -> bool:
@@ -369,12 +415,12 @@ class _HeldKeys:
 
     def add(self, held: Mapping[str, Held], now_us: int) -> None:
         """Remember keys held until their expiry, by their owner."""
-        if self._capacity <= 0 or not held:
+        if self.capacity <= 0 or not held:
             return
-        if len(self._entries) + len(held) > self._capacity:
+        if len(self._entries) + len(held) > self.capacity:
             live = {key: entry for key, entry in self._entries.items() if entry[0] > now_us}
-            if len(live) > self._capacity // 2:
-                live = dict(list(live.items())[len(live) - self._capacity // 2 :])
+            if len(live) > self.capacity // 2:
+                live = dict(list(live.items())[len(live) - self.capacity // 2 :])
             self._entries = live
         self._entries.update(held)
 
@@ -392,6 +438,24 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The identity of the file at `path` (None: there is none), to notice it being replaced."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _create_marker(raw: str, conn: sqlite3.Connection) -> str:
+    """Insert the marker `raw` unless one exists; returns the stored one."""
+    with _immediate(conn):
+        sql = f"INSERT INTO {k.META} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+        conn.execute(sql, (k.MARKER_NAME, raw))
+        row = conn.execute(f"SELECT value FROM {k.META} WHERE name = ?", (k.MARKER_NAME,)).fetchone()
+    return str(row[0])
 
 
 def _held_rows(keys: list[str], now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:

@@ -1,0 +1,168 @@
+"""The store identity policy: the verdict on a marker, and the guard that acts on it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rarewatch.clock import FakeClock
+from rarewatch.models import DeliveryStatus
+from rarewatch.store.base import StoreMarker
+from rarewatch.store.sqlite import SQLiteStore
+from rarewatch.store_identity import (
+    OPERATIONAL_CATEGORY,
+    OPERATIONAL_TITLE_PREFIX,
+    StoreGuard,
+    Verdict,
+    assess,
+    init_marker,
+    redact_url,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+A = StoreMarker("aaaa", T0)
+B = StoreMarker("bbbb", T0, previous="aaaa")
+
+
+@pytest.mark.parametrize(
+    ("held", "found", "blank", "verdict"),
+    [
+        (None, A, False, Verdict.START),
+        (None, A, True, Verdict.START),  # a marker on file beats an empty-looking file
+        (None, None, False, Verdict.NEW),  # a new store, or one from before markers
+        (None, None, True, Verdict.LOST),  # a zero-byte file found on start
+        (A, A, False, Verdict.SAME),
+        (A, None, False, Verdict.LOST),  # emptied while running (FLUSHALL, zero-byte file)
+        (A, StoreMarker("cccc", T0), False, Verdict.LOST),  # another store
+        (A, B, False, Verdict.LOST),  # another process re-initialised it after a loss: the same loss
+        (A, StoreMarker("init-cccc", T0, previous="aaaa"), False, Verdict.INIT),
+        (A, StoreMarker("init-cccc", T0, previous="zzzz"), False, Verdict.LOST),  # init of another store
+    ],
+)
+def test_assess(held: StoreMarker | None, found: StoreMarker | None, blank: bool, verdict: Verdict) -> None:
+    assert assess(held, found, blank=blank) is verdict
+
+
+def test_init_marker_is_recognisable_and_names_the_one_it_replaces() -> None:
+    marker = init_marker(T0, "aaaa")
+    assert marker.id.startswith("init-") and marker.previous == "aaaa" and marker.created == T0
+    assert assess(A, marker) is Verdict.INIT
+
+
+def test_marker_round_trips() -> None:
+    assert StoreMarker.from_dict(B.to_dict()) == B
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////var/lib/rarewatch/state.db", "sqlite:////var/lib/rarewatch/state.db"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://:s3cret@redis.internal:6380/2", "redis://redis.internal:6380/2"),
+        (
+            "rediss://user:pw@cache.example/0?ssl_cert_reqs=none",
+            "rediss://cache.example/0?ssl_cert_reqs=none",
+        ),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+async def _guard(path: Path, clock: FakeClock) -> tuple[SQLiteStore, StoreGuard]:
+    store = SQLiteStore(path)
+    await store.open()
+    guard = StoreGuard(
+        store, where="sqlite:///state.db", clock=clock, destinations=("hook", "ops"), ttl=timedelta(days=7)
+    )
+    return store, guard
+
+
+async def test_guard_writes_a_marker_on_a_new_store_quietly(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store, guard = await _guard(tmp_path / "state.db", clock)
+    try:
+        assert await guard.check() is False
+        assert guard.marker is not None and await store.get_marker() == guard.marker
+        assert await store.deliveries() == []
+        assert await guard.check() is False  # unchanged: nothing to do
+    finally:
+        await store.close()
+
+
+async def test_guard_on_a_lost_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(T0)
+    path = tmp_path / "state.db"
+    store, guard = await _guard(path, clock)
+    other_store, other = await _guard(path, clock)  # a second process on the same store
+    try:
+        await guard.check()
+        await other.check()
+        old = guard.marker
+        assert old is not None and other.marker == old
+        await store.reset_marker(StoreMarker("gone", T0))  # as good as a store that forgot ours
+        clock.advance(timedelta(minutes=5))
+        with caplog.at_level(logging.ERROR, logger="rarewatch"):
+            assert await guard.check() is True
+            assert await other.check() is True  # it notices too, and adopts the same new marker...
+        assert guard.marker == other.marker == await store.get_marker()
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 2 and "sqlite:///state.db" in errors[0].getMessage()
+        # ...but only one operational alert is raised, to every destination.
+        deliveries = await store.deliveries(DeliveryStatus.PENDING)
+        assert sorted(d.destination for d in deliveries) == ["hook", "ops"]
+        assert len({d.alert_id for d in deliveries}) == 1
+        alert = await store.get_alert(deliveries[0].alert_id)
+        assert alert is not None and alert.categories == (OPERATIONAL_CATEGORY,)
+        assert alert.item.title.startswith(OPERATIONAL_TITLE_PREFIX)
+        assert await guard.check() is True  # stays in "everything is seen" mode; no second alarm
+        assert len(await store.deliveries()) == 2
+    finally:
+        await store.close()
+        await other_store.close()
+
+
+async def test_guard_adopts_an_operator_init_quietly(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    store, guard = await _guard(tmp_path / "state.db", clock)
+    try:
+        await guard.check()
+        assert guard.marker is not None
+        fresh = init_marker(T0, guard.marker.id)
+        await store.reset_marker(fresh)
+        assert await guard.check() is False
+        assert guard.marker == fresh
+        assert await store.deliveries() == []
+    finally:
+        await store.close()
+
+
+async def test_guard_alarms_on_a_zero_byte_file_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"")
+    store, guard = await _guard(path, FakeClock(T0))
+    try:
+        assert await guard.check() is True
+        assert len(await store.deliveries()) == 2
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("after_loss", "age", "lost"),
+    [(True, timedelta(hours=1), True), (True, timedelta(days=8), False), (False, timedelta(hours=1), False)],
+)
+async def test_a_process_started_soon_after_a_loss_keeps_marking_everything_seen(
+    tmp_path: Path, after_loss: bool, age: timedelta, lost: bool
+) -> None:
+    clock = FakeClock(T0)
+    store, guard = await _guard(tmp_path / "state.db", clock)
+    try:
+        await store.create_marker(StoreMarker.new(T0 - age, "old", after_loss=after_loss))
+        assert await guard.check() is lost
+        assert await store.deliveries() == []  # the loss was announced by whoever noticed it
+    finally:
+        await store.close()
