@@ -1,7 +1,9 @@
 """One poll of one source, through every stage: fetch -> normalise -> match (-> enrich) -> claim -> (outbox).
 
-No I/O of its own: it calls the source, the store and the outbox it was given. Failures of one source are
-recorded in that source's state (with backoff) and never affect the others.
+No I/O of its own: it calls the source, the store and the outbox it was given, and asks the policies
+(`rarewatch.policies`: source backoff, story admission, throttling, the update cap, the digest plan) for
+every decision. Any failure while polling one source is recorded in that source's state (with backoff)
+and never affects the others.
 """
 
 from __future__ import annotations
