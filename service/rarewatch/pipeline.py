@@ -24,7 +24,16 @@ from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, want
 from rarewatch.errors import SourceError, StoreError
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
-from rarewatch.policies.admission import Action, Plan, admit, candidates, is_seen, known_story, story_keys
+from rarewatch.policies.admission import (
+    THROTTLED,
+    Action,
+    Plan,
+    admit,
+    candidates,
+    is_seen,
+    known_story,
+    story_keys,
+)
 from rarewatch.policies.backoff import describe, next_source_state
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
@@ -243,7 +252,7 @@ class Pipeline:
             held,
             known,
             throttled=throttled,
-            updates=lambda _story: updates,
+            updates=updates,
             max_updates=self.max_updates_per_story,
             routes=self.router.plan,
             now=now,
@@ -257,7 +266,8 @@ class Pipeline:
         if plan.action is Action.RECORD:
             log.info("alert %s recorded, not sent (%s)", alert.id, plan.reason)
             claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert)
-            return None, not claimed and plan.reason == "throttled"
+            # A concurrent poll claimed a key first: look again, unless the update cap decided it anyway.
+            return None, not claimed and plan.reason == THROTTLED
         claimed = await self.store.claim(
             plan.keys,
             self.dedup_window,

@@ -6,7 +6,9 @@ HTTP API's `/api/v1/sources` view.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rarewatch.api import RUNTIME, add_routes
 from rarewatch.clock import FakeClock
+from rarewatch.commands.service import run_once
 from rarewatch.pipeline import SourceRun, run_cycle
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.settings import Settings
@@ -201,3 +204,22 @@ async def test_a_failing_page_2_keeps_page_1s_items_and_is_the_sources_error(
         TITLE + " on page one",
         "Magnet shortage halts production at a rare earth plant",
     ]
+
+
+async def test_once_lists_a_partly_read_source_as_failed_and_alerts_its_first_page(
+    tmp_path: Path, servers: tuple[dict[str, bytes], Api, TestServer]
+) -> None:
+    feeds, api, server = servers
+    feeds["/wire.xml"] = rss_doc(rss_item(f"{TITLE} &#55296;", 1))
+    api.pages = {
+        "1": [TITLE + " on page one"],
+        "2": ["Magnet shortage halts production at a rare earth plant"],
+    }
+    api.fail_page_2 = True
+    out, err = io.StringIO(), io.StringIO()
+    assert await run_once(settings(tmp_path, server), out, err) == 0
+    report = err.getvalue()
+    assert "once: 2 sources (1 failed), 2 new alerts" in report, report
+    assert re.search(r"^  source api: page 2: HTTP 500", report, re.M), report
+    assert "source wire" not in report
+    assert sorted(a["title"] for a in archived(tmp_path)) == [TITLE + " on page one", f"{TITLE} \ufffd"]

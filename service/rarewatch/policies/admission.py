@@ -88,6 +88,11 @@ class Action(Enum):
     SEND = "send"  # claim it, record the alert and deliver it
 
 
+SEEN = "seen"
+UPDATE_CAP = "update cap"  # an update over the story's cap: recorded, not sent
+THROTTLED = "throttled"  # every rule that fired is over its throttle: recorded, not sent
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The admission decision for one item: what to claim, what to remember, where to deliver."""
@@ -109,7 +114,7 @@ def admit(
     known: Alert | None,
     *,
     throttled: bool,
-    updates: Callable[[str], int],
+    updates: int,
     max_updates: int,
     routes: Callable[[Alert], Mapping[str, timedelta | None]],
     now: datetime,
@@ -117,18 +122,18 @@ def admit(
     """Decide what becomes of `alert` (built from a matching item).
 
     `known` is the known story it reports again (`known_story`), `throttled` whether every rule that
-    fired is over its throttle, `updates(story)` counts this update of `story` and returns the count so
-    far (called for updates only), `routes` is the router's plan.
+    fired is over its throttle, `updates` how many updates of `known`'s story there have been in the
+    dedup window, this one included (ignored for a new story), `routes` is the router's plan.
     """
     if is_seen(keys, held):
-        return Plan(Action.SEEN, reason="seen")
+        return Plan(Action.SEEN, reason=SEEN)
     remember = tuple(similar)
     if known is not None:
         alert = replace(alert, kind=AlertKind.UPDATE, story=known.story)
         keys = tuple(k for k in keys if k not in held)
-        if over_update_cap(updates(known.story), max_updates):
-            return Plan(Action.RECORD, alert, keys, reason="update cap")
+        if over_update_cap(updates, max_updates):
+            return Plan(Action.RECORD, alert, keys, reason=UPDATE_CAP)
     if throttled:
-        return Plan(Action.RECORD, alert, tuple(keys), reason="throttled")
+        return Plan(Action.RECORD, alert, tuple(keys), reason=THROTTLED)
     plan = delivery_plan(routes(alert), now)
     return Plan(Action.SEND, alert, tuple(keys), remember, plan.destinations, plan.held_until)

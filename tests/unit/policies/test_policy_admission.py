@@ -48,7 +48,7 @@ def decide(
         held,
         known,
         throttled=throttled,
-        updates=lambda story: updates,
+        updates=updates,
         max_updates=max_updates,
         routes=routes,
         now=NOW,
