@@ -91,7 +91,7 @@ async def page2_fails(request: web.Request) -> web.StreamResponse:
         return web.Response(status=500, text="boom")
     here = f"http://{request.host}/page2-fails".encode()
     body = data("json/fr_page1.json").replace(b"__BASE__" + API.encode(), here)
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type="application/json", headers={"ETag": ETAG})
 
 
 def serve(name: str, content_type: str) -> Handler:

@@ -73,7 +73,13 @@ class Api:
         if page == "2" and self.fail_page_2:
             return web.Response(status=500, text="boom")
         nxt = str(request.url.with_query(page="2")) if page == "1" else None
-        return web.Response(body=json_page(self.pages[page], nxt), content_type="application/json")
+        body = json_page(self.pages[page], nxt)
+        headers = {"ETag": self.etag()} if page == "1" else {}
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    def etag(self) -> str:
+        """Page 1's validator: changes with what page 1 lists."""
+        return f'"{zlib.crc32(json.dumps(self.pages["1"]).encode())}"'
 
 
 @pytest.fixture
@@ -178,6 +184,7 @@ async def test_a_failing_page_2_keeps_page_1s_items_and_is_the_sources_error(
     feeds["/wire.xml"] = rss_doc()
     async with open_runtime(settings(tmp_path, server), clock=FakeClock(NOW)) as runtime:
         await cycle(runtime)
+        empty = api.etag()
         api.pages = {
             "1": [TITLE + " on page one"],
             "2": ["Magnet shortage halts production at a rare earth plant"],
@@ -190,7 +197,7 @@ async def test_a_failing_page_2_keeps_page_1s_items_and_is_the_sources_error(
         assert [a.item.title for a in runs["api"].alerts] == [TITLE + " on page one"]
         assert sources["api"]["consecutive_failures"] == 1
         assert sources["api"]["last_error"] == runs["api"].error
-        assert sources["api"]["etag"] is None, "no validators stored over an incomplete read"
+        assert sources["api"]["etag"] == empty, "no validators stored over an incomplete read"
 
         api.fail_page_2 = False  # recovered: page 2's item alerts, page 1's does not again
         runs = await cycle(runtime)

@@ -98,9 +98,9 @@ def test_a_not_modified_success_keeps_the_old_validators() -> None:
 
 
 def test_a_failure_keeps_the_validators_of_the_last_complete_read() -> None:
-    state = SourceState(etag='"v1"', initialized=True)
-    assert failed_from(state).etag == '"v1"'
-
-
-def failed_from(state: SourceState) -> SourceState:
-    return next_source_state(state, SourceError("page 2: HTTP 500"), INTERVAL, NOW, Fixed())
+    state = SourceState(etag='"v1"', last_modified="Tue, 01 Dec 2026 00:00:00 GMT", initialized=True)
+    error = SourceError("page 2: HTTP 500")
+    partial = FetchResult((), etag='"v2"', last_modified="Wed, 02 Dec 2026 00:00:00 GMT", error=error)
+    after = next_source_state(state, error, INTERVAL, NOW, Fixed(), result=partial)
+    assert after.etag == '"v1"' and after.last_modified == "Tue, 01 Dec 2026 00:00:00 GMT"
+    assert after.consecutive_failures == 1 and after.last_error == "page 2: HTTP 500"
