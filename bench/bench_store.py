@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import Store
+from rarewatch.store.keys import item_key, link_key
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
@@ -53,7 +54,7 @@ def alert(i: int) -> Alert:
 
 
 def story_keys(i: int) -> list[str]:
-    return [f"item:{i:032x}", f"link:{(i * 2654435761) % 2**32:032x}"]
+    return [item_key(f"{i:032x}"), link_key(f"https://bench.example/{(i * 2654435761) % 2**32:x}")]
 
 
 async def rate(n: int, claim: Callable[[int], Awaitable[object]], concurrency: int = 1) -> float:

@@ -290,3 +290,6 @@ class FetchResult:
     not_modified: bool = False
     etag: str | None = None
     last_modified: str | None = None
+    # A fetch that failed part-way (a JSON API's later page): the entries read before the failure are
+    # kept and processed, and the poll is still that source's error (recorded, backed off).
+    error: Exception | None = None

@@ -78,6 +78,19 @@ _CELL_TAGS = frozenset({"td", "th"})
 # Invisible characters that split words without showing: soft hyphen, zero-width space/joiners, word
 # joiner, BOM. Removed so that "rare\u00adearth" matches "rare earth" rules.
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# A lone UTF-16 surrogate (a JSON "\\ud800", an XML/HTML "&#55296;") is not a character: no UTF-8 encoder
+# takes it, so one in a title would crash every later write (files, HTTP bodies). Replaced by U+FFFD.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def valid_unicode(s: str) -> str:
+    """`s` with every lone surrogate replaced by U+FFFD, so that it always encodes as UTF-8."""
+    if s.isascii():
+        return s
+    return _SURROGATE.sub(REPLACEMENT, s)
+
+
 # "2025/10/09", "2025.10.09 10:00", "2025年10月9日 10:00:00": local dates without a zone (taken as UTC).
 _NUMERIC_DATE = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[T\s]*(\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
@@ -196,7 +209,7 @@ def plain_text(s: str) -> str:
     (ＥＸＰＯＲＴ，１２３) to ASCII."""
     s = _strip_html(s)
     if not s.isascii():  # ASCII is already NFKC: skip the normalisation, the common case in English
-        s = unicodedata.normalize("NFKC", _INVISIBLE.sub("", s))
+        s = unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, s)))
     return " ".join(s.split())
 
 
@@ -233,10 +246,11 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
 
     Text fields become plain NFKC text; the link becomes canonical (and "" when missing or not http(s),
     so a `javascript:` link never reaches an alert); `published` is UTC, falling back to `first_seen`.
+    Every text is valid Unicode: lone surrogates become U+FFFD (see `valid_unicode`).
     """
     title = plain_text(entry.title)
     summary = plain_text(entry.summary)
-    link = _safe_link(entry.link)
+    link = _safe_link(valid_unicode(entry.link) if entry.link else entry.link)
     return Item(
         id=_item_id(entry.source, entry.guid, link, title, summary),
         source=entry.source,
@@ -245,7 +259,7 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
         summary=summary,
         content=plain_text(entry.content) if entry.content else "",
         published=to_utc(entry.published or first_seen),
-        lang=entry.lang,
+        lang=valid_unicode(entry.lang) if entry.lang else entry.lang,
     )
 
 

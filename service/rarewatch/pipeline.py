@@ -1,16 +1,17 @@
 """One poll of one source, through every stage: fetch -> normalise -> match (-> enrich) -> claim -> (outbox).
 
-No I/O of its own: it calls the source, the store and the outbox it was given. Failures of one source are
-recorded in that source's state (with backoff) and never affect the others.
+No I/O of its own: it calls the source, the store and the outbox it was given, and asks the policies
+(`rarewatch.policies`: source backoff, story admission, throttling, the update cap, the digest plan) for
+every decision. Any failure while polling one source is recorded in that source's state (with backoff)
+and never affects the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -20,25 +21,34 @@ import aiohttp
 
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
-from rarewatch.errors import SourceError
-from rarewatch.models import Alert, AlertKind, FetchResult, Item, Match, RawEntry, SourceState
+from rarewatch.errors import SourceError, StoreError
+from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
-from rarewatch.routing import Router, next_boundary
+from rarewatch.policies.admission import (
+    THROTTLED,
+    Action,
+    Plan,
+    admit,
+    candidates,
+    is_seen,
+    known_story,
+    story_keys,
+)
+from rarewatch.policies.backoff import describe, next_source_state
+from rarewatch.policies.throttle import unthrottled
+from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
+from rarewatch.store.keys import throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
-from rarewatch.stories import DEFAULT_THRESHOLD, same_story, signature_keys
+from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
 
 log = logging.getLogger(__name__)
 
-# Failed sources are retried after interval * 2**(failures-1), capped; Retry-After wins when longer.
-MAX_SOURCE_BACKOFF = timedelta(hours=6)
 # Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
 _YIELD_EVERY = 500
-# Near-duplicate candidates checked exactly per item, the ones sharing most LSH bands first.
-MAX_CANDIDATES = 3
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
 # The first-poll lookback once the store lost its memory: everything a source lists counts as old (seen).
@@ -75,33 +85,14 @@ _Found = tuple[Item, list[Match], bool]
 """An item, the rules it fired, and whether its content is its article's lead (read by enrichment)."""
 
 
-def story_keys(item: Item) -> tuple[str, ...]:
-    """The dedup keys of a story: its stable id and, when it has one, its canonical link.
-
-    The link key makes the same article seen through two sources (each with its own guid) one story.
-    """
-    keys = [f"item:{item.id}"]
-    if item.link:
-        keys.append("link:" + hashlib.sha256(item.link.encode()).hexdigest()[:32])
-    return tuple(keys)
-
-
-def _same_event(known: Alert, new: Alert, threshold: float) -> bool:
-    """Near-duplicate titles about the same materials and kind of event are one story."""
-    if known.materials and new.materials and set(known.materials) != set(new.materials):
-        return False
-    if not set(known.categories) & set(new.categories):
-        return False
-    return same_story(known.item.title, new.item.title, threshold)
-
-
 def alert_id(item: Item) -> str:
     """An alert's id is its item's stable id: the same for every destination and every retry."""
     return item.id
 
 
 class Pipeline:
-    """Composes the stages for one source at a time."""
+    """Sequences the stages for one source at a time: it gathers facts (store look-ups, counters), asks
+    the policies (`rarewatch.policies`) for decisions and carries them out."""
 
     def __init__(
         self,
@@ -132,7 +123,11 @@ class Pipeline:
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
-        """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`)."""
+        """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`).
+
+        Any exception while fetching, parsing, matching or admitting this source's items (a `SourceError`,
+        a parser crash, a bug) is this source's error: recorded in its state with backoff, visible in the
+        API and in `once`. Only the store failing is not (its state cannot be recorded then)."""
         forgot = await self._store_forgot()
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
@@ -141,27 +136,44 @@ class Pipeline:
         now = self.clock.now()
         if not force and state.not_before is not None and now < state.not_before:
             return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
+        result: FetchResult | None = None
+        matched, alerts, articles = 0, list[Alert](), NO_ARTICLES
         try:
             result = await polled.source.fetch(self.session, state)
-        except SourceError as exc:
-            failed = self._failed_state(state, polled.interval, exc, now)
-            await self.store.put_source_state(name, failed)
-            log.warning("source %s failed (%d in a row): %s", name, failed.consecutive_failures, exc)
-            return SourceRun(name, "error", error=str(exc), next_poll_not_before=failed.not_before)
-        found, articles = await self._match(polled, result.entries, now)
-        if not forgot and await self._store_forgot():
-            # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
-            return SourceRun(name, "skipped")
-        matched, alerts = await self._admit(polled, found, state, now)
-        await self.store.put_source_state(name, _succeeded_state(state, result, now))
+            found, articles = await self._match(polled, result.entries, now)
+            if not forgot and await self._store_forgot():
+                # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
+                return SourceRun(name, "skipped")
+            matched, alerts = await self._admit(polled, found, state, now)
+            error: Exception | None = result.error
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one source's failure of any kind is that source's error
+            error = exc
+        after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
+        await self.store.put_source_state(name, after)
+        entries = len(result.entries) if result is not None else 0
+        if error is not None:
+            if isinstance(error, SourceError):
+                log.warning("source %s failed (%d in a row): %s", name, after.consecutive_failures, error)
+            else:
+                log.error(
+                    "source %s: poll failed (%d in a row)", name, after.consecutive_failures, exc_info=error
+                )
+            return SourceRun(
+                name,
+                "error",
+                entries=entries,
+                matched=matched,
+                alerts=tuple(alerts),
+                error=describe(error),
+                next_poll_not_before=after.not_before,
+                articles=articles,
+            )
+        assert result is not None
         status: Status = "not_modified" if result.not_modified else "ok"
         return SourceRun(
-            name,
-            status,
-            entries=len(result.entries),
-            matched=matched,
-            alerts=tuple(alerts),
-            articles=articles,
+            name, status, entries=entries, matched=matched, alerts=tuple(alerts), articles=articles
         )
 
     async def _store_forgot(self) -> bool:
@@ -191,7 +203,7 @@ class Pipeline:
 
     async def _admit_one(self, item: Item, matches: list[Match], now: datetime) -> Alert | None:
         """Claim one matching item: a new story (alert), another report of a known one (update), or
-        nothing when this very item was seen before. Returns what was claimed."""
+        nothing when this very item was seen before. Returns what was sent."""
         for _ in range(2):
             claimed, contended = await self._try_admit(item, matches, now)
             if not contended:
@@ -205,10 +217,10 @@ class Pipeline:
         keys = story_keys(item)
         similar = signature_keys(item.title)
         held = await self.store.held(keys + similar, now)
-        if keys[0] in held:
-            return None, False  # this very item was seen before
-        entities = self.ruleset.entities(item)
+        if is_seen(keys, held):
+            return None, False
         sendable = await self._unthrottled(matches, now)
+        entities = self.ruleset.entities(item)
         alert = Alert(
             id=alert_id(item),
             item=item,
@@ -219,43 +231,71 @@ class Pipeline:
             rules_version=self.ruleset.version,
             glosses=self.ruleset.glosses(matches),
         )
-        first = await self._known_story(alert, keys, similar, held)
-        if first is not None:
-            alert = replace(alert, kind=AlertKind.UPDATE, story=first.story)
-            keys = tuple(k for k in keys if k not in held)
-            if await self._too_many_updates(first.story, now):
-                await self.store.claim(keys, self.dedup_window, now, alert)  # recorded, not sent
-                return None, False
-        if not sendable:
-            # Every rule that fired is over its throttle: recorded in the history, sent nowhere.
-            log.info("alert %s throttled (%s)", alert.id, ", ".join(m.rule for m in matches))
-            claimed = await self.store.claim(keys, self.dedup_window, now, alert)
-            return None, not claimed
-        destinations, held_until = self._plan(alert, now)
-        remember = similar if first is None else ()
-        if not await self.store.claim(
-            keys, self.dedup_window, now, alert, destinations, held_until=held_until, remember=remember
-        ):
+        found = {}
+        for owner in candidates(keys, similar, held):
+            if (known := await self._alert(owner)) is not None:
+                found[owner] = known
+        plan = await self._admit_plan(
+            alert,
+            keys,
+            similar,
+            held,
+            known_story(alert, keys, held, found, self.near_duplicate_threshold),
+            throttled=not sendable,
+            now=now,
+        )
+        return await self._carry_out(plan, now)
+
+    async def _admit_plan(
+        self,
+        alert: Alert,
+        keys: Sequence[str],
+        similar: Sequence[str],
+        held: dict[str, str | None],
+        known: Alert | None,
+        *,
+        throttled: bool,
+        now: datetime,
+    ) -> Plan:
+        updates = 0
+        if known is not None:  # counted before deciding: the policy is pure
+            updates = await self.store.count_in_window(updates_key(known.story), self.dedup_window, now)
+        return admit(
+            alert,
+            keys,
+            similar,
+            held,
+            known,
+            throttled=throttled,
+            updates=updates,
+            max_updates=self.max_updates_per_story,
+            routes=self.router.plan,
+            now=now,
+        )
+
+    async def _carry_out(self, plan: Plan, now: datetime) -> tuple[Alert | None, bool]:
+        """Claim what `plan` says; (the alert sent, whether a concurrent poll won the claim)."""
+        if plan.action is Action.SEEN or plan.alert is None:
+            return None, False
+        alert = plan.alert
+        if plan.action is Action.RECORD:
+            log.info("alert %s recorded, not sent (%s)", alert.id, plan.reason)
+            claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert)
+            # A concurrent poll claimed a key first: look again, unless the update cap decided it anyway.
+            return None, not claimed and plan.reason == THROTTLED
+        claimed = await self.store.claim(
+            plan.keys,
+            self.dedup_window,
+            now,
+            alert,
+            plan.destinations,
+            held_until=plan.held_until,
+            remember=plan.remember,
+        )
+        if not claimed:
             return None, True
         self._remember_alert(alert)
         return alert, False
-
-    async def _known_story(
-        self, alert: Alert, keys: Sequence[str], similar: Sequence[str], held: dict[str, str | None]
-    ) -> Alert | None:
-        """The first alert of the story `alert` reports again: the same canonical link, or a
-        near-duplicate title about the same materials (checked exactly, not just by LSH band)."""
-        owners = [o for k in keys[1:] if (o := held.get(k))]
-        # The owners sharing the most LSH bands are the likeliest near-duplicates: check those first.
-        bands = Counter(o for k in similar if (o := held.get(k)))
-        ranked = [owner for owner, _ in bands.most_common(MAX_CANDIDATES)]
-        for owner in dict.fromkeys(owners + ranked):
-            known = await self._alert(owner)
-            if known is None:
-                continue
-            if owner in owners or _same_event(known, alert, self.near_duplicate_threshold):
-                return known
-        return None
 
     async def _alert(self, alert_id: str) -> Alert | None:
         """An alert from the history, through a small cache: alerts never change once recorded, and the
@@ -273,24 +313,16 @@ class Pipeline:
             self._recent.popitem(last=False)
 
     async def _unthrottled(self, matches: Sequence[Match], now: datetime) -> list[Match]:
-        """The matches whose rule is still within its `throttle` (rules without one always are)."""
-        kept = []
+        """The matches whose rule is still within its `throttle` (counting this alert for each rule
+        that has one)."""
+        counts = {}
         for match in matches:
             throttle = self.ruleset.rule(match.rule).throttle
-            if throttle is None or (
-                await self.store.count_in_window(f"throttle:{match.rule}", throttle.per, now) <= throttle.max
-            ):
-                kept.append(match)
-        return kept
-
-    async def _too_many_updates(self, story: str, now: datetime) -> bool:
-        count = await self.store.count_in_window(f"updates:{story}", self.dedup_window, now)
-        return count > self.max_updates_per_story
-
-    def _plan(self, alert: Alert, now: datetime) -> tuple[tuple[str, ...], dict[str, datetime]]:
-        plan = self.router.plan(alert)
-        held_until = {d: next_boundary(now, p) for d, p in plan.items() if p is not None}
-        return tuple(plan), held_until
+            if throttle is not None:
+                counts[match.rule] = await self.store.count_in_window(
+                    throttle_key(match.rule), throttle.per, now
+                )
+        return unthrottled(matches, lambda rule: self.ruleset.rule(rule).throttle, counts)
 
     async def _match(
         self, polled: PolledSource, entries: Iterable[RawEntry], now: datetime
@@ -318,38 +350,6 @@ class Pipeline:
             if enriched.matches:
                 found[index] = (enriched.item, list(enriched.matches), True)
         return found, stats
-
-    def _failed_state(
-        self, state: SourceState, interval: timedelta, exc: SourceError, now: datetime
-    ) -> SourceState:
-        failures = state.consecutive_failures + 1
-        backoff = min(interval * (2 ** (failures - 1)), MAX_SOURCE_BACKOFF)
-        backoff *= 1 + self.rng.uniform(-0.1, 0.1)
-        if exc.retry_after is not None:
-            backoff = max(backoff, timedelta(seconds=exc.retry_after))
-        # The first failure is retried at the next scheduled poll; backoff starts with the second.
-        not_before = now + backoff if failures > 1 or exc.retry_after is not None else None
-        return replace(
-            state,
-            last_attempt=now,
-            last_error=str(exc),
-            consecutive_failures=failures,
-            not_before=not_before,
-        )
-
-
-def _succeeded_state(state: SourceState, result: FetchResult, now: datetime) -> SourceState:
-    return replace(
-        state,
-        etag=result.etag if result.etag is not None else state.etag,
-        last_modified=result.last_modified if result.last_modified is not None else state.last_modified,
-        last_attempt=now,
-        last_success=now,
-        last_error=None,
-        consecutive_failures=0,
-        not_before=None,
-        initialized=True,
-    )
 
 
 async def run_cycle(

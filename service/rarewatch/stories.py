@@ -16,6 +16,8 @@ import re
 import struct
 import unicodedata
 
+from rarewatch.store.keys import similar_key
+
 BANDS = 10
 ROWS = 3  # 10 bands of 3 rows: Jaccard 0.7 becomes a candidate with p ≈ 0.985, Jaccard 0.2 with p ≈ 0.08
 DEFAULT_THRESHOLD = 0.7
@@ -62,7 +64,7 @@ def _minhash(grams: frozenset[str]) -> list[int]:
 
 
 def signature_keys(title: str) -> tuple[str, ...]:
-    """The LSH band keys of a title (`sim:<band>:<hash>`); empty for a title with no text."""
+    """The LSH band keys of a title (`store.keys.similar_key`); empty for a title with no text."""
     grams = shingles(title)
     if not grams:
         return ()
@@ -71,7 +73,7 @@ def signature_keys(title: str) -> tuple[str, ...]:
     for band in range(BANDS):
         rows = mins[band * ROWS : (band + 1) * ROWS]
         digest = hashlib.blake2b(repr(rows).encode(), digest_size=8).hexdigest()
-        keys.append(f"sim:{band}:{digest}")
+        keys.append(similar_key(band, digest))
     return tuple(keys)
 
 

@@ -268,3 +268,29 @@ def test_to_utc() -> None:
     assert to_utc(datetime(2025, 1, 1, 12)) == datetime(2025, 1, 1, 12, tzinfo=UTC)
     eastern = datetime(2025, 1, 1, 7, tzinfo=timezone(timedelta(hours=-5)))
     assert to_utc(eastern) == datetime(2025, 1, 1, 12, tzinfo=UTC)
+
+
+def test_lone_surrogates_become_replacement_characters_in_every_field() -> None:
+    from rarewatch.normalize import normalize, valid_unicode
+
+    entry = RawEntry(
+        "api",
+        "Rare earth \ud800 export licence",
+        link="https://x.example/\udfff",
+        guid="g-\ud800",
+        summary="<p>gallium \udc00</p>",
+        content="德\ud800国",
+    )
+    item = normalize(entry, datetime(2026, 1, 1, tzinfo=UTC))
+    for text in (item.title, item.summary, item.content, item.link, item.id):
+        text.encode("utf-8")  # never raises
+    assert item.title == "Rare earth \ufffd export licence"
+    assert item.summary == "gallium \ufffd" and item.content == "德\ufffd国"
+    assert valid_unicode("plain") == "plain" and valid_unicode("a\ud83d\ude00b") == "a\ufffd\ufffdb"
+    assert valid_unicode("😀 稀土") == "😀 稀土", "real characters, astral ones too, are kept"
+
+
+def test_a_surrogate_entity_in_html_text_becomes_a_replacement_character() -> None:
+    from rarewatch.normalize import plain_text
+
+    assert plain_text("rare &#55296; earth &#xDFFF;") == "rare \ufffd earth \ufffd"

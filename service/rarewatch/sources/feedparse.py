@@ -69,6 +69,20 @@ _BOMS = (
 )
 
 
+# A character reference to a UTF-16 surrogate (&#55296;, &#xD800;) names no character: lxml rejects the
+# document and feedparser crashes encoding it. Each becomes a reference to U+FFFD before parsing, so a feed
+# with one still parses (and its text is valid Unicode). Decimal 55296-57343, hex D800-DFFF.
+_SURROGATE_REF = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}"
+    rb"|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
+)
+
+
+def replace_surrogate_refs(body: bytes) -> bytes:
+    """`body` with every character reference to a surrogate replaced by `&#xFFFD;`."""
+    return _SURROGATE_REF.sub(b"&#xFFFD;", body) if b"&#" in body else body
+
+
 class _Undecodable(Exception):
     """The bytes do not decode as the declared encoding: let feedparser sniff."""
 
@@ -105,6 +119,7 @@ def parse_feed(body: bytes, content_type: str | None, source: str, lang: str | N
         raise SourceError("refusing a feed that declares XML entities")
     if _HTML_START.match(body[:_SNIFF_BYTES]):
         raise SourceError("not a feed: got an HTML page")
+    body = replace_surrogate_refs(body)
     try:
         entries = _parse_fast(body, content_type, source, lang)
     except etree.XMLSyntaxError as exc:

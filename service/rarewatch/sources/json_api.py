@@ -255,28 +255,44 @@ class JsonApiSource(HttpSource):
     async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult:
         """Fetch up to `max_pages` pages. A 304 on the first page gives no entries and keeps validators.
 
-        Raises `SourceError` for network and HTTP failures on any page (the shared `http.fetch`), a page
-        that does not parse (see `parse_page`) and a next page on another host. A failure on a later page
-        fails the poll, so that the first page's validators are not stored over an incomplete read.
+        Raises `SourceError` for network and HTTP failures on the first page (the shared `http.fetch`)
+        and a first page that does not parse (see `parse_page`). A failure on a later page (network, HTTP,
+        parse, a next page on another host) keeps the items of the pages read before it: the result
+        carries them with the failure as its `error`, so that the poll is still the source's error and
+        the first page's validators are not stored over an incomplete read.
         """
         resp = await self._get(session, state, str(self.first_url))
         if resp.not_modified:
             return http.unchanged(resp, state)
-        entries = await self._read_pages(session, resp)
+        entries, error = await self._read_pages(session, resp)
+        if error is not None:
+            return FetchResult(entries=tuple(entries), error=error)
         return FetchResult(entries=tuple(entries), etag=resp.etag, last_modified=resp.last_modified)
 
-    async def _read_pages(self, session: aiohttp.ClientSession, resp: http.HttpResponse) -> list[RawEntry]:
-        entries: list[RawEntry] = []
+    async def _read_pages(
+        self, session: aiohttp.ClientSession, resp: http.HttpResponse
+    ) -> tuple[list[RawEntry], SourceError | None]:
+        """The entries of every page, and the failure that stopped the reading after page 1 (if any)."""
+        page = await self._parse(resp, 1)  # a failure here fails the poll: nothing was read
+        entries = list(page.entries)
         seen = {str(self.first_url), resp.url}
-        for number in range(1, self.max_pages + 1):
-            page = await self._parse(resp, number)
+        for number in range(2, self.max_pages + 1):
+            try:
+                target = self._next_target(page.next_url, resp.url)
+                if target is None or target in seen:  # the last page or a loop
+                    break
+                seen.add(target)
+                resp = await http.fetch(session, target, limits=self.limits, headers=self.headers)
+                page = await self._parse(resp, number)
+            except SourceError as exc:
+                text = str(exc)
+                message = text if text.startswith(f"page {number} ") else f"page {number}: {text}"
+                log.warning(
+                    "%s: %s (keeping the %d item(s) read before it)", self.name, message, len(entries)
+                )
+                return entries, SourceError(message, retry_after=exc.retry_after)
             entries.extend(page.entries)
-            target = self._next_target(page.next_url, resp.url) if number < self.max_pages else None
-            if target is None or target in seen:  # the last page, the page limit, or a loop
-                break
-            seen.add(target)
-            resp = await http.fetch(session, target, limits=self.limits, headers=self.headers)
-        return entries
+        return entries, None
 
     async def _parse(self, resp: http.HttpResponse, number: int) -> Page:
         try:

@@ -9,6 +9,7 @@ rounding), ordered, and small enough (< 2**53) to be an exact Redis sorted-set s
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -233,3 +234,40 @@ def claim_owner(value: str) -> str | None:
 # Lua needs the separator and member layout too; these are passed in as arguments, never spelt in a script.
 MEMBER_SEPARATOR = _SEP
 MEMBER_SEQ_WIDTH = _SEQ_WIDTH
+
+
+# --- logical keys -----------------------------------------------------------------------------------------
+# The keys the pipeline claims, remembers and counts under, for either backend (the backend adds its own
+# physical prefix, e.g. Redis `claim:`/`counter:`). Minted here only: the pipeline, the story index and the
+# policies import these functions.
+
+ITEM_PREFIX = "item:"  # a story's stable id: seen once within the dedup window
+LINK_PREFIX = "link:"  # a canonical link (hashed): the same article from another source is the same story
+SIMILAR_PREFIX = "sim:"  # an LSH band of a title's MinHash signature, owned by the alert it was indexed for
+THROTTLE_PREFIX = "throttle:"  # counter: alerts of one rule in its throttle window
+UPDATES_PREFIX = "updates:"  # counter: updates of one story within the dedup window
+
+
+def item_key(item_id: str) -> str:
+    """The claim key of an item's stable id."""
+    return f"{ITEM_PREFIX}{item_id}"
+
+
+def link_key(canonical_link: str) -> str:
+    """The claim key of a canonical link (hashed: links can be long and hold any character)."""
+    return LINK_PREFIX + hashlib.sha256(canonical_link.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def similar_key(band: int, digest: str) -> str:
+    """The near-duplicate index key of one LSH band of a title signature."""
+    return f"{SIMILAR_PREFIX}{band}:{digest}"
+
+
+def throttle_key(rule_id: str) -> str:
+    """The counter of one rule's alerts (its `throttle`)."""
+    return f"{THROTTLE_PREFIX}{rule_id}"
+
+
+def updates_key(story: str) -> str:
+    """The counter of one story's updates (the per-story update cap)."""
+    return f"{UPDATES_PREFIX}{story}"

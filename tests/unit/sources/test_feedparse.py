@@ -396,3 +396,28 @@ def test_item_language_and_atom_style_link_in_rss() -> None:
     assert first.link == "https://example.org/a"
     assert (first.lang, second.lang) == ("zh", "en")
     assert {e.lang for e in parse_feed(body, None, "s", "fr")} == {"fr"}  # configured wins
+
+
+@pytest.mark.parametrize(
+    "ref", [b"&#55296;", b"&#xD800;", b"&#xdbff;", b"&#56320;", b"&#57343;", b"&#x0DFFF;"]
+)
+def test_surrogate_references_become_replacement_character_references(ref: bytes) -> None:
+    assert feedparse.replace_surrogate_refs(b"a " + ref + b" b") == b"a &#xFFFD; b"
+
+
+@pytest.mark.parametrize(
+    "ref", [b"&#55295;", b"&#57344;", b"&#xD7FF;", b"&#xE000;", b"&#8217;", b"&#x1F600;"]
+)
+def test_other_character_references_are_left_alone(ref: bytes) -> None:
+    assert feedparse.replace_surrogate_refs(b"a " + ref + b" b") == b"a " + ref + b" b"
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["well-formed", "broken"])
+def test_a_feed_with_a_surrogate_reference_parses(closed: bool) -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>Rare &#55296; earth</title><link>https://x.example/1</link></item>"
+        + (b"</channel></rss>" if closed else b"")
+    )
+    entries = parse_feed(body, "application/rss+xml", "wire", None)
+    assert [e.title for e in entries] == ["Rare \ufffd earth"]

@@ -71,3 +71,16 @@ def test_window_buckets_are_fixed_and_exact() -> None:
 def test_schema_version_is_the_number_of_migrations() -> None:
     assert keys.SCHEMA_VERSION == len(keys.MIGRATIONS) >= 3
     assert all(statements for statements in keys.MIGRATIONS)
+
+
+def test_logical_keys_are_minted_here_and_stable() -> None:
+    import hashlib
+
+    assert keys.item_key("abc") == "item:abc"
+    assert keys.similar_key(3, "00ff") == "sim:3:00ff"
+    assert keys.throttle_key("rule-1") == "throttle:rule-1"
+    assert keys.updates_key("story-1") == "updates:story-1"
+    link = "https://example.org/a?b=1"
+    # The layout every existing store holds: never change it without a migration.
+    assert keys.link_key(link) == "link:" + hashlib.sha256(link.encode()).hexdigest()[:32]
+    assert keys.link_key("https://example.org/\ud800").startswith("link:"), "never raises"
