@@ -104,6 +104,11 @@ class WebhookNotifier:
             raise DeliveryError(f"invalid webhook URL for {self._origin}", retryable=False) from exc
         except aiohttp.ClientError as exc:
             raise self._failure(f"{type(exc).__name__}: {terminal_safe(str(exc))}") from exc
+        except ValueError as exc:
+            # aiohttp refuses the request itself (e.g. user:password@ in the URL plus an Authorization
+            # header): no retry can succeed, so the delivery is dead-lettered with the reason.
+            reason = terminal_safe(str(exc))
+            raise DeliveryError(f"POST {self._origin}: request refused: {reason}", retryable=False) from exc
 
     async def close(self) -> None:
         """Nothing to release: the ClientSession belongs to the application."""
