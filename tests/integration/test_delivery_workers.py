@@ -30,8 +30,11 @@ from rarewatch.delivery.slack import SlackNotifier
 from rarewatch.delivery.webhook import WebhookNotifier
 from rarewatch.delivery.workers import DeliveryWorkers
 from rarewatch.models import Alert, DeliveryStatus, Item, Match, Severity
+from rarewatch.runtime import open_runtime
+from rarewatch.scheduler import Poller
+from rarewatch.settings import Settings
 from rarewatch.store.sqlite import SQLiteStore
-from tests.support import serve, slack_api
+from tests.support import TEST_RULES, feed_server, rss, serve, slack_api
 
 MS = timedelta(milliseconds=1)
 FAST = (timedelta(0), 20 * MS, 50 * MS, 100 * MS)  # the retry schedule, shrunk
@@ -329,3 +332,65 @@ async def test_drain_due_delivers_everything_due_not_just_one_batch(
     ids = await enqueue(store, 35, "hook")
     report = await box.drain_due()
     assert report.delivered == 35 and sorted(rx.delivered) == ids
+
+
+async def test_a_worker_wakes_for_its_next_retry_without_being_told(
+    store: SQLiteStore, session: aiohttp.ClientSession, receiver: Callable[[Answer], Awaitable[Rx]]
+) -> None:
+    first = True
+
+    async def fail_once(_: str) -> int:
+        nonlocal first
+        first, code = False, (503 if first else 200)
+        return code
+
+    rx = await receiver(fail_once)
+    box = outbox(store, {"hook": WebhookNotifier("hook", rx.url, session)})
+    await enqueue(store, 1, "hook")
+    workers = DeliveryWorkers(box, idle=timedelta(seconds=BOUND * 2))  # only the retry timer can wake it
+    workers.start()
+    try:
+        await rx.until(lambda: rx.delivered == ["a000"])
+        # Deliveries added later are sent when the worker is woken, not after `idle`.
+        await enqueue(store, 1, "hook", prefix="b")
+        workers.wake()
+        await rx.until(lambda: rx.delivered == ["a000", "b000"])
+    finally:
+        await workers.stop()
+    assert rx.requests == ["a000", "a000", "b000"]
+
+
+async def test_a_poll_only_enqueues_and_never_waits_for_a_delivery(
+    tmp_path: Path, receiver: Callable[[Answer], Awaitable[Rx]]
+) -> None:
+    gate = asyncio.Event()
+
+    async def gated(_: str) -> int:
+        await gate.wait()
+        return 200
+
+    rx = await receiver(gated)
+    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
+    async with feed_server() as feeds:
+        feeds.feeds["/wire.xml"] = rss(
+            [{"title": "Rare earth export licence regime widened", "link": "https://news.example.org/1"}]
+        )
+        settings = Settings(
+            store=f"sqlite:///{tmp_path / 'state.db'}",
+            rules=[str(tmp_path / "rules.yaml")],
+            sources=[{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}],
+            destinations=[{"name": "tickets", "type": "webhook", "url": rx.url, "timeout": "60s"}],
+            routes=[{"to": ["tickets"]}],
+            config_dir=tmp_path,
+        )
+        async with open_runtime(settings) as runtime:
+            poller = Poller(runtime.pipeline, runtime.sources, runtime.outbox, runtime.clock)
+            poller.workers.start()
+            try:
+                await asyncio.wait_for(poller.poll(runtime.sources[0]), BOUND)
+                assert rx.delivered == [], "the poll returned before its alert was delivered"
+                await rx.until(lambda: len(rx.requests) == 1)  # the worker is sending it meanwhile
+                gate.set()
+                await rx.until(lambda: len(rx.delivered) == 1)
+            finally:
+                await poller.stop()
