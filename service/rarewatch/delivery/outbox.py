@@ -72,8 +72,10 @@ from rarewatch.store.base import Store
 
 log = logging.getLogger(__name__)
 
+# Short steps first: a flaky destination (a failure now and then) costs a delivery seconds, not minutes;
+# a destination that is down is the breaker's business (it stops attempts after a run of failures).
 DEFAULT_SCHEDULE: tuple[timedelta, ...] = tuple(
-    timedelta(seconds=s) for s in (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
+    timedelta(seconds=s) for s in (0, 1, 2, 3, 5, 10, 30, 60, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
 )
 PARK_UNCONFIGURED = timedelta(hours=1)
 STORM_WINDOW = timedelta(hours=1)
