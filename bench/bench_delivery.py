@@ -9,7 +9,9 @@ Figures:
 2. the same healthy webhook beside a receiver that answers every request in `--slow` seconds and beside a
    Slack destination at its one message per second (a local Slack stand-in), all three fed the same alerts;
 3. a receiver failing a random 30 % of requests (seeded): the time until it has all `--alerts`, and the
-   duplicate count (must be 0).
+   duplicate count (must be 0);
+4. a receiver down (503) for `--down` seconds: how long after it recovered it has all `--alerts`
+   (bounded by `outbox.breaker_max_cooldown`, 30 s), and the duplicate count.
 
 These are figures, not assertions: the tests check the orderings (tests/integration/test_delivery_workers.py).
 """
@@ -142,6 +144,7 @@ async def main() -> int:
     ap.add_argument("--alerts", type=int, default=100)
     ap.add_argument("--slow", type=float, default=8.0)
     ap.add_argument("--seed", type=int, default=30)
+    ap.add_argument("--down", type=float, default=20.0, help="seconds the receiver is down (the issue: 120)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     n = args.alerts
@@ -192,7 +195,19 @@ async def main() -> int:
         f"30 % flaky receiver (seed {args.seed}): all {len(rx.arrived)} of {n} after {last:.2f} s, "
         f"{duplicates} duplicates"
     )
-    return 0 if duplicates == 0 and len(rx.arrived) == n else 1
+    up_at = time.monotonic() + args.down
+
+    async def down_then_up() -> int:
+        return 200 if time.monotonic() >= up_at else 503
+
+    sent, rx = await run(hooks("down"), {"down": Receiver(down_then_up)}, n, "down")
+    down_dups = sum(c - 1 for c in rx.count.values())
+    after = max(rx.arrived.values()) - up_at
+    print(
+        f"receiver down for {args.down:g} s: all {len(rx.arrived)} of {n} {after:.2f} s after it recovered, "
+        f"{down_dups} duplicates"
+    )
+    return 0 if duplicates == down_dups == 0 and len(rx.arrived) == n else 1
 
 
 if __name__ == "__main__":

@@ -372,8 +372,8 @@ class OutboxConfig(_Strict):
     batch: int = Field(default=100, gt=0)  # deliveries per pass of one destination
     max_retry_after: Duration = timedelta(hours=1)  # a receiver's Retry-After is honoured up to this
     breaker_threshold: int = Field(default=10, ge=0)  # failures in a row that open a circuit; 0: never
-    breaker_cooldown: Duration = timedelta(seconds=15)  # open this long before one probe
-    breaker_max_cooldown: Duration = timedelta(minutes=5)  # each failed probe doubles it, up to this
+    breaker_cooldown: Duration = timedelta(seconds=10)  # open this long before one probe
+    breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
 
 
 def _default_destinations() -> list[DestinationConfig]:

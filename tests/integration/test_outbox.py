@@ -293,6 +293,7 @@ async def test_the_circuit_opens_after_consecutive_failures_probes_once_and_rele
         jitter=0,
         breaker_threshold=3,
         breaker_cooldown=cooldown,
+        breaker_max_cooldown=10 * cooldown,
     )
     for i in range(1, 13):
         await enqueue(store, clock, f"a{i}", "hook")

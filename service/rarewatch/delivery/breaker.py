@@ -33,8 +33,8 @@ class Breaker:
     """One destination's breaker. `threshold` < 1 disables it (always closed)."""
 
     threshold: int = 10
-    cooldown: timedelta = timedelta(seconds=15)
-    max_cooldown: timedelta = timedelta(minutes=5)
+    cooldown: timedelta = timedelta(seconds=10)
+    max_cooldown: timedelta = timedelta(seconds=30)
     state: BreakerState = BreakerState.CLOSED
     failures: int = 0  # consecutive retryable failures
     opened_at: datetime | None = None

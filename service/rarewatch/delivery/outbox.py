@@ -82,8 +82,8 @@ STORM_WINDOW = timedelta(hours=1)
 MIN_RETRY_DELAY = timedelta(seconds=1)  # a Retry-After of 0 must not spin a lane
 DEFAULT_MAX_RETRY_AFTER = timedelta(hours=1)
 DEFAULT_BREAKER_THRESHOLD = 10
-DEFAULT_BREAKER_COOLDOWN = timedelta(seconds=15)
-DEFAULT_BREAKER_MAX_COOLDOWN = timedelta(minutes=5)
+DEFAULT_BREAKER_COOLDOWN = timedelta(seconds=10)
+DEFAULT_BREAKER_MAX_COOLDOWN = timedelta(seconds=30)  # a receiver that is back is probed within 30 s
 _RELEASE_LIMIT = 100_000  # pending deliveries of one destination made due when its breaker closes
 
 
