@@ -287,6 +287,10 @@ async def open_runtime(
             clock=clock,
             max_age=settings.outbox.max_age,
             batch=settings.outbox.batch,
+            max_retry_after=settings.outbox.max_retry_after,
+            breaker_threshold=settings.outbox.breaker_threshold,
+            breaker_cooldown=settings.outbox.breaker_cooldown,
+            breaker_max_cooldown=settings.outbox.breaker_max_cooldown,
             max_per_hour={
                 d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
             },

@@ -1,7 +1,9 @@
-"""Scheduling: one APScheduler job per source, plus the outbox flusher.
+"""Scheduling: one APScheduler job per source, plus the delivery workers (one per destination).
 
 Each source job has `max_instances=1` and coalescing, so a slow source never piles up runs; intervals get
-jitter so many sources do not hit the network at the same instant.
+jitter so many sources do not hit the network at the same instant. A poll only enqueues: its deliveries
+are written to the outbox with the claim, the destinations' workers are woken, and the poll returns
+without waiting for any delivery (`delivery.workers`).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rarewatch.clock import Clock
 from rarewatch.delivery.outbox import FlushReport, Outbox
+from rarewatch.delivery.workers import DeliveryWorkers
 from rarewatch.errors import StoreError
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun
 
 log = logging.getLogger(__name__)
 
-OUTBOX_INTERVAL = timedelta(seconds=5)
+OUTBOX_INTERVAL = timedelta(seconds=5)  # the longest a worker sleeps without being woken
 
 
 class Poller:
-    """Owns the scheduler: a job per source and a job that flushes the outbox."""
+    """Owns the scheduler (a job per source) and the delivery workers (a task per destination)."""
 
     def __init__(
         self,
@@ -42,9 +45,10 @@ class Poller:
         self.on_run = on_run
         self.on_flush = on_flush
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.workers = DeliveryWorkers(outbox, idle=OUTBOX_INTERVAL, on_flush=on_flush)
 
     def start(self) -> None:
-        """Schedule every source to run now and then at its interval; start the outbox flusher."""
+        """Schedule every source to run now and then at its interval; start the delivery workers."""
         now = self.clock.now()
         for polled in self.sources:
             interval = polled.interval.total_seconds()
@@ -58,20 +62,14 @@ class Poller:
                 next_run_time=now,
                 misfire_grace_time=int(interval),
             )
-        self.scheduler.add_job(
-            self.flush,
-            IntervalTrigger(seconds=OUTBOX_INTERVAL.total_seconds()),
-            id="outbox",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=now,
-        )
         self.scheduler.start()
+        self.workers.start()
 
     async def stop(self) -> None:
         """Stop scheduling and let running jobs finish (an in-flight delivery completes or stays pending)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.workers.stop()
         await self.outbox.drain()
 
     async def poll(self, polled: PolledSource) -> None:
@@ -86,10 +84,10 @@ class Poller:
         if self.on_run is not None:
             await self.on_run(run)
         if run.alerts:
-            await self.flush()
+            self.workers.wake()  # never waits for a delivery
 
     async def flush(self) -> None:
-        """Flush the outbox (a scheduled job): a store outage is logged; deliveries wait, never lost."""
+        """One pass of every destination now (tests, tools): a store outage is logged; deliveries wait."""
         report: FlushReport | None
         try:
             report = await self.outbox.flush()

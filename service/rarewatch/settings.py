@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -211,6 +212,17 @@ class _HttpDestination(_DestinationBase):
 
     headers: dict[str, str] = Field(default_factory=dict)  # values may be "${ENV_VAR}"
 
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> _HttpDestination:
+        # aiohttp refuses a request with both (ValueError on every send): say so at load instead.
+        url = str(getattr(self, "url", "") or "")
+        has_auth = any(k.lower() == "authorization" for k in self.headers)
+        if has_auth and "@" in urlsplit(url).netloc:
+            raise ValueError(
+                "url carries credentials (user:password@) and headers set Authorization: keep only one"
+            )
+        return self
+
     def resolved_headers(self) -> dict[str, str]:
         """Header values with `${VAR}` replaced from the environment (missing variables are errors)."""
         return {k: _expand_env(v, f"headers.{k}") for k, v in self.headers.items()}
@@ -357,7 +369,11 @@ class HttpConfig(_Strict):
 
 class OutboxConfig(_Strict):
     max_age: Duration = timedelta(hours=72)  # then a delivery is dead-lettered
-    batch: int = Field(default=100, gt=0)
+    batch: int = Field(default=100, gt=0)  # deliveries per pass of one destination
+    max_retry_after: Duration = timedelta(hours=1)  # a receiver's Retry-After is honoured up to this
+    breaker_threshold: int = Field(default=10, ge=0)  # failures in a row that open a circuit; 0: never
+    breaker_cooldown: Duration = timedelta(seconds=10)  # open this long before one probe
+    breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
 
 
 def _default_destinations() -> list[DestinationConfig]:

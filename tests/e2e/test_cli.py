@@ -106,6 +106,23 @@ async def test_once_twice_delivers_nothing_the_second_time(tmp_path: Path) -> No
     ]
 
 
+async def test_once_delivers_more_than_one_batch_and_counts_what_is_left(tmp_path: Path) -> None:
+    async with feed_server() as feeds, webhook_receiver() as hook:
+        feeds.feeds["/wire.xml"] = rss(
+            [story(n, f"Rare earth export licence regime widened for magnet grade {n}") for n in range(1, 8)]
+        )
+        config = write_config(tmp_path, feeds.url("/wire.xml"), hook.url)
+        config.write_text(config.read_text() + "outbox: {batch: 2}\n", encoding="utf-8")
+        hook.script = [503]  # one failed attempt: its retry is not due before once ends
+        code, _, err = await rarewatch("once", "--config", str(config))
+        assert code == 0, err
+        alerts = int(err.split(" new alerts")[0].rsplit(" ", 1)[1])
+        assert alerts >= 5, err
+        # Every alert reached the archive (batch 2 is no limit for once), all but one the webhook.
+        assert f"{2 * alerts - 1} delivered, 1 to retry, 0 dead" in err
+        assert len(set(hook.delivered_ids())) == alerts - 1
+
+
 async def test_bad_config_exits_2_naming_file_and_line(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("store: sqlite:///x.db\nsources:\n  - {name: a, type: rss, url: 'https://x.org/'}\n")

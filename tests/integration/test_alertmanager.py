@@ -84,8 +84,7 @@ async def test_two_stories_become_two_alerts_with_labels_and_annotations(
         "summary": "A summary.",
         "rules": "licensing, shortage",
         "categories": "export-licensing, supply-disruption",
-        # the title is in Chinese, so the alert carries its one-line English gloss
-        "gloss": "Export licensing / Supply disruption — matched: 稀土",
+        "gloss": "Export licensing / Supply disruption — matched: 稀土",  # the title is in Chinese
     }
     assert one["generatorURL"] == f"https://example.org/{first.id}"
     assert one["status"]["state"] == "active"

@@ -160,7 +160,9 @@ async def test_backoff_follows_the_schedule_then_dead_letters_after_max_age(
         waits.append(d.next_attempt - clock.now())
         clock.set(d.next_attempt)
     h, m = timedelta(hours=1), timedelta(minutes=1)
-    assert waits == [5 * S, 5 * m, 30 * m, 2 * h, 5 * h] + [10 * h] * 7  # 10h repeats
+    assert (
+        waits == [1 * S, 2 * S, 3 * S, 5 * S, 10 * S, 30 * S, m, 5 * m, 30 * m, 2 * h, 5 * h] + [10 * h] * 7
+    )
     # The first failure past 72h dead-letters, with the last error.
     assert clock.now() - T0 > timedelta(hours=72) >= clock.now() - T0 - 10 * h
     assert report.dead == 1 and report.failed == 0
@@ -186,14 +188,14 @@ async def test_jitter_stays_in_bounds_and_a_seeded_rng_makes_it_repeatable(
     assert (report.delivered, report.failed) == (2, 3)
     waits = [(await record(store, a, "hook")).next_attempt - T0 for a in ("a1", "a3", "a5")]
     same_seed = random.Random(7)
-    expected = [5 * S * (1 + same_seed.uniform(-0.1, 0.1)) for _ in waits]
+    expected = [1 * S * (1 + same_seed.uniform(-0.1, 0.1)) for _ in waits]
     for wait, exp in zip(waits, expected, strict=True):
-        assert 4.5 * S <= wait <= 5.5 * S
+        assert 0.9 * S <= wait <= 1.1 * S
         assert abs(wait - exp) < timedelta(microseconds=2)
     assert len(set(waits)) == 3
 
 
-async def test_retry_after_postpones_the_destination_and_defers_its_queue(
+async def test_retry_after_pauses_the_destination_and_leaves_its_queue_due_unsent(
     store: SQLiteStore,
     session: aiohttp.ClientSession,
     clock: FakeClock,
@@ -210,32 +212,72 @@ async def test_retry_after_postpones_the_destination_and_defers_its_queue(
     assert rx.ids == ["a1"]  # told to slow down: the rest of its queue waits, unsent
     assert other.delivered == ["a1", "a2", "a3"]
     records = [await record(store, a, "hook") for a in ("a1", "a2", "a3")]
-    assert {d.next_attempt for d in records} == {T0 + 120 * S}
-    assert records[1].attempts == 0, "deferred, not attempted: no attempt is counted"
+    assert records[0].next_attempt == T0 + 120 * S
+    assert [d.attempts for d in records] == [1, 0, 0], "waiting, not attempted: no attempt is counted"
+    assert outbox.next_wake("hook") == T0 + 120 * S
     clock.advance(119)
     await outbox.flush()
     assert rx.ids == ["a1"]
     clock.advance(1)
     report = await outbox.flush()
     assert report.delivered == 3
-    assert rx.delivered == ["a1", "a2", "a3"]
+    assert sorted(rx.delivered) == ["a1", "a2", "a3"]
 
 
-async def test_a_short_retry_after_does_not_shorten_the_backoff(
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7 * S),  # honoured as given, also above the schedule's 1 s
+        ("1.5", 1.5 * S),
+        ("0", 1 * S),  # never less than MIN_RETRY_DELAY: a lane must not spin
+        ("86400", 3600 * S),  # capped at max_retry_after
+        ("-5", 1 * S),  # no usable hint: the schedule (1 s after a first failure)
+        ("soon", 1 * S),
+    ],
+)
+async def test_retry_after_is_honoured_as_given_within_the_cap(
+    header: str,
+    expected: timedelta,
     store: SQLiteStore,
     session: aiohttp.ClientSession,
     clock: FakeClock,
     receivers: Callable[[], Awaitable[Receiver]],
 ) -> None:
     rx = await receivers()
-    rx.script = [status(503, {"Retry-After": "1"})]
-    outbox = Outbox(store, {"hook": hook("hook", rx, session, clock)}, clock=clock, jitter=0)
+    rx.script = [status(503, {"Retry-After": header})]
+    outbox = Outbox(
+        store,
+        {"hook": hook("hook", rx, session, clock)},
+        clock=clock,
+        jitter=0,
+        max_retry_after=timedelta(hours=1),
+    )
     await enqueue(store, clock, "a1", "hook")
     await outbox.flush()
-    assert (await record(store, "a1", "hook")).next_attempt == T0 + 5 * S
+    assert (await record(store, "a1", "hook")).next_attempt == T0 + expected
 
 
-async def test_a_destination_failing_again_and_again_is_deferred_not_hammered(
+async def test_a_flaky_destination_retries_per_delivery_and_keeps_sending_the_rest(
+    store: SQLiteStore,
+    session: aiohttp.ClientSession,
+    clock: FakeClock,
+    receivers: Callable[[], Awaitable[Receiver]],
+) -> None:
+    rx = await receivers()
+    rx.by_id = {f"a{i}": status(502) for i in (1, 2, 3, 5, 6, 7, 9)}  # three failures in a row, twice
+    outbox = Outbox(
+        store, {"hook": hook("hook", rx, session, clock)}, clock=clock, jitter=0, breaker_threshold=4
+    )
+    for i in range(1, 11):
+        await enqueue(store, clock, f"a{i}", "hook")
+    report = await outbox.flush()
+    assert (report.delivered, report.failed, report.deferred) == (3, 7, 0)
+    assert rx.ids == [f"a{i}" for i in range(1, 11)], "every delivery attempted: nothing deferred"
+    for i in (1, 2, 3, 5):
+        assert (await record(store, f"a{i}", "hook")).next_attempt == T0 + 1 * S
+
+
+async def test_the_circuit_opens_after_consecutive_failures_probes_once_and_releases_the_backlog(
     store: SQLiteStore,
     session: aiohttp.ClientSession,
     clock: FakeClock,
@@ -243,14 +285,42 @@ async def test_a_destination_failing_again_and_again_is_deferred_not_hammered(
 ) -> None:
     rx = await receivers()
     rx.default = status(502)
-    outbox = Outbox(store, {"hook": hook("hook", rx, session, clock)}, clock=clock, jitter=0)
-    for i in range(1, 6):
+    cooldown = 30 * S
+    outbox = Outbox(
+        store,
+        {"hook": hook("hook", rx, session, clock)},
+        clock=clock,
+        jitter=0,
+        breaker_threshold=3,
+        breaker_cooldown=cooldown,
+        breaker_max_cooldown=10 * cooldown,
+    )
+    for i in range(1, 13):
         await enqueue(store, clock, f"a{i}", "hook")
     report = await outbox.flush()
-    assert (report.failed, report.deferred) == (3, 2)
-    assert rx.ids == ["a1", "a2", "a3"]
-    assert len(report.errors["hook"]) == 3
-    assert {(await record(store, f"a{i}", "hook")).next_attempt for i in range(1, 6)} == {T0 + 5 * S}
+    assert (report.failed, report.deferred) == (3, 9)
+    assert rx.ids == ["a1", "a2", "a3"], "open after three failures in a row: not hammered"
+    assert outbox.breaker("hook").state == "open"
+    assert outbox.next_wake("hook") == T0 + cooldown  # the probe; a1's retry (T0 + 5 s) waits for it
+    clock.advance(29)
+    await outbox.flush()
+    assert len(rx.ids) == 3, "nothing is sent before the cool-down has passed"
+    assert [(await record(store, f"a{i}", "hook")).attempts for i in (4, 12)] == [0, 0]
+    clock.advance(1)
+    report = await outbox.flush()
+    assert len(rx.ids) == 4 and report.failed == 1 and report.deferred == 11, "one probe, which failed"
+    assert outbox.breaker("hook").state == "open"
+    assert outbox.next_wake("hook") == clock.now() + 2 * cooldown  # a failed probe doubles the cool-down
+    # The receiver comes back; the next probe closes the circuit and the whole backlog goes at once,
+    # including a1..a3 whose own backoff had grown to 5 minutes.
+    rx.default = OK
+    clock.advance(2 * cooldown)
+    report = await outbox.flush()
+    report = await outbox.flush() if report.delivered < 12 else report
+    assert outbox.breaker("hook").state == "closed"
+    assert sorted(rx.delivered) == sorted(f"a{i}" for i in range(1, 13))
+    assert len(rx.delivered) == 12, "none twice"
+    assert await store.deliveries(DeliveryStatus.PENDING) == []
 
 
 async def test_one_poison_alert_does_not_hold_up_the_others(

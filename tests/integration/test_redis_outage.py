@@ -56,7 +56,8 @@ async def test_service_survives_a_redis_outage_and_delivers_once(
         async with open_runtime(settings, clock=clock) as runtime:
             poller = Poller(runtime.pipeline, runtime.sources, runtime.outbox, clock)
             hook.script = [503]
-            await poller.poll(runtime.sources[0])  # claimed, delivery failed: pending in Redis
+            await poller.poll(runtime.sources[0])  # claimed and enqueued: polls never wait for delivery
+            await poller.flush()  # the delivery failed: pending in Redis
             assert hook.delivered_ids() == []
 
             feeds.feeds["/wire.xml"] = rss(

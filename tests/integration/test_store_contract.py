@@ -141,6 +141,10 @@ async def test_claim_records_alert_and_pending_deliveries_due_now(store: Store) 
     due = await store.due_deliveries(T0)
     assert [d.destination for d in due] == ["hook", "slack"]
     assert due[0] == Delivery("alert-1", "hook", PENDING, 0, T0, T0, None, None)
+    assert await store.due_deliveries(T0, destination="slack") == [due[1]]
+    assert await store.due_deliveries(T0, destination="hook") == [due[0]]
+    assert await store.due_deliveries(T0, destination="hoo") == []  # a name, not a prefix or suffix
+    assert await store.due_deliveries(T0, destination="ook") == []
 
 
 async def test_concurrent_claims_of_one_story_have_one_winner(make_store: MakeStore) -> None:

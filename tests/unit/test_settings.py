@@ -222,3 +222,33 @@ def test_the_enrichment_block_is_validated(tmp_path: Path, text: str, message: s
     with pytest.raises(ConfigError, match=message) as info:
         load_settings(path)
     assert info.value.line == 2
+
+
+def test_credentials_in_a_url_and_an_authorization_header_are_a_config_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "destinations:\n"
+        "  - name: hook\n"
+        "    type: webhook\n"
+        "    url: https://user:secret@example.org/hook\n"
+        "    headers: {authorization: Bearer t}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "user:password@" in str(info.value) and "Authorization" in str(info.value)
+    assert "secret" not in str(info.value).replace("user:password", "")
+
+
+def test_outbox_breaker_and_retry_after_keys_have_defaults_and_load(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "rules: []\n")).outbox.breaker_threshold == 10
+    path = write(
+        tmp_path,
+        "outbox: {max_retry_after: 10m, breaker_threshold: 3,"
+        " breaker_cooldown: 30s, breaker_max_cooldown: 2m}\n",
+    )
+    outbox = load_settings(path).outbox
+    assert (outbox.max_retry_after, outbox.breaker_threshold) == (timedelta(minutes=10), 3)
+    assert (outbox.breaker_cooldown, outbox.breaker_max_cooldown) == (
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+    )

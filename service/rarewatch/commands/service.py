@@ -15,11 +15,23 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
-    """Fetch every source, match, deliver everything due, then exit 0 (failed sources are listed)."""
+    """Fetch every source, match, deliver until nothing due is left, then exit 0 (failed sources listed).
+
+    The counts: deliveries delivered and dead-lettered by this run, and every delivery still pending
+    afterwards ("to retry": failed ones waiting for their next attempt, and those of destinations that
+    are paused or whose circuit is open).
+    """
     async with open_runtime(settings, stdout=out) as runtime:
         try:
             runs = await run_cycle(runtime.pipeline, runtime.sources, force=True)
-            report = await runtime.outbox.flush()
+            report = await runtime.outbox.drain_due()
+            pending = len(
+                [
+                    d
+                    for d in await runtime.store.deliveries(DeliveryStatus.PENDING, limit=10**9)
+                    if d.destination in runtime.notifiers
+                ]
+            )
         except StoreError as exc:
             print(f"rarewatch: store unavailable: {exc}", file=err)
             return EXIT_FAILED
@@ -27,7 +39,7 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
     alerts = sum(len(r.alerts) for r in runs)
     print(
         f"once: {len(runs)} sources ({len(failed)} failed), {alerts} new alerts, "
-        f"{report.delivered} delivered, {report.failed} to retry, {report.dead} dead",
+        f"{report.delivered} delivered, {pending} to retry, {report.dead} dead",
         file=err,
     )
     for run in failed:

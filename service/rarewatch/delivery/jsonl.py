@@ -5,6 +5,9 @@ per write (rather than keeping a handle) means log rotation (`mv` + a new file) 
 fsync means a line reported as delivered survives a crash. Alerts are rare, so the cost does not matter.
 The blocking file work runs in a worker thread so the event loop is never stalled by a slow disk.
 
+Lines are always valid UTF-8: a lone surrogate in feed text (which UTF-8 cannot encode) is written as
+U+FFFD, the replacement character, rather than failing the write on every attempt.
+
 If an earlier write was cut short (disk full, crash), the file may end without a newline; the next write
 starts a fresh line first, so one torn line never corrupts the next record.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 
 from rarewatch.delivery.payload import alert_payload
@@ -35,13 +39,21 @@ class JsonlNotifier:
         line = json.dumps(alert_payload(alert), ensure_ascii=False) + "\n"
         async with self._lock:
             try:
-                await asyncio.to_thread(_append_line, self.path, line.encode("utf-8"))
+                await asyncio.to_thread(_append_line, self.path, utf8(line))
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise DeliveryError(f"cannot write {self.path}: {reason}", retryable=True) from exc
 
     async def close(self) -> None:
         """Nothing to release: no handle is kept between writes."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> bytes:
+    """`text` as valid UTF-8: a lone surrogate (`\\ud800` in JSON, `&#55296;` in XML) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def _append_line(path: Path, data: bytes) -> None:

@@ -1,31 +1,42 @@
-"""The outbox: delivers pending deliveries from the store, with retries, backoff and dead letters.
+"""The outbox: delivers pending deliveries from the store, with retries, backoff, a circuit breaker per
+destination, and dead letters.
 
-The scheduler calls `Outbox.flush()` periodically. One flush takes the due deliveries (oldest first, at
-most `batch`), sends them concurrently across destinations but one at a time within a destination (one
-task per destination, so a slow or failing destination never holds up the others), and records every
-outcome in the store:
+Each destination is a *lane* of its own: its own lock, its own circuit breaker (`breaker.Breaker`), its
+own Retry-After pause and its own pacing (the notifier's, e.g. Slack's one message per second per
+channel). `flush_destination(name)` makes one pass over that destination's due deliveries (oldest first,
+at most `batch`), one at a time; in the service, `workers.DeliveryWorkers` runs one asyncio task per
+destination that calls it whenever deliveries are added and when its next retry, pause or probe falls
+due, so a slow or failing destination never delays another. `flush()` makes one pass of every lane
+concurrently (tests, `once`), and `drain_due()` repeats passes until nothing due is left to attempt.
+
+Every outcome is recorded in the store:
 
 - success: `mark_delivered`;
-- retryable failure: `mark_failed`, next attempt after `schedule[n]` (n = attempts made so far; the last
-  value repeats) with ± `jitter`, or after the receiver's Retry-After if that is longer;
+- retryable failure, *and any unexpected exception* raised while sending one delivery (a notifier bug, a
+  poison alert): `mark_failed`, a failed attempt of that delivery only; next attempt after `schedule[n]`
+  (n = attempts made so far; the last value repeats) with ± `jitter`, or exactly after the receiver's
+  Retry-After when it gave one (capped at `max_retry_after`, at least `MIN_RETRY_DELAY`);
 - non-retryable failure, or a retryable one for a delivery older than `max_age`: `mark_dead`
-  (a dead letter, kept with its last error; `rarewatch` can retry it later);
+  (a dead letter, kept with its last error; `rarewatch outbox retry` makes it due again);
 - `disable=True` (HTTP 410): `mark_dead`, and the destination is disabled for the rest of the process:
   its later deliveries are dead-lettered without sending.
+
+A flaky destination (failures among successes) only costs the failed deliveries their own retries; the
+others keep flowing. A destination that fails `breaker_threshold` times in a row opens its breaker: its
+due deliveries wait, unsent and with no attempt counted, until the cool-down has passed; then one
+delivery is sent as a probe (the oldest due one, or if none is due the oldest pending one: the
+destination, not the delivery, was the problem). The probe's success closes the breaker and makes every
+pending delivery of the destination due at once, so a receiver that was down gets its backlog as soon as
+it is back, not on each delivery's stretched backoff. A Retry-After also pauses the destination's lane
+until then (what a 429 asks for). Paused and open lanes report their waiting deliveries as `deferred`.
 
 Guarantees. A delivery is recorded as delivered only after `send` returned. A crash (or a store
 failure) between `send` returning and `mark_delivered` means the delivery is sent again later: delivery
 is at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
-
-A failing destination is not hammered: after a Retry-After, or after `FAILURES_BEFORE_DEFERRING`
-retryable failures in a row, its remaining due deliveries in this flush are not attempted but
-rescheduled to the same next attempt (error "not attempted: …"). That bounds a flush to a few timeouts
-per destination, while one "poison" alert that a receiver always rejects with a 5xx cannot hold up the
-alerts behind it for long. Rescheduling goes through `defer`: nothing was sent, so no attempt counts.
+Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once.
 
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
-and parked (`defer`, due again after `PARK_UNCONFIGURED`) so that a removed destination's backlog
-cannot fill every batch and starve the configured ones. Put the destination back, or purge its records.
+and parked (`defer`, due again after `PARK_UNCONFIGURED`). Put the destination back, or purge its records.
 
 Threads. A notifier that can thread (`ThreadingNotifier`, i.e. Slack's Web API) returns a receipt (the
 message ts), stored with the delivery; an `update` alert (a later report of a known story) is sent with
@@ -34,17 +45,17 @@ the story's first alert and that receipt, so it lands as a reply in the first me
 Digests. Deliveries created with `digest=True` (a route's `digest: hourly|daily`) are folded, per
 destination, into one digest message when they fall due. The storm guard does the same on the fly: a
 destination with `max_per_hour` never gets more single messages than that in a rolling hour; the
-excess of a flush is folded into one digest message. Every folded delivery is recorded on its own.
+excess of a pass is folded into one digest message. Every folded delivery is recorded on its own.
 
-Store errors. When recording fails with `StoreError`, the destination's task stops, the other tasks
-finish the send they have in flight (abandoning it would only cause a re-send) and record it if they
-can, but start no new one; then `flush` raises the first `StoreError`. Nothing is lost: unrecorded
-deliveries are still pending in the store.
+Store errors. When recording fails with `StoreError`, the lane's pass stops; in `flush()` the other
+lanes finish the send they have in flight and record it if they can, but start no new one; then the
+`StoreError` is raised. Nothing is lost: unrecorded deliveries are still pending in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -53,61 +64,89 @@ from datetime import datetime, timedelta
 
 from rarewatch.clock import Clock
 from rarewatch.delivery.base import Notifier, ThreadingNotifier
+from rarewatch.delivery.breaker import Breaker, BreakerState
 from rarewatch.delivery.payload import digest_alert
 from rarewatch.errors import DeliveryError, StoreError
-from rarewatch.models import Alert, AlertKind, Delivery
+from rarewatch.models import Alert, AlertKind, Delivery, DeliveryStatus
 from rarewatch.store.base import Store
 
 log = logging.getLogger(__name__)
 
+# Short steps first: a flaky destination (a failure now and then) costs a delivery seconds, not minutes;
+# a destination that is down is the breaker's business (it stops attempts after a run of failures).
 DEFAULT_SCHEDULE: tuple[timedelta, ...] = tuple(
-    timedelta(seconds=s) for s in (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
+    timedelta(seconds=s) for s in (0, 1, 2, 3, 5, 10, 30, 60, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
 )
-FAILURES_BEFORE_DEFERRING = 3
 PARK_UNCONFIGURED = timedelta(hours=1)
 STORM_WINDOW = timedelta(hours=1)
+MIN_RETRY_DELAY = timedelta(seconds=1)  # a Retry-After of 0 must not spin a lane
+DEFAULT_MAX_RETRY_AFTER = timedelta(hours=1)
+DEFAULT_BREAKER_THRESHOLD = 10
+DEFAULT_BREAKER_COOLDOWN = timedelta(seconds=10)
+DEFAULT_BREAKER_MAX_COOLDOWN = timedelta(seconds=30)  # a receiver that is back is probed within 30 s
+_RELEASE_LIMIT = 100_000  # pending deliveries of one destination made due when its breaker closes
 
 
 @dataclass(frozen=True)
 class FlushReport:
-    """What one flush did. `errors` maps a destination to its messages (`"<alert id>: <error>"`)."""
+    """What one pass did. `errors` maps a destination to its messages (`"<alert id>: <error>"`)."""
 
     delivered: int = 0
-    failed: int = 0  # retryable failures, rescheduled
-    deferred: int = 0  # not attempted after their destination kept failing; rescheduled with it
-    dead: int = 0  # dead-lettered in this flush
+    failed: int = 0  # failed attempts, rescheduled
+    deferred: int = 0  # due but not attempted: the destination is paused (Retry-After) or its circuit open
+    dead: int = 0  # dead-lettered in this pass
     errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     disabled: Mapping[str, str] = field(default_factory=dict)  # every destination disabled so far -> why
     unconfigured: Mapping[str, int] = field(default_factory=dict)  # destination -> deliveries kept pending
+    attempted: int = 0  # sends made (a digest counts once)
+    full: bool = False  # some destination had `batch` due deliveries: more may be due
+
+    def __add__(self, other: FlushReport) -> FlushReport:
+        errors = {
+            d: tuple(self.errors.get(d, ())) + tuple(other.errors.get(d, ()))
+            for d in {*self.errors, *other.errors}
+        }
+        unconfigured = dict(self.unconfigured)
+        for d, n in other.unconfigured.items():
+            unconfigured[d] = unconfigured.get(d, 0) + n
+        return FlushReport(
+            delivered=self.delivered + other.delivered,
+            failed=self.failed + other.failed,
+            deferred=self.deferred + other.deferred,
+            dead=self.dead + other.dead,
+            errors=errors,
+            disabled={**self.disabled, **other.disabled},
+            unconfigured=unconfigured,
+            attempted=self.attempted + other.attempted,
+            full=self.full or other.full,
+        )
 
 
 @dataclass
 class _Tally:
-    """The outcome counts of one destination's task."""
+    """The outcome counts of one lane's pass."""
 
     delivered: int = 0
     failed: int = 0
     deferred: int = 0
     dead: int = 0
+    attempted: int = 0
+    full: bool = False
     errors: list[str] = field(default_factory=list)
 
 
 @dataclass
-class _Streak:
-    """Retryable failures in a row within one flush, and when the destination is due again."""
+class _Lane:
+    """One destination's own state: its lock, breaker, Retry-After pause and the retries it scheduled."""
 
-    count: int = 0
-    deferring: bool = False
-    error: str = ""
-    next_attempt: datetime | None = None
+    breaker: Breaker
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    paused_until: datetime | None = None
+    retries: list[datetime] = field(default_factory=list)  # heap of next attempts scheduled here
 
 
 class Outbox:
-    """Owns retries and backoff for every destination. See the module docstring for the rules.
-
-    Flushes run one at a time, however many callers ask (a poll that raised alerts and the periodic
-    flush): two overlapping flushes could send the same delivery twice.
-    """
+    """Owns retries, backoff and the circuit breakers of every destination. See the module docstring."""
 
     def __init__(
         self,
@@ -121,6 +160,10 @@ class Outbox:
         rng: random.Random | None = None,
         batch: int = 100,
         max_per_hour: Mapping[str, int] | None = None,
+        max_retry_after: timedelta = DEFAULT_MAX_RETRY_AFTER,
+        breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
+        breaker_cooldown: timedelta = DEFAULT_BREAKER_COOLDOWN,
+        breaker_max_cooldown: timedelta = DEFAULT_BREAKER_MAX_COOLDOWN,
     ) -> None:
         if not schedule:
             raise ValueError("the retry schedule needs at least one delay")
@@ -137,51 +180,124 @@ class Outbox:
         self._rng = rng or random.Random()
         self._batch = batch
         self._max_per_hour = dict(max_per_hour or {})
+        self._max_retry_after = max_retry_after
         self._disabled: dict[str, str] = {}
-        self._lock = asyncio.Lock()
+        self._lanes = {
+            name: _Lane(Breaker(breaker_threshold, breaker_cooldown, breaker_max_cooldown))
+            for name in self._notifiers
+        }
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """The configured destinations, one lane each."""
+        return tuple(self._notifiers)
 
     @property
     def disabled(self) -> Mapping[str, str]:
         """Destinations disabled in this process (by an HTTP 410), with the error that disabled them."""
         return dict(self._disabled)
 
+    def now(self) -> datetime:
+        """The outbox's clock."""
+        return self._clock.now()
+
+    def breaker(self, destination: str) -> Breaker:
+        """The circuit breaker of one destination (for status and tests)."""
+        return self._lanes[destination].breaker
+
     async def flush(self) -> FlushReport:
-        """Attempt every due delivery once (at most `batch`) and record the outcomes."""
-        async with self._lock:
-            return await self._flush()
-
-    async def drain(self) -> None:
-        """Wait until a flush in progress (if any) has finished."""
-        async with self._lock:
-            pass
-
-    async def _flush(self) -> FlushReport:
-        now = self._clock.now()
-        due = await self._store.due_deliveries(now, limit=self._batch)
-        queues: dict[str, list[Delivery]] = {}
-        for delivery in due:
-            queues.setdefault(delivery.destination, []).append(delivery)
-        unconfigured = {d: len(q) for d, q in queues.items() if d not in self._notifiers}
-        for dest in unconfigured:
-            await self._park(queues.pop(dest))
-        alerts = await self._load_alerts([d for q in queues.values() for d in q])
+        """One pass of every destination, concurrently (at most `batch` due deliveries each)."""
+        unconfigured = await self.park_unconfigured()
         stop = asyncio.Event()  # set on a StoreError: no new sends anywhere
         results = await asyncio.gather(
-            *(self._drain(self._notifiers[d], q, alerts, stop) for d, q in queues.items()),
-            return_exceptions=True,
+            *(self._pass(name, stop) for name in self._notifiers), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise next((f for f in failures if isinstance(f, StoreError)), failures[0])
-        tallies = dict(zip(queues, (r for r in results if isinstance(r, _Tally)), strict=True))
+        tallies = dict(zip(self._notifiers, (r for r in results if isinstance(r, _Tally)), strict=True))
         return self._report(tallies, unconfigured)
 
-    async def _park(self, queue: list[Delivery]) -> None:
+    async def flush_destination(self, destination: str, stop: asyncio.Event | None = None) -> FlushReport:
+        """One pass of one destination's lane; `stop` (when set) ends it after the send in flight."""
+        tally = await self._pass(destination, stop or asyncio.Event())
+        return self._report({destination: tally}, {})
+
+    async def drain_due(self, max_passes: int = 10_000) -> FlushReport:
+        """Pass over every destination again and again until nothing due is left to attempt."""
+        total = FlushReport()
+        for _ in range(max_passes):
+            report = await self.flush()
+            total = total + report
+            if not report.attempted and not report.dead:
+                break
+        return total
+
+    async def drain(self) -> None:
+        """Wait until the passes in progress (if any) have finished."""
+        for lane in self._lanes.values():
+            async with lane.lock:
+                pass
+
+    def next_wake(self, destination: str) -> datetime | None:
+        """The earliest time something of this lane falls due: a retry it scheduled, its pause, its probe."""
+        lane = self._lanes[destination]
+        ready = lane.breaker.ready_at()
+        if ready is not None:  # open: nothing before the probe
+            return ready
+        if lane.paused_until is not None and lane.paused_until > self._clock.now():
+            return lane.paused_until  # told to wait: nothing before then
+        return lane.retries[0] if lane.retries else None
+
+    async def park_unconfigured(self) -> dict[str, int]:
+        """Park the due deliveries of destinations no longer configured; how many, per destination."""
         now = self._clock.now()
-        dest = queue[0].destination
-        log.warning("%d pending deliveries for unconfigured destination %r kept pending", len(queue), dest)
-        for delivery in queue:
-            await self._store.defer(delivery.alert_id, dest, now + PARK_UNCONFIGURED)
+        counts: dict[str, int] = {}
+        for delivery in await self._store.due_deliveries(now, limit=self._batch):
+            if delivery.destination in self._notifiers:
+                continue
+            counts[delivery.destination] = counts.get(delivery.destination, 0) + 1
+            await self._store.defer(delivery.alert_id, delivery.destination, now + PARK_UNCONFIGURED)
+        for dest, n in counts.items():
+            log.warning("%d pending deliveries for unconfigured destination %r kept pending", n, dest)
+        return counts
+
+    # --- one lane ---------------------------------------------------------------------------------------
+
+    async def _pass(self, dest: str, stop: asyncio.Event) -> _Tally:
+        lane = self._lanes[dest]
+        async with lane.lock:
+            now = self._clock.now()
+            while lane.retries and lane.retries[0] <= now:
+                heapq.heappop(lane.retries)
+            queue = await self._store.due_deliveries(now, limit=self._batch, destination=dest)
+            tally = _Tally(full=len(queue) >= self._batch)
+            if not queue and dest not in self._disabled:
+                queue = await self._probe_candidate(lane, dest, now)
+            if not queue:
+                return tally
+            alerts = await self._load_alerts(queue)
+            try:
+                await self._drain(lane, self._notifiers[dest], queue, alerts, tally, stop)
+            except StoreError:
+                stop.set()
+                raise
+            return tally
+
+    async def _probe_candidate(self, lane: _Lane, dest: str, now: datetime) -> list[Delivery]:
+        """An open breaker due for its probe, with nothing due: probe with the oldest pending delivery."""
+        ready = lane.breaker.ready_at()
+        if lane.breaker.state is not BreakerState.OPEN or ready is None or now < ready:
+            return []
+        pending = await self._store.deliveries(DeliveryStatus.PENDING, dest, limit=50)
+        return [d for d in pending if not d.digest][:1]
+
+    def _blocked(self, lane: _Lane, now: datetime) -> bool:
+        if lane.paused_until is not None:
+            if now < lane.paused_until:
+                return True
+            lane.paused_until = None
+        return not lane.breaker.allow(now)
 
     async def _load_alerts(self, due: Sequence[Delivery]) -> dict[str, Alert | None]:
         alerts: dict[str, Alert | None] = {}
@@ -192,25 +308,39 @@ class Outbox:
 
     async def _drain(
         self,
+        lane: _Lane,
         notifier: Notifier,
         queue: list[Delivery],
         alerts: Mapping[str, Alert | None],
+        tally: _Tally,
         stop: asyncio.Event,
-    ) -> _Tally:
+    ) -> None:
         """Deliver one destination's due deliveries in order; fold digests and a storm into one message."""
-        tally, streak = _Tally(), _Streak()
         singles, folded = await self._split(notifier.name, queue)
-        try:
-            for delivery in singles:
-                if stop.is_set():
-                    break
-                await self._process(notifier, delivery, alerts.get(delivery.alert_id), tally, streak)
-            if folded and not stop.is_set():
-                await self._send_digest(notifier, folded, alerts, tally, streak)
-        except StoreError:
-            stop.set()
-            raise
-        return tally
+        for i, delivery in enumerate(singles):
+            if stop.is_set():
+                return
+            alert = alerts.get(delivery.alert_id)
+            if (
+                notifier.name not in self._disabled
+                and alert is not None
+                and self._blocked(lane, self._clock.now())
+            ):
+                await self._wait(singles[i:] + folded, tally)
+                return
+            await self._process(lane, notifier, delivery, alert, tally)
+        if folded and not stop.is_set():
+            await self._send_digest(lane, notifier, folded, alerts, tally)
+
+    async def _wait(self, waiting: list[Delivery], tally: _Tally) -> None:
+        """The lane is paused or its circuit open: leave these due, unsent; dead-letter the expired."""
+        now = self._clock.now()
+        for delivery in waiting:
+            if self._expired(delivery, now):
+                error = delivery.last_error or "destination unavailable"
+                await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
+            else:
+                tally.deferred += 1
 
     async def _split(self, dest: str, queue: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split deliveries sent alone from those folded into a digest (held ones, a storm's excess)."""
@@ -227,11 +357,11 @@ class Outbox:
 
     async def _send_digest(
         self,
+        lane: _Lane,
         notifier: Notifier,
         folded: list[Delivery],
         alerts: Mapping[str, Alert | None],
         tally: _Tally,
-        streak: _Streak,
     ) -> None:
         """Send one digest for `folded` and record each folded delivery with the outcome."""
         present = [d for d in folded if alerts.get(d.alert_id) is not None]
@@ -240,41 +370,63 @@ class Outbox:
                 await self._dead(delivery, f"alert {delivery.alert_id} is missing from the history", tally)
         if not present:
             return
-        if notifier.name in self._disabled or streak.deferring:
+        if notifier.name in self._disabled:
             for delivery in present:
-                await self._process(notifier, delivery, alerts[delivery.alert_id], tally, streak)
+                await self._process(lane, notifier, delivery, alerts[delivery.alert_id], tally)
+            return
+        if self._blocked(lane, self._clock.now()):
+            await self._wait(present, tally)
             return
         children = [a for d in present if (a := alerts[d.alert_id]) is not None]
         digest = digest_alert(children, self._clock.now(), notifier.name)
+        tally.attempted += 1
         try:
             await notifier.send(digest)
-        except DeliveryError as exc:
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a send is a failed attempt, never a stuck lane
+            error = _as_delivery_error(exc, notifier.name)
             for delivery in present:
-                await self._failed(delivery, exc, tally, streak)
+                await self._failed(lane, delivery, error, tally, count_breaker=delivery is present[0])
             return
+        await self._succeeded(lane, notifier.name)
         for delivery in present:
             await self._store.mark_delivered(delivery.alert_id, delivery.destination, self._clock.now())
             tally.delivered += 1
 
     async def _process(
-        self, notifier: Notifier, delivery: Delivery, alert: Alert | None, tally: _Tally, streak: _Streak
+        self, lane: _Lane, notifier: Notifier, delivery: Delivery, alert: Alert | None, tally: _Tally
     ) -> None:
         dest = delivery.destination
         if dest in self._disabled:
             await self._dead(delivery, f"destination disabled ({self._disabled[dest]})", tally)
-        elif alert is None:
+            return
+        if alert is None:
             await self._dead(delivery, f"alert {delivery.alert_id} is missing from the history", tally)
-        elif streak.deferring:
-            await self._defer(delivery, streak, tally)
-        else:
-            try:
-                receipt = await self._send(notifier, alert, dest)
-            except DeliveryError as exc:
-                await self._failed(delivery, exc, tally, streak)
-                return
-            streak.count = 0
-            await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now(), receipt)
-            tally.delivered += 1
+            return
+        tally.attempted += 1
+        try:
+            receipt = await self._send(notifier, alert, dest)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a send is a failed attempt, never a stuck lane
+            await self._failed(lane, delivery, _as_delivery_error(exc, dest), tally)
+            return
+        await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now(), receipt)
+        tally.delivered += 1
+        await self._succeeded(lane, dest)
+
+    async def _succeeded(self, lane: _Lane, dest: str) -> None:
+        """A send went through: close the breaker; if that ended an outage, release the backlog."""
+        if not lane.breaker.success(self._clock.now()):
+            return
+        now = self._clock.now()
+        released = 0
+        for d in await self._store.deliveries(DeliveryStatus.PENDING, dest, limit=_RELEASE_LIMIT):
+            if not d.digest and d.next_attempt > now:
+                await self._store.defer(d.alert_id, dest, now)
+                released += 1
+        log.warning("destination %r is back (circuit closed): %d waiting deliveries due now", dest, released)
 
     async def _send(self, notifier: Notifier, alert: Alert, dest: str) -> str | None:
         """Send one alert; a threading notifier gets the story's first message to reply under."""
@@ -288,37 +440,38 @@ class Outbox:
             reply_to = root.receipt if root is not None else None
         return await notifier.send_threaded(alert, first=first, reply_to=reply_to)
 
-    async def _failed(self, delivery: Delivery, exc: DeliveryError, tally: _Tally, streak: _Streak) -> None:
+    async def _failed(
+        self, lane: _Lane, delivery: Delivery, exc: DeliveryError, tally: _Tally, count_breaker: bool = True
+    ) -> None:
         now, error, dest = self._clock.now(), str(exc), delivery.destination
         if exc.disable:
             self._disabled[dest] = error
             log.error("destination %r disabled: %s", dest, error)
             await self._dead(delivery, error, tally)
-        elif not exc.retryable:
-            await self._dead(delivery, error, tally)
-        elif self._expired(delivery, now):
-            await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
-        else:
-            next_attempt = now + self._delay(delivery.attempts, exc.retry_after)
-            await self._store.mark_failed(delivery.alert_id, dest, error, next_attempt, now)
-            tally.failed += 1
-            tally.errors.append(f"{delivery.alert_id}: {error}")
-            log.warning(
-                "delivery of %s to %r failed (retry at %s): %s", delivery.alert_id, dest, next_attempt, error
-            )
-            streak.count += 1
-            streak.error, streak.next_attempt = error, next_attempt
-            streak.deferring = exc.retry_after is not None or streak.count >= FAILURES_BEFORE_DEFERRING
-
-    async def _defer(self, delivery: Delivery, streak: _Streak, tally: _Tally) -> None:
-        now = self._clock.now()
-        error = f"not attempted: an earlier delivery to this destination failed: {streak.error}"
-        if self._expired(delivery, now) or streak.next_attempt is None:
+            return
+        if not exc.retryable:
             await self._dead(delivery, error, tally)
             return
-        # Nothing was sent: move the attempt, don't count one.
-        await self._store.defer(delivery.alert_id, delivery.destination, streak.next_attempt)
-        tally.deferred += 1
+        if count_breaker and lane.breaker.failure(now):
+            log.error(
+                "destination %r: circuit open after repeated failures, next probe at %s",
+                dest,
+                lane.breaker.ready_at(),
+            )
+        if self._expired(delivery, now):
+            await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
+            return
+        delay = self._delay(delivery.attempts, exc.retry_after)
+        next_attempt = now + delay
+        if exc.retry_after is not None:
+            lane.paused_until = max(lane.paused_until or now, next_attempt)
+        await self._store.mark_failed(delivery.alert_id, dest, error, next_attempt, now)
+        heapq.heappush(lane.retries, next_attempt)
+        tally.failed += 1
+        tally.errors.append(f"{delivery.alert_id}: {error}")
+        log.warning(
+            "delivery of %s to %r failed (retry at %s): %s", delivery.alert_id, dest, next_attempt, error
+        )
 
     async def _dead(self, delivery: Delivery, error: str, tally: _Tally) -> None:
         await self._store.mark_dead(delivery.alert_id, delivery.destination, error, self._clock.now())
@@ -332,14 +485,15 @@ class Outbox:
     def _delay(self, attempts_before: int, retry_after: float | None) -> timedelta:
         """The wait before the next attempt, after the failure of attempt number `attempts_before + 1`.
 
+        A Retry-After is honoured as given, within [`MIN_RETRY_DELAY`, `max_retry_after`]. Otherwise
         `schedule[0]` is the wait before the first attempt (0s: immediately), so after n failed attempts
-        the wait is `schedule[n]`, the last value repeating. A Retry-After longer than that wins, capped
-        at `max_age` (past it the delivery is dead-lettered anyway; also keeps datetimes in range).
+        the wait is `schedule[n]`, the last value repeating, with ± `jitter`.
         """
+        if retry_after is not None:
+            hinted = min(timedelta(seconds=retry_after), self._max_retry_after, self._max_age)
+            return max(hinted, MIN_RETRY_DELAY)
         base = self._schedule[min(attempts_before + 1, len(self._schedule) - 1)].total_seconds()
-        jittered = base * (1 + self._rng.uniform(-self._jitter, self._jitter))
-        hinted = min(retry_after or 0.0, self._max_age.total_seconds())
-        return timedelta(seconds=max(jittered, hinted))
+        return timedelta(seconds=base * (1 + self._rng.uniform(-self._jitter, self._jitter)))
 
     def _report(self, tallies: Mapping[str, _Tally], unconfigured: Mapping[str, int]) -> FlushReport:
         t = tallies.values()
@@ -351,7 +505,17 @@ class Outbox:
             errors={d: tuple(x.errors) for d, x in tallies.items() if x.errors},
             disabled=dict(self._disabled),
             unconfigured=dict(unconfigured),
+            attempted=sum(x.attempted for x in t),
+            full=any(x.full for x in t),
         )
+
+
+def _as_delivery_error(exc: Exception, dest: str) -> DeliveryError:
+    """A notifier's DeliveryError as is; anything else is a retryable failure of this one delivery."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    log.error("unexpected error while sending to %r", dest, exc_info=exc)
+    return DeliveryError(f"unexpected error: {type(exc).__name__}: {exc}", retryable=True)
 
 
 def _hours(delta: timedelta) -> str:

@@ -42,8 +42,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.slack_blocks import Block, build_followup, build_message
-from rarewatch.delivery.webhook import parse_retry_after
 from rarewatch.errors import DeliveryError
+from rarewatch.httputil import parse_retry_after
 from rarewatch.models import Alert, AlertKind
 
 DEFAULT_API_URL = "https://slack.com/api/"

@@ -30,10 +30,7 @@ their path (Slack, Discord), and errors end up in logs and the status API.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -45,6 +42,7 @@ from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.delivery.signing import secret_key, sign
 from rarewatch.errors import DeliveryError
+from rarewatch.httputil import parse_retry_after
 from rarewatch.models import Alert
 
 BODY_EXCERPT = 200
@@ -106,6 +104,11 @@ class WebhookNotifier:
             raise DeliveryError(f"invalid webhook URL for {self._origin}", retryable=False) from exc
         except aiohttp.ClientError as exc:
             raise self._failure(f"{type(exc).__name__}: {terminal_safe(str(exc))}") from exc
+        except ValueError as exc:
+            # aiohttp refuses the request itself (e.g. user:password@ in the URL plus an Authorization
+            # header): no retry can succeed, so the delivery is dead-lettered with the reason.
+            reason = terminal_safe(str(exc))
+            raise DeliveryError(f"POST {self._origin}: request refused: {reason}", retryable=False) from exc
 
     async def close(self) -> None:
         """Nothing to release: the ClientSession belongs to the application."""
@@ -149,26 +152,6 @@ def _v1_json(alert: Alert) -> bytes:
     return json.dumps(alert_payload(alert), ensure_ascii=False, separators=(",", ":")).encode(
         "utf-8", errors="replace"
     )
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date); None if absent or invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
 
 
 async def _body_excerpt(resp: aiohttp.ClientResponse) -> str:

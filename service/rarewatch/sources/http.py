@@ -9,10 +9,8 @@ streams (so a gzip bomb stops early), and every failure mapped to a `SourceError
 from __future__ import annotations
 
 import asyncio
-import email.utils
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 from multidict import CIMultiDict
@@ -20,6 +18,7 @@ from yarl import URL
 
 from rarewatch import __version__
 from rarewatch.errors import SourceError
+from rarewatch.httputil import parse_retry_after
 from rarewatch.models import FetchResult, SourceState
 
 USER_AGENT = f"rarewatch/{__version__} (+https://github.com/rarewatch)"
@@ -248,23 +247,3 @@ def status_error(status: int, reason: str | None, headers: Mapping[str, str], ur
         return SourceError(f"{what} from {url}{hint}", retry_after=retry_after)
     kind = "server error" if status >= 500 else "client error" if status >= 400 else "unexpected status"
     return SourceError(f"{what} ({kind}) from {url}")
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 10.2.3).
-
-    A date in the past gives 0; an unreadable value gives None. `now` (aware) is for tests.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC for an HTTP-date
-        when = when.replace(tzinfo=UTC)
-    delay = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, delay)

@@ -125,8 +125,10 @@ class Store(Protocol):
     async def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The newest alerts first."""
 
-    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries whose next attempt is due at `now`, oldest first."""
+    async def due_deliveries(
+        self, now: datetime, limit: int = 100, destination: str | None = None
+    ) -> list[Delivery]:
+        """Pending deliveries due at `now` (of one destination if given), oldest first."""
 
     async def deliveries(
         self, status: DeliveryStatus | None = None, destination: str | None = None, limit: int = 1000

@@ -124,6 +124,11 @@ _SEP = "\x1f"  # ASCII unit separator: cannot appear in a destination name or an
 _SEQ_WIDTH = 16  # digits of the zero-padded sequence number that starts an outbox member
 
 
+def member_suffix(destination: str) -> str:
+    """How every outbox member of `destination` ends (members are `<seq>␟<alert id>␟<destination>`)."""
+    return f"{_SEP}{destination}"
+
+
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
     """Key names under one prefix.

@@ -313,11 +313,23 @@ class RedisStore:
     # --- outbox -------------------------------------------------------------------------------------------
 
     @_translated
-    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries due at `now`, by next attempt, then creation (then insertion)."""
+    async def due_deliveries(
+        self, now: datetime, limit: int = 100, destination: str | None = None
+    ) -> list[Delivery]:
+        """Pending deliveries due at `now` (of one destination if given), by next attempt, then creation."""
         if limit <= 0:
             return []
         due = self._keys.outbox_due
+        if destination is not None:
+            # Members end in "␟<destination>": filter the due range by name, without loading records.
+            suffix = k.member_suffix(destination)
+            every = cast(
+                "list[tuple[str, float]]",
+                await self._redis.zrangebyscore(due, "-inf", k.to_us(now), withscores=True),
+            )
+            records = await self._load([m for m, _ in every if m.endswith(suffix)])
+            records.sort(key=lambda pair: (pair[1].next_attempt, pair[1].created, pair[0]))
+            return [d for _, d in records if d.destination == destination][:limit]
         found = cast(
             "list[tuple[str, float]]",
             await self._redis.zrangebyscore(due, "-inf", k.to_us(now), start=0, num=limit, withscores=True),

@@ -306,14 +306,18 @@ class SQLiteStore:
 
     # --- outbox -------------------------------------------------------------------------------------------
 
-    async def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries due at `now`, by next attempt, then creation."""
+    async def due_deliveries(
+        self, now: datetime, limit: int = 100, destination: str | None = None
+    ) -> list[Delivery]:
+        """Pending deliveries due at `now` (of one destination if given), by next attempt, then creation."""
         # The status is a literal, not a parameter: only then can SQLite use the partial index (pending rows).
+        only = " AND destination = ?" if destination is not None else ""
         sql = (
             f"SELECT {_DELIVERY_COLUMNS} FROM {k.DELIVERIES} WHERE status = '{_PENDING}'"
-            " AND next_attempt <= ? ORDER BY next_attempt, created, rowid LIMIT ?"
+            f" AND next_attempt <= ?{only} ORDER BY next_attempt, created, rowid LIMIT ?"
         )
-        rows = await self._run(partial(_fetchall, sql, (k.to_us(now), limit)))
+        params = (k.to_us(now), destination, limit) if destination is not None else (k.to_us(now), limit)
+        rows = await self._run(partial(_fetchall, sql, params))
         return [_delivery(row) for row in rows]
 
     async def deliveries(

@@ -14,7 +14,21 @@ from rarewatch.store.sqlite import SQLiteStore
 
 
 def test_the_default_schedule_is_the_documented_one() -> None:
-    assert [d.total_seconds() for d in DEFAULT_SCHEDULE] == [0, 5, 300, 1800, 7200, 18000, 36000]
+    assert [d.total_seconds() for d in DEFAULT_SCHEDULE] == [
+        0,
+        1,
+        2,
+        3,
+        5,
+        10,
+        30,
+        60,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+    ]
 
 
 @pytest.mark.parametrize(

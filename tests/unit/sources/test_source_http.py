@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 
 import pytest
 
 from rarewatch import __version__
 from rarewatch.errors import SourceError
-from rarewatch.sources.http import USER_AGENT, check_url, parse_retry_after, request_headers, status_error
+from rarewatch.sources.http import USER_AGENT, check_url, request_headers, status_error
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -76,23 +75,3 @@ def test_status_error_carries_retry_after(status: int) -> None:
 def test_status_error_without_retry_after_header() -> None:
     error = status_error(429, "Too Many Requests", {}, "http://x/f")
     assert error.retry_after is None
-
-
-def test_retry_after_seconds() -> None:
-    assert parse_retry_after("0") == 0
-    assert parse_retry_after(" 3600 ") == 3600
-
-
-def test_retry_after_http_date() -> None:
-    later = format_datetime(NOW + timedelta(seconds=90), usegmt=True)
-    assert parse_retry_after(later, now=NOW) == 90
-
-
-def test_retry_after_date_in_the_past_is_zero() -> None:
-    earlier = format_datetime(NOW - timedelta(hours=1), usegmt=True)
-    assert parse_retry_after(earlier, now=NOW) == 0
-
-
-@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3", "Fri, 99 Foo 2025"])
-def test_retry_after_unreadable_is_none(value: str | None) -> None:
-    assert parse_retry_after(value, now=NOW) is None

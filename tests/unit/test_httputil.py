@@ -1,0 +1,52 @@
+"""The one Retry-After parser, used by sources and every destination: one table, one answer per value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from rarewatch.delivery import slack, webhook
+from rarewatch.httputil import parse_retry_after
+from rarewatch.sources import http
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+
+CASES: list[tuple[str | None, float | None]] = [
+    ("120", 120.0),
+    (" 7 ", 7.0),
+    ("0", 0.0),
+    ("1.5", 1.5),  # not RFC syntax, but plainly seconds: honoured as given
+    ("-5", None),  # a negative delay is no hint: the caller's own backoff applies
+    ("+5", None),
+    ("1.5e3", None),
+    ("1e3", None),
+    ("inf", None),
+    ("nan", None),
+    ("soon", None),
+    ("Fri, 99 Foo 2025", None),
+    ("", None),
+    ("   ", None),
+    (None, None),
+    (format_datetime(NOW + timedelta(minutes=2), usegmt=True), 120.0),
+    (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0),  # in the past: now
+    ("Fri, 02 Jan 2026 12:01:00 -0000", 60.0),  # "-0000" parses naive: GMT
+    ("Fri, 02 Jan 2026 12:01:00 GMT", 60.0),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), CASES)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_sources_and_destinations_share_the_one_parser() -> None:
+    assert http.parse_retry_after is webhook.parse_retry_after is slack.parse_retry_after is parse_retry_after
+
+
+def test_a_source_429_carries_the_parsed_hint() -> None:
+    assert (
+        http.status_error(429, "Too Many Requests", {"Retry-After": "1.5"}, "http://x/f").retry_after == 1.5
+    )
+    assert http.status_error(503, "Unavailable", {"Retry-After": "-5"}, "http://x/f").retry_after is None
