@@ -32,6 +32,7 @@ from rarewatch.durations import parse_duration, parse_positive_duration
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
+from rarewatch.sources import encoding as text_encoding
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.yamlpos import YamlSyntaxError, load_single
@@ -153,7 +154,7 @@ class HtmlSource(_SourceBase):
     @classmethod
     def _codec(cls, v: str | None) -> str | None:
         if v is not None:
-            html_source.codec_for(v)
+            text_encoding.codec_for(v)
         return v
 
     @model_validator(mode="after")
