@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from types import MappingProxyType
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -28,12 +28,14 @@ import lxml.html
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 from lxml.html import HtmlElement
+from pydantic import field_validator, model_validator
 
+from rarewatch.configtypes import with_preset
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
-from rarewatch.sources.base import HttpOptions, HttpSource
+from rarewatch.sources.base import HttpOptions, HttpSource, Source, SourceConfigBase, SourceDeps, http_options
 from rarewatch.sources.encoding import codec_for, decode_html
 
 log = logging.getLogger(__name__)
@@ -280,3 +282,58 @@ class HtmlListSource(HttpSource):
             self.encoding,
         )
         return FetchResult(entries=tuple(entries), etag=resp.etag, last_modified=resp.last_modified)
+
+
+class HtmlSourceConfig(SourceConfigBase):
+    """A list page read with CSS selectors: `item` per entry, then `title`, `link`... inside it."""
+
+    type: Literal["html"]
+    preset: str | None = None  # fills item/title/link/date; see PRESETS
+    item: str | None = None
+    title: str | None = None
+    link: str | None = None  # default: the title element's href, else the item's first a[href]
+    date: str | None = None
+    summary: str | None = None
+    encoding: str | None = None  # override the page's declared charset
+    enrich: bool = False  # list pages link to documents (often PDFs) rather than articles
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return with_preset(data, PRESETS)
+
+    @field_validator("item", "title", "link", "date", "summary")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None:
+            compile_selector(v)  # an invalid selector fails here, at its line
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str | None) -> str | None:
+        if v is not None:
+            codec_for(v)
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> HtmlSourceConfig:
+        missing = [key for key in ("item", "title") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"an html source needs {' and '.join(missing)} (or a preset that sets them)")
+        return self
+
+
+def build(config: HtmlSourceConfig, deps: SourceDeps) -> Source:
+    """The `HtmlListSource` of a configured `html` source."""
+    return HtmlListSource(
+        config.name,
+        config.url,
+        item=config.item or "",
+        title=config.title or "",
+        link=config.link,
+        date=config.date,
+        summary=config.summary,
+        encoding=config.encoding,
+        **http_options(config, deps),
+    )
