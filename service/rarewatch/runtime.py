@@ -8,48 +8,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypedDict
+from typing import TextIO
 
 import aiohttp
 
 from rarewatch import __version__
 from rarewatch.clock import Clock, SystemClock
-from rarewatch.delivery.alertmanager import AlertmanagerNotifier
 from rarewatch.delivery.base import Notifier
-from rarewatch.delivery.console import ConsoleNotifier
-from rarewatch.delivery.jsonl import JsonlNotifier
+from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
-from rarewatch.delivery.slack import SlackNotifier
-from rarewatch.delivery.template import PayloadTemplate
-from rarewatch.delivery.webhook import WebhookNotifier
-from rarewatch.errors import ConfigError
+from rarewatch.delivery.registry import DestinationConfig
+from rarewatch.delivery.registry import build_notifier as registry_build_notifier
 from rarewatch.metrics import Metrics
-from rarewatch.models import Alert, Severity
+from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
-from rarewatch.settings import (
-    AlertmanagerDestination,
-    AppriseDestination,
-    ConsoleDestination,
-    DestinationConfig,
-    HtmlSource,
-    JsonlDestination,
-    JsonSource,
-    Settings,
-    SlackDestination,
-    SourceConfig,
-    WebhookDestination,
-)
+from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
-from rarewatch.sources.base import Source
-from rarewatch.sources.feed import FeedSource
-from rarewatch.sources.html import HtmlListSource
-from rarewatch.sources.json_api import JsonApiSource
+from rarewatch.sources.registry import build_source
 from rarewatch.store import Store, open_store
 from rarewatch.store_identity import StoreGuard, redact_url
 
@@ -95,59 +76,9 @@ def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
     for cfg in settings.sources:
         if not cfg.enabled:
             continue
-        try:
-            source = _source_for(cfg)
-        except ValueError as exc:
-            raise ConfigError(f"source {cfg.name}: {exc}") from None
+        source = build_source(cfg)
         polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg), enrich=cfg.enrich))
     return tuple(polled)
-
-
-class _FetchOptions(TypedDict):
-    """The keyword arguments every source kind takes from `_SourceBase`."""
-
-    timeout: float
-    connect_timeout: float
-    max_bytes: int
-    headers: Mapping[str, str]
-    lang: str | None
-
-
-def _source_for(cfg: SourceConfig) -> Source:
-    """The `Source` of one configured source, by its `type`."""
-    common = _FetchOptions(
-        timeout=cfg.timeout.total_seconds(),
-        connect_timeout=cfg.connect_timeout.total_seconds(),
-        max_bytes=cfg.max_bytes,
-        headers=cfg.headers,
-        lang=cfg.lang,
-    )
-    if isinstance(cfg, JsonSource):
-        fields = cfg.fields.model_dump(exclude_none=True)
-        return JsonApiSource(
-            cfg.name,
-            cfg.url,
-            items=cfg.items or "",
-            fields=fields,
-            next_page=cfg.next_page,
-            max_pages=cfg.max_pages,
-            params=cfg.params,
-            html_fields=cfg.html_fields,
-            **common,
-        )
-    if isinstance(cfg, HtmlSource):
-        return HtmlListSource(
-            cfg.name,
-            cfg.url,
-            item=cfg.item or "",
-            title=cfg.title or "",
-            link=cfg.link,
-            date=cfg.date,
-            summary=cfg.summary,
-            encoding=cfg.encoding,
-            **common,
-        )
-    return FeedSource(cfg.name, cfg.url, **common)
 
 
 def build_article_reader(settings: Settings, clock: Clock) -> ArticleReader:
@@ -191,74 +122,9 @@ def build_notifier(
     clock: Clock,
     stdout: TextIO,
 ) -> Notifier:
-    """The notifier for one configured destination."""
-    if isinstance(cfg, WebhookDestination):
-        return WebhookNotifier(
-            cfg.name,
-            cfg.url,
-            session,
-            secrets=cfg.signing_secrets(),
-            headers=cfg.resolved_headers(),
-            timeout=cfg.timeout.total_seconds(),
-            clock=clock,
-            body=_webhook_body(cfg, settings),
-            content_type=cfg.content_type,
-        )
-    if isinstance(cfg, AlertmanagerDestination):
-        return AlertmanagerNotifier(
-            cfg.name,
-            cfg.url,
-            session,
-            timeout=cfg.timeout.total_seconds(),
-            headers=cfg.resolved_headers(),
-            resolve_after=cfg.resolve_after,
-            clock=clock,
-        )
-    if isinstance(cfg, AppriseDestination):
-        return _apprise_notifier(cfg)
-    if isinstance(cfg, ConsoleDestination):
-        return ConsoleNotifier(cfg.name, stream=stdout)
-    if isinstance(cfg, JsonlDestination):
-        return JsonlNotifier(cfg.name, settings.resolve_path(cfg.path))
-    if isinstance(cfg, SlackDestination):
-        return SlackNotifier(
-            cfg.name,
-            channel=cfg.channel,
-            token=cfg.token.get_secret_value() if cfg.token else None,
-            webhook_url=cfg.webhook_url.get_secret_value() if cfg.webhook_url else None,
-            api_url=cfg.api_url,
-            session=session,
-            clock=clock,
-        )
-    raise ConfigError(f"destination {cfg.name}: unsupported type")
-
-
-def _webhook_body(cfg: WebhookDestination, settings: Settings) -> Callable[[Alert], bytes] | None:
-    """The template renderer of a templated webhook (None: the v1 payload); errors name the destination."""
-    if cfg.template is None:
-        return None
-    path = settings.resolve_path(cfg.template)
-    try:
-        template = PayloadTemplate.from_file(path, json=cfg.template_json, params=cfg.template_vars)
-    except ValueError as exc:
-        raise ConfigError(f"destination {cfg.name}: {exc}") from None
-    return template.render
-
-
-def _apprise_notifier(cfg: AppriseDestination) -> Notifier:
-    # Imported here: Apprise takes about 0.3 s to import, paid only by configurations that use it.
-    from rarewatch.delivery.apprise_notifier import AppriseNotifier
-
-    try:
-        return AppriseNotifier(
-            cfg.name,
-            [url.get_secret_value() for url in cfg.urls],
-            title_template=cfg.title_template,
-            body_format=cfg.body_format,
-            timeout=cfg.timeout.total_seconds(),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"destination {cfg.name}: {exc}") from None
+    """The notifier for one configured destination, built by its kind (`rarewatch.delivery.registry`)."""
+    deps = NotifierDeps(session=session, clock=clock, stdout=stdout, resolve_path=settings.resolve_path)
+    return registry_build_notifier(cfg, deps)
 
 
 @asynccontextmanager

@@ -1,4 +1,8 @@
-"""Delivery: the `Notifier` protocol, one notifier per destination kind, the payload and the outbox."""
+"""Delivery: the `Notifier` protocol, one notifier per destination kind, the payload and the outbox.
+
+Each destination kind's module owns its config model and `build(config, deps)`; `registry` maps the `type`
+key to the kind.
+"""
 
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.console import ConsoleNotifier

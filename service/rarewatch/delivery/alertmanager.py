@@ -28,12 +28,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from rarewatch.clock import Clock, SystemClock
+from rarewatch.configtypes import Duration, HttpUrl, PositiveDuration
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.payload import SUMMARY_MAX, rfc3339, truncate
 from rarewatch.delivery.presentation import present
 from rarewatch.delivery.webhook import WebhookNotifier
@@ -143,3 +146,25 @@ def _is_web_url(url: str) -> bool:
     except ValueError:  # e.g. a malformed IPv6 host
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+class AlertmanagerDestination(HttpDestinationConfig):
+    """A Prometheus Alertmanager (API v2): one Alertmanager alert per story, resolving by itself."""
+
+    type: Literal["alertmanager"]
+    url: HttpUrl  # the base URL, with any route prefix: http://alertmanager:9093
+    timeout: Duration = timedelta(seconds=10)
+    resolve_after: PositiveDuration = timedelta(hours=24)  # endsAt = raised + resolve_after
+
+
+def build(config: AlertmanagerDestination, deps: NotifierDeps) -> Notifier:
+    """The `AlertmanagerNotifier` of a configured `alertmanager` destination."""
+    return AlertmanagerNotifier(
+        config.name,
+        config.url,
+        deps.session,
+        timeout=config.timeout.total_seconds(),
+        headers=config.resolved_headers(),
+        resolve_after=config.resolve_after,
+        clock=deps.clock,
+    )

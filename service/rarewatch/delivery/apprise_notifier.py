@@ -26,17 +26,27 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit
 
-import apprise
+from pydantic import Field
 
+from rarewatch.configtypes import Duration, EnvSecret
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import truncate
 from rarewatch.delivery.presentation import present
 from rarewatch.delivery.template import PayloadTemplate
-from rarewatch.errors import DeliveryError
+from rarewatch.errors import ConfigError, DeliveryError
 from rarewatch.models import Alert, Severity
+
+if TYPE_CHECKING:
+    import apprise
+
+# Apprise takes about 0.3 s to import: it is imported where it is used, so only configurations with an
+# apprise destination pay for it (this module is imported with the settings, for its config model).
 
 BodyFormat = Literal["markdown", "text", "html"]
 
@@ -44,13 +54,20 @@ TITLE_MAX = 250
 SNIPPET_MAX = 500
 DEFAULT_TIMEOUT = 30.0
 
-_NOTIFY_TYPES = {
-    Severity.CRITICAL: apprise.NotifyType.FAILURE,  # most services show it red
-    Severity.HIGH: apprise.NotifyType.WARNING,
-    Severity.MEDIUM: apprise.NotifyType.WARNING,
-    Severity.LOW: apprise.NotifyType.INFO,
-    Severity.INFO: apprise.NotifyType.INFO,
-}
+
+def _notify_type(severity: Severity) -> apprise.NotifyType:
+    import apprise
+
+    types = {
+        Severity.CRITICAL: apprise.NotifyType.FAILURE,  # most services show it red
+        Severity.HIGH: apprise.NotifyType.WARNING,
+        Severity.MEDIUM: apprise.NotifyType.WARNING,
+        Severity.LOW: apprise.NotifyType.INFO,
+        Severity.INFO: apprise.NotifyType.INFO,
+    }
+    return types[severity]
+
+
 # Every ASCII punctuation character Markdown may read as syntax; a backslash makes each literal.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 # Kept literally in URLs (RFC 3986 reserved and unreserved, and "%"): no spaces, quotes, "<" or ">".
@@ -79,6 +96,8 @@ class AppriseNotifier:
         self.name = name
         self._format = body_format
         self._timeout = timeout
+        import apprise
+
         asset = apprise.AppriseAsset(app_id="rarewatch", app_desc="rarewatch alerts", secure_logging=True)
         self._apprise = apprise.Apprise(asset=asset)
         for index, url in enumerate(urls, start=1):
@@ -89,6 +108,8 @@ class AppriseNotifier:
 
     def _add(self, index: int, url: str, asset: apprise.AppriseAsset) -> None:
         # `instantiate` takes exactly one URL (`add` would split a string at commas and spaces).
+        import apprise
+
         with _apprise_logs_muted():
             service = apprise.Apprise.instantiate(url, asset=asset)
         if service is None:
@@ -104,7 +125,7 @@ class AppriseNotifier:
             body=format_body(alert, self._format),
             title=self._title_of(alert),
             body_format=self._format,
-            notify_type=_NOTIFY_TYPES[alert.severity],
+            notify_type=_notify_type(alert.severity),
             timeout=self._timeout,
         )
         if not result:
@@ -178,6 +199,8 @@ def _failures(result: apprise.AppriseResult) -> str:
 @contextmanager
 def _apprise_logs_muted() -> Iterator[None]:
     """Drop Apprise's log records for a moment: it quotes a URL it cannot parse whole, secrets and all."""
+    import apprise
+
     logger = logging.getLogger(apprise.LOGGER_NAME)
     logger.addFilter(_drop_record)
     try:
@@ -215,3 +238,28 @@ _QUOTE: dict[str, Callable[[str], str]] = {
     "text": lambda s: f"“{s}”",
     "html": lambda s: f"<i>“{s}”</i>",
 }
+
+
+class AppriseDestination(DestinationConfigBase):
+    """Any service Apprise speaks (email, Teams, PagerDuty, Telegram, ntfy, Matrix...), by Apprise URL."""
+
+    type: Literal["apprise"]
+    # Apprise URLs usually hold a token: "${TELEGRAM_URL}" reads one from the environment.
+    urls: list[EnvSecret] = Field(min_length=1)
+    title_template: str | None = None  # Jinja2, same context as payload templates
+    body_format: Literal["markdown", "text", "html"] = "markdown"
+    timeout: Duration = timedelta(seconds=30)
+
+
+def build(config: AppriseDestination, deps: NotifierDeps) -> Notifier:
+    """The `AppriseNotifier` of a configured `apprise` destination; its ValueError names the destination."""
+    try:
+        return AppriseNotifier(
+            config.name,
+            [url.get_secret_value() for url in config.urls],
+            title_template=config.title_template,
+            body_format=config.body_format,
+            timeout=config.timeout.total_seconds(),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"destination {config.name}: {exc}") from None

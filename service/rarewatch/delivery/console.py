@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TextIO
+from typing import Literal, TextIO
 
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.payload import truncate
 from rarewatch.delivery.presentation import Presentation, present
 from rarewatch.errors import DeliveryError
@@ -104,3 +106,14 @@ def _encodable(text: str, stream: TextIO) -> str:
     # than failing the delivery with UnicodeEncodeError.
     encoding = getattr(stream, "encoding", None) or "utf-8"
     return text.encode(encoding, "replace").decode(encoding)
+
+
+class ConsoleDestination(DestinationConfigBase):
+    """A readable line per alert on standard output."""
+
+    type: Literal["console"]
+
+
+def build(config: ConsoleDestination, deps: NotifierDeps) -> Notifier:
+    """The `ConsoleNotifier` of a configured `console` destination, writing to `deps.stdout`."""
+    return ConsoleNotifier(config.name, stream=deps.stdout)

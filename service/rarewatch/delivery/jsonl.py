@@ -19,7 +19,10 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.errors import DeliveryError
 from rarewatch.models import Alert
@@ -68,3 +71,15 @@ def _append_line(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+class JsonlDestination(DestinationConfigBase):
+    """Append the webhook payload of each alert to a JSON Lines file."""
+
+    type: Literal["jsonl"]
+    path: Path
+
+
+def build(config: JsonlDestination, deps: NotifierDeps) -> Notifier:
+    """The `JsonlNotifier` of a configured `jsonl` destination (a relative path: the config file's folder)."""
+    return JsonlNotifier(config.name, deps.resolve_path(config.path))

@@ -32,14 +32,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
+from pydantic import model_validator
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from rarewatch.clock import Clock, SystemClock
+from rarewatch.configtypes import EnvSecret
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.slack_blocks import Block, build_followup, build_message
 from rarewatch.errors import DeliveryError
@@ -260,3 +264,34 @@ def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
     if isinstance(exc.os_error, ConnectionRefusedError):
         return "connection refused"
     return f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
+
+
+class SlackDestination(DestinationConfigBase):
+    """A Slack channel: a bot token and a channel (Web API, threads possible) or an incoming webhook URL."""
+
+    type: Literal["slack"]
+    channel: str | None = None
+    token: EnvSecret | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
+    webhook_url: EnvSecret | None = None
+    api_url: str | None = None  # non-default Slack API hosts (GovSlack, test servers)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackDestination:
+        if self.webhook_url is None and (self.token is None or not self.channel):
+            raise ValueError("a slack destination needs either token and channel, or webhook_url")
+        if self.webhook_url is not None and self.token is not None:
+            raise ValueError("a slack destination takes token and channel, or webhook_url, not both")
+        return self
+
+
+def build(config: SlackDestination, deps: NotifierDeps) -> Notifier:
+    """The `SlackNotifier` of a configured `slack` destination."""
+    return SlackNotifier(
+        config.name,
+        channel=config.channel,
+        token=config.token.get_secret_value() if config.token else None,
+        webhook_url=config.webhook_url.get_secret_value() if config.webhook_url else None,
+        api_url=config.api_url,
+        session=deps.session,
+        clock=deps.clock,
+    )

@@ -31,17 +31,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
 from rarewatch import __version__
 from rarewatch.clock import Clock, SystemClock
+from rarewatch.configtypes import Duration, EnvStr, from_env, http_url
+from rarewatch.delivery.base import Notifier
+from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.delivery.signing import secret_key, sign
-from rarewatch.errors import DeliveryError
+from rarewatch.delivery.template import PayloadTemplate
+from rarewatch.errors import ConfigError, DeliveryError
 from rarewatch.httputil import parse_retry_after
 from rarewatch.models import Alert
 
@@ -177,3 +185,68 @@ def _origin(url: str) -> str:
 def _without_query(url: str) -> str:
     parts = urlsplit(url)
     return terminal_safe(parts._replace(query="", fragment="").geturl())[:BODY_EXCERPT]
+
+
+def _check_whsec(secret: SecretStr) -> SecretStr:
+    if not secret.get_secret_value().startswith("whsec_"):
+        raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+    return secret
+
+
+WebhookSecret = Annotated[SecretStr, BeforeValidator(from_env), AfterValidator(_check_whsec)]
+
+
+class WebhookDestination(HttpDestinationConfig):
+    """POST signed JSON (Standard Webhooks) to a URL."""
+
+    type: Literal["webhook"]
+    # Some webhook URLs are credentials (a Teams workflow URL carries a signature): "${TEAMS_URL}".
+    url: Annotated[EnvStr, AfterValidator(http_url)]
+    secret: WebhookSecret | None = None  # "${TICKETS_SECRET}" keeps the secret out of the file
+    # Rotation without downtime: sign with every listed secret (Standard Webhooks allows several).
+    secrets: list[WebhookSecret] = Field(default_factory=list)
+    timeout: Duration = timedelta(seconds=10)
+    # A Jinja2 template renders the body instead of the v1 payload (rarewatch.delivery.template);
+    # examples for Jira, ServiceNow and Teams are in deploy/templates/. Relative to the config file.
+    template: Path | None = None
+    template_vars: dict[str, str] = Field(default_factory=dict)  # the template's `params`
+    template_json: bool | None = None  # check the output is JSON; default: the file ends in .json.j2
+    content_type: str = "application/json"
+
+    @model_validator(mode="after")
+    def _template_options_need_a_template(self) -> WebhookDestination:
+        if self.template is None and (self.template_vars or self.template_json is not None):
+            raise ValueError("template_vars and template_json need a template")
+        return self
+
+    def signing_secrets(self) -> list[str]:
+        """Every secret to sign with: `secret` first, then `secrets` (duplicates dropped)."""
+        values = ([self.secret] if self.secret else []) + self.secrets
+        return list(dict.fromkeys(s.get_secret_value() for s in values))
+
+
+def build(config: WebhookDestination, deps: NotifierDeps) -> Notifier:
+    """The `WebhookNotifier` of a configured `webhook` destination."""
+    return WebhookNotifier(
+        config.name,
+        config.url,
+        deps.session,
+        secrets=config.signing_secrets(),
+        headers=config.resolved_headers(),
+        timeout=config.timeout.total_seconds(),
+        clock=deps.clock,
+        body=_template_body(config, deps),
+        content_type=config.content_type,
+    )
+
+
+def _template_body(config: WebhookDestination, deps: NotifierDeps) -> Callable[[Alert], bytes] | None:
+    """The template renderer of a templated webhook (None: the v1 payload); errors name the destination."""
+    if config.template is None:
+        return None
+    path = deps.resolve_path(config.template)
+    try:
+        template = PayloadTemplate.from_file(path, json=config.template_json, params=config.template_vars)
+    except ValueError as exc:
+        raise ConfigError(f"destination {config.name}: {exc}") from None
+    return template.render

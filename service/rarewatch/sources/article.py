@@ -2,9 +2,9 @@
 
 `ArticleReader.read(session, link)` fetches with the sources' own HTTP helper (`sources.http.fetch`:
 User-Agent, an overall deadline, a body cap counted after decompression, http(s) only, redirects
-followed by hand with loops named), decodes the page as the `html` kind does (`decode_html`: BOM,
-Content-Type charset, `<meta charset>`, GBK as GB18030), and extracts the main text with trafilatura in
-an executor, keeping the first paragraphs (about 2,000 characters).
+followed by hand with loops named), decodes the page as the `html` kind does
+(`sources.encoding.decode_html`: BOM, Content-Type charset, `<meta charset>`, GBK as GB18030), and extracts
+the main text with trafilatura in an executor, keeping the first paragraphs (about 2,000 characters).
 
 Politeness: at most `concurrency` article requests at once (one semaphore for every source), and every
 result is cached by canonical link in an LRU: a page read once is not fetched again while cached, and a
@@ -36,7 +36,8 @@ from yarl import URL
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.errors import SourceError
 from rarewatch.sources import http
-from rarewatch.sources.html import HTML_ACCEPT, decode_html
+from rarewatch.sources.encoding import decode_html
+from rarewatch.sources.html import HTML_ACCEPT
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import ClassVar, Protocol, TypedDict
 
 import aiohttp
+from pydantic import Field
 
+from rarewatch.configtypes import Duration, HttpUrl, Name, Strict
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, SourceState
 from rarewatch.sources import http
@@ -37,6 +41,41 @@ class HttpOptions(TypedDict, total=False):
     headers: Mapping[str, str]
     lang: str | None
     executor: concurrent.futures.Executor | None
+
+
+class SourceConfigBase(Strict):
+    """The keys every source kind takes; each kind's module subclasses it with its `type` and own keys."""
+
+    name: Name
+    url: HttpUrl
+    interval: Duration = timedelta(minutes=30)
+    initial_lookback: Duration | None = None  # None: the global `initial_lookback`
+    timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    lang: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SourceDeps:
+    """What building a source may use besides its config (`executor`: where parsing runs; None: the
+    loop's default thread pool)."""
+
+    executor: concurrent.futures.Executor | None = None
+
+
+def http_options(config: SourceConfigBase, deps: SourceDeps) -> HttpOptions:
+    """The `HttpSource` keyword arguments of a configured source."""
+    return HttpOptions(
+        timeout=config.timeout.total_seconds(),
+        connect_timeout=config.connect_timeout.total_seconds(),
+        max_bytes=config.max_bytes,
+        headers=config.headers,
+        lang=config.lang,
+        executor=deps.executor,
+    )
 
 
 class HttpSource:

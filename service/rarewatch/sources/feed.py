@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Unpack
+from typing import Literal, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -13,7 +13,7 @@ import aiohttp
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.sources import http
-from rarewatch.sources.base import HttpOptions, HttpSource
+from rarewatch.sources.base import HttpOptions, HttpSource, Source, SourceConfigBase, SourceDeps, http_options
 from rarewatch.sources.feedparse import parse_feed
 
 ParseFn = Callable[[bytes, str | None, str, str | None], list[RawEntry]]
@@ -72,3 +72,15 @@ def _absolute_links(entries: Iterable[RawEntry], base: str) -> Iterable[RawEntry
             yield dataclasses.replace(entry, link=urljoin(base, entry.link))
         else:
             yield entry
+
+
+class FeedSourceConfig(SourceConfigBase):
+    """RSS 0.9x/1.0/2.0 or Atom."""
+
+    type: Literal["feed"]
+    enrich: bool = True  # read the linked article of items that name a watched term but fire no rule
+
+
+def build(config: FeedSourceConfig, deps: SourceDeps) -> Source:
+    """The `FeedSource` of a configured `feed` source."""
+    return FeedSource(config.name, config.url, **http_options(config, deps))

@@ -15,7 +15,6 @@ refused (`SourceError`): no real feed needs them, and a clear refusal beats sile
 
 from __future__ import annotations
 
-import codecs
 import html
 import io
 import logging
@@ -31,6 +30,7 @@ from lxml.etree import _Element
 from rarewatch.errors import SourceError
 from rarewatch.models import RawEntry
 from rarewatch.normalize import from_struct_time, parse_date
+from rarewatch.sources.encoding import Undecodable, xml_as_utf8
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +47,7 @@ _HTML_START = re.compile(
     rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
     re.IGNORECASE | re.DOTALL,
 )
-_XML_DECL_ENCODING = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
-_CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
-# Labels that real feeds use for a superset of what they name: GB2312 pages hold GBK characters, Big5
-# pages hold Microsoft CP950 characters (a strict superset of Python's big5), Latin-1 pages hold
-# Windows-1252 quotes (as browsers assume). Keys are Python codec names (`codecs.lookup(label).name`).
-_CODEC_SUPERSETS = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "big5": "cp950",
-    "iso8859-1": "cp1252",
-    "ascii": "utf-8",
-}
-_LABEL_ALIASES = {"x-gbk": "gb18030", "windows-936": "gb18030", "x-x-big5": "cp950"}  # unknown to Python
 _UTF8 = "utf-8"
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE, whose BOM is a prefix of this one
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 # A character reference to a UTF-16 surrogate (&#55296;, &#xD800;) names no character: lxml rejects the
@@ -81,10 +62,6 @@ _SURROGATE_REF = re.compile(
 def replace_surrogate_refs(body: bytes) -> bytes:
     """`body` with every character reference to a surrogate replaced by `&#xFFFD;`."""
     return _SURROGATE_REF.sub(b"&#xFFFD;", body) if b"&#" in body else body
-
-
-class _Undecodable(Exception):
-    """The bytes do not decode as the declared encoding: let feedparser sniff."""
 
 
 class _Parsers(threading.local):
@@ -124,7 +101,7 @@ def parse_feed(body: bytes, content_type: str | None, source: str, lang: str | N
         entries = _parse_fast(body, content_type, source, lang)
     except etree.XMLSyntaxError as exc:
         problem = f"malformed XML: {exc}"
-    except _Undecodable as exc:
+    except Undecodable as exc:
         problem = str(exc)
     else:
         if entries is not None:
@@ -147,64 +124,13 @@ def _parse_fast(
     body: bytes, content_type: str | None, source: str, lang: str | None
 ) -> list[RawEntry] | None:
     """The lxml path: entries, or None for a well-formed document that is not RSS/Atom as we know it."""
-    data, reencoded = _as_utf8(body, content_type)
+    data, reencoded = xml_as_utf8(body, content_type)
     parser = _parsers.utf8 if reencoded else _parsers.native
     root = etree.fromstring(data, parser)
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and any(True for _ in dtd.iterentities()):  # e.g. in an encoding we did not scan
         raise SourceError("refusing a feed that declares XML entities")
     return _entries(root, source, lang)
-
-
-def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, bool]:
-    """The document as UTF-8 bytes, and whether we re-encoded it (so the declaration must be ignored).
-
-    Order of authority: a BOM, the XML declaration, the Content-Type charset, UTF-8. Bytes that are
-    valid UTF-8 with non-ASCII in them are UTF-8 whatever the label says (CMS templates often declare
-    gb2312 over UTF-8 text; the reverse accident essentially never decodes). UTF-8 bytes go to lxml
-    untouched: it validates them, and an invalid byte sends the document to feedparser.
-    """
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return _reencode(body, encoding, encoding), True
-    label = _declared_encoding(body) or _charset(content_type)
-    codec = _codec(label) if label else _UTF8
-    if codec == _UTF8:
-        return body, False
-    if not body.isascii():
-        try:
-            body.decode(_UTF8)
-            return body, True
-        except UnicodeDecodeError:
-            pass
-    return _reencode(body, codec, label or codec), True
-
-
-def _reencode(body: bytes, codec: str, label: str) -> bytes:
-    try:
-        return body.decode(codec).encode(_UTF8)
-    except UnicodeDecodeError as exc:
-        raise _Undecodable(f"not valid {label} at byte {exc.start}") from None
-
-
-def _declared_encoding(body: bytes) -> str | None:
-    m = _XML_DECL_ENCODING.match(body[:256])
-    return m.group(1).decode("ascii") if m else None
-
-
-def _charset(content_type: str | None) -> str | None:
-    m = _CHARSET_PARAM.search(content_type) if content_type else None
-    return m.group(1) if m else None
-
-
-def _codec(label: str) -> str:
-    """The Python codec for an encoding label, widened to the superset real feeds use."""
-    try:
-        name = codecs.lookup(_LABEL_ALIASES.get(label.lower(), label)).name
-    except LookupError:
-        raise _Undecodable(f"unknown encoding {label!r}") from None
-    name = _CODEC_SUPERSETS.get(name, name)
-    return _UTF8 if name in ("utf-8", "utf_8") else name
 
 
 def parse_with_feedparser(

@@ -5,15 +5,14 @@ For sites with no feed, such as MOFCOM's policy releases. `item` selects each en
 matches nothing has most likely been redesigned: that is a `SourceError` (visible as source health), never
 an empty poll that looks like a quiet day.
 
-Decoding: a configured `encoding` wins; else a BOM, the Content-Type charset, then `<meta charset>`.
-Bytes that are valid UTF-8 beyond ASCII are UTF-8 whatever the label says (CMS templates often declare
-gb2312 over UTF-8 text); GBK and GB2312 labels decode as their superset GB18030.
+Decoding (`rarewatch.sources.encoding.decode_html`): a configured `encoding` wins; else a BOM, the
+Content-Type charset, then `<meta charset>`. Bytes that are valid UTF-8 beyond ASCII are UTF-8 whatever the
+label says (CMS templates often declare gb2312 over UTF-8 text); GBK and GB2312 labels decode as GB18030.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import re
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from types import MappingProxyType
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -29,12 +28,15 @@ import lxml.html
 from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 from lxml.html import HtmlElement
+from pydantic import field_validator, model_validator
 
+from rarewatch.configtypes import with_preset
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
-from rarewatch.sources.base import HttpOptions, HttpSource
+from rarewatch.sources.base import HttpOptions, HttpSource, Source, SourceConfigBase, SourceDeps, http_options
+from rarewatch.sources.encoding import codec_for, decode_html
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,6 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     }
 )
 
-_CHARSET = re.compile(rb"<meta[^>]+?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
-_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)""")
-_CT_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
-_META_SNIFF = 4096  # browsers look for <meta charset> in the first 1024 bytes; be a little lenient
-# Labels that pages use for a superset of what they name (as browsers decode them).
-_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "cp950", "iso8859-1": "cp1252", "ascii": "utf-8"}
-_ALIASES = {"x-gbk": "gb18030", "windows-936": "gb18030", "x-x-big5": "cp950"}
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE, whose BOM is a prefix of this one
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 # A date inside surrounding text: "[2026-10-09]", "发布时间：2026年10月9日".
 _DATE_IN_TEXT = re.compile(r"\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?")
 _ELLIPSES = ("...", "…", "．．．", "。。。")
@@ -83,15 +71,6 @@ def compile_selector(css: str, what: str | None = None) -> CSSSelector:
         return CSSSelector(css, translator="html")
     except SelectorError as exc:
         raise ValueError(f"{where}invalid CSS selector {css!r}: {exc}") from None
-
-
-def codec_for(label: str) -> str:
-    """The Python codec for an encoding label, widened to the superset pages really use; ValueError."""
-    try:
-        name = codecs.lookup(_ALIASES.get(label.strip().lower(), label.strip())).name
-    except LookupError:
-        raise ValueError(f"unknown encoding {label!r}") from None
-    return _SUPERSETS.get(name, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,50 +100,6 @@ class Selectors:
             date=opt(date, "date"),
             summary=opt(summary, "summary"),
         )
-
-
-def decode_html(body: bytes, content_type: str | None, override: str | None = None) -> str:
-    """The page as text: `override`, else BOM, UTF-8 if valid, Content-Type charset, the page's own.
-
-    Never raises on bad bytes: an undecodable byte becomes U+FFFD rather than losing the whole page.
-    """
-    if override:
-        return body.decode(codec_for(override), "replace")
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return body.decode(encoding, "replace")
-    if not body.isascii():
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    labels = (_ct_charset(content_type), _declared_charset(body))  # the HTTP header outranks the page
-    candidates = [c for c in (_known_codec(label) for label in labels if label) if c]
-    for codec in candidates:
-        try:
-            return body.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return body.decode(candidates[0] if candidates else "utf-8", "replace")
-
-
-def _ct_charset(content_type: str | None) -> str | None:
-    m = _CT_CHARSET.search(content_type) if content_type else None
-    return m.group(1) if m else None
-
-
-def _declared_charset(body: bytes) -> str | None:
-    """`<meta charset>` or `<meta http-equiv content="...; charset=">`, else an XHTML XML declaration."""
-    head = body[:_META_SNIFF]
-    m = _CHARSET.search(head) or _XML_ENCODING.match(head.lstrip())
-    return m.group(1).decode("ascii") if m else None
-
-
-def _known_codec(label: str) -> str | None:
-    try:
-        return codec_for(label)
-    except ValueError:
-        return None  # a label Python does not know: try the next hint
 
 
 def parse_list(
@@ -347,3 +282,58 @@ class HtmlListSource(HttpSource):
             self.encoding,
         )
         return FetchResult(entries=tuple(entries), etag=resp.etag, last_modified=resp.last_modified)
+
+
+class HtmlSourceConfig(SourceConfigBase):
+    """A list page read with CSS selectors: `item` per entry, then `title`, `link`... inside it."""
+
+    type: Literal["html"]
+    preset: str | None = None  # fills item/title/link/date; see PRESETS
+    item: str | None = None
+    title: str | None = None
+    link: str | None = None  # default: the title element's href, else the item's first a[href]
+    date: str | None = None
+    summary: str | None = None
+    encoding: str | None = None  # override the page's declared charset
+    enrich: bool = False  # list pages link to documents (often PDFs) rather than articles
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return with_preset(data, PRESETS)
+
+    @field_validator("item", "title", "link", "date", "summary")
+    @classmethod
+    def _selector(cls, v: str | None) -> str | None:
+        if v is not None:
+            compile_selector(v)  # an invalid selector fails here, at its line
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, v: str | None) -> str | None:
+        if v is not None:
+            codec_for(v)
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> HtmlSourceConfig:
+        missing = [key for key in ("item", "title") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"an html source needs {' and '.join(missing)} (or a preset that sets them)")
+        return self
+
+
+def build(config: HtmlSourceConfig, deps: SourceDeps) -> Source:
+    """The `HtmlListSource` of a configured `html` source."""
+    return HtmlListSource(
+        config.name,
+        config.url,
+        item=config.item or "",
+        title=config.title or "",
+        link=config.link,
+        date=config.date,
+        summary=config.summary,
+        encoding=config.encoding,
+        **http_options(config, deps),
+    )

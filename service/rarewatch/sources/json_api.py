@@ -18,17 +18,19 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
+from pydantic import Field, field_validator, model_validator
 from yarl import URL
 
+from rarewatch.configtypes import Strict, with_preset
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
-from rarewatch.sources.base import HttpOptions, HttpSource
+from rarewatch.sources.base import HttpOptions, HttpSource, Source, SourceConfigBase, SourceDeps, http_options
 
 log = logging.getLogger(__name__)
 
@@ -364,4 +366,67 @@ def _mapping(
         guid=fields.get("guid") or None,
         next_page=next_page or None,
         html_fields=html_fields,
+    )
+
+
+class JsonFields(Strict):
+    """Dotted paths inside each JSON result (`html_url`, `agencies.0.name`); `title` and `link` required."""
+
+    title: str | None = None
+    link: str | None = None
+    summary: str | None = None
+    content: str | None = None
+    published: str | None = None
+    guid: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        return check_path(v) if v else v
+
+
+class JsonSourceConfig(SourceConfigBase):
+    """An HTTP JSON API: `items` is the dotted path to the results, `fields` maps each entry field."""
+
+    type: Literal["json"]
+    preset: str | None = None  # fills items/fields/next_page; see PRESETS
+    items: str | None = None  # "" when the document itself is the list
+    fields: JsonFields = Field(default_factory=JsonFields)
+    next_page: str | None = None
+    max_pages: int = Field(default=3, ge=1, le=100)
+    params: dict[str, str | list[str]] = Field(default_factory=dict)
+    html_fields: bool = False  # the mapped strings are HTML already (WordPress `rendered` fields)
+    enrich: bool = False  # API documents usually carry their full text already
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return with_preset(data, PRESETS, nested="fields")
+
+    @field_validator("items", "next_page")
+    @classmethod
+    def _dotted(cls, v: str | None) -> str | None:
+        return check_path(v) if v else v
+
+    @model_validator(mode="after")
+    def _complete(self) -> JsonSourceConfig:
+        missing = [] if self.items is not None else ["items"]
+        missing += [f"fields.{f}" for f in ("title", "link") if not getattr(self.fields, f)]
+        if missing:
+            raise ValueError(f"a json source needs {', '.join(missing)} (or a preset that sets them)")
+        return self
+
+
+def build(config: JsonSourceConfig, deps: SourceDeps) -> Source:
+    """The `JsonApiSource` of a configured `json` source."""
+    return JsonApiSource(
+        config.name,
+        config.url,
+        items=config.items or "",
+        fields=config.fields.model_dump(exclude_none=True),
+        next_page=config.next_page,
+        max_pages=config.max_pages,
+        params=config.params,
+        html_fields=config.html_fields,
+        **http_options(config, deps),
     )
