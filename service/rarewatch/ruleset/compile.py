@@ -289,7 +289,9 @@ def _closure(tids: frozenset[int], table: TermTable) -> frozenset[int]:
     return frozenset(done)
 
 
-def _required(node: Node, weight: Weight, shared: frozenset[int] | None = None) -> list[frozenset[int]]:
+def _required(
+    node: Node, weight: Weight, shared: frozenset[frozenset[int]] | None = None
+) -> list[frozenset[int]]:
     """Term sets of which one term each must be found for `node` to hold (a necessary condition)."""
     if isinstance(node, TermSet):
         return [node.tids]
@@ -303,19 +305,23 @@ def _required(node: Node, weight: Weight, shared: frozenset[int] | None = None) 
     return []  # a regex or a `none` requires no term
 
 
-def _gate_set(node: Node, weight: Weight, shared: frozenset[int] | None = None) -> frozenset[int] | None:
-    """The required set of `node` to gate it on. Without `shared`: the set most shared with other
-    rules, the subject that most rules of a pack name ("materials"). With `shared` (that subject):
-    the subject where `node` requires it, else its smallest required set, so that a rule naming no
-    material (a list designation, a dual-use ban) is gated on its own few specific terms and not on
-    a large vocabulary it shares with a few rules (the countries, staff words), which general news is
-    full of."""
+def _gate_set(
+    node: Node, weight: Weight, shared: frozenset[frozenset[int]] | None = None
+) -> frozenset[int] | None:
+    """The required set of `node` to gate it on. By default the set most shared with other rules: the
+    subject that most rules of a pack name ("materials"). With `shared` (the sets that at least two
+    rules would be gated on): such a set where `node` requires one, else the smallest required set, so
+    that a rule naming no material (a list designation, a dual-use ban) is gated on its own few specific
+    terms and not on a large vocabulary it shares with a few rules (the countries, staff words)."""
     required = [s for s in _required(node, weight, shared) if s]
     if not required:
         return None
     if shared is None:
         return max(required, key=weight)
-    return shared if shared in required else min(required, key=len)
+    common = [s for s in required if s in shared]
+    if common:
+        return max(common, key=weight)
+    return min(required, key=lambda s: (len(s), -weight(s)))
 
 
 def _gate(rules: Sequence[CompiledRule], weight: Weight) -> frozenset[int] | None:
@@ -323,7 +329,8 @@ def _gate(rules: Sequence[CompiledRule], weight: Weight) -> frozenset[int] | Non
     first = [_gate_set(c.expr, weight) for c in rules]
     if None in first:
         return None
-    shared = Counter(s for s in first if s is not None).most_common(1)[0][0] if first else None
+    counts = Counter(s for s in first if s is not None)
+    shared = frozenset(s for s, n in counts.items() if n >= 2)
     sets = [_gate_set(c.expr, weight, shared) for c in rules]
     return None if None in sets else frozenset().union(*(s for s in sets if s is not None))
 
