@@ -310,9 +310,10 @@ def _gate_set(
 ) -> frozenset[int] | None:
     """The required set of `node` to gate it on. By default the set most shared with other rules: the
     subject that most rules of a pack name ("materials"). With `shared` (the sets that at least two
-    rules would be gated on): such a set where `node` requires one, else the smallest required set, so
-    that a rule naming no material (a list designation, a dual-use ban) is gated on its own few specific
-    terms and not on a large vocabulary it shares with a few rules (the countries, staff words)."""
+    rules would be gated on): such a set where `node` requires one, else the plain presence test that
+    starts an `all` (the pack's convention: a branch's rarest words first), else its smallest required
+    set; so a rule naming no material (a list designation, a dual-use ban) is gated on its own few
+    specific terms and not on a large vocabulary it shares with a few rules (the countries, staff words)."""
     required = [s for s in _required(node, weight, shared) if s]
     if not required:
         return None
@@ -321,6 +322,9 @@ def _gate_set(
     common = [s for s in required if s in shared]
     if common:
         return max(common, key=weight)
+    # The pack's convention: a branch starts with a plain presence test of its rarest words.
+    if isinstance(node, AllOf) and node.children and isinstance(node.children[0], TermSet):
+        return node.children[0].tids
     return min(required, key=lambda s: (len(s), -weight(s)))
 
 
