@@ -20,30 +20,23 @@ from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rarewatch.configtypes import Duration, PositiveDuration, Strict
-from rarewatch.delivery import alertmanager, apprise_notifier, console, jsonl, slack, webhook
+from rarewatch.delivery import console, webhook
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
-from rarewatch.sources import feed as feed_source
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.sources.registry import SourceConfig
 from rarewatch.yamlpos import YamlSyntaxError, load_single
 
-# The source kinds' config models live in their modules (rarewatch.sources.<kind>); these names stay.
-FeedSource = feed_source.FeedSourceConfig
+# The source kinds' config models live in their modules (rarewatch.sources.<kind>); the names that
+# callers of settings use stay here.
 JsonSource = json_api.JsonSourceConfig
 HtmlSource = html_source.HtmlSourceConfig
-JsonFields = json_api.JsonFields
 
-# The destination kinds' config models live in their modules (rarewatch.delivery.<kind>); these names stay.
+# The destination kinds' config models live in their modules (rarewatch.delivery.<kind>).
 WebhookDestination = webhook.WebhookDestination
-ConsoleDestination = console.ConsoleDestination
-JsonlDestination = jsonl.JsonlDestination
-SlackDestination = slack.SlackDestination
-AlertmanagerDestination = alertmanager.AlertmanagerDestination
-AppriseDestination = apprise_notifier.AppriseDestination
 
 
 class RouteMatch(Strict):

@@ -247,7 +247,7 @@ class AppriseDestination(DestinationConfigBase):
     # Apprise URLs usually hold a token: "${TELEGRAM_URL}" reads one from the environment.
     urls: list[EnvSecret] = Field(min_length=1)
     title_template: str | None = None  # Jinja2, same context as payload templates
-    body_format: Literal["markdown", "text", "html"] = "markdown"
+    body_format: BodyFormat = "markdown"
     timeout: Duration = timedelta(seconds=30)
 
 

@@ -338,9 +338,13 @@ class Outbox:
         for delivery in waiting:
             if self._expired(delivery, now):
                 error = delivery.last_error or "destination unavailable"
-                await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
+                await self._give_up(delivery, error, tally)
             else:
                 tally.deferred += 1
+
+    async def _give_up(self, delivery: Delivery, error: str, tally: _Tally) -> None:
+        """Dead-letter a delivery older than `max_age`, saying why."""
+        await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
 
     async def _split(self, dest: str, queue: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split deliveries sent alone from those folded into a digest (held ones, a storm's excess)."""
@@ -459,7 +463,7 @@ class Outbox:
                 lane.breaker.ready_at(),
             )
         if self._expired(delivery, now):
-            await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
+            await self._give_up(delivery, error, tally)
             return
         delay = self._delay(delivery.attempts, exc.retry_after)
         next_attempt = now + delay

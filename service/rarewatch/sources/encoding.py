@@ -106,8 +106,11 @@ def decode_html(body: bytes, content_type: str | None, override: str | None = No
     bom = bom_codec(body)
     if bom:
         return body.decode(bom, "replace")
-    if is_utf8_beyond_ascii(body):
-        return body.decode(UTF8)
+    if not body.isascii():  # valid UTF-8 beyond ASCII is UTF-8, whatever a label says (decoded once)
+        try:
+            return body.decode(UTF8)
+        except UnicodeDecodeError:
+            pass
     # The HTTP header outranks the page.
     labels = (content_type_charset(content_type), html_declared_charset(body))
     candidates = [c for c in (_known_codec(label) for label in labels if label) if c]

@@ -327,9 +327,20 @@ class RedisStore:
                 "list[tuple[str, float]]",
                 await self._redis.zrangebyscore(due, "-inf", k.to_us(now), withscores=True),
             )
-            records = await self._load([m for m, _ in every if m.endswith(suffix)])
+            # In score order: load `limit` of them and those tied with the last (sorted by creation below),
+            # not the destination's whole backlog.
+            mine: list[str] = []
+            last = float("-inf")
+            for member, score in every:
+                if not member.endswith(suffix):
+                    continue
+                if len(mine) >= limit and score > last:
+                    break
+                mine.append(member)
+                last = score
+            records = await self._load(mine)
             records.sort(key=lambda pair: (pair[1].next_attempt, pair[1].created, pair[0]))
-            return [d for _, d in records if d.destination == destination][:limit]
+            return [d for _, d in records][:limit]
         found = cast(
             "list[tuple[str, float]]",
             await self._redis.zrangebyscore(due, "-inf", k.to_us(now), start=0, num=limit, withscores=True),

@@ -161,8 +161,8 @@ class SQLiteStore:
         return StoreMarker.from_dict(json.loads(raw)) if raw is not None else None
 
     def _read_marker(self) -> tuple[bool, str | None]:
-        now_id = _file_id(self.path)
-        reconnect = now_id != self._file_id or (now_id is not None and self.path.stat().st_size == 0)
+        now_id, size = _file_state(self.path)
+        reconnect = now_id != self._file_id or (now_id is not None and size == 0)
         if reconnect:
             log.warning("SQLite store %s: the file was replaced or emptied; reopening it", self.path)
             self._disconnect()
@@ -444,13 +444,19 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(f"PRAGMA user_version = {number}")
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """The identity of the file at `path` (None: there is none), to notice it being replaced."""
+def _file_state(path: Path) -> tuple[tuple[int, int] | None, int]:
+    """The identity of the file at `path` (None: there is none), to notice it being replaced, and its
+    size (to notice it being emptied), from one `stat`."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
+        return None, 0
+    return (st.st_dev, st.st_ino), st.st_size
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The identity of the file at `path` (None: there is none)."""
+    return _file_state(path)[0]
 
 
 def _create_marker(raw: str, conn: sqlite3.Connection) -> str:
