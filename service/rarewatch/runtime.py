@@ -23,6 +23,7 @@ from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.delivery.registry import build_notifier as registry_build_notifier
+from rarewatch.httputil import redact_url
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
@@ -32,7 +33,7 @@ from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
 from rarewatch.store import Store, open_store
-from rarewatch.store_identity import StoreGuard, redact_url
+from rarewatch.store_identity import StoreGuard
 
 log = logging.getLogger(__name__)
 
