@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -55,15 +57,63 @@ async def alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": [alert_payload(a) for a in recent]})
 
 
+@dataclass(frozen=True)
+class Lifecycle:
+    """Who may call `POST /-/reload`: the holder of `token` (a bearer token), or, with `enabled` and no
+    token, any client that sends JSON. Neither: the endpoint answers 403."""
+
+    token: str | None = None
+    enabled: bool = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+
+
+def _refusal(request: web.Request, lifecycle: Lifecycle) -> web.Response | None:
+    """Why this request may not reload the rules (a JSON error response), or None when it may.
+
+    A browser sends a cross-site "simple" request (a form, or fetch without a preflight) with no
+    Content-Type or a text/plain, form or multipart one, and never with an Authorization header: asking
+    for the token, or for `application/json` when there is none, shuts every such request out.
+    """
+    if lifecycle.token is None and not lifecycle.enabled:
+        return _error(403, "POST /-/reload is disabled: set http.token or http.enable_lifecycle: true")
+    if lifecycle.token is not None and not _bearer_matches(request, lifecycle.token):
+        response = _error(401, "POST /-/reload needs the http.token as 'Authorization: Bearer <token>'")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rarewatch"'
+        return response
+    # With the token, an empty request is enough (curl -X POST); any body, or no token, must be JSON.
+    if (request.body_exists or lifecycle.token is None) and request.content_type != "application/json":
+        return _error(415, "POST /-/reload takes an empty body with the token, or JSON")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return _error(403, "POST /-/reload refuses cross-site requests")
+    return None
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: how long the comparison takes says nothing about how much of the token matched.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": "error", "error": message}, status=status)
+
+
 async def reload(request: web.Request) -> web.Response:
     """`POST /-/reload` (as Alertmanager and Prometheus): load the rule files again.
 
     200 with the new pack's version, or 400 with the error (file, line, rule id) while the rules in use
-    stay in use.
+    stay in use; 401, 403 or 415 (see `_refusal`) for a request that may not reload. The rules are read
+    and compiled in a worker thread, so health checks and polls go on meanwhile.
     """
+    refused = _refusal(request, request.app[LIFECYCLE])
+    if refused is not None:
+        return refused
     runtime = request.app[RUNTIME]
     try:
-        ruleset = runtime.reload_rules()
+        ruleset = await runtime.reload_rules()
     except RuleError as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
         return web.json_response({"status": "error", "error": str(exc)}, status=400)

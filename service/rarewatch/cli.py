@@ -154,17 +154,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from aiohttp import web
-
     from rarewatch.app import build_web_app
+    from rarewatch.httpserver import serve
 
-    web.run_app(
-        build_web_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
-        print=lambda msg: logging.getLogger("rarewatch").info(msg),
-        access_log=None,
-        shutdown_timeout=30,
+    http = settings.http
+    asyncio.run(
+        serve(
+            build_web_app(settings),
+            http.host,
+            http.port,
+            header_timeout=http.header_timeout.total_seconds(),
+            on_started=logging.getLogger("rarewatch").info,
+        )
     )
     return EXIT_OK
 

@@ -6,11 +6,12 @@ the one-shot commands (`once`, `demo`) and, inside the web app's `cleanup_ctx`, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -50,20 +51,26 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
 
     @property
     def ruleset(self) -> Ruleset:
         """The rule pack in use (replaced by `reload_rules`)."""
         return self.pipeline.ruleset
 
-    def reload_rules(self) -> Ruleset:
+    async def reload_rules(self) -> Ruleset:
         """Load the rule files again and use them from the next item on.
+
+        The files are read and compiled in a worker thread (a big pack takes a noticeable fraction of a
+        second), so the event loop keeps answering health checks and polling meanwhile; reloads run one
+        at a time, so the last one asked for is the one in use.
 
         Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
         a typo in a rule file never leaves the service without rules.
         """
-        ruleset = load_ruleset(self.rule_paths)
-        self.pipeline.ruleset = ruleset
+        async with self.reload_lock:
+            ruleset = await asyncio.to_thread(load_ruleset, self.rule_paths)
+            self.pipeline.ruleset = ruleset
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
 
