@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -15,6 +18,8 @@ from rarewatch.errors import RuleError, StoreError
 from rarewatch.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ALERTS_MAX = 500  # alerts in one /api/v1/alerts response
+ALERTS_MAX_BYTES = 8 * 1024 * 1024  # bytes of JSON in one /api/v1/alerts response
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +53,31 @@ async def sources(request: web.Request) -> web.Response:
 
 
 async def alerts(request: web.Request) -> web.Response:
-    """The newest alerts, as webhook payloads."""
+    """The newest alerts, as webhook payloads: at most `ALERTS_MAX` (`?limit=`, default 50) and at most
+    `ALERTS_MAX_BYTES` of JSON. `truncated` is true when the byte bound left some of them out."""
     try:
-        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+        limit = max(1, min(ALERTS_MAX, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be a number") from None
     recent = await request.app[RUNTIME].store.recent_alerts(limit)
-    return web.json_response({"alerts": [alert_payload(a) for a in recent]})
+    envelope = 64  # {"alerts":[ ... ],"truncated":false}
+    body, truncated = bounded_json_list((alert_payload(a) for a in recent), ALERTS_MAX_BYTES - envelope)
+    tail = b'],"truncated":' + (b"true}" if truncated else b"false}")
+    return web.Response(body=b'{"alerts":[' + body + tail, content_type="application/json")
+
+
+def bounded_json_list(values: Iterable[Any], max_bytes: int) -> tuple[bytes, bool]:
+    """The JSON array items of `values`, comma-separated, as many as fit in `max_bytes` (in order), and
+    whether some were left out. `values` is consumed lazily: nothing past the bound is built."""
+    parts: list[bytes] = []
+    size = 0
+    for value in values:
+        part = json.dumps(value, separators=(",", ":")).encode()
+        size += len(part) + (1 if parts else 0)
+        if size > max_bytes:
+            return b",".join(parts), True
+        parts.append(part)
+    return b",".join(parts), False
 
 
 @dataclass(frozen=True)
