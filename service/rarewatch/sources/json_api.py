@@ -52,6 +52,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
                 "summary": "abstract",
                 "published": "publication_date",
                 "guid": "document_number",
+                # The issuing agency: the API lists the parent department first, the bureau last.
+                "publisher": "agencies.-1.name",
             },
             "next_page": "next_page_url",
         },
