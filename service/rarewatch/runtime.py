@@ -26,6 +26,7 @@ from rarewatch.delivery.registry import build_notifier as registry_build_notifie
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.policies.source_health import HealthPolicy
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
@@ -180,6 +181,7 @@ async def open_runtime(
             max_updates_per_story=settings.stories.max_updates,
             articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
             guard=guard,
+            health=HealthPolicy(**settings.source_health.model_dump()),
         )
         yield Runtime(
             store=store,
