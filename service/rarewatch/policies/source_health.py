@@ -139,3 +139,8 @@ def health_alert(source: str, decision: HealthDecision, now: datetime) -> Alert:
     item = Item(id=ident, source=source, title=title, link="", summary=text, content="", published=now)
     match = Match(HEALTH_RULE, OPS, Severity.HIGH, (decision.problem.value,), text[:200])
     return Alert(id=ident, item=item, matches=(match,), created=now)
+
+
+def is_recovery(alert: Alert) -> bool:
+    """Whether an operational alert made by `health_alert` announces a recovery (not a problem)."""
+    return alert.id.endswith(f"-{Event.RECOVER.value}")
