@@ -23,6 +23,7 @@ import aiohttp
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
+from rarewatch.logs import log_alert, log_poll
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
@@ -150,6 +151,22 @@ class Pipeline:
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
+        """Poll one source once (see `_poll`) and log it: one `poll` line with its counts and duration."""
+        started = time.perf_counter()
+        run = await self._poll(polled, force=force)
+        log_poll(
+            log,
+            source=run.source,
+            status=run.status,
+            items=run.entries,
+            new=len(run.alerts),
+            matched=run.matched,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            error=run.error,
+        )
+        return run
+
+    async def _poll(self, polled: PolledSource, *, force: bool) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`).
 
         Any exception while fetching, parsing, matching or admitting this source's items (a `SourceError`,
@@ -365,6 +382,7 @@ class Pipeline:
         )
         if not claimed:
             return None, True
+        log_alert(log, alert, plan.destinations)
         self._remember_alert(alert)
         return alert, False
 

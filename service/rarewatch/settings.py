@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     source_health: SourceHealthConfig = Field(default_factory=SourceHealthConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (rarewatch.logs)
     watch_rules: bool = (
         False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)
     )
