@@ -188,8 +188,10 @@ def _without_query(url: str) -> str:
 
 
 def _check_whsec(secret: SecretStr) -> SecretStr:
+    """A `whsec_` secret whose key decodes, checked at load so every command reports it the same way."""
     if not secret.get_secret_value().startswith("whsec_"):
         raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+    secret_key(secret.get_secret_value())  # ValueError (never the secret itself) when malformed or empty
     return secret
 
 
