@@ -108,13 +108,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.rules import match_jsonl
 
         paths = args.rules or [bundled_rules_dir()]
-        if args.file == "-":
-            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
         try:
+            if args.file == "-":
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
             with open(args.file, encoding="utf-8") as infile:
                 return match_jsonl(paths, args.explain, infile, sys.stdout)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        except UnicodeDecodeError:
+            name = "standard input" if args.file == "-" else args.file
+            print(f"rarewatch: cannot read {name}: not UTF-8 text", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command

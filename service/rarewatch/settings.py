@@ -194,6 +194,10 @@ def load_settings(path: Path | None) -> Settings:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration: {exc.strerror}", file=str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the configuration is not UTF-8 text (byte {exc.start})", file=str(file), line=1
+        ) from None
     try:
         doc = load_single(text)
     except YamlSyntaxError as exc:

@@ -31,7 +31,7 @@ class Case:
     where: str
     config: str | None = None  # written to rarewatch.yaml
     env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # more files, relative to the folder
+    files: dict[str, str | bytes] = field(default_factory=dict)  # more files, relative to the folder
     absent: tuple[str, ...] = ()  # text the output must not contain (credentials)
 
     def __str__(self) -> str:
@@ -59,7 +59,10 @@ def prepare(case: Case, folder: Path) -> None:
     for name, text in case.files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
 
 
 def run_cli(args: tuple[str, ...], folder: Path, env: dict[str, str], limit: float = 60) -> Outcome:

@@ -93,6 +93,8 @@ CONFIG_CASES = [
     Case("yaml-deep-nesting", ("once", *CONF), "nested more than", f"{Y}:3",
          config("http: " + "[" * 1000 + "]" * 1000 + "\n")),
     Case("config-missing", ("once", "--config", "missing.yaml"), "cannot read configuration", "missing.yaml"),
+    Case("config-not-utf8", ("once", *CONF), "not UTF-8 text", f"{Y}:1",
+         files={Y: b"\xff\xfestore: x\n"}),
     Case("config-not-a-mapping", ("once", *CONF), "must be a mapping", f"{Y}:1", "- a\n- b\n"),
 ]
 
@@ -155,6 +157,10 @@ CLI_CASES = [
     Case("cli-unknown-destination", ("test-destination", "nosuch", *CONF), "no destination named 'nosuch'",
          "configured: console", config("")),
     Case("cli-store-init-needs-yes", ("store", "init", *CONF), "Pass --yes", "store init", config("")),
+    Case("cli-match-input-not-utf8", ("match", "items.jsonl"), "not UTF-8 text", "items.jsonl",
+         files={"items.jsonl": b'{"id": 1, "title": "\xff"}\n'}),
+    Case("cli-eval-input-not-utf8", ("eval", "items.jsonl"), "not UTF-8 text", "items.jsonl",
+         files={"items.jsonl": b"\xff\n"}),
     Case("cli-eval-missing-file", ("eval", "missing.jsonl"), "cannot read", "missing.jsonl"),
 ]
 

@@ -120,3 +120,10 @@ def test_an_unknown_key_comes_first_with_a_suggestion(tmp_path: Path) -> None:
         in (err.message)
     )
     assert err.message.endswith("(and 1 more error)")
+
+
+def test_a_configuration_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "rarewatch.yaml"
+    path.write_bytes(b"log_level: info\n\xff\n")
+    err = load_error(path)
+    assert "not UTF-8 text (byte 16)" in err.message and err.file == str(path)

@@ -58,7 +58,12 @@ def evaluate_command(
     try:
         items = load_labelled(data)
     except (OSError, ValueError) as exc:
-        problem = f"cannot read {data}: {exc.strerror}" if isinstance(exc, OSError) else exc
+        if isinstance(exc, OSError):
+            problem: object = f"cannot read {data}: {exc.strerror}"
+        elif isinstance(exc, UnicodeDecodeError):
+            problem = f"cannot read {data}: not UTF-8 text"
+        else:
+            problem = exc
         print(f"rarewatch: {problem}", file=err)
         return 2
     print(f"rule pack {ruleset.version} on {data} ({len(items)} items)", file=out)
