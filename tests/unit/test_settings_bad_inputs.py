@@ -38,9 +38,11 @@ def feed(extra: str) -> str:
         ("interval: 59s", "under the 1m floor"),
         ("interval: 1s, allow_fast_poll: false", "set allow_fast_poll: true"),
         ("interval: 0, allow_fast_poll: true", "interval must be positive"),
+        ("timeout: 0", "duration must be positive"),
+        ("connect_timeout: 0s", "duration must be positive"),
     ],
 )
-def test_poll_interval_floor(tmp_path: Path, extra: str, phrase: str) -> None:
+def test_poll_interval_floor_and_positive_timeouts(tmp_path: Path, extra: str, phrase: str) -> None:
     err = load_error(write(tmp_path, feed(extra)))
     assert phrase in err.message and err.line == 3
 

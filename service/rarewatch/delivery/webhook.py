@@ -42,7 +42,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_va
 
 from rarewatch import __version__
 from rarewatch.clock import Clock, SystemClock
-from rarewatch.configtypes import Duration, EnvStr, from_env, http_url
+from rarewatch.configtypes import EnvStr, PositiveDuration, from_env, http_url
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
@@ -207,7 +207,7 @@ class WebhookDestination(HttpDestinationConfig):
     secret: WebhookSecret | None = None  # "${TICKETS_SECRET}" keeps the secret out of the file
     # Rotation without downtime: sign with every listed secret (Standard Webhooks allows several).
     secrets: list[WebhookSecret] = Field(default_factory=list)
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
     # A Jinja2 template renders the body instead of the v1 payload (rarewatch.delivery.template);
     # examples for Jira, ServiceNow and Teams are in deploy/templates/. Relative to the config file.
     template: Path | None = None

@@ -12,7 +12,7 @@ from typing import ClassVar, Protocol, TypedDict
 import aiohttp
 from pydantic import Field, ValidationInfo, field_validator
 
-from rarewatch.configtypes import Duration, HttpUrl, Name, Strict
+from rarewatch.configtypes import Duration, HttpUrl, Name, PositiveDuration, Strict
 from rarewatch.durations import format_duration
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, SourceState
@@ -55,8 +55,8 @@ class SourceConfigBase(Strict):
     allow_fast_poll: bool = False
     interval: Duration = timedelta(minutes=30)
     initial_lookback: Duration | None = None  # None: the global `initial_lookback`
-    timeout: Duration = timedelta(seconds=30)
-    connect_timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=30)
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     lang: str | None = None
