@@ -10,7 +10,8 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -23,9 +24,11 @@ from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.delivery.registry import build_notifier as registry_build_notifier
+from rarewatch.errors import RuleError
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.policies.source_health import HealthPolicy
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
@@ -35,6 +38,15 @@ from rarewatch.store import Store, open_store
 from rarewatch.store_identity import StoreGuard, redact_url
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleStatus:
+    """The outcome of the last rule (re)load, for readiness and metrics (mutable: updated on reload)."""
+
+    loaded_at: datetime | None = None  # the last successful load
+    last_error: str | None = None  # the last failed reload's error (file:line), None once one succeeds
+    last_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+    rule_status: RuleStatus = field(default_factory=RuleStatus)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -61,8 +74,16 @@ class Runtime:
         Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
         a typo in a rule file never leaves the service without rules.
         """
-        ruleset = load_ruleset(self.rule_paths)
+        now = self.clock.now()
+        try:
+            ruleset = load_ruleset(self.rule_paths)
+        except RuleError as exc:
+            self.rule_status.last_error, self.rule_status.last_error_at = str(exc), now
+            self.metrics.record_reload(False)
+            raise
         self.pipeline.ruleset = ruleset
+        self.rule_status.loaded_at, self.rule_status.last_error = now, None
+        self.metrics.record_reload(True, len(ruleset.rules), now)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
 
@@ -180,7 +201,10 @@ async def open_runtime(
             max_updates_per_story=settings.stories.max_updates,
             articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
             guard=guard,
+            health=HealthPolicy(**settings.source_health.model_dump()),
         )
+        metrics = Metrics()
+        metrics.record_reload(True, len(ruleset.rules), clock.now())
         yield Runtime(
             store=store,
             rule_paths=tuple(settings.rule_paths()),
@@ -189,5 +213,6 @@ async def open_runtime(
             sources=sources,
             notifiers=notifiers,
             clock=clock,
-            metrics=Metrics(),
+            metrics=metrics,
+            rule_status=RuleStatus(loaded_at=clock.now()),
         )

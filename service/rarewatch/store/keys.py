@@ -276,3 +276,11 @@ def throttle_key(rule_id: str) -> str:
 def updates_key(story: str) -> str:
     """The counter of one story's updates (the per-story update cap)."""
     return f"{UPDATES_PREFIX}{story}"
+
+
+OPS_PREFIX = "ops:"  # an operational alert (source health): raised once
+
+
+def ops_key(alert_id: str) -> str:
+    """The claim key of one operational alert (a source-health problem or its recovery)."""
+    return f"{OPS_PREFIX}{alert_id}"
