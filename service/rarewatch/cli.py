@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,13 +110,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.rules import match_jsonl
 
         paths = args.rules or [bundled_rules_dir()]
-        if args.file == "-":
-            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
         try:
+            if args.file == "-":
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
             with open(args.file, encoding="utf-8") as infile:
                 return match_jsonl(paths, args.explain, infile, sys.stdout)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        except UnicodeDecodeError:
+            name = "standard input" if args.file == "-" else args.file
+            print(f"rarewatch: cannot read {name}: not UTF-8 text", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command
@@ -159,17 +164,36 @@ def _run(settings: Settings) -> int:
     from rarewatch.app import build_web_app
     from rarewatch.httpserver import serve
 
-    http = settings.http
+    # Bind before anything starts: a port in use is a clear error, not a failure after the store opened.
+    # The socket itself is handed to the server, so nothing can take the port in between.
+    sock = listen(settings.http.host, settings.http.port)
     asyncio.run(
         serve(
             build_web_app(settings),
-            http.host,
-            http.port,
-            header_timeout=http.header_timeout.total_seconds(),
+            sock,
+            header_timeout=settings.http.header_timeout.total_seconds(),
             on_started=logging.getLogger("rarewatch").info,
         )
     )
     return EXIT_OK
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; a `ConfigError` naming host:port when it cannot be had."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        return socket.create_server(address, family=family)
+    except socket.gaierror as exc:
+        raise ConfigError(f"http.host: cannot resolve {host!r}: {exc.strerror}") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(
+            f"cannot listen on {where}: {reason} (another process holds it? set http.port "
+            "or RAREWATCH_HTTP__PORT)"
+        ) from None
 
 
 def _configure_logging(level: str, fmt: LogFormat = "text") -> None:

@@ -14,6 +14,7 @@ import asyncio
 import enum
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 from aiohttp import web
@@ -131,16 +132,13 @@ def _body_of(head: bytes) -> tuple[int, bool]:
 
 async def serve(
     app: web.Application,
-    host: str,
-    port: int,
+    sock: socket.socket,
     *,
     header_timeout: float,
     on_started: Callable[[str], None] = log.info,
 ) -> None:
-    """Serve `app` on host:port until SIGTERM or SIGINT, then shut down gracefully (cleanup contexts run).
-
-    Raises OSError when the address cannot be bound (a port in use).
-    """
+    """Serve `app` on the listening socket `sock` (bound by the caller, so that a port in use is reported
+    before anything starts) until SIGTERM or SIGINT, then shut down gracefully (cleanup contexts run)."""
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -153,7 +151,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         server = runner.server
         assert server is not None  # set by setup()
-        listener = await loop.create_server(lambda: HeaderDeadline(server(), header_timeout), host, port)
+        listener = await loop.create_server(lambda: HeaderDeadline(server(), header_timeout), sock=sock)
         bound = listener.sockets[0].getsockname()
         on_started(f"serving the HTTP API on http://{bound[0]}:{bound[1]}")
         stop = asyncio.Event()

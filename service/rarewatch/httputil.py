@@ -53,22 +53,20 @@ def redact_url(url: object, *, keep_path: bool = True) -> str:
     (the keys stay, so `?apikey=REDACTED&page=REDACTED` still says what was asked); a query part without
     `=` (it may be a bare token) becomes `REDACTED` whole; the fragment goes. The path stays unless
     `keep_path` is false: use that for URLs whose path is the secret (incoming webhooks, which carry
-    their token in the path). Anything unparseable is shown as `(unparseable URL)`.
+    their token in the path); without a host, the origin is then `scheme:` (`sqlite:`). A bad port is shown
+    as written; a URL urllib cannot split at all is shown as `(unparseable URL)`.
 
     Every URL rarewatch shows passes through here (sources, next pages, articles, redirects, stores,
     destinations), so there is one rule to audit.
     """
     try:
         parts = urlsplit(str(url))
-        port = parts.port  # ValueError for a non-numeric or out-of-range port
-    except ValueError:
+    except ValueError:  # e.g. a malformed IPv6 host
         return "(unparseable URL)"
-    host = parts.netloc.rpartition("@")[2]  # as written: keeps IPv6 brackets and the port
-    if port is None:
-        host = host.rstrip(":")
-    origin = f"{parts.scheme}://{host}" if parts.scheme else host
+    host = parts.netloc.rpartition("@")[2].rstrip(":")  # as written: IPv6 brackets and the port kept
     if not keep_path:
-        return origin
+        return f"{parts.scheme}://{host}" if host else f"{parts.scheme}:"
+    origin = f"{parts.scheme}://{host}" if parts.scheme else host
     shown = origin + parts.path
     if parts.query:
         shown += "?" + "&".join(_redact_query_part(part) for part in parts.query.split("&"))

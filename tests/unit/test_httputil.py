@@ -68,7 +68,8 @@ def test_a_source_429_carries_the_parsed_hint() -> None:
         ("https://api.example/v1?a=&b", "https://api.example/v1?a=REDACTED&REDACTED"),
         ("https://api.example/v1#frag-secret", "https://api.example/v1"),
         ("http://[::1]:9000/x?k=v", "http://[::1]:9000/x?k=REDACTED"),
-        ("http://host:notaport/x", "(unparseable URL)"),
+        ("http://u:PASSWORD@host:notaport/x", "http://host:notaport/x"),  # shown as written, no userinfo
+        ("http://[::1/x", "(unparseable URL)"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:

@@ -16,16 +16,17 @@ from rarewatch.ruleset.examples import run_examples
 _TEXT_FIELDS = ("title", "summary", "content")
 
 
-def rules_check(paths: Sequence[Path], out: TextIO) -> int:
+def rules_check(paths: Sequence[Path], out: TextIO, err: TextIO | None = None) -> int:
     """Validate the rules under `paths` and run their examples.
 
     Prints each problem as `file:line [rule id]: message` and a summary line. Returns 2 when the rules
-    do not load, 1 when an example fails, 0 when everything passes.
+    do not load (the error on `err`, default standard error), 1 when an example fails, 0 when everything
+    passes.
     """
     try:
         ruleset = load_ruleset(paths)
     except RuleError as exc:
-        print(exc, file=out)
+        print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
     examples = failures = 0
     for result in run_examples(ruleset):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TextIO
 
 from rarewatch.delivery.payload import test_alert
@@ -69,7 +70,7 @@ async def outbox_command(
             print(f"{count} deliveries due again now", file=out)
         else:
             if status is None:
-                print("rarewatch: outbox purge needs --status (pending, delivered or dead)", file=out)
+                print("rarewatch: outbox purge needs --status (pending, delivered or dead)", file=sys.stderr)
                 return EXIT_USAGE
             count = await store.purge(DeliveryStatus(status), destination)
             print(f"{count} {status} deliveries purged", file=out)
@@ -82,7 +83,7 @@ async def test_destination(settings: Settings, name: str, out: TextIO) -> int:
         notifier = runtime.notifiers.get(name)
         if notifier is None:
             known = ", ".join(sorted(runtime.notifiers)) or "none"
-            print(f"rarewatch: no destination named {name!r} (configured: {known})", file=out)
+            print(f"rarewatch: no destination named {name!r} (configured: {known})", file=sys.stderr)
             return EXIT_USAGE
         try:
             await notifier.send(test_alert(runtime.clock.now()))
