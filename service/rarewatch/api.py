@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from rarewatch import __version__
 from rarewatch.delivery.payload import alert_payload
-from rarewatch.errors import RuleError, StoreError
+from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -64,7 +64,7 @@ async def reload(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
         ruleset = runtime.reload_rules()
-    except RuleError as exc:
+    except (RuleError, ConfigError) as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
         return web.json_response({"status": "error", "error": str(exc)}, status=400)
     return web.json_response({"status": "ok", "rules": len(ruleset.rules), "version": ruleset.version})

@@ -7,16 +7,18 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rarewatch import __version__
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.evaluation import BY_FIELDS
 from rarewatch.paths import bundled_rules_dir
+from rarewatch.ruleset import Ruleset
 from rarewatch.settings import Settings, load_settings
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+RuleCheck = Callable[[Ruleset], None] | None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,13 +45,19 @@ def _parser() -> argparse.ArgumentParser:
         "match", help="match JSON Lines items against rules; one JSON line out per line in"
     )
     match.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
-    match.add_argument("--explain", action="store_true", help="add the terms that fired to each match")
+    match.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the terms that fired to each match, and why each rule that was close did not (why_not)",
+    )
+    _rules_config(match)
     match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
 
     evaluate = sub.add_parser(
         "eval", help="precision, recall, F1 and a confusion table per category on a labelled JSONL set"
     )
     evaluate.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
+    _rules_config(evaluate)
     evaluate.add_argument(
         "--by",
         choices=BY_FIELDS,
@@ -64,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate rules and run their examples")
     check.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: bundled)")
+    _rules_config(check)
 
     outbox = with_config(sub.add_parser("outbox", help="inspect and manage the delivery outbox"))
     outbox.add_argument("action", choices=["list", "retry", "purge"])
@@ -81,6 +90,27 @@ def _parser() -> argparse.ArgumentParser:
     test = with_config(sub.add_parser("test-destination", help="send a clearly marked test alert"))
     test.add_argument("name", help="destination name from the configuration")
     return parser
+
+
+def _rules_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="use this configuration file's rule paths, and check its routes against the rules",
+    )
+
+
+def _rule_source(args: argparse.Namespace, paths: Sequence[Path] | None) -> tuple[list[Path], RuleCheck]:
+    """The rule paths of a rule command and the check to run on the loaded pack: `--config`'s rules and
+    routes, else the paths given (default: the bundled rules) and no check."""
+    if args.config is None:
+        return list(paths or [bundled_rules_dir()]), None
+    if paths:
+        raise ConfigError("give either --config or rule paths (--rules), not both")
+    from rarewatch.route_check import check_routes
+
+    settings = load_settings(args.config)
+    return settings.rule_paths(), lambda ruleset: check_routes(settings, ruleset)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,23 +136,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "match":
         from rarewatch.commands.rules import match_jsonl
 
-        paths = args.rules or [bundled_rules_dir()]
+        paths, check = _rule_source(args, args.rules)
         if args.file == "-":
-            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
+            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check)
         try:
             with open(args.file, encoding="utf-8") as infile:
-                return match_jsonl(paths, args.explain, infile, sys.stdout)
+                return match_jsonl(paths, args.explain, infile, sys.stdout, check)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command
 
-        return evaluate_command(args.rules or [bundled_rules_dir()], args.file, sys.stdout, args.by)
+        paths, check = _rule_source(args, args.rules)
+        return evaluate_command(paths, args.file, sys.stdout, args.by, check)
     if args.command == "rules":
         from rarewatch.commands.rules import rules_check
 
-        return rules_check(args.paths or [bundled_rules_dir()], sys.stdout)
+        paths, check = _rule_source(args, args.paths)
+        return rules_check(paths, sys.stdout, check)
     if args.command == "demo":
         from rarewatch.demo.run import run_demo
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +26,7 @@ from rarewatch.delivery.registry import build_notifier as registry_build_notifie
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.route_check import check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
@@ -49,6 +50,8 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+    # Checks a new rule pack against the configuration's routes (ConfigError: the reload is refused).
+    check_rules: Callable[[Ruleset], None] = field(default=lambda ruleset: None)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -59,9 +62,11 @@ class Runtime:
         """Load the rule files again and use them from the next item on.
 
         Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
-        a typo in a rule file never leaves the service without rules.
+        a typo in a rule file never leaves the service without rules. Raises `ConfigError` (and keeps them
+        too) when a route names a rule, material or country the new pack no longer has.
         """
         ruleset = load_ruleset(self.rule_paths)
+        self.check_rules(ruleset)
         self.pipeline.ruleset = ruleset
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
@@ -135,6 +140,7 @@ async def open_runtime(
     clock = clock or SystemClock()
     # Everything that can be wrong in the configuration fails here, before any connection is opened.
     ruleset = load_ruleset(settings.rule_paths())
+    check_routes(settings, ruleset)
     sources = build_sources(settings)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(
@@ -190,4 +196,5 @@ async def open_runtime(
             notifiers=notifiers,
             clock=clock,
             metrics=Metrics(),
+            check_rules=lambda new: check_routes(settings, new),
         )

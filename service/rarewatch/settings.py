@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rarewatch.configtypes import Duration, PositiveDuration, Strict
@@ -28,7 +28,7 @@ from rarewatch.paths import bundled_rules_dir, default_config_file
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.sources.registry import SourceConfig
-from rarewatch.yamlpos import YamlSyntaxError, load_single
+from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_single
 
 # The source kinds' config models live in their modules (rarewatch.sources.<kind>); the names that
 # callers of settings use stay here.
@@ -105,6 +105,26 @@ def default_store_url() -> str:
     return f"sqlite:///{data_dir / 'state.db'}"
 
 
+class ConfigOrigin:
+    """Where the configuration's values came from, so later checks (`route_check`) can point at them."""
+
+    def __init__(self, file: str | None = None, doc: YamlDocument | None = None) -> None:
+        self.file = file
+        self.doc = doc
+
+    def locate(self, loc: tuple[str | int, ...]) -> tuple[str | None, int | None]:
+        """(file, line) of the value at `loc`, or (the environment variable's name, None) when a
+        `RAREWATCH_` variable set the top-level key `loc[0]`."""
+        if loc:
+            var = f"RAREWATCH_{str(loc[0]).upper()}"
+            for name in os.environ:
+                upper = name.upper()
+                if upper == var or upper.startswith(var + "__"):
+                    return name, None
+        line = self.doc.line_of(loc) if self.doc is not None else None
+        return self.file, line
+
+
 class Settings(BaseSettings):
     """The whole configuration. Field names are the YAML keys; `RAREWATCH_<KEY>` overrides each."""
 
@@ -128,6 +148,12 @@ class Settings(BaseSettings):
         False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)
     )
     config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    _origin: ConfigOrigin = PrivateAttr(default_factory=ConfigOrigin)
+
+    @property
+    def origin(self) -> ConfigOrigin:
+        """Where the values came from (file and lines; set by `load_settings`)."""
+        return self._origin
 
     @classmethod
     def settings_customise_sources(
@@ -202,7 +228,7 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         data.setdefault("rules", [str(bundled_rules_dir())])
     try:
-        return Settings(**data, config_dir=config_dir)
+        settings = Settings(**data, config_dir=config_dir)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first["loc"]
@@ -213,3 +239,5 @@ def load_settings(path: Path | None) -> Settings:
         if more:
             message += f" (and {more} more error{'s' if more > 1 else ''})"
         raise ConfigError(message, file=str(file), line=line) from None
+    settings._origin = ConfigOrigin(str(file), doc)
+    return settings
