@@ -46,13 +46,23 @@ async def sources(request: web.Request) -> web.Response:
 
 
 async def alerts(request: web.Request) -> web.Response:
-    """The newest alerts, as webhook payloads."""
+    """The newest alerts, as webhook payloads, each with `unrouted` (no route took it: recorded, not sent
+    unless resent). `?unrouted=true` lists only those."""
     try:
         limit = max(1, min(500, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be a number") from None
-    recent = await request.app[RUNTIME].store.recent_alerts(limit)
-    return web.json_response({"alerts": [alert_payload(a) for a in recent]})
+    only_unrouted = request.query.get("unrouted", "false").lower()
+    if only_unrouted not in ("true", "false"):
+        raise web.HTTPBadRequest(text="unrouted must be true or false")
+    store = request.app[RUNTIME].store
+    if only_unrouted == "true":
+        found = await store.unrouted(limit)
+        flagged = {a.id for a in found}
+    else:
+        found = await store.recent_alerts(limit)
+        flagged = await store.unrouted_ids([a.id for a in found])
+    return web.json_response({"alerts": [{**alert_payload(a), "unrouted": a.id in flagged} for a in found]})
 
 
 async def reload(request: web.Request) -> web.Response:

@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from rarewatch import __version__
+from rarewatch.durations import parse_positive_duration
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.evaluation import BY_FIELDS
 from rarewatch.paths import bundled_rules_dir
@@ -39,7 +41,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the pipeline once, offline, on bundled sample feeds")
     with_config(sub.add_parser("run", help="run the service until SIGTERM/SIGINT"))
-    with_config(sub.add_parser("once", help="run one cycle: fetch every source, match, deliver, exit"))
+    once = with_config(sub.add_parser("once", help="run one cycle: fetch every source, match, deliver, exit"))
+    once.add_argument(
+        "--backfill",
+        metavar="DURATION",
+        help="also alert on matches published within DURATION (e.g. 7d) that a first poll marks, or "
+        "marked, seen without an alert",
+    )
 
     match = sub.add_parser(
         "match", help="match JSON Lines items against rules; one JSON line out per line in"
@@ -78,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     outbox.add_argument("action", choices=["list", "retry", "purge"])
     outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
     outbox.add_argument("--destination", help="only this destination")
+
+    alerts = sub.add_parser("alerts", help="alerts no route took: list them, send one later")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="SUBCOMMAND")
+    unrouted = with_config(alerts_sub.add_parser("unrouted", help="list the alerts no route took"))
+    unrouted.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
+    resend = with_config(
+        alerts_sub.add_parser("resend", help="send an unrouted alert to a destination (once)")
+    )
+    resend.add_argument("id", help="the alert id (see `alerts unrouted` or /api/v1/alerts?unrouted=true)")
+    resend.add_argument("--to", required=True, metavar="DEST", help="destination name from the configuration")
 
     store = sub.add_parser("store", help="look at or reset the store's identity marker")
     store_sub = store.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
@@ -167,11 +185,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "once":
         from rarewatch.commands.service import run_once
 
-        return asyncio.run(run_once(settings, sys.stdout, sys.stderr))
+        return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
     if args.command == "outbox":
         from rarewatch.commands.service import outbox_command
 
         return asyncio.run(outbox_command(settings, args.action, args.status, args.destination, sys.stdout))
+    if args.command == "alerts":
+        from rarewatch.commands.alerts import list_unrouted, resend
+
+        if args.alerts_command == "unrouted":
+            return asyncio.run(list_unrouted(settings, args.limit, sys.stdout))
+        return asyncio.run(resend(settings, args.id, args.to, sys.stdout, sys.stderr))
     if args.command == "store":
         from rarewatch.commands.store import store_init, store_status
 
@@ -183,6 +207,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return asyncio.run(test_destination(settings, args.name, sys.stdout))
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _backfill(value: str | None) -> timedelta | None:
+    """`once --backfill`'s duration (ConfigError when it is not a positive duration)."""
+    if value is None:
+        return None
+    try:
+        return parse_positive_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"--backfill: {exc}") from None
 
 
 def _run(settings: Settings) -> int:

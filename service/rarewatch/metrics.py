@@ -18,6 +18,12 @@ class Metrics:
         )
         self.items = Counter("rarewatch_items", "Items fetched.", ["source"], registry=self.registry)
         self.alerts = Counter("rarewatch_alerts", "New alerts raised.", ["source"], registry=self.registry)
+        self.unrouted = Counter(
+            "rarewatch_alerts_unrouted",
+            "New alerts no route (nor fallback_to) took: recorded, to be sent with `alerts resend`.",
+            ["source"],
+            registry=self.registry,
+        )
         self.deliveries = Counter(
             "rarewatch_deliveries",
             "Delivery attempts by outcome (delivered, failed: to be retried, dead: dead-lettered).",
@@ -51,6 +57,8 @@ class Metrics:
         self.polls.labels(run.source, run.status).inc()
         self.items.labels(run.source).inc(run.entries)
         self.alerts.labels(run.source).inc(len(run.alerts))
+        if run.unrouted:
+            self.unrouted.labels(run.source).inc(len(run.unrouted))
         articles = run.articles
         for outcome, count in (
             ("fetched", articles.fetched),

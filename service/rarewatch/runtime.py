@@ -116,7 +116,8 @@ def build_router(settings: Settings) -> Router:
                 digest=r.digest,
             )
             for r in settings.routes
-        ]
+        ],
+        fallback=settings.fallback_to,
     )
 
 

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = Field(default_factory=list)
     destinations: list[DestinationConfig] = Field(default_factory=_default_destinations)
     routes: list[Route] = Field(default_factory=lambda: [Route(to=["console"])])
+    # Destinations that take every alert no route took (Alertmanager's root receiver). Without them such
+    # an alert is recorded as unrouted, to be sent later with `rarewatch alerts resend`.
+    fallback_to: list[str] = Field(default_factory=list)
     initial_lookback: Duration = timedelta(hours=48)
     dedup_window: Duration = timedelta(days=30)
     http: HttpConfig = Field(default_factory=HttpConfig)
@@ -208,6 +211,9 @@ def _check_references(settings: Settings) -> None:
             raise ValueError(f"routes[{i}].to names unknown destination(s): {', '.join(unknown)}")
         for sev in route.match.severity:
             Severity.parse(sev)
+    unknown = [t for t in settings.fallback_to if t not in names]
+    if unknown:
+        raise ValueError(f"fallback_to names unknown destination(s): {', '.join(unknown)}")
 
 
 def load_settings(path: Path | None) -> Settings:
