@@ -112,6 +112,14 @@ _Found = tuple[Item, list[Match], bool]
 """An item, the rules it fired, and whether its content is its article's lead (read by enrichment)."""
 
 
+def _fetch_state(state: SourceState, polled: PolledSource) -> SourceState:
+    """The state a fetch starts from: for a backfill, without validators and cursors, so the source lists
+    everything it has rather than "not modified" or only what is newer than the last poll."""
+    if polled.backfill is None:
+        return state
+    return replace(state, etag=None, last_modified=None, extra={})
+
+
 def alert_id(item: Item) -> str:
     """An alert's id is its item's stable id: the same for every destination and every retry."""
     return item.id
@@ -166,7 +174,7 @@ class Pipeline:
         result: FetchResult | None = None
         admitted, articles = _Admitted(), NO_ARTICLES
         try:
-            result = await polled.source.fetch(self.session, state)
+            result = await polled.source.fetch(self.session, _fetch_state(state, polled))
             found, articles = await self._match(polled, result.entries, now)
             if not forgot and await self._store_forgot():
                 # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).

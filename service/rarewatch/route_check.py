@@ -1,4 +1,7 @@
-"""Route filters checked against what exists: a route that names an unknown category, rule, source,
+"""Configuration checked against what exists: route filters against the rule pack and the sources, and
+the folders of `jsonl` destinations against the file system.
+
+Route filters are checked against what exists: a route that names an unknown category, rule, source,
 material or country would take nothing, and the alerts it was meant for would go elsewhere or nowhere.
 
 Composition level, as `runtime` (it sees `Settings`): run when the service starts, before a rule reload
@@ -10,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from rarewatch.delivery.jsonl import JsonlDestination
 from rarewatch.errors import ConfigError
 from rarewatch.ruleset import Ruleset
 from rarewatch.ruleset.schema import CATEGORIES
@@ -69,3 +73,20 @@ def _unknown(
         "a route filter that names nothing would never take the alerts meant for it"
     )
     return ConfigError(message, file=file, line=line)
+
+
+def check_destination_paths(settings: Settings) -> None:
+    """Raise `ConfigError` (file:line) for a `jsonl` destination whose folder does not exist: a typo there
+    would otherwise create a folder nobody reads, and the alerts would pile up unseen."""
+    for i, dest in enumerate(settings.destinations):
+        if not isinstance(dest, JsonlDestination):
+            continue
+        folder = settings.resolve_path(dest.path).parent
+        if not folder.is_dir():
+            file, line = settings.origin.locate(("destinations", i, "path"))
+            raise ConfigError(
+                f"destinations.{i}.path: the folder {folder} of jsonl destination {dest.name!r} does not "
+                "exist; create it (rarewatch does not, so that a typo is not a new folder nobody reads)",
+                file=file,
+                line=line,
+            )

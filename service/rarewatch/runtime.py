@@ -26,7 +26,7 @@ from rarewatch.delivery.registry import build_notifier as registry_build_notifie
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
-from rarewatch.route_check import check_routes
+from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
@@ -142,6 +142,7 @@ async def open_runtime(
     # Everything that can be wrong in the configuration fails here, before any connection is opened.
     ruleset = load_ruleset(settings.rule_paths())
     check_routes(settings, ruleset)
+    check_destination_paths(settings)
     sources = build_sources(settings)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(

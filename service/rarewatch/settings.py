@@ -10,6 +10,7 @@ Each source and destination kind owns its config model (in `rarewatch.sources.<k
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -100,9 +101,16 @@ def _default_destinations() -> list[DestinationConfig]:
     return [console.ConsoleDestination(name="console", type="console")]
 
 
-def default_store_url() -> str:
+def default_store_url(config_file: Path | None = None) -> str:
+    """The SQLite store used when the configuration names none: one per configuration file, so two
+    configurations never share (and corrupt each other's view of) one store; `state.db` for the bundled
+    default configuration (`config_file` None)."""
     data_dir = Path(platformdirs.user_data_dir("rarewatch"))
-    return f"sqlite:///{data_dir / 'state.db'}"
+    if config_file is None:
+        return f"sqlite:///{data_dir / 'state.db'}"
+    absolute = str(config_file.resolve())
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"sqlite:///{data_dir / f'state-{config_file.stem}-{digest}.db'}"
 
 
 class ConfigOrigin:
@@ -233,6 +241,8 @@ def load_settings(path: Path | None) -> Settings:
     config_dir = file.parent.resolve()
     if path is None:
         data.setdefault("rules", [str(bundled_rules_dir())])
+    else:
+        data.setdefault("store", default_store_url(path))  # (RAREWATCH_STORE still wins)
     try:
         settings = Settings(**data, config_dir=config_dir)
     except ValidationError as exc:

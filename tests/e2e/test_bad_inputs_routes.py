@@ -170,3 +170,18 @@ match:
     assert "test-licensing" not in {w["rule"] for w in out["c"]["why_not"]}, "a rule that fired is no why_not"
     plain = run("match", "--config", str(config), stdin=json.dumps(lines[0]) + "\n")
     assert "why_not" not in plain.stdout, "only with --explain"
+
+
+def test_a_jsonl_destination_in_a_missing_folder_is_a_config_error(tmp_path: Path) -> None:
+    config = _config(tmp_path, "category", "export-licensing")
+    text = config.read_text(encoding="utf-8").replace(
+        "  - {name: local, type: console}\n",
+        "  - {name: local, type: console}\n  - {name: archive, type: jsonl, path: archve/alerts.jsonl}\n",
+    )
+    config.write_text(text, encoding="utf-8")
+    done = run("once", "--config", str(config))
+    assert done.returncode == 2
+    assert f"{config}:7: destinations.1.path: the folder {tmp_path / 'archve'}" in done.stderr
+    assert not (tmp_path / "archve").exists(), "not created"
+    (tmp_path / "archve").mkdir()
+    assert run("once", "--config", str(config)).returncode == 0
