@@ -148,6 +148,7 @@ match:
     - any: ["smuggling"]
     - any: ["rare earth"]
     - none: ["film"]
+exclude: ["smuggling claims"]
 """,
         encoding="utf-8",
     )
@@ -155,6 +156,7 @@ match:
         {"id": "a", "title": "Rare earth magnet plant reports a good year"},
         {"id": "b", "title": "Rare earth smuggling film wins award"},
         {"id": "c", "title": "Rare earth export licence rules", "source": "x"},
+        {"id": "d", "title": "Rare earth smuggling claims rejected"},
     ]
     done = run(
         "match", "--explain", "--config", str(config), stdin="".join(json.dumps(x) + "\n" for x in lines)
@@ -166,6 +168,9 @@ match:
     assert why_a["test-licensing"]["failed"] == ["any of [export licence, 出口管制]"]
     why_b = {w["rule"]: w for w in out["b"]["why_not"]}
     assert why_b["test-veto"]["vetoed_by"] == ["film"] and "failed" not in why_b["test-veto"]
+    why_d = {w["rule"]: w for w in out["d"]["why_not"]}
+    assert why_d["test-veto"]["failed"] == ["any of [smuggling]"]
+    assert why_d["test-veto"]["discounted"] == ["smuggling"], "found, but excluded"
     assert [m["rule"] for m in out["c"]["matches"]] == ["test-licensing"]
     assert "test-licensing" not in {w["rule"] for w in out["c"]["why_not"]}, "a rule that fired is no why_not"
     plain = run("match", "--config", str(config), stdin=json.dumps(lines[0]) + "\n")
