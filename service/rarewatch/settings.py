@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -113,12 +114,12 @@ def default_store_url(config_file: Path | None = None) -> str:
     return f"sqlite:///{data_dir / f'state-{config_file.stem}-{digest}.db'}"
 
 
+@dataclass(frozen=True)
 class ConfigOrigin:
     """Where the configuration's values came from, so later checks (`route_check`) can point at them."""
 
-    def __init__(self, file: str | None = None, doc: YamlDocument | None = None) -> None:
-        self.file = file
-        self.doc = doc
+    file: str | None = None
+    doc: YamlDocument | None = None
 
     def locate(self, loc: tuple[str | int, ...]) -> tuple[str | None, int | None]:
         """(file, line) of the value at `loc`, or (the environment variable's name, None) when a
