@@ -15,6 +15,8 @@ from rarewatch import __version__
 from rarewatch.durations import parse_positive_duration
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.evaluation import BY_FIELDS
+from rarewatch.logs import LogFormat
+from rarewatch.logs import configure as configure_logs
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset
 from rarewatch.settings import Settings, load_settings
@@ -179,7 +181,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _configure_logging("warning")
         return asyncio.run(run_demo(sys.stdout))
     settings = load_settings(args.config)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     if args.command == "run":
         return _run(settings)
     if args.command == "once":
@@ -235,13 +237,6 @@ def _run(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # APScheduler logs every job run at INFO; keep its noise down unless debugging.
-    if level != "debug":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        logging.getLogger("watchfiles").setLevel(logging.WARNING)
+def _configure_logging(level: str, fmt: LogFormat = "text") -> None:
+    # APScheduler logs every job run at INFO: `configure` keeps its noise down unless debugging.
+    configure_logs(level, fmt, sys.stderr)

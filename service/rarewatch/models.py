@@ -46,11 +46,18 @@ class RawEntry:
     content: str = ""
     published: datetime | None = None
     lang: str | None = None
+    # Who published it, as the item or the feed names it (not the source's configured name); HTML like
+    # the other text fields, "" when the feed does not say.
+    publisher: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A normalised item: plain NFKC text, canonical link, stable id, UTC time."""
+    """A normalised item: plain NFKC text, canonical link, stable id, UTC time.
+
+    `source` is the configured source's name; `publisher` the publisher's name as the feed gives it
+    ("" when it gives none), plain one-line text.
+    """
 
     id: str
     source: str
@@ -60,6 +67,7 @@ class Item:
     content: str
     published: datetime
     lang: str | None = None
+    publisher: str = ""
 
     def field_text(self, name: str) -> str:
         """The text of a matchable field (`title`, `summary`, `content`)."""
@@ -174,6 +182,7 @@ class Alert:
                 "content": item.content,
                 "published": item.published.isoformat(),
                 "lang": item.lang,
+                "publisher": item.publisher,
             },
             "matches": [m.to_dict() for m in self.matches],
             "kind": self.kind.value,
@@ -196,6 +205,7 @@ class Alert:
             content=raw["content"],
             published=datetime.fromisoformat(raw["published"]),
             lang=raw.get("lang"),
+            publisher=raw.get("publisher") or "",
         )
         return cls(
             id=data["id"],

@@ -260,7 +260,20 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
         content=plain_text(entry.content) if entry.content else "",
         published=to_utc(entry.published or first_seen),
         lang=valid_unicode(entry.lang) if entry.lang else entry.lang,
+        publisher=publisher_name(entry.publisher),
     )
+
+
+PUBLISHER_MAX = 200  # characters: a name, not a paragraph
+
+
+def publisher_name(text: str) -> str:
+    """A publisher's name (HTML, as every `RawEntry` text) as one line of plain text, at most
+    `PUBLISHER_MAX` characters ("" for none)."""
+    if not text:
+        return ""
+    name = plain_text(text)
+    return name if len(name) <= PUBLISHER_MAX else name[: PUBLISHER_MAX - 1].rstrip() + "…"
 
 
 def _safe_link(link: str | None) -> str:

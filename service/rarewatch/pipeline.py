@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ import aiohttp
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
+from rarewatch.logs import log_alert, log_poll
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
@@ -158,6 +160,22 @@ class Pipeline:
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
+        """Poll one source once (see `_poll`) and log it: one `poll` line with its counts and duration."""
+        started = time.perf_counter()
+        run = await self._poll(polled, force=force)
+        log_poll(
+            log,
+            source=run.source,
+            status=run.status,
+            items=run.entries,
+            new=len(run.alerts),
+            matched=run.matched,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            error=run.error,
+        )
+        return run
+
+    async def _poll(self, polled: PolledSource, *, force: bool) -> SourceRun:
         """Poll one source once. `force` ignores a backoff or Retry-After delay (used by `once`).
 
         Any exception while fetching, parsing, matching or admitting this source's items (a `SourceError`,
@@ -362,6 +380,7 @@ class Pipeline:
         )
         if not claimed:
             return _Outcome(contended=True)
+        log_alert(log, alert, plan.destinations)
         self._remember_alert(alert)
         return _Outcome(alert)
 

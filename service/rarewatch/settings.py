@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (rarewatch.logs)
     watch_rules: bool = (
         False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)
     )

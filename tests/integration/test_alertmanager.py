@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,6 +91,25 @@ async def test_two_stories_become_two_alerts_with_labels_and_annotations(
     assert one["status"]["state"] == "active"
     assert parse_time(one["startsAt"]) == created
     assert parse_time(one["endsAt"]) == created + timedelta(hours=24)
+
+
+async def test_materials_and_countries_are_labels_and_the_publisher_an_annotation(
+    alertmanager: AlertmanagerServer, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    notifier = AlertmanagerNotifier("am", alertmanager.url, session, clock=clock)
+    plain = make_alert(story_id(), clock.now(), title="Gallium curbs")
+    item = replace(plain.item, publisher="Ministry of Commerce")
+    alert = replace(plain, item=item, materials=("gallium", "germanium"), countries=("china",))
+    await notifier.send(alert)
+
+    [held] = await alerts_of(session, alertmanager, alert.id)
+    assert held["labels"]["materials"] == "gallium,germanium"
+    assert held["labels"]["countries"] == "china"
+    assert held["annotations"]["publisher"] == "Ministry of Commerce"
+    # What an operator would route or silence on: a regex matcher over the label.
+    params = {"filter": [f'story="{alert.id}"', 'materials=~".*germanium.*"']}
+    async with session.get(f"{alertmanager.url}/api/v2/alerts", params=params) as resp:
+        assert [a["labels"]["story"] for a in await resp.json()] == [alert.id]
 
 
 async def test_the_same_story_sent_twice_is_still_one_alert(

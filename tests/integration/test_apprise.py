@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,3 +209,18 @@ def test_html_escapes_feed_text() -> None:
 def test_text_is_only_made_one_line() -> None:
     body = format_body(make_alert(title="a\x1b[31m\nb"), "text")
     assert body.splitlines()[0] == "a [31m b"
+
+
+def test_the_body_names_the_publisher_materials_and_countries_escaped() -> None:
+    alert = make_alert()
+    named = replace(
+        alert,
+        item=replace(alert.item, publisher="*Metals* <Daily>"),
+        materials=("gallium", "germanium"),
+        countries=("china",),
+    )
+    lines = format_body(named, "markdown").splitlines()
+    assert "Source: mofcom · Publisher: \\*Metals\\* &lt;Daily\\>" in lines
+    assert "Materials: gallium, germanium · Countries: china" in lines
+    plain = format_body(alert, "text")
+    assert "Publisher" not in plain and "Materials" not in plain and "Countries" not in plain

@@ -358,3 +358,7 @@ async def test_build_sources_builds_each_kind(
     assert hits(server)[0].query["conditions[agencies][]"] == "industry-and-security-bureau"
     assert {e.lang for e in fetched["mofcom"].entries} == {"zh"}
     assert len(fetched["mofcom"].entries) == 4
+    # The publisher each kind reads: the agency of a Federal Register document (the preset's
+    # `fields.publisher`), the list page's og:site_name.
+    assert fetched["bis"].entries[0].publisher == "Industry and Security Bureau"
+    assert {e.publisher for e in fetched["mofcom"].entries} == {"测试部委网站"}

@@ -12,7 +12,7 @@ import json
 import re
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -416,6 +416,27 @@ async def test_a_webhook_post_carries_text_and_blocks(make: Make, slack: FakeSla
     assert "channel" not in message
     assert message["unfurl_links"] is False
     assert "Authorization" not in slack.headers[0]
+
+
+@pytest.mark.parametrize("way", ["api", "webhook"])
+async def test_the_message_shows_publisher_materials_and_countries(
+    make: Make, slack: FakeSlack, way: str
+) -> None:
+    plain = make_alert()
+    alert = replace(
+        plain,
+        item=replace(plain.item, publisher="Metals & Mining Daily"),
+        materials=("gallium", "germanium"),
+        countries=("china",),
+    )
+    notifier = make.api() if way == "api" else make.webhook()
+    await notifier.send(alert)
+    assert slack.problems == []
+    [message] = slack.messages
+    facts = [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]]
+    assert "Publisher: *Metals &amp; Mining Daily*" in facts
+    assert "Materials: gallium, germanium" in facts
+    assert "Countries: china" in facts
 
 
 @pytest.mark.parametrize(

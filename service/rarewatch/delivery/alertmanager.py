@@ -4,13 +4,16 @@ POSTs `[{labels, annotations, startsAt, endsAt, generatorURL}]` to `{url}/api/v2
 team's existing Alertmanager routing, grouping, silences and receivers (PagerDuty, email, ...) apply.
 
 - `labels` identify the Alertmanager alert: `alertname` (the first match's rule id), `category` (that
-  match's category), `severity`, `source` and `story` (the id of the story's first alert). `story`
+  match's category), `severity`, `source`, `story` (the id of the story's first alert), and
+  `materials` and `countries` (the evidence the rule pack recognised, comma-separated without spaces in
+  the pack's order, e.g. `gallium,germanium`: route or silence on them with `=~".*gallium.*"`). `story`
   keeps distinct stories distinct alerts, and the same story sent again (a retry, a later report from
   another outlet, a second delivery) has the same label set,
   so Alertmanager updates its one alert instead of adding another. Empty values are left out
   (Alertmanager drops them anyway); the names are fixed and valid Prometheus label names.
 - `annotations` carry the text: `title`, `link`, `snippet`, `summary`, `rules` and `categories` (both
-  comma-separated), and for an item in Chinese `gloss`, its one-line English gloss (absent otherwise).
+  comma-separated), `publisher` (the publisher's name as the feed gives it; absent when it gives none),
+  and for an item in Chinese `gloss`, its one-line English gloss (absent otherwise).
 - `generatorURL` is the story's link when it is an http(s) URL.
 - `startsAt` is when rarewatch raised the alert; `endsAt` is `resolve_after` later, so the alert
   resolves by itself (rarewatch has no "story is over" event). A delivery so late that this moment has
@@ -114,6 +117,10 @@ def alert_labels(alert: Alert) -> dict[str, str]:
         "severity": alert.severity.label,
         "source": alert.item.source,
         "story": alert.story,
+        # Comma-separated, in the pack's order: routes and silences can match them with regexes
+        # (`materials=~".*gallium.*"`).
+        "materials": ",".join(alert.materials),
+        "countries": ",".join(alert.countries),
     }
     return {name: value for name, value in values.items() if value}
 
@@ -129,6 +136,8 @@ def alert_annotations(alert: Alert) -> dict[str, str]:
         "rules": ", ".join(view.rules),
         "categories": ", ".join(alert.categories),
     }
+    if alert.item.publisher:
+        annotations["publisher"] = alert.item.publisher
     if view.gloss:
         annotations["gloss"] = view.gloss
     return annotations

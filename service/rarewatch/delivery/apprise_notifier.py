@@ -12,7 +12,8 @@ the outbox's `max_age`. The logs of Apprise itself (logger `apprise`, secrets ma
 Several URLs in one destination are notified together, and a retry notifies all of them again: a
 service that had succeeded gets the alert twice. Where that matters, give each URL its own destination.
 
-The body is short and readable: title, link, severity, categories, source, matched terms, the
+The body is short and readable: title, link, severity, categories, source and publisher, the
+materials and countries the rule pack recognised, matched terms, the
 English gloss of a Chinese item and the snippet. Feed text is untrusted: it is put on one line
 (controls removed) and escaped for the chosen `body_format`, so that a headline cannot add Markdown
 links or formatting, or raw HTML (which Apprise's Markdown-to-HTML conversion for email would
@@ -147,8 +148,12 @@ def format_body(alert: Alert, body_format: BodyFormat) -> str:
         _BOLD[body_format](esc(item.title) or "(untitled)"),
         _LINKS[body_format](item.link),
         f"Severity: {alert.severity.label} · Categories: {esc(', '.join(alert.categories))}",
-        f"Source: {esc(item.source)}",
+        f"Source: {esc(item.source)}" + (f" · Publisher: {esc(item.publisher)}" if item.publisher else ""),
     ]
+    evidence = (("Materials", view.materials), ("Countries", view.countries))
+    shown = [f"{name}: {esc(', '.join(values))}" for name, values in evidence if values]
+    if shown:
+        lines.append(" · ".join(shown))
     if view.terms:
         lines.append(f"Terms: {esc(', '.join(view.terms))}")
     if view.gloss:

@@ -1,7 +1,7 @@
 """The console destination: one readable line per alert, plus indented evidence and snippet lines.
 
     [HIGH] export-licensing  China adds magnets to licence list  (source: mofcom) https://…  rules: a, b
-        materials: ndfeb magnets; countries: china; terms: permanent magnet, export licence; matched in: title
+        publisher: Metals Daily; materials: ndfeb magnets; countries: china; terms: permanent magnet, …
         …the Ministry of Commerce announced that rare-earth permanent magnets…
 
 A Chinese item gets one more line after the first, its English gloss:
@@ -53,7 +53,7 @@ def format_alert(alert: Alert) -> str:
     ]
     if view.gloss:
         lines.append("    gloss: " + safe(view.gloss))
-    evidence = _evidence(view)
+    evidence = _evidence(view, item.publisher)
     if evidence:
         lines.append("    " + safe(evidence))
     snippet = terminal_safe(view.snippet)
@@ -64,8 +64,8 @@ def format_alert(alert: Alert) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _evidence(view: Presentation) -> str:
-    parts = []
+def _evidence(view: Presentation, publisher: str = "") -> str:
+    parts = [f"publisher: {publisher}"] if publisher else []
     if view.materials:
         parts.append("materials: " + ", ".join(view.materials))
     if view.countries:

@@ -67,6 +67,7 @@ from rarewatch.delivery.base import Notifier, ThreadingNotifier
 from rarewatch.delivery.breaker import Breaker, BreakerState
 from rarewatch.delivery.payload import digest_alert
 from rarewatch.errors import DeliveryError, StoreError
+from rarewatch.logs import log_delivery
 from rarewatch.models import Alert, AlertKind, Delivery, DeliveryStatus
 from rarewatch.store.base import Store
 
@@ -342,9 +343,12 @@ class Outbox:
             else:
                 tally.deferred += 1
 
-    async def _give_up(self, delivery: Delivery, error: str, tally: _Tally) -> None:
+    async def _give_up(
+        self, delivery: Delivery, error: str, tally: _Tally, *, attempted: bool = False
+    ) -> None:
         """Dead-letter a delivery older than `max_age`, saying why."""
-        await self._dead(delivery, f"{error} (gave up: older than {_hours(self._max_age)})", tally)
+        reason = f"{error} (gave up: older than {_hours(self._max_age)})"
+        await self._dead(delivery, reason, tally, attempted=attempted)
 
     async def _split(self, dest: str, queue: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Split deliveries sent alone from those folded into a digest (held ones, a storm's excess)."""
@@ -397,6 +401,7 @@ class Outbox:
         for delivery in present:
             await self._store.mark_delivered(delivery.alert_id, delivery.destination, self._clock.now())
             tally.delivered += 1
+            self._log_delivered(delivery)
 
     async def _process(
         self, lane: _Lane, notifier: Notifier, delivery: Delivery, alert: Alert | None, tally: _Tally
@@ -418,7 +423,18 @@ class Outbox:
             return
         await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now(), receipt)
         tally.delivered += 1
+        self._log_delivered(delivery)
         await self._succeeded(lane, dest)
+
+    @staticmethod
+    def _log_delivered(delivery: Delivery) -> None:
+        log_delivery(
+            log,
+            alert_id=delivery.alert_id,
+            destination=delivery.destination,
+            outcome="delivered",
+            attempt=delivery.attempts + 1,
+        )
 
     async def _succeeded(self, lane: _Lane, dest: str) -> None:
         """A send went through: close the breaker; if that ended an outage, release the backlog."""
@@ -451,10 +467,10 @@ class Outbox:
         if exc.disable:
             self._disabled[dest] = error
             log.error("destination %r disabled: %s", dest, error)
-            await self._dead(delivery, error, tally)
+            await self._dead(delivery, error, tally, attempted=True)
             return
         if not exc.retryable:
-            await self._dead(delivery, error, tally)
+            await self._dead(delivery, error, tally, attempted=True)
             return
         if count_breaker and lane.breaker.failure(now):
             log.error(
@@ -463,7 +479,7 @@ class Outbox:
                 lane.breaker.ready_at(),
             )
         if self._expired(delivery, now):
-            await self._give_up(delivery, error, tally)
+            await self._give_up(delivery, error, tally, attempted=True)
             return
         delay = self._delay(delivery.attempts, exc.retry_after)
         next_attempt = now + delay
@@ -473,15 +489,29 @@ class Outbox:
         heapq.heappush(lane.retries, next_attempt)
         tally.failed += 1
         tally.errors.append(f"{delivery.alert_id}: {error}")
-        log.warning(
-            "delivery of %s to %r failed (retry at %s): %s", delivery.alert_id, dest, next_attempt, error
+        log_delivery(
+            log,
+            alert_id=delivery.alert_id,
+            destination=dest,
+            outcome="failed",
+            attempt=delivery.attempts + 1,
+            error=error,
+            retry_at=next_attempt,
         )
 
-    async def _dead(self, delivery: Delivery, error: str, tally: _Tally) -> None:
+    async def _dead(self, delivery: Delivery, error: str, tally: _Tally, *, attempted: bool = False) -> None:
+        """Dead-letter `delivery`; `attempted`: after a send just failed (its attempt is logged)."""
         await self._store.mark_dead(delivery.alert_id, delivery.destination, error, self._clock.now())
         tally.dead += 1
         tally.errors.append(f"{delivery.alert_id}: {error}")
-        log.error("delivery of %s to %r dead-lettered: %s", delivery.alert_id, delivery.destination, error)
+        log_delivery(
+            log,
+            alert_id=delivery.alert_id,
+            destination=delivery.destination,
+            outcome="dead",
+            attempt=delivery.attempts + 1 if attempted else None,
+            error=error,
+        )
 
     def _expired(self, delivery: Delivery, now: datetime) -> bool:
         return now - delivery.created > self._max_age

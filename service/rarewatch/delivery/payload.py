@@ -11,6 +11,9 @@ Webhooks POST it; the jsonl destination writes one per line. Fields (all always 
 - `title` (string): the story's headline, plain text.
 - `link` (string): the canonical link to the story.
 - `source` (string): the name of the configured source that published it.
+- `publisher` (string): the publisher's name as the feed gives it (RSS `<source>`, `dc:publisher` or
+  the channel title; Atom the entry's `<source>`, the feed title or author; a JSON source's
+  `fields.publisher`; an HTML list page's `og:site_name`), one line of plain text; `""` when unknown.
 - `published` (string): when the source published it, RFC 3339 UTC, e.g. `2026-01-31T08:00:00Z`.
 - `created` (string): when rarewatch raised the alert, RFC 3339 UTC.
 - `severity` (string): the highest severity of the matches: `info`, `low`, `medium`, `high`, `critical`.
@@ -90,6 +93,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "title": item.title,
         "link": item.link,
         "source": item.source,
+        "publisher": item.publisher,
         "published": rfc3339(item.published),
         "created": rfc3339(alert.created),
         "severity": alert.severity.label,
@@ -153,6 +157,7 @@ def test_alert(now: datetime) -> Alert:
         summary="This is a test alert sent by `rarewatch test-destination` to check a destination.",
         content="",
         published=now,
+        publisher="rarewatch",
     )
     match = Match(
         rule="rarewatch-test",

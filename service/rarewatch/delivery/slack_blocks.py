@@ -7,8 +7,9 @@ An alert becomes (fallback text, blocks):
              The summary, at most 500 characters…
     context  🌐 _Export licensing (China): export control; gallium — matched: 出口管制 → export control_
              (the English gloss: Chinese items only)
-    context  Source: *mofcom* | Published: <!date^…|2026-01-31 08:00 UTC> | Severity: *HIGH* | Categories: …
-             | Matched in: *article*   (title, summary, content or article; left out when unknown)
+    context  Source: *mofcom* | Publisher: *Ministry of Commerce* | Published: <!date^…|2026-01-31 08:00 UTC>
+             | Severity: *HIGH* | Categories: … | Materials: gallium, germanium | Countries: china
+             | Matched in: *article*   (publisher, materials, countries, matched in: left out when empty)
     divider
     section  (one per match, most severe first, at most 10)
              *export-licensing* · HIGH · rule `licensing`
@@ -180,7 +181,7 @@ def build_message(alert: Alert) -> tuple[str, list[Block]]:
 def build_followup(alert: Alert, first_permalink: str | None) -> tuple[str, list[Block]]:
     """A short message for a later report of a story already alerted: who else reported it, and where."""
     item = alert.item
-    source = safe_text(item.source, NAME_MAX)
+    source = safe_text(item.publisher or item.source, NAME_MAX)
     text = f"Also reported by *{source}*: {link(item.link, item.title)}"
     blocks = [section_block(text)]
     first = safe_url(first_permalink) if first_permalink else None
@@ -213,12 +214,19 @@ def _title_text(alert: Alert) -> str:
 def _facts(alert: Alert) -> list[str]:
     item = alert.item
     categories = ", ".join(safe_text(c, NAME_MAX) for c in alert.categories)
-    facts = [
-        f"Source: *{safe_text(item.source, NAME_MAX)}*",
+    facts = [f"Source: *{safe_text(item.source, NAME_MAX)}*"]
+    if item.publisher:
+        facts.append(f"Publisher: *{safe_text(item.publisher, NAME_MAX)}*")
+    facts += [
         f"Published: {slack_date(item.published)}",
         f"Severity: *{alert.severity.name}*",
         f"Categories: {categories}",  # mrkdwn() cuts it to the element limit
     ]
+    # The evidence the rule pack recognised: what a reader triages on, so not only in the webhook payload.
+    if alert.materials:
+        facts.append(f"Materials: {', '.join(safe_text(m, NAME_MAX) for m in alert.materials)}")
+    if alert.countries:
+        facts.append(f"Countries: {', '.join(safe_text(c, NAME_MAX) for c in alert.countries)}")
     if alert.matched_in:
         facts.append(f"Matched in: *{safe_text(alert.matched_in, NAME_MAX)}*")
     return facts

@@ -7,8 +7,9 @@ A webhook destination with a template POSTs the rendered text instead of the v1 
 What a template sees:
 
 - `alert`: the v1 payload as a dict (`payload.alert_payload`): `alert.id`, `alert.title`, `alert.link`,
-  `alert.source`, `alert.published`, `alert.created`, `alert.severity`, `alert.categories`,
-  `alert.summary`, `alert.matches` (each with `rule`, `category`, `severity`, `terms`, `snippet`)...
+  `alert.source`, `alert.publisher`, `alert.published`, `alert.created`, `alert.severity`,
+  `alert.categories`, `alert.materials`, `alert.countries`, `alert.summary`, `alert.matches` (each with
+  `rule`, `category`, `severity`, `terms`, `snippet`)...
 - `severity_rank`: the severity as a number, 0 (info) to 4 (critical), to index mapping lists;
 - `rules`: the rule ids, sorted; `terms`: every matched term, deduplicated, in match order;
 - `snippet`: the snippet of the most severe match that has one, or "";

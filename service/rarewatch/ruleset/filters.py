@@ -139,6 +139,9 @@ def _negated(
             if n.end <= hit.start:
                 if _within(text, n.end, hit.start, words, before):
                     return True
+            elif n.start < hit.start and n.end >= hit.end and before is not None:
+                # A negator that starts before the hit and holds it is its hedge ("或限制" hedges 限制).
+                return True
             elif n.start >= hit.end and _within(text, hit.end, n.start, words, after):
                 return True
     return False

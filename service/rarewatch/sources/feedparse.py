@@ -167,7 +167,21 @@ def _from_feedparser(entry: Any, feed: Any, source: str, lang: str | None) -> Ra
         content=next((_detail_html(c) for c in contents if c.get("value")), ""),
         published=from_struct_time(when),
         lang=lang or _detail_lang(title_detail) or feed.get("language") or None,
+        publisher=_feedparser_publisher(entry, feed),
     )
+
+
+def _feedparser_publisher(entry: Any, feed: Any) -> str:
+    """The item's own `<source>` or publisher, else the feed's publisher, title or author (as HTML)."""
+    origin = entry.get("source") or {}
+    for name in (origin.get("title"), entry.get("publisher"), feed.get("publisher")):
+        if isinstance(name, str) and name.strip():
+            return html.escape(name.strip(), quote=False)
+    title = feed.get("title_detail")
+    if title and str(title.get("value") or "").strip():
+        return _detail_html(title)
+    author = feed.get("author")
+    return html.escape(author.strip(), quote=False) if isinstance(author, str) else ""
 
 
 def _detail_html(detail: Any) -> str:
@@ -199,6 +213,8 @@ _RSS_FIELDS = {
     _DC + "description": "description",
     _DC + "language": "lang",
     _CONTENT_ENCODED: "content",
+    "source": "publisher",  # RSS 2.0 <source url="…">Outlet</source>: the outlet an aggregator took it from
+    _DC + "publisher": "publisher",
 }
 
 _ATOM_FIELDS = {
@@ -214,23 +230,47 @@ def _entries(root: _Element, source: str, lang: str | None) -> list[RawEntry] | 
         feed_lang = lang or _lang(language, root.get(_XML_LANG))
         items = list(channel.iterchildren("item")) if channel is not None else []
         items = items or list(root.iterchildren("item"))  # some feeds put items beside the channel
-        return [_rss_item(i, source, feed_lang, lang is None) for i in items]
+        publisher = _channel_publisher(channel, "")
+        return [_rss_item(i, source, feed_lang, lang is None, publisher) for i in items]
     if tag == _RDF + "RDF":
         channel = root.find(_RSS10 + "channel")
         channel_lang = channel.findtext(_DC + "language") if channel is not None else None
         feed_lang = lang or _lang(channel_lang, root.get(_XML_LANG))
         rdf_items = root.iterchildren(_RSS10 + "item", _RSS090 + "item")
-        return [_rss_item(i, source, feed_lang, lang is None) for i in rdf_items]
+        publisher = _channel_publisher(channel, _RSS10)
+        return [_rss_item(i, source, feed_lang, lang is None, publisher) for i in rdf_items]
     if tag == _ATOM + "feed":
         feed_lang = lang or _lang(root.get(_XML_LANG))
-        return [_atom_entry(e, source, feed_lang, lang is None) for e in root.iterchildren(_ATOM + "entry")]
+        publisher = _atom_publisher(root)
+        entries = root.iterchildren(_ATOM + "entry")
+        return [_atom_entry(e, source, feed_lang, lang is None, publisher) for e in entries]
     if tag in ("html", _XHTML + "html"):
         raise SourceError("not a feed: got an HTML page")
     return None  # Atom 0.3, RSS with a default namespace, ...: feedparser knows more dialects
 
 
-def _rss_item(item: _Element, source: str, feed_lang: str | None, own_lang: bool) -> RawEntry:
-    """One RSS item. `own_lang`: the item's dc:language may beat the feed's (no language configured)."""
+def _channel_publisher(channel: _Element | None, ns: str) -> str:
+    """An RSS channel's publisher (as HTML): its `dc:publisher`, else its title."""
+    if channel is None:
+        return ""
+    name = channel.findtext(_DC + "publisher") or channel.findtext(ns + "title") or ""
+    return html.escape(name.strip(), quote=False)
+
+
+def _atom_publisher(feed: _Element) -> str:
+    """An Atom feed's publisher (as HTML): its title, else its author's name."""
+    title = feed.find(_ATOM + "title")
+    if title is not None and (text := _atom_text(title).strip()):
+        return text
+    name = feed.findtext(f"{_ATOM}author/{_ATOM}name") or ""
+    return html.escape(name.strip(), quote=False)
+
+
+def _rss_item(
+    item: _Element, source: str, feed_lang: str | None, own_lang: bool, feed_publisher: str = ""
+) -> RawEntry:
+    """One RSS item. `own_lang`: the item's dc:language may beat the feed's (no language configured).
+    The item's own `<source>` or `dc:publisher` beats the channel's `feed_publisher`."""
     found: dict[str, str] = {}
     guid_element: _Element | None = None
     for child in item:
@@ -257,6 +297,7 @@ def _rss_item(item: _Element, source: str, feed_lang: str | None, own_lang: bool
         content=found.get("content", ""),
         published=parse_date(found.get("date")),
         lang=(_lang(found.get("lang")) if own_lang else None) or feed_lang,
+        publisher=html.escape(found["publisher"], quote=False) if found.get("publisher") else feed_publisher,
     )
 
 
@@ -265,12 +306,20 @@ def _is_permalink(guid_element: _Element, guid: str) -> bool:
     return flag != "false" and guid.startswith(("http://", "https://"))
 
 
-def _atom_entry(entry: _Element, source: str, feed_lang: str | None, own_lang: bool) -> RawEntry:
-    """One Atom entry. `own_lang`: the entry's xml:lang may beat the feed's (no language configured)."""
+def _atom_entry(
+    entry: _Element, source: str, feed_lang: str | None, own_lang: bool, feed_publisher: str = ""
+) -> RawEntry:
+    """One Atom entry. `own_lang`: the entry's xml:lang may beat the feed's (no language configured).
+    The title of the entry's own `<source>` (an entry copied from another feed) beats `feed_publisher`."""
     found: dict[str, str] = {}
     link: str | None = None
     for child in entry:
         tag = child.tag
+        if tag == _ATOM + "source":
+            origin = child.find(_ATOM + "title")
+            if origin is not None:
+                found.setdefault("publisher", _atom_text(origin).strip())
+            continue
         name = _ATOM_FIELDS.get(tag) if isinstance(tag, str) else None
         if name is None:
             continue
@@ -291,6 +340,7 @@ def _atom_entry(entry: _Element, source: str, feed_lang: str | None, own_lang: b
         content=found.get("content", ""),
         published=parse_date(found.get("published") or found.get("updated")),
         lang=lang or feed_lang,
+        publisher=found.get("publisher") or feed_publisher,
     )
 
 

@@ -125,7 +125,10 @@ def parse_list(
             f"selector {selectors.item.css!r} matched nothing: the page layout may have changed"
         )
     base = _base_url(root, page_url)
-    entries = [e for e in (_entry(i, selectors, base, source, lang) for i in items) if e is not None]
+    publisher = site_name(root)
+    entries = [
+        e for e in (_entry(i, selectors, base, source, lang, publisher) for i in items) if e is not None
+    ]
     if not entries:
         raise SourceError(
             f"title selector {selectors.title.css!r} matched no text in any of the {len(items)} items "
@@ -154,7 +157,17 @@ def _base_url(root: HtmlElement, page_url: str) -> str:
     return urljoin(page_url, (base.get("href") or "").strip()) if base is not None else page_url
 
 
-def _entry(item: HtmlElement, sel: Selectors, base: str, source: str, lang: str | None) -> RawEntry | None:
+def site_name(root: HtmlElement) -> str:
+    """The page's `<meta property="og:site_name">` (as HTML, like every `RawEntry` text), or ""."""
+    for meta in root.iterfind(".//meta[@property]"):
+        if (meta.get("property") or "").strip().lower() == "og:site_name":
+            return escape((meta.get("content") or "").strip(), quote=False)
+    return ""
+
+
+def _entry(
+    item: HtmlElement, sel: Selectors, base: str, source: str, lang: str | None, publisher: str = ""
+) -> RawEntry | None:
     title_el = _first(sel.title, item)
     if title_el is None:
         return None
@@ -172,6 +185,7 @@ def _entry(item: HtmlElement, sel: Selectors, base: str, source: str, lang: str 
         summary=escape(_text(summary_el), quote=False) if summary_el is not None else "",
         published=find_date(_text(date_el)) if date_el is not None else None,
         lang=lang,
+        publisher=publisher,
     )
 
 

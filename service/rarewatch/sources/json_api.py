@@ -34,7 +34,7 @@ from rarewatch.sources.base import HttpOptions, HttpSource, Source, SourceConfig
 
 log = logging.getLogger(__name__)
 
-FIELD_NAMES = ("title", "link", "summary", "content", "published", "guid")
+FIELD_NAMES = ("title", "link", "summary", "content", "published", "guid", "publisher")
 JSON_ACCEPT = "application/json, */*;q=0.5"
 # json.loads of a typical API page (100 results, ~150 KB) takes about a millisecond: not worth a thread
 # hop. Bigger bodies are decoded in the executor so that one huge page never stalls the event loop.
@@ -52,6 +52,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
                 "summary": "abstract",
                 "published": "publication_date",
                 "guid": "document_number",
+                # The issuing agency: the API lists the parent department first, the bureau last.
+                "publisher": "agencies.-1.name",
             },
             "next_page": "next_page_url",
         },
@@ -70,6 +72,7 @@ class JsonMapping:
     content: str | None = None
     published: str | None = None
     guid: str | None = None
+    publisher: str | None = None  # the publisher's name in each result (e.g. `agencies.0.name`)
     next_page: str | None = None
     html_fields: bool = False  # string fields already hold HTML (e.g. WordPress `rendered` fields)
 
@@ -196,6 +199,7 @@ def _entry(result: Any, m: JsonMapping, source: str, lang: str | None, base_url:
         content=markup(field(m.content)),
         published=parse_date(field(m.published)),
         lang=lang,
+        publisher=markup(field(m.publisher)),
     )
 
 
@@ -364,6 +368,7 @@ def _mapping(
         content=fields.get("content") or None,
         published=fields.get("published") or None,
         guid=fields.get("guid") or None,
+        publisher=fields.get("publisher") or None,
         next_page=next_page or None,
         html_fields=html_fields,
     )
@@ -378,6 +383,7 @@ class JsonFields(Strict):
     content: str | None = None
     published: str | None = None
     guid: str | None = None
+    publisher: str | None = None  # the publisher's name; "" (none) when unset
 
     @field_validator("*")
     @classmethod

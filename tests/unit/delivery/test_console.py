@@ -96,3 +96,15 @@ def test_the_evidence_line_says_which_text_matched() -> None:
     alert = make_alert()
     located = replace(alert, matches=tuple(replace(m, matched_in="article") for m in alert.matches))
     assert format_alert(located).splitlines()[1] == "    matched in: article"
+
+
+def test_the_evidence_line_names_the_publisher_materials_and_countries() -> None:
+    alert = make_alert()
+    named = replace(
+        alert,
+        item=replace(alert.item, publisher="Metals\x1b[31m Daily"),
+        materials=("gallium",),
+        countries=("china",),
+    )
+    line = format_alert(named).splitlines()[1]
+    assert line == "    publisher: Metals [31m Daily; materials: gallium; countries: china"

@@ -22,6 +22,7 @@ def make_alert(summary: str = "Short summary.") -> Alert:
         summary=summary,
         content="full text",
         published=PUBLISHED,
+        publisher="Ministry of Commerce",
     )
     matches = (
         Match(
@@ -54,6 +55,7 @@ def test_the_payload_has_exactly_the_documented_fields() -> None:
         "title": "China adds rare-earth magnets to export licence list",
         "link": "https://example.org/news/1",
         "source": "mofcom",
+        "publisher": "Ministry of Commerce",
         "published": "2026-01-31T08:00:00Z",
         "created": "2026-01-31T08:05:30Z",
         "severity": "high",
@@ -93,6 +95,15 @@ def test_every_field_is_documented_in_the_module_docstring() -> None:
         assert f"`{key}`" in doc, key
     for key in alert_payload(make_alert())["matches"][0]:
         assert f"`{key}`" in doc, key
+
+
+def test_the_publisher_survives_the_stored_form_and_older_records_have_none() -> None:
+    alert = make_alert()
+    stored = alert.to_dict()
+    assert Alert.from_dict(stored).item.publisher == "Ministry of Commerce"
+    del stored["item"]["publisher"]  # an alert recorded before the field existed
+    assert Alert.from_dict(stored).item.publisher == ""
+    assert alert_payload(Alert.from_dict(stored))["publisher"] == ""
 
 
 def test_rfc3339_is_utc_with_z_and_treats_naive_times_as_utc() -> None:

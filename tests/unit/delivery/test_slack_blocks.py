@@ -122,6 +122,35 @@ def test_the_message_has_header_title_facts_matches_and_rules() -> None:
     assert_within_limits(blocks)
 
 
+def test_the_facts_name_the_publisher_materials_and_countries_escaped() -> None:
+    plain = make_alert()
+    item = replace(plain.item, publisher="Wire & <!channel> Co")
+    alert = replace(plain, item=item, materials=("gallium", "ndfeb magnets"), countries=("china",))
+    _, blocks = build_message(alert)
+    facts = [e["text"] for e in blocks[2]["elements"]]
+    assert facts[:2] == ["Source: *mofcom*", "Publisher: *Wire &amp; &lt;!channel&gt; Co*"]
+    assert "Materials: gallium, ndfeb magnets" in facts
+    assert "Countries: china" in facts
+    assert_within_limits(blocks)
+    for text in texts(blocks):
+        assert_no_injection(text)
+
+
+def test_facts_without_publisher_materials_or_countries_leave_them_out() -> None:
+    _, blocks = build_message(make_alert())
+    facts = " ".join(e["text"] for e in blocks[2]["elements"])
+    assert "Publisher" not in facts and "Materials" not in facts and "Countries" not in facts
+
+
+def test_a_later_report_names_its_publisher_when_the_feed_gives_one() -> None:
+    plain = make_alert(source="cfg-wire")
+    _, blocks = build_followup(plain, None)
+    assert blocks[0]["text"]["text"].startswith("Also reported by *cfg-wire*:")
+    named = replace(plain, item=replace(plain.item, publisher="Mining Weekly"))
+    _, blocks = build_followup(named, None)
+    assert blocks[0]["text"]["text"].startswith("Also reported by *Mining Weekly*:")
+
+
 def test_every_mrkdwn_text_is_verbatim() -> None:
     # verbatim stops Slack from auto-linking bare URLs and #channel names in feed text.
     _, blocks = build_message(make_alert())

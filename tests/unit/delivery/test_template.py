@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,23 @@ def test_each_example_renders_valid_json_for_a_hostile_title(name: str) -> None:
     assert "49" not in text
     assert "稀土出口管制" in text  # UTF-8, not \u escapes
     assert "</script>" not in text  # escaped as \u003c/script\u003e: inert if pasted into HTML
+
+
+@pytest.mark.parametrize("name", ["jira", "servicenow", "teams"])
+def test_each_example_shows_the_publisher_materials_and_countries(name: str) -> None:
+    plain = make_alert()
+    item = replace(plain.item, publisher='Trade "Desk"\n{{ 7*7 }}')
+    alert = replace(plain, item=item, materials=("gallium", "germanium"), countries=("china", "japan"))
+    texts = strings(rendered(name, alert))
+    assert any('Trade "Desk" {{ 7*7 }}' in t for t in texts)  # one line, not evaluated
+    assert any("gallium, germanium" in t for t in texts)
+    assert any("china, japan" in t for t in texts)
+
+
+@pytest.mark.parametrize("name", ["jira", "servicenow", "teams"])
+def test_each_example_leaves_out_what_the_alert_does_not_have(name: str) -> None:
+    texts = strings(rendered(name, make_alert()))
+    assert not any(label in t for t in texts for label in ("Publisher:", "Materials:", "Countries:"))
 
 
 @pytest.mark.parametrize("name", ["jira", "servicenow", "teams"])

@@ -95,6 +95,16 @@ def test_a_negator_inside_the_term_is_part_of_it(ruleset_of: Load) -> None:
     assert fired(ruleset, "钕铁硼磁铁迟迟未到货") == ["r"]
 
 
+def test_a_negator_that_starts_before_the_term_and_holds_it_negates_it(ruleset_of: Load) -> None:
+    ruleset = ruleset_of(
+        NEGATORS.replace("未]", "未, 或限制]")
+        + "vocabulary: zh\nterms: [限制]\nnegated_by: {terms: [{vocab: negators}], before_cjk: 6}\n---\n"
+        + rule("r", "{all: [{vocab: zh}, 稀土]}")
+    )
+    assert fired(ruleset, "北京限制稀土供应商") == ["r"]
+    assert fired(ruleset, "北京或限制稀土供应商") == []
+
+
 def test_rule_level_negation_applies_to_its_own_terms(ruleset_of: Load) -> None:
     ruleset = ruleset_of(
         NEGATORS
