@@ -23,7 +23,7 @@ import aiohttp
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
-from rarewatch.logs import log_alert, log_poll
+from rarewatch.logs import log_alert, log_poll, log_unrouted
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
@@ -391,15 +391,7 @@ class Pipeline:
             return _Outcome(contended=True)
         await self.store.record_unrouted(alert, now)
         self._remember_alert(alert)
-        log.warning(
-            "alert %s UNROUTED: no route takes it (source %s, categories %s, rules %s) and no fallback_to "
-            "is configured; it is recorded: send it with `rarewatch alerts resend %s --to DESTINATION`",
-            alert.id,
-            alert.item.source,
-            ", ".join(alert.categories),
-            ", ".join(m.rule for m in alert.matches),
-            alert.id,
-        )
+        log_unrouted(log, alert)
         return _Outcome(alert, unrouted=True)
 
     async def _alert(self, alert_id: str) -> Alert | None:

@@ -67,7 +67,10 @@ async def test_an_unrouted_alert_is_recorded_and_resent_exactly_once(tmp_path: P
         code, _, err = await rarewatch("once", "--config", str(path))
         assert code == 0, err
         assert len(hook.requests) == 1, "only the licensing story has a route"
-        assert "UNROUTED" in err and "WARNING" in err, "logged at warning"
+        [logged] = [x for x in err.splitlines() if "WARNING rarewatch.pipeline: unrouted alert=" in x]
+        assert "source=wire" in logged and "category=supply-disruption" in logged, (
+            "logged at warning, with ids"
+        )
         assert "1 new alerts were taken by no route" in err
 
         code, out, err = await rarewatch("alerts", "unrouted", "--config", str(path))
@@ -107,7 +110,7 @@ async def test_fallback_to_takes_what_no_route_took(tmp_path: Path) -> None:
         path = config(tmp_path, feeds.url("/wire.xml"), hook.url, routes)
         code, _, err = await rarewatch("once", "--config", str(path))
         assert code == 0, err
-        assert len(hook.requests) == 1 and "UNROUTED" not in err
+        assert len(hook.requests) == 1 and " unrouted alert=" not in err
     bad = path.read_text(encoding="utf-8").replace("fallback_to: [tickets]", "fallback_to: [tikets]")
     path.write_text(bad, encoding="utf-8")
     code, _, err = await rarewatch("once", "--config", str(path))
