@@ -1,4 +1,4 @@
-"""The HTTP API of `rarewatch run`: health, metrics, and read-only views of sources and alerts."""
+"""The HTTP API of `rarewatch run`: metrics, and read-only views of sources and alerts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rarewatch import __version__
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.runtime import Runtime
@@ -17,18 +16,17 @@ RUNTIME = web.AppKey("runtime", Runtime)
 log = logging.getLogger(__name__)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """200 when the store answers; 503 (with the reason) when it does not."""
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; the outbox depth is read from the store now (its gauges keep their last
+    values, and `rarewatch_store_up` is 0, when the store does not answer)."""
     runtime = request.app[RUNTIME]
     try:
-        await runtime.store.get_source_state("__healthz__")
+        stats = await runtime.store.outbox_stats()
     except StoreError as exc:
-        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "version": __version__, "rules": runtime.ruleset.version})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[RUNTIME].metrics.exposition()
+        log.warning("metrics: outbox depth unavailable: %s", exc)
+        stats = None
+    runtime.metrics.record_outbox(stats, runtime.notifiers, runtime.clock.now())
+    body = runtime.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -81,7 +79,6 @@ async def reload(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/sources", sources)
     app.router.add_get("/api/v1/alerts", alerts)

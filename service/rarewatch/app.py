@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from watchfiles import Change, awatch
 
-from rarewatch import __version__
+from rarewatch import __version__, health
 from rarewatch.api import RUNTIME, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import ConfigError, RuleError
@@ -42,6 +42,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
                 on_flush=runtime.metrics.record_flush,
             )
             poller.start()
+            app[health.POLLER] = poller
             log.info(
                 "rarewatch %s: %d sources, %d rules (pack %s), store %s",
                 __version__,
@@ -69,6 +70,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(reload_ctx)
     add_routes(app)
+    health.add_routes(app)
     return app
 
 

@@ -42,14 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CATEGORIES: tuple[str, ...] = (
-    "export-licensing",
-    "personnel-controls",
-    "prosecution",
-    "trade-restrictions",
-    "supply-disruption",
-)
-"""The fixed category names, in report order."""
+from rarewatch.categories import RULE_CATEGORIES
+
+CATEGORIES: tuple[str, ...] = RULE_CATEGORIES
+"""The fixed category names, in report order (the rule categories: `rarewatch.categories`)."""
 
 _REQUIRED_KEYS = frozenset({"id", "title", "summary", "labels"})
 _OPTIONAL_KEYS = frozenset({"lang", "also", "trap", "note", "source_url", "origin", "script"})

@@ -7,6 +7,7 @@ all its matches) -> `Delivery` (one alert to one destination, tracked by the out
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -243,6 +244,42 @@ class Delivery:
     digest: bool = False  # held for a digest (a route's `digest:` or the storm guard), not sent alone
 
 
+class Problem(enum.StrEnum):
+    """A source-health problem (`rarewatch.policies.source_health`)."""
+
+    FAILING = "failing"
+    SILENT = "silent"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What is remembered between polls: the listing's fingerprint, when it last changed, and the problem
+    an alert was raised for (None: none is open)."""
+
+    fingerprint: str | None = None
+    changes: tuple[datetime, ...] = ()  # oldest first, the last few (the policy keeps KEEP_CHANGES)
+    raised: Problem | None = None
+    raised_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "changes": [c.isoformat() for c in self.changes],
+            "raised": self.raised.value if self.raised else None,
+            "raised_at": self.raised_at.isoformat() if self.raised_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SourceHealth:
+        raised, raised_at = data.get("raised"), data.get("raised_at")
+        return cls(
+            fingerprint=data.get("fingerprint"),
+            changes=tuple(datetime.fromisoformat(c) for c in data.get("changes") or ()),
+            raised=Problem(raised) if raised else None,
+            raised_at=datetime.fromisoformat(raised_at) if raised_at else None,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SourceState:
     """What rarewatch remembers about one source between polls."""
@@ -256,6 +293,7 @@ class SourceState:
     not_before: datetime | None = None  # backoff or Retry-After: do not fetch before this time
     initialized: bool = False  # the first poll (initial lookback) has happened
     extra: dict[str, Any] = field(default_factory=dict)  # per-kind cursors (e.g. a JSON API's last date)
+    health: SourceHealth = field(default_factory=lambda: SourceHealth())  # the source-health policy's memory
 
     def to_dict(self) -> dict[str, Any]:
         def iso(d: datetime | None) -> str | None:
@@ -271,6 +309,7 @@ class SourceState:
             "not_before": iso(self.not_before),
             "initialized": self.initialized,
             "extra": self.extra,
+            "health": self.health.to_dict(),
         }
 
     @classmethod
@@ -289,6 +328,7 @@ class SourceState:
             not_before=dt("not_before"),
             initialized=bool(data.get("initialized", False)),
             extra=dict(data.get("extra") or {}),
+            health=SourceHealth.from_dict(data.get("health") or {}),
         )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -37,13 +37,14 @@ from rarewatch.policies.admission import (
     story_keys,
 )
 from rarewatch.policies.backoff import describe, next_source_state
+from rarewatch.policies.source_health import HealthPolicy, assess, health_alert, listing_fingerprint, observe
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
-from rarewatch.store.keys import backfill_key, throttle_key, updates_key
+from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
 
@@ -86,6 +87,29 @@ class SourceRun:
     seen: int = 0  # matching items marked seen without an alert (older than the first poll's lookback)
     next_poll_not_before: datetime | None = None
     articles: ArticleStats = NO_ARTICLES
+    fetch_seconds: float | None = None  # how long the fetch took (None: no fetch was made)
+    consecutive_failures: int = 0  # after this poll
+    matched_by: tuple[tuple[str, str, int], ...] = ()  # (rule, category, items it matched)
+    ops_alert: Alert | None = None  # a source-health alert (or recovery) this poll raised
+
+    def with_facts(self, facts: _RunFacts) -> SourceRun:
+        return replace(
+            self,
+            fetch_seconds=facts.fetch_seconds,
+            consecutive_failures=facts.consecutive_failures,
+            matched_by=facts.matched_by,
+            ops_alert=facts.ops_alert,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _RunFacts:
+    """What every finished poll reports besides its outcome (for metrics and the scheduler)."""
+
+    fetch_seconds: float | None
+    consecutive_failures: int
+    matched_by: tuple[tuple[str, str, int], ...]
+    ops_alert: Alert | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +169,7 @@ class Pipeline:
         max_updates_per_story: int = 10,
         articles: ArticleReader | None = None,
         guard: StoreGuard | None = None,
+        health: HealthPolicy | None = None,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
@@ -157,6 +182,7 @@ class Pipeline:
         self.max_updates_per_story = max_updates_per_story
         self.articles = articles  # None: no source is enriched
         self.guard = guard  # None: the store's identity is not checked
+        self.health = health  # None: no source-health alerts
         self._recent: OrderedDict[str, Alert] = OrderedDict()
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
@@ -191,9 +217,19 @@ class Pipeline:
             return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
         result: FetchResult | None = None
         admitted, articles = _Admitted(), NO_ARTICLES
+        fingerprint: str | None = None
+        matched_by: tuple[tuple[str, str, int], ...] = ()
+        started = time.perf_counter()
+        fetch_seconds: float | None = None
         try:
-            result = await polled.source.fetch(self.session, _fetch_state(state, polled))
+            try:
+                result = await polled.source.fetch(self.session, _fetch_state(state, polled))
+            finally:
+                fetch_seconds = time.perf_counter() - started
             found, articles = await self._match(polled, result.entries, now)
+            if not result.not_modified:
+                fingerprint = listing_fingerprint(item.id for item, _, _ in found)
+            matched_by = _matched_by(found)
             if not forgot and await self._store_forgot():
                 # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
                 return SourceRun(name, "skipped")
@@ -204,8 +240,12 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - one source's failure of any kind is that source's error
             error = exc
         after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
+        if error is None:
+            after = replace(after, health=observe(after.health, fingerprint, now))
+        after, ops_alert = await self._check_health(name, after, now)
         await self.store.put_source_state(name, after)
         entries = len(result.entries) if result is not None else 0
+        facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
         if error is not None:
             if isinstance(error, SourceError):
                 log.warning("source %s failed (%d in a row): %s", name, after.consecutive_failures, error)
@@ -224,7 +264,7 @@ class Pipeline:
                 articles=articles,
                 unrouted=admitted.unrouted,
                 seen=admitted.seen,
-            )
+            ).with_facts(facts)
         assert result is not None
         status: Status = "not_modified" if result.not_modified else "ok"
         if admitted.seen:
@@ -243,7 +283,35 @@ class Pipeline:
             articles=articles,
             unrouted=admitted.unrouted,
             seen=admitted.seen,
+        ).with_facts(facts)
+
+    async def _check_health(
+        self, name: str, state: SourceState, now: datetime
+    ) -> tuple[SourceState, Alert | None]:
+        """Ask the source-health policy; on a RAISE or RECOVER, claim its one `ops` alert for the
+        destinations its routes name (sent at once: an operational alert is never held for a digest)."""
+        if self.health is None:
+            return state, None
+        decision = assess(
+            state.health,
+            failures=state.consecutive_failures,
+            last_error=state.last_error,
+            policy=self.health,
+            now=now,
         )
+        state = replace(state, health=decision.health)
+        if decision.event is None:
+            return state, None
+        alert = health_alert(name, decision, now)
+        destinations = tuple(self.router.plan(alert))
+        claimed = await self.store.claim([ops_key(alert.id)], self.dedup_window, now, alert, destinations)
+        log.warning(
+            "source %s: %s (ops alert to %s)", name, decision.reason, ", ".join(destinations) or "none"
+        )
+        if claimed and not destinations:  # no route (nor fallback_to) takes it: kept to be sent later
+            await self.store.record_unrouted(alert, now)
+            log_unrouted(log, alert)
+        return state, alert if claimed else None
 
     async def _store_forgot(self) -> bool:
         """Whether the store lost its memory while this process ran (`StoreGuard`: one cheap read)."""
@@ -447,6 +515,12 @@ class Pipeline:
             if enriched.matches:
                 found[index] = (enriched.item, list(enriched.matches), True)
         return found, stats
+
+
+def _matched_by(found: Sequence[_Found]) -> tuple[tuple[str, str, int], ...]:
+    """How many items each (rule, category) matched in one fetch."""
+    counts = Counter((m.rule, m.category) for _, matches, _ in found for m in matches)
+    return tuple((rule, category, n) for (rule, category), n in sorted(counts.items()))
 
 
 async def run_cycle(

@@ -13,18 +13,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from rarewatch.categories import ALERT_CATEGORIES
 from rarewatch.delivery.jsonl import JsonlDestination
 from rarewatch.errors import ConfigError
+from rarewatch.policies.source_health import HEALTH_RULE
 from rarewatch.ruleset import Ruleset
-from rarewatch.ruleset.schema import CATEGORIES
 from rarewatch.settings import Settings
 from rarewatch.store_identity import OPERATIONAL_CATEGORY, OPERATIONAL_RULE
 
-# Every category a route may name: the rule categories, plus the one rarewatch's own alerts carry.
-# Extend it here when the code raises alerts of another category.
-ROUTE_CATEGORIES: tuple[str, ...] = (*CATEGORIES, OPERATIONAL_CATEGORY)
+# Every category a route may name: those alerts can carry (`categories.ALERT_CATEGORIES`: the rule
+# categories and `ops`), plus the store-identity alert's, which is sent to every destination anyway.
+ROUTE_CATEGORIES: tuple[str, ...] = (*ALERT_CATEGORIES, OPERATIONAL_CATEGORY)
 # Rule ids that are not in any rule file but do reach the routes' view of alerts.
-BUILTIN_RULES: tuple[str, ...] = (OPERATIONAL_RULE,)
+BUILTIN_RULES: tuple[str, ...] = (HEALTH_RULE, OPERATIONAL_RULE)
 
 
 def entity_names(ruleset: Ruleset, kind: str) -> frozenset[str]:

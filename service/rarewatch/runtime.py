@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -23,9 +24,11 @@ from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.delivery.registry import build_notifier as registry_build_notifier
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.policies.source_health import HealthPolicy
 from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -36,6 +39,15 @@ from rarewatch.store import Store, open_store
 from rarewatch.store_identity import StoreGuard, redact_url
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleStatus:
+    """The outcome of the last rule (re)load, for readiness and metrics (mutable: updated on reload)."""
+
+    loaded_at: datetime | None = None  # the last successful load
+    last_error: str | None = None  # the last failed reload's error (file:line), None once one succeeds
+    last_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+    rule_status: RuleStatus = field(default_factory=RuleStatus)
     # Checks a new rule pack against the configuration's routes (ConfigError: the reload is refused).
     check_rules: Callable[[Ruleset], None] = field(default=lambda ruleset: None)
 
@@ -65,9 +78,17 @@ class Runtime:
         a typo in a rule file never leaves the service without rules. Raises `ConfigError` (and keeps them
         too) when a route names a rule, material or country the new pack no longer has.
         """
-        ruleset = load_ruleset(self.rule_paths)
-        self.check_rules(ruleset)
+        now = self.clock.now()
+        try:
+            ruleset = load_ruleset(self.rule_paths)
+            self.check_rules(ruleset)
+        except (RuleError, ConfigError) as exc:
+            self.rule_status.last_error, self.rule_status.last_error_at = str(exc), now
+            self.metrics.record_reload(False)
+            raise
         self.pipeline.ruleset = ruleset
+        self.rule_status.loaded_at, self.rule_status.last_error = now, None
+        self.metrics.record_reload(True, len(ruleset.rules), now)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
 
@@ -188,7 +209,10 @@ async def open_runtime(
             max_updates_per_story=settings.stories.max_updates,
             articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
             guard=guard,
+            health=HealthPolicy(**settings.source_health.model_dump()),
         )
+        metrics = Metrics()
+        metrics.record_reload(True, len(ruleset.rules), clock.now())
         yield Runtime(
             store=store,
             rule_paths=tuple(settings.rule_paths()),
@@ -197,6 +221,7 @@ async def open_runtime(
             sources=sources,
             notifiers=notifiers,
             clock=clock,
-            metrics=Metrics(),
+            metrics=metrics,
+            rule_status=RuleStatus(loaded_at=clock.now()),
             check_rules=lambda new: check_routes(settings, new),
         )

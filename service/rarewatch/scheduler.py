@@ -83,7 +83,7 @@ class Poller:
             return
         if self.on_run is not None:
             await self.on_run(run)
-        if run.alerts:
+        if run.alerts or run.ops_alert is not None:
             self.workers.wake()  # never waits for a delivery
 
     async def flush(self) -> None:

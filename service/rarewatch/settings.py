@@ -98,6 +98,17 @@ class OutboxConfig(Strict):
     breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
 
 
+class SourceHealthConfig(Strict):
+    """When a source raises one operational (`ops`) alert: `failures` failed polls in a row, or a listing
+    unchanged for `silence_factor` times its usual gap between changes (at least `min_silence`, judged
+    once `min_changes` changes were seen). See `rarewatch.policies.source_health`."""
+
+    failures: int = Field(default=3, ge=1)
+    silence_factor: float = Field(default=10.0, gt=1)
+    min_silence: PositiveDuration = timedelta(hours=24)
+    min_changes: int = Field(default=3, ge=2)
+
+
 def _default_destinations() -> list[DestinationConfig]:
     return [console.ConsoleDestination(name="console", type="console")]
 
@@ -155,6 +166,7 @@ class Settings(BaseSettings):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
+    source_health: SourceHealthConfig = Field(default_factory=SourceHealthConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (rarewatch.logs)
     watch_rules: bool = (

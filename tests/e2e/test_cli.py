@@ -164,7 +164,7 @@ async def test_run_serves_healthz_delivers_and_stops_on_sigterm(tmp_path: Path) 
                     await asyncio.sleep(0.1)
                 assert sources["wire"]["consecutive_failures"] == 0
                 assert sources["gone"]["consecutive_failures"] >= 1 and "404" in sources["gone"]["last_error"]
-                delivered = 'rarewatch_deliveries_total{outcome="delivered"}'
+                delivered = 'rarewatch_deliveries_total{destination="tickets",outcome="delivered"}'
                 for _ in range(50):  # the flush is counted once it has recorded the delivery
                     async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                         metrics = await resp.text()

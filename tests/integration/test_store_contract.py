@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
 from rarewatch.store import Store, keys, open_store
-from rarewatch.store.base import StoreMarker
+from rarewatch.store.base import OutboxStats, StoreMarker
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
@@ -971,6 +971,25 @@ async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None
         async for key in client.scan_iter(match=f"{prefix}*"):
             await client.delete(key)
         await client.aclose()
+
+
+async def test_outbox_stats_count_pending_and_dead_per_destination_with_the_oldest_pending(
+    store: Store,
+) -> None:
+    assert await store.outbox_stats() == {}
+    await claim_alert(store, 1, T0, dests=("hook", "slack"))
+    await claim_alert(store, 2, T0 + HOUR, dests=("hook", "slack"))
+    await claim_alert(store, 3, T0 + 2 * HOUR, dests=("hook",))
+    await store.mark_delivered("alert-1", "hook", T0 + MIN)
+    await store.mark_failed("alert-2", "hook", "HTTP 503", T0 + 2 * HOUR, T0 + HOUR)
+    await store.mark_dead("alert-1", "slack", "gone", T0 + MIN)
+    await store.mark_dead("alert-2", "slack", "gone", T0 + HOUR)
+    assert await store.outbox_stats() == {
+        "hook": OutboxStats(pending=2, dead=0, oldest_pending=T0 + HOUR),
+        "slack": OutboxStats(pending=0, dead=2, oldest_pending=None),
+    }
+    assert await store.purge(DEAD, destination="slack") == 2
+    assert set(await store.outbox_stats()) == {"hook"}
 
 
 # --- unrouted alerts ----------------------------------------------------------------------------------------

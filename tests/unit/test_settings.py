@@ -254,6 +254,17 @@ def test_outbox_breaker_and_retry_after_keys_have_defaults_and_load(tmp_path: Pa
     )
 
 
+def test_source_health_defaults_and_bad_values_name_their_line(tmp_path: Path) -> None:
+    defaults = load_settings(write(tmp_path, "store: sqlite:///x.db\n")).source_health
+    assert (defaults.failures, defaults.silence_factor, defaults.min_changes) == (3, 10, 3)
+    assert defaults.min_silence == timedelta(hours=24)
+    path = write(tmp_path, "store: sqlite:///x.db\nsource_health:\n  failures: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.line == 3
+    assert "source_health.failures" in str(info.value)
+
+
 def test_the_default_store_is_per_configuration_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 

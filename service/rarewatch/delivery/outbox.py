@@ -101,6 +101,8 @@ class FlushReport:
     unconfigured: Mapping[str, int] = field(default_factory=dict)  # destination -> deliveries kept pending
     attempted: int = 0  # sends made (a digest counts once)
     full: bool = False  # some destination had `batch` due deliveries: more may be due
+    # destination -> outcome (delivered, failed, dead) -> count, for the per-destination metrics
+    by_destination: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def __add__(self, other: FlushReport) -> FlushReport:
         errors = {
@@ -120,6 +122,7 @@ class FlushReport:
             unconfigured=unconfigured,
             attempted=self.attempted + other.attempted,
             full=self.full or other.full,
+            by_destination=_merge_counts(self.by_destination, other.by_destination),
         )
 
 
@@ -541,7 +544,21 @@ class Outbox:
             unconfigured=dict(unconfigured),
             attempted=sum(x.attempted for x in t),
             full=any(x.full for x in t),
+            by_destination={
+                d: {"delivered": x.delivered, "failed": x.failed, "dead": x.dead} for d, x in tallies.items()
+            },
         )
+
+
+def _merge_counts(
+    a: Mapping[str, Mapping[str, int]], b: Mapping[str, Mapping[str, int]]
+) -> dict[str, dict[str, int]]:
+    merged = {d: dict(counts) for d, counts in a.items()}
+    for d, counts in b.items():
+        into = merged.setdefault(d, {})
+        for outcome, n in counts.items():
+            into[outcome] = into.get(outcome, 0) + n
+    return merged
 
 
 def _as_delivery_error(exc: Exception, dest: str) -> DeliveryError:

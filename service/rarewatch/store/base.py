@@ -54,6 +54,16 @@ class StoreMarker:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """One destination's outbox depth: pending and dead deliveries, and when the oldest pending one was
+    created (None: nothing pending). For the metrics (`rarewatch_outbox_*`)."""
+
+    pending: int = 0
+    dead: int = 0
+    oldest_pending: datetime | None = None
+
+
 class Store(Protocol):
     """Persistent state. Every method may raise `StoreError` when the backend is unreachable."""
 
@@ -163,6 +173,10 @@ class Store(Protocol):
 
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
         """Delete delivery records of a status; returns how many."""
+
+    async def outbox_stats(self) -> dict[str, OutboxStats]:
+        """Per destination with any pending or dead delivery: how many of each, and the oldest pending's
+        creation time (deliveries held for a digest are pending too)."""
 
     async def record_unrouted(self, alert: Alert, now: datetime) -> None:
         """Keep `alert`, which no route took, among the unrouted alerts (the newest `UNROUTED_LIMIT`;

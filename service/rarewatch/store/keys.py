@@ -300,6 +300,14 @@ def updates_key(story: str) -> str:
     return f"{UPDATES_PREFIX}{story}"
 
 
+OPS_PREFIX = "ops:"  # an operational alert (source health): raised once
+
+
+def ops_key(alert_id: str) -> str:
+    """The claim key of one operational alert (a source-health problem or its recovery)."""
+    return f"{OPS_PREFIX}{alert_id}"
+
+
 def resend_key(alert_id: str) -> str:
     """The claim key that lets an unrouted alert be sent later exactly once."""
     return f"{RESEND_PREFIX}{alert_id}"

@@ -29,7 +29,7 @@ from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import StoreMarker
+from rarewatch.store.base import OutboxStats, StoreMarker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -435,6 +435,26 @@ class RedisStore:
         latest `mark_delivered`'s `now`: an older `since` counts only that span."""
         return int(await self._redis.zcount(self._keys.delivered(destination), k.to_us(since), "+inf"))
 
+    @_translated
+    async def outbox_stats(self) -> dict[str, OutboxStats]:
+        """Pending and dead deliveries per destination (read from the status indexes, whose members end
+        with their destination, and whose scores are creation times)."""
+        pending: dict[str, list[float]] = {}
+        dead: dict[str, int] = {}
+        async for member, score in self._redis.zscan_iter(self._keys.outbox(_PENDING)):
+            pending.setdefault(_member_destination(member), []).append(score)
+        async for member, _score in self._redis.zscan_iter(self._keys.outbox(_DEAD)):
+            destination = _member_destination(member)
+            dead[destination] = dead.get(destination, 0) + 1
+        return {
+            d: OutboxStats(
+                pending=len(pending.get(d, ())),
+                dead=dead.get(d, 0),
+                oldest_pending=k.from_us(int(min(pending[d]))) if d in pending else None,
+            )
+            for d in {*pending, *dead}
+        }
+
     async def _load(self, members: Sequence[str]) -> list[tuple[str, Delivery]]:
         """The outbox records of index members (skipping any deleted meanwhile), with their member."""
         if not members:
@@ -566,3 +586,9 @@ def _delivery(row: dict[str, str]) -> Delivery:
         receipt=row.get("receipt"),
         digest=row.get("digest") == "1",
     )
+
+
+def _member_destination(member: bytes | str) -> str:
+    """The destination an outbox index member names (`<seq>␟<alert id>␟<destination>`)."""
+    text = member.decode() if isinstance(member, bytes) else member
+    return text.rsplit(k.MEMBER_SEPARATOR, 1)[-1]

@@ -23,7 +23,7 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
-from rarewatch.store.base import StoreMarker
+from rarewatch.store.base import OutboxStats, StoreMarker
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -374,6 +374,21 @@ class SQLiteStore:
         )
         row = await self._run(partial(_fetchone, sql, (destination, k.to_us(since))))
         return int(row[0])
+
+    async def outbox_stats(self) -> dict[str, OutboxStats]:
+        """Pending and dead deliveries per destination, with the oldest pending one's creation time."""
+        sql = (
+            f"SELECT destination, status, count(*), min(created) FROM {k.DELIVERIES}"
+            f" WHERE status IN ('{_PENDING}', '{_DEAD}') GROUP BY destination, status"
+        )
+        stats: dict[str, OutboxStats] = {}
+        for destination, status, count, oldest in await self._run(partial(_fetchall, sql, ())):
+            was = stats.get(destination, OutboxStats())
+            if status == _PENDING:
+                stats[destination] = OutboxStats(int(count), was.dead, k.from_us(int(oldest)))
+            else:
+                stats[destination] = OutboxStats(was.pending, int(count), was.oldest_pending)
+        return stats
 
     async def mark_delivered(
         self, alert_id: str, destination: str, now: datetime, receipt: str | None = None
