@@ -76,3 +76,29 @@ async def test_an_unrouted_alert_is_recorded_counted_and_resent_once(tmp_path: P
         assert len(hook.requests) == 2, "exactly once"
         async with open_runtime(settings) as runtime:
             assert await runtime.store.unrouted() == []
+
+
+async def test_a_source_health_alert_no_route_takes_is_recorded_unrouted(tmp_path: Path) -> None:
+    from rarewatch.clock import FakeClock
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
+    clock = FakeClock(NOW)
+    async with feed_server() as feeds, webhook_receiver() as hook:
+        feeds.statuses["/wire.xml"] = 503
+        settings = Settings(
+            store=f"sqlite:///{tmp_path / 'state.db'}",
+            rules=[str(tmp_path / "rules")],
+            sources=[{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}],  # type: ignore[list-item]
+            destinations=[{"name": "tickets", "type": "webhook", "url": hook.url, "secret": SECRET}],  # type: ignore[list-item]
+            routes=[{"match": {"category": ["export-licensing"]}, "to": ["tickets"]}],  # type: ignore[list-item]
+            source_health={"failures": 2},  # type: ignore[arg-type]
+            config_dir=tmp_path,
+        )
+        async with open_runtime(settings, clock=clock) as runtime:
+            for _ in range(3):
+                clock.advance(timedelta(hours=1))
+                await run_cycle(runtime.pipeline, runtime.sources, force=True)
+            [ops] = await runtime.store.unrouted()
+            assert ops.categories == ("ops",) and "wire is failing" in ops.item.title
+        assert hook.requests == [], "no route takes it: recorded, not sent"
