@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -157,24 +158,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.rules import match_jsonl
 
         paths, check = _rule_source(args, args.rules)
-        if args.file == "-":
-            return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check)
         try:
+            if args.file == "-":
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check)
             with open(args.file, encoding="utf-8") as infile:
                 return match_jsonl(paths, args.explain, infile, sys.stdout, check)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
+        except UnicodeDecodeError:
+            name = "standard input" if args.file == "-" else args.file
+            print(f"rarewatch: cannot read {name}: not UTF-8 text", file=sys.stderr)
+            return EXIT_USAGE
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command
 
         paths, check = _rule_source(args, args.rules)
-        return evaluate_command(paths, args.file, sys.stdout, args.by, check)
+        return evaluate_command(paths, args.file, sys.stdout, args.by, check=check)
     if args.command == "rules":
         from rarewatch.commands.rules import rules_check
 
         paths, check = _rule_source(args, args.paths)
-        return rules_check(paths, sys.stdout, check)
+        return rules_check(paths, sys.stdout, check=check)
     if args.command == "demo":
         from rarewatch.demo.run import run_demo
 
@@ -226,15 +231,35 @@ def _run(settings: Settings) -> int:
 
     from rarewatch.app import build_web_app
 
+    # Bind before anything starts: a port in use is a clear error, not a failure after the store opened.
+    # The socket itself is handed to aiohttp, so nothing can take the port in between.
+    sock = listen(settings.http.host, settings.http.port)
     web.run_app(
         build_web_app(settings),
-        host=settings.http.host,
-        port=settings.http.port,
+        sock=sock,
         print=lambda msg: logging.getLogger("rarewatch").info(msg),
         access_log=None,
         shutdown_timeout=30,
     )
     return EXIT_OK
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; a `ConfigError` naming host:port when it cannot be had."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        return socket.create_server(address, family=family)
+    except socket.gaierror as exc:
+        raise ConfigError(f"http.host: cannot resolve {host!r}: {exc.strerror}") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(
+            f"cannot listen on {where}: {reason} (another process holds it? set http.port "
+            "or RAREWATCH_HTTP__PORT)"
+        ) from None
 
 
 def _configure_logging(level: str, fmt: LogFormat = "text") -> None:

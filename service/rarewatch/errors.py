@@ -8,16 +8,25 @@ class RarewatchError(Exception):
 
 
 class ConfigError(RarewatchError):
-    """The configuration is invalid. `file` and `line` point at the offending value when known."""
+    """The configuration is invalid. `file` and `line` point at the offending value when known;
+    `variable` names the `RAREWATCH_...` environment variable the value came from instead."""
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
         self.message = message
         self.file = file
         self.line = line
+        self.variable = variable
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        where = _location(self.file, self.line)
+        where = f"environment variable {self.variable}" if self.variable else _location(self.file, self.line)
         return f"{where}: {self.message}" if where else self.message
 
 

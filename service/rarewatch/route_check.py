@@ -59,7 +59,6 @@ def check_routes(settings: Settings, ruleset: Ruleset) -> None:
 def _unknown(
     settings: Settings, loc: tuple[str | int, ...], key: str, value: str, names: frozenset[str]
 ) -> ConfigError:
-    file, line = settings.origin.locate(loc)
     dotted = ".".join(str(p) for p in loc)
     close = difflib.get_close_matches(value.lower(), sorted(names), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -73,7 +72,7 @@ def _unknown(
         f"{dotted}: unknown {key} {value!r}{hint} ({listed}); "
         "a route filter that names nothing would never take the alerts meant for it"
     )
-    return ConfigError(message, file=file, line=line)
+    return settings.origin.error(loc, message)
 
 
 def check_destination_paths(settings: Settings) -> None:
@@ -84,10 +83,8 @@ def check_destination_paths(settings: Settings) -> None:
             continue
         folder = settings.resolve_path(dest.path).parent
         if not folder.is_dir():
-            file, line = settings.origin.locate(("destinations", i, "path"))
-            raise ConfigError(
+            raise settings.origin.error(
+                ("destinations", i, "path"),
                 f"destinations.{i}.path: the folder {folder} of jsonl destination {dest.name!r} does not "
                 "exist; create it (rarewatch does not, so that a typo is not a new folder nobody reads)",
-                file=file,
-                line=line,
             )

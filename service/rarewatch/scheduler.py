@@ -8,6 +8,7 @@ without waiting for any delivery (`delivery.workers`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -45,6 +46,8 @@ class Poller:
         self.on_run = on_run
         self.on_flush = on_flush
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._polls: set[asyncio.Task[object]] = set()  # polls in flight, cancelled and awaited by stop()
+        self._stopping = False
         self.workers = DeliveryWorkers(outbox, idle=OUTBOX_INTERVAL, on_flush=on_flush)
 
     def start(self) -> None:
@@ -66,21 +69,39 @@ class Poller:
         self.workers.start()
 
     async def stop(self) -> None:
-        """Stop scheduling and let running jobs finish (an in-flight delivery completes or stays pending)."""
+        """Stop scheduling, cancel the polls in flight and wait for them to end before the store closes;
+        in-flight deliveries complete or stay pending."""
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        for task in self._polls:
+            task.cancel()
+        if self._polls:
+            await asyncio.wait(set(self._polls))
         await self.workers.stop()
         await self.outbox.drain()
 
     async def poll(self, polled: PolledSource) -> None:
         """Poll one source (a scheduled job): a store outage is logged and the poll skipped, never raised."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
         try:
             run = await self.pipeline.run_source(polled)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise  # not ours: let whoever cancelled it see it
+            # Shutting down: an expected end, not an error (APScheduler would log a traceback).
+            log.info("source %s: poll cancelled by shutdown", polled.source.name)
+            return
         except StoreError as exc:
             # The store is down: this poll is skipped whole (nothing claimed, nothing lost); the next
             # scheduled poll tries again.
             log.error("source %s: store unavailable, poll skipped: %s", polled.source.name, exc)
             return
+        finally:
+            if task is not None:
+                self._polls.discard(task)
         if self.on_run is not None:
             await self.on_run(run)
         if run.alerts or run.ops_alert is not None:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from rarewatch.configtypes import Duration, PositiveDuration, Strict
 from rarewatch.delivery import console, webhook
@@ -30,6 +31,8 @@ from rarewatch.paths import bundled_rules_dir, default_config_file
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.sources.registry import SourceConfig
+from rarewatch.store.urls import check_store_url
+from rarewatch.validation import error_message, ordered_errors
 from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_single
 
 # The source kinds' config models live in their modules (rarewatch.sources.<kind>); the names that
@@ -132,17 +135,14 @@ class ConfigOrigin:
     file: str | None = None
     doc: YamlDocument | None = None
 
-    def locate(self, loc: tuple[str | int, ...]) -> tuple[str | None, int | None]:
-        """(file, line) of the value at `loc`, or (the environment variable's name, None) when a
-        `RAREWATCH_` variable set the top-level key `loc[0]`."""
-        if loc:
-            var = f"RAREWATCH_{str(loc[0]).upper()}"
-            for name in os.environ:
-                upper = name.upper()
-                if upper == var or upper.startswith(var + "__"):
-                    return name, None
+    def error(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
+        """A `ConfigError` about the value at `loc`: naming the `RAREWATCH_` variable that set it, else
+        its file and line."""
+        variable = _variable_for(loc) if loc else None
+        if variable is not None:
+            return ConfigError(message, variable=variable)
         line = self.doc.line_of(loc) if self.doc is not None else None
-        return self.file, line
+        return ConfigError(message, file=self.file, line=line)
 
 
 class Settings(BaseSettings):
@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         env_prefix="RAREWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    store: str = Field(default_factory=default_store_url)
+    store: Annotated[str, AfterValidator(check_store_url)] = Field(default_factory=default_store_url)
     rules: list[str] = Field(default_factory=lambda: [str(bundled_rules_dir())])
     sources: list[SourceConfig] = Field(default_factory=list)
     destinations: list[DestinationConfig] = Field(default_factory=_default_destinations)
@@ -245,6 +245,10 @@ def load_settings(path: Path | None) -> Settings:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration: {exc.strerror}", file=str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the configuration is not UTF-8 text (byte {exc.start})", file=str(file), line=1
+        ) from None
     try:
         doc = load_single(text)
     except YamlSyntaxError as exc:
@@ -259,15 +263,61 @@ def load_settings(path: Path | None) -> Settings:
         data.setdefault("store", default_store_url(path))  # (RAREWATCH_STORE still wins)
     try:
         settings = Settings(**data, config_dir=config_dir)
+    except SettingsError as exc:  # an environment value that should be JSON and is not
+        raise _env_parse_error(exc) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"]
-        line = doc.line_of(loc) if doc is not None else None
-        dotted = ".".join(str(p) for p in loc)
-        message = f"{dotted}: {first['msg']}" if dotted else first["msg"]
-        more = len(exc.errors()) - 1
-        if more:
-            message += f" (and {more} more error{'s' if more > 1 else ''})"
-        raise ConfigError(message, file=str(file), line=line) from None
+        raise _config_error(exc, file, doc) from None
     settings._origin = ConfigOrigin(str(file), doc)
     return settings
+
+
+ENV_PREFIX = "RAREWATCH_"
+
+
+def env_overrides() -> dict[tuple[str, ...], str]:
+    """The configuration paths set from the environment, each with its variable's name
+    (`("http", "port")` for RAREWATCH_HTTP__PORT); pydantic-settings matches names case-insensitively."""
+    return {
+        tuple(name[len(ENV_PREFIX) :].lower().split("__")): name
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX)
+    }
+
+
+def _variable_for(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable that set the value at `loc`, if one did."""
+    parts = tuple(str(p).lower() for p in loc)
+    for path, name in env_overrides().items():
+        if parts[: len(path)] == path:
+            return name
+    return None
+
+
+def _config_error(exc: ValidationError, file: Path, doc: YamlDocument | None) -> ConfigError:
+    """The first error of `exc` (unknown keys first) at its line, or naming the variable that set it."""
+    errors = ordered_errors(exc)
+    first = errors[0]
+    loc = first["loc"]
+    dotted = ".".join(str(p) for p in loc)
+    msg = error_message(first, Settings)
+    message = f"{dotted}: {msg}" if dotted else msg
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    variable = _variable_for(loc) if loc else None
+    if variable is not None:
+        return ConfigError(message, variable=variable)
+    line = doc.line_of(loc) if doc is not None else None
+    return ConfigError(message, file=str(file), line=line)
+
+
+def _env_parse_error(exc: SettingsError) -> ConfigError:
+    """pydantic-settings' "error parsing value for field ..." as a message naming the variable."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    field = found.group(1) if found else ""
+    variable = _variable_for((field,)) if field else None
+    return ConfigError(
+        f"{field or 'value'}: not valid JSON; lists and mappings are given as JSON in the environment, "
+        f"e.g. {variable or ENV_PREFIX + field.upper()}='[\"rules/\"]'",
+        variable=variable or f"{ENV_PREFIX}{field.upper()}",
+    )

@@ -106,7 +106,9 @@ def test_route_typo_from_the_environment_names_the_variable(tmp_path: Path) -> N
     routes = [{"to": ["local"], "match": {"material": ["terbum"]}}]
     done = run("once", "--config", str(config), env={"RAREWATCH_ROUTES": json.dumps(routes)})
     assert done.returncode == 2
-    assert done.stderr.startswith("rarewatch: RAREWATCH_ROUTES: routes.0.match.material.0: unknown material")
+    assert done.stderr.startswith(
+        "rarewatch: environment variable RAREWATCH_ROUTES: routes.0.match.material.0: unknown material"
+    )
     assert "did you mean 'terbium'?" in done.stderr
 
 

@@ -20,9 +20,9 @@ async def test_test_destination_reports_the_exact_error_then_succeeds(tmp_path: 
         assert code == 0, out
         assert hook.payloads()[-1]["test"] is True
         assert hook.payloads()[-1]["title"].startswith("[rarewatch test]")
-        code, out, _ = await rarewatch("test-destination", "nope", "--config", str(config))
+        code, _, err = await rarewatch("test-destination", "nope", "--config", str(config))
         assert code == 2
-        assert "tickets" in out
+        assert "tickets" in err
 
 
 async def test_outbox_list_retry_and_purge(tmp_path: Path) -> None:

@@ -59,8 +59,8 @@ async def test_store_status_and_init(tmp_path: Path) -> None:
     assert "sqlite" in out and str(tmp_path / "state.db") in out
     assert "marker:  none" in out
 
-    code, out, _ = await rarewatch("store", "init", "--config", str(config))
-    assert code == 2 and "--yes" in out  # nothing written without confirmation
+    code, out, err = await rarewatch("store", "init", "--config", str(config))
+    assert code == 2 and "--yes" in err  # nothing written without confirmation
 
     code, out, err = await rarewatch("store", "init", "--config", str(config), "--yes")
     assert code == 0, err

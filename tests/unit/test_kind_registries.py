@@ -178,9 +178,7 @@ def test_a_kinds_own_validation_keeps_its_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert caught.value.line == 3
-    assert caught.value.message == (
-        "sources.1.html: Value error, an html source needs title (or a preset that sets them)"
-    )
+    assert caught.value.message == ("sources.1.html: an html source needs title (or a preset that sets them)")
 
 
 # Every registered kind's examples

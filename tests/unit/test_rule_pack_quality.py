@@ -73,6 +73,6 @@ def test_evaluate_command_exits_2_on_bad_input(tmp_path: Path) -> None:
     assert evaluate_command([tmp_path / "missing"], DATA, out) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n", encoding="utf-8")
-    out = io.StringIO()
-    assert evaluate_command([bundled_rules_dir()], bad, out) == 2
-    assert "bad.jsonl:1" in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert evaluate_command([bundled_rules_dir()], bad, out, err=err) == 2
+    assert "bad.jsonl:1" in err.getvalue() and not out.getvalue(), "errors go to standard error"

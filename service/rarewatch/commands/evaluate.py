@@ -9,6 +9,7 @@ status is 0 whatever the scores (2 when the rules or the data cannot be loaded).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -44,24 +45,33 @@ def evaluate_command(
     data: Path,
     out: TextIO,
     by: str | None = None,
+    err: TextIO | None = None,
     check: Callable[[Ruleset], None] | None = None,
 ) -> int:
     """Load the rules under `rule_paths` and the labelled set `data`, print the report to `out`;
     with `by`, also split by that item field (one of `evaluation.BY_FIELDS`).
 
-    Returns 0 once the report is printed, 2 (message on `out`) when the rules or the data are invalid.
+    Returns 0 once the report is printed, 2 (message on `err`, default standard error) when the rules or
+    the data are invalid.
     """
+    err = err or sys.stderr
     try:
         ruleset = load_ruleset(rule_paths)
         if check is not None:
             check(ruleset)  # a configuration's routes against the rules (`--config`)
     except (RuleError, ConfigError) as exc:
-        print(exc, file=out)
+        print(f"rarewatch: {exc}", file=err)
         return 2
     try:
         items = load_labelled(data)
     except (OSError, ValueError) as exc:
-        print(f"cannot read {data}: {exc.strerror}" if isinstance(exc, OSError) else exc, file=out)
+        if isinstance(exc, OSError):
+            problem: object = f"cannot read {data}: {exc.strerror}"
+        elif isinstance(exc, UnicodeDecodeError):
+            problem = f"cannot read {data}: not UTF-8 text"
+        else:
+            problem = exc
+        print(f"rarewatch: {problem}", file=err)
         return 2
     print(f"rule pack {ruleset.version} on {data} ({len(items)} items)", file=out)
     if by is None:

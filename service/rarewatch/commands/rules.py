@@ -25,17 +25,23 @@ def load_checked(paths: Sequence[Path], check: Callable[[Ruleset], None] | None)
     return ruleset
 
 
-def rules_check(paths: Sequence[Path], out: TextIO, check: Callable[[Ruleset], None] | None = None) -> int:
+def rules_check(
+    paths: Sequence[Path],
+    out: TextIO,
+    err: TextIO | None = None,
+    check: Callable[[Ruleset], None] | None = None,
+) -> int:
     """Validate the rules under `paths` (and, with `check`, a configuration's routes against them) and run
     their examples.
 
     Prints each problem as `file:line [rule id]: message` and a summary line. Returns 2 when the rules
-    do not load or a route names nothing, 1 when an example fails, 0 when everything passes.
+    do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
+    fails, 0 when everything passes.
     """
     try:
         ruleset = load_checked(paths, check)
     except (RuleError, ConfigError) as exc:
-        print(exc, file=out)
+        print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
     examples = failures = 0
     for result in run_examples(ruleset):

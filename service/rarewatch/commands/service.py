@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -107,7 +108,7 @@ async def outbox_command(
             print(f"{count} deliveries due again now", file=out)
         else:
             if status is None:
-                print("rarewatch: outbox purge needs --status (pending, delivered or dead)", file=out)
+                print("rarewatch: outbox purge needs --status (pending, delivered or dead)", file=sys.stderr)
                 return EXIT_USAGE
             count = await store.purge(DeliveryStatus(status), destination)
             print(f"{count} {status} deliveries purged", file=out)
@@ -120,7 +121,7 @@ async def test_destination(settings: Settings, name: str, out: TextIO) -> int:
         notifier = runtime.notifiers.get(name)
         if notifier is None:
             known = ", ".join(sorted(runtime.notifiers)) or "none"
-            print(f"rarewatch: no destination named {name!r} (configured: {known})", file=out)
+            print(f"rarewatch: no destination named {name!r} (configured: {known})", file=sys.stderr)
             return EXIT_USAGE
         try:
             await notifier.send(test_alert(runtime.clock.now()))

@@ -5,6 +5,7 @@ Both open the store on its own (no HTTP session, no notifiers, no identity check
 
 from __future__ import annotations
 
+import sys
 from typing import TextIO
 
 from rarewatch.clock import Clock, SystemClock
@@ -43,7 +44,7 @@ async def store_init(settings: Settings, yes: bool, out: TextIO, *, clock: Clock
         print(
             f"rarewatch: `store init` writes a fresh identity marker to {redact_url(url)}; a service started "
             "on it afterwards takes it as its own store, without the lost-memory alert. Pass --yes to do it.",
-            file=out,
+            file=sys.stderr,
         )
         return EXIT_USAGE
     now = (clock or SystemClock()).now()

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from rarewatch.clock import Clock, SystemClock
-from rarewatch.configtypes import Duration, HttpUrl, PositiveDuration
+from rarewatch.configtypes import HttpUrl, PositiveDuration
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.payload import SUMMARY_MAX, rfc3339, truncate
@@ -162,7 +162,7 @@ class AlertmanagerDestination(HttpDestinationConfig):
 
     type: Literal["alertmanager"]
     url: HttpUrl  # the base URL, with any route prefix: http://alertmanager:9093
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
     resolve_after: PositiveDuration = timedelta(hours=24)  # endsAt = raised + resolve_after
 
 

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import Field
 
-from rarewatch.configtypes import Duration, EnvSecret
+from rarewatch.configtypes import EnvSecret, PositiveDuration
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
@@ -253,7 +253,7 @@ class AppriseDestination(DestinationConfigBase):
     urls: list[EnvSecret] = Field(min_length=1)
     title_template: str | None = None  # Jinja2, same context as payload templates
     body_format: BodyFormat = "markdown"
-    timeout: Duration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=30)
 
 
 def build(config: AppriseDestination, deps: NotifierDeps) -> Notifier:

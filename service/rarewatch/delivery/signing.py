@@ -9,7 +9,6 @@ separated by spaces, so receivers holding either the old or the new secret can v
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ def secret_key(secret: str) -> bytes:
     try:
         # Like the reference libraries, accept padded and unpadded base64 alike.
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or characters outside ASCII
         raise ValueError(f"webhook secret is not valid base64 after {SECRET_PREFIX!r}") from exc
     if not key:
         raise ValueError("webhook secret is empty")

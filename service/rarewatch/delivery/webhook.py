@@ -42,7 +42,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_va
 
 from rarewatch import __version__
 from rarewatch.clock import Clock, SystemClock
-from rarewatch.configtypes import Duration, EnvStr, from_env, http_url
+from rarewatch.configtypes import EnvStr, PositiveDuration, from_env, http_url
 from rarewatch.delivery.base import Notifier
 from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
@@ -188,8 +188,10 @@ def _without_query(url: str) -> str:
 
 
 def _check_whsec(secret: SecretStr) -> SecretStr:
+    """A `whsec_` secret whose key decodes, checked at load so every command reports it the same way."""
     if not secret.get_secret_value().startswith("whsec_"):
         raise ValueError("webhook secret must start with 'whsec_' (Standard Webhooks format)")
+    secret_key(secret.get_secret_value())  # ValueError (never the secret itself) when malformed or empty
     return secret
 
 
@@ -205,7 +207,7 @@ class WebhookDestination(HttpDestinationConfig):
     secret: WebhookSecret | None = None  # "${TICKETS_SECRET}" keeps the secret out of the file
     # Rotation without downtime: sign with every listed secret (Standard Webhooks allows several).
     secrets: list[WebhookSecret] = Field(default_factory=list)
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
     # A Jinja2 template renders the body instead of the v1 payload (rarewatch.delivery.template);
     # examples for Jira, ServiceNow and Teams are in deploy/templates/. Relative to the config file.
     template: Path | None = None

@@ -11,14 +11,16 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from rarewatch.errors import RuleError
 from rarewatch.ruleset.compile import ExpressionError, compile_rules
 from rarewatch.ruleset.matcher import RuleOrigin, Ruleset
 from rarewatch.ruleset.schema import Rule, Vocabulary
+from rarewatch.validation import error_message, ordered_errors
 from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_documents
 
 _SUFFIXES = (".yaml", ".yml")
@@ -123,13 +125,14 @@ def _validate(doc: YamlDocument, file: str) -> Rule | Vocabulary:
     try:
         model: Rule | Vocabulary = kind.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = _describe(first, len(exc.errors()) - 1)
+        errors = ordered_errors(exc)  # a misspelt key first, before the field it was meant to be
+        first = errors[0]
+        message = _describe(first, len(errors) - 1, kind)
         raise RuleError(message, file=file, line=doc.line_of(first["loc"]), rule_id=rule_id) from None
     return model
 
 
-def _describe(error: Any, more: int) -> str:
+def _describe(error: ErrorDetails, more: int, model: type[Rule | Vocabulary]) -> str:
     """A pydantic error as `path.to.value: message`, without pydantic's union tags ("<term>", "VocabRef")."""
     loc = error["loc"]
     # A glossary's keys are Chinese terms: keep them in the path (`entries.停产`), unlike pydantic's tags.
@@ -138,7 +141,7 @@ def _describe(error: Any, more: int) -> str:
         for i, p in enumerate(loc)
         if isinstance(p, int) or _KEY.match(p) or (i and loc[i - 1] == "entries" and "[" not in p)
     )
-    msg = str(error["msg"]).removeprefix("Value error, ")
+    msg = error_message(error, model)
     message = f"{path}: {msg}" if path else msg
     if more:
         message += f" (and {more} more error{'s' if more > 1 else ''})"

@@ -10,14 +10,17 @@ from types import MappingProxyType
 from typing import ClassVar, Protocol, TypedDict
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from rarewatch.configtypes import Duration, HttpUrl, Name, Strict
+from rarewatch.configtypes import Duration, HttpUrl, Name, PositiveDuration, Strict
+from rarewatch.durations import format_duration
 from rarewatch.errors import SourceError
 from rarewatch.models import FetchResult, SourceState
 from rarewatch.sources import http
 
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# The shortest interval between polls of one source without `allow_fast_poll: true`.
+MIN_INTERVAL = timedelta(seconds=60)
 
 
 class Source(Protocol):
@@ -48,14 +51,29 @@ class SourceConfigBase(Strict):
 
     name: Name
     url: HttpUrl
+    # Declared before `interval`, whose validator reads it: polls under MIN_INTERVAL need this opt-in.
+    allow_fast_poll: bool = False
     interval: Duration = timedelta(minutes=30)
     initial_lookback: Duration | None = None  # None: the global `initial_lookback`
-    timeout: Duration = timedelta(seconds=30)
-    connect_timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=30)
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     lang: str | None = None
     enabled: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _polite_interval(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        """At least MIN_INTERVAL between polls of a public server, unless the source opts in."""
+        if value <= timedelta(0):
+            raise ValueError("interval must be positive (e.g. 15m)")
+        if value < MIN_INTERVAL and not info.data.get("allow_fast_poll", False):
+            raise ValueError(
+                f"interval {format_duration(value)} is under the {format_duration(MIN_INTERVAL)} floor "
+                "that keeps polls polite; set allow_fast_poll: true on this source if its server allows it"
+            )
+        return value
 
 
 @dataclass(frozen=True)

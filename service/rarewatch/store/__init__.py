@@ -1,18 +1,20 @@
 """State: dedup claims, source state, alert history and the delivery outbox."""
 
 from rarewatch.store.base import Store
+from rarewatch.store.urls import check_store_url
 
 __all__ = ["Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """Build the store an URL names: `sqlite:///path` (the default) or `redis://host:port/db`."""
+    """Build the store an URL names: `sqlite:///path` (the default) or `redis://host:port/db`.
+
+    Raises ValueError, showing the scheme and host only, for a URL of another kind (`check_store_url`)."""
+    check_store_url(url)
     if url.startswith("sqlite:"):
         from rarewatch.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from rarewatch.store.redis import RedisStore
+    from rarewatch.store.redis import RedisStore
 
-        return RedisStore.from_url(url)
-    raise ValueError(f"unsupported store URL {url!r} (use sqlite:///path or redis://host:port/db)")
+    return RedisStore.from_url(url)

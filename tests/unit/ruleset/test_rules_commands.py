@@ -56,9 +56,10 @@ def test_rules_check_reports_a_match_example_that_does_not_fire(write_rules: Rul
 
 def test_rules_check_exits_2_on_invalid_rules(write_rules: RuleWriter) -> None:
     path = write_rules(GOOD.replace("severity: high", "severity: severe"))
-    out = io.StringIO()
-    assert rules_check([path], out) == 2
-    assert out.getvalue().startswith(f"{path}:4 [rule lic]: severity: unknown severity 'severe'")
+    out, err = io.StringIO(), io.StringIO()
+    assert rules_check([path], out, err) == 2
+    assert err.getvalue().startswith(f"rarewatch: {path}:4 [rule lic]: severity: unknown severity 'severe'")
+    assert not out.getvalue(), "the error goes to standard error"
 
 
 def test_example_of_a_source_restricted_rule_uses_its_first_source(write_rules: RuleWriter) -> None:

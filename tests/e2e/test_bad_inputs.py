@@ -1,0 +1,260 @@
+"""Every bad input an operator can give: a one-line message naming where, exit code 2, never a traceback.
+
+Each case runs the real `rarewatch` command in a subprocess (see `badinputs`). Config lines count from
+the top of rarewatch.yaml; `config()` puts `store:` on line 1 and `rules:` on line 2, so a case's own
+keys start on line 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import free_port
+from tests.e2e.badinputs import FEED, SOURCE, WEBHOOK, Case, config, prepare, run_cli
+
+RULE = "id: bad-rule\ntitle: Bad rule\ncategory: export-licensing\nseverity: high\n"
+WITHN = {"bad/withn.yaml": RULE + "match: {near: [gallium, licence], withn: 5}\n"}  # `withn` on line 5
+MISSPELT = "unknown key 'withn'; did you mean 'within'"
+HOOK_ROUTE = "routes:\n  - to: [hook]\n"
+GARBAGE = "this is not an SQLite database, only text where one should be\n" * 100
+BOMB = "".join(
+    [
+        "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        *(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)),
+        "log_level: *a8\n",
+    ]
+)
+
+
+def source(extra: str) -> str:
+    return f"sources:\n  - {{name: wire, type: feed, url: '{FEED}', {extra}}}\n"
+
+
+def hook(secret: str) -> str:
+    return f"destinations:\n{WEBHOOK}, secret: '{secret}'}}\n{HOOK_ROUTE}"
+
+
+# fmt: off
+CONF = ("--config", "rarewatch.yaml")
+Y = "rarewatch.yaml"
+
+CONFIG_CASES = [
+    Case("store-mysql", ("once", *CONF), "unsupported store URL scheme 'mysql'", f"{Y}:1",
+         config("", store="mysql://admin:hunter2@db.example/rw"), absent=("hunter2", "admin")),
+    Case("store-sqlite-two-slashes", ("once", *CONF), "sqlite:/// (three slashes)", f"{Y}:1",
+         config("", store="sqlite://state.db")),
+    Case("store-redis-bad-port", ("once", *CONF), "must be a number", f"{Y}:1",
+         config("", store="redis://:hunter2@cache:port/0"), absent=("hunter2",)),
+    Case("store-no-scheme", ("once", *CONF), "must be a URL with a scheme", f"{Y}:1",
+         config("", store="state.db")),
+    Case("secret-not-base64-outbox", ("outbox", "list", *CONF), "not valid base64", f"{Y}:4",
+         config(hook("whsec_!!!")), absent=("whsec_!!!",)),
+    Case("secret-empty-test-destination", ("test-destination", "hook", *CONF), "webhook secret is empty",
+         f"{Y}:4", config(hook("whsec_"))),
+    Case("secret-empty-once", ("once", *CONF), "webhook secret is empty", f"{Y}:4", config(hook("whsec_"))),
+    Case("secret-no-prefix-run", ("run", *CONF), "must start with 'whsec_'", f"{Y}:4", config(hook("plain"))),
+    Case("secret-env-unset", ("once", *CONF), "environment variable HOOK_SECRET is not set", f"{Y}:4",
+         config(hook("${HOOK_SECRET}"))),
+    Case("interval-zero", ("once", *CONF), "interval must be positive", f"{Y}:4",
+         config(source("interval: 0"))),
+    Case("interval-negative", ("once", *CONF), "must not be negative", f"{Y}:4",
+         config(source("interval: -5m"))),
+    Case("interval-under-floor", ("run", *CONF), "allow_fast_poll: true", f"{Y}:4",
+         config(source("interval: 1s"))),
+    Case("interval-huge", ("once", *CONF), "is too long", f"{Y}:4", config(source("interval: 1000000000d"))),
+    Case("source-timeout-zero", ("once", *CONF), "duration must be positive", f"{Y}:4",
+         config(source("timeout: 0s"))),
+    Case("webhook-timeout-zero", ("test-destination", "hook", *CONF), "duration must be positive", f"{Y}:4",
+         config(f"destinations:\n{WEBHOOK}, timeout: 0}}\n{HOOK_ROUTE}")),
+    Case("unknown-top-level-key", ("once", *CONF), "did you mean 'sources'", f"{Y}:3",
+         config(f"sorces:\n{SOURCE}")),
+    Case("unknown-source-key", ("once", *CONF), "did you mean 'interval'", f"{Y}:4",
+         config(source("intervl: 5m"))),
+    Case("bad-log-level", ("once", *CONF), "log_level: Input should be", f"{Y}:3",
+         config("log_level: loud\n")),
+    Case("http-port-out-of-range", ("run", *CONF), "less than or equal to 65535", f"{Y}:3",
+         config("http: {port: 70000}\n")),
+    Case("yaml-unclosed-quote", ("once", *CONF), "invalid YAML", f"{Y}:3",
+         config('log_level: "info\nhttp: {port: 8080}\n')),
+    Case("yaml-unclosed-bracket", ("once", *CONF), "invalid YAML", f"{Y}:4",
+         config("http:\n  host: [a, b\nlog_level: info\n")),
+    Case("yaml-tab", ("once", *CONF), "cannot start any token", f"{Y}:4", config("http:\n\tport: 8080\n")),
+    Case("yaml-duplicate-key", ("once", *CONF), "duplicate key", f"{Y}:4",
+         config("log_level: info\nlog_level: debug\n")),
+    Case("yaml-alias-bomb", ("once", *CONF), "expands to more than", f"{Y}:3", config(BOMB)),
+    Case("yaml-deep-nesting", ("once", *CONF), "nested more than", f"{Y}:3",
+         config("http: " + "[" * 1000 + "]" * 1000 + "\n")),
+    Case("config-missing", ("once", "--config", "missing.yaml"), "cannot read configuration", "missing.yaml"),
+    Case("config-not-utf8", ("once", *CONF), "not UTF-8 text", f"{Y}:1",
+         files={Y: b"\xff\xfestore: x\n"}),
+    Case("config-not-a-mapping", ("once", *CONF), "must be a mapping", f"{Y}:1", "- a\n- b\n"),
+]
+
+ENV_CASES = [
+    Case("env-rules-not-json", ("once", *CONF), "not valid JSON", "environment variable RAREWATCH_RULES",
+         config(""), env={"RAREWATCH_RULES": "rules/"}),
+    Case("env-log-level", ("once", *CONF), "Input should be", "environment variable RAREWATCH_LOG_LEVEL",
+         config(""), env={"RAREWATCH_LOG_LEVEL": "loud"}),
+    Case("env-http-port", ("run", *CONF), "http.port", "environment variable RAREWATCH_HTTP__PORT",
+         config(""), env={"RAREWATCH_HTTP__PORT": "eighty"}),
+    Case("env-store-scheme", ("once", *CONF), "unsupported store URL scheme",
+         "environment variable RAREWATCH_STORE", config(""),
+         env={"RAREWATCH_STORE": "mysql://admin:hunter2@db/x"}, absent=("hunter2",)),
+    Case("env-duration", ("once", *CONF), "not a duration", "environment variable RAREWATCH_DEDUP_WINDOW",
+         config(""), env={"RAREWATCH_DEDUP_WINDOW": "forever"}),
+    Case("env-source-interval", ("once", *CONF), "under the 1m floor",
+         "environment variable RAREWATCH_SOURCES",
+         config(""), env={"RAREWATCH_SOURCES": json.dumps(
+             [{"name": "wire", "type": "feed", "url": FEED, "interval": "1s"}])}),
+]
+
+RULE_CASES = [
+    Case("rule-misspelt-key", ("rules", "check", "bad/withn.yaml"), MISSPELT,
+         "bad/withn.yaml:5", files=WITHN),
+    Case("rule-misspelt-key-in-config", ("once", *CONF), MISSPELT, "withn.yaml:5",
+         config("", rules="[rules/, bad/]"),
+         files=WITHN),
+    Case("rule-misspelt-severity", ("rules", "check", "bad/r.yaml"), "did you mean 'severity'",
+         "bad/r.yaml:4",
+         files={"bad/r.yaml": "id: bad-rule\ntitle: Bad\ncategory: export-licensing\nsevrity: high\n"
+                              "match: gallium\n"}),
+    Case("rule-yaml-unclosed-quote", ("rules", "check", "bad/q.yaml"), "invalid YAML", "bad/q.yaml:5",
+         files={"bad/q.yaml": RULE + 'match: "gallium\ndescription: x\n'}),
+    Case("rule-path-missing", ("rules", "check", "nope/"), "no such rule file or directory", "nope"),
+    Case("match-bad-rules", ("match", "--rules", "bad/withn.yaml", "-"), MISSPELT,
+         "bad/withn.yaml:5", files=WITHN),
+    Case("eval-bad-rules", ("eval", "--rules", "bad/withn.yaml", "items.jsonl"), MISSPELT,
+         "bad/withn.yaml:5", files=WITHN),
+]
+
+STORE_CASES = [
+    Case("store-corrupt-once", ("once", *CONF), "is damaged", "state.db", config(""),
+         files={"state.db": GARBAGE}),
+    Case("store-corrupt-run", ("run", *CONF), "is damaged", "state.db",
+         config("http: {port: {port}}\n"), files={"state.db": GARBAGE}),
+    Case("redis-unreachable-once", ("once", *CONF), "is unreachable", "127.0.0.1:{port}",
+         config("", store="redis://127.0.0.1:{port}/0")),
+    Case("redis-unreachable-run", ("run", *CONF), "is unreachable", "127.0.0.1:{port}",
+         config("http: {port: {port2}}\n", store="redis://127.0.0.1:{port}/0")),
+    Case("http-port-in-use", ("run", *CONF), "cannot listen on", "127.0.0.1:{held}",
+         config("http: {port: {held}}\n")),
+]
+
+CLI_CASES = [
+    Case("cli-unknown-command", ("frobnicate",), "invalid choice: 'frobnicate'", "usage: rarewatch"),
+    Case("cli-missing-option-value", ("once", "--config"), "expected one argument", "usage: rarewatch once"),
+    Case("cli-bad-choice", ("outbox", "bogus", *CONF), "invalid choice: 'bogus'", "usage: rarewatch outbox",
+         config("")),
+    Case("cli-purge-needs-status", ("outbox", "purge", *CONF), "needs --status", "outbox purge", config("")),
+    Case("cli-unknown-destination", ("test-destination", "nosuch", *CONF), "no destination named 'nosuch'",
+         "configured: console", config("")),
+    Case("cli-store-init-needs-yes", ("store", "init", *CONF), "Pass --yes", "store init", config("")),
+    Case("cli-match-input-not-utf8", ("match", "items.jsonl"), "not UTF-8 text", "items.jsonl",
+         files={"items.jsonl": b'{"id": 1, "title": "\xff"}\n'}),
+    Case("cli-eval-input-not-utf8", ("eval", "items.jsonl"), "not UTF-8 text", "items.jsonl",
+         files={"items.jsonl": b"\xff\n"}),
+    Case("cli-eval-missing-file", ("eval", "missing.jsonl"), "cannot read", "missing.jsonl"),
+]
+
+# fmt: on
+CASES = CONFIG_CASES + ENV_CASES + RULE_CASES + STORE_CASES + CLI_CASES
+
+
+def test_the_table_is_large_and_its_names_unique() -> None:
+    assert len(CASES) >= 30
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@contextmanager
+def held_port() -> Iterator[int]:
+    """A port another process (here: this one) is listening on."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+def _fill(text: str, ports: dict[str, int]) -> str:
+    for key, value in ports.items():
+        text = text.replace("{" + key + "}", str(value))
+    return text
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bad_input_is_a_clear_message_and_exit_2(case: Case, tmp_path: Path) -> None:
+    with held_port() as held:
+        ports = {"port": free_port(), "port2": free_port(), "held": held}
+        filled = Case(
+            case.name,
+            case.args,
+            case.phrase,
+            _fill(case.where, ports),
+            _fill(case.config, ports) if case.config is not None else None,
+            case.env,
+            case.files,
+            case.absent,
+        )
+        prepare(filled, tmp_path)
+        outcome = run_cli(filled.args, tmp_path, filled.env)
+    both = outcome.out + outcome.err
+    assert outcome.code == 2, both
+    assert "Traceback" not in both, both
+    assert filled.phrase in outcome.err, f"the message goes to standard error: {both}"
+    assert filled.where in outcome.err, both
+    for secret in filled.absent:
+        assert secret not in both, f"{secret!r} leaked: {both}"
+
+
+async def test_sigterm_during_a_poll_stops_cleanly(tmp_path: Path) -> None:
+    """A poll still waiting on a slow server is cancelled at SIGTERM: exit 0, no CancelledError traceback."""
+    requested = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        requested.set()
+        await asyncio.sleep(60)
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_get("/feed.xml", slow)
+    async with TestServer(app, host="127.0.0.1") as server:
+        prepare(Case("sigterm", (), "", ""), tmp_path)
+        feed = str(server.make_url("/feed.xml"))
+        (tmp_path / "rarewatch.yaml").write_text(
+            config(
+                f"http: {{port: {free_port()}}}\nsources:\n  - {{name: slow, type: feed, url: '{feed}'}}\n"
+            ),
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rarewatch",
+            "run",
+            *CONF,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await asyncio.wait_for(requested.wait(), 30)
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+    text = out.decode() + err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "CancelledError" not in text, text
+    assert "source slow: poll cancelled by shutdown" in text, text

@@ -1,0 +1,60 @@
+"""Store URLs are checked at configuration load, and their messages never carry credentials."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rarewatch.store import open_store
+from rarewatch.store.urls import check_store_url, describe_store_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///state.db",
+        "sqlite:////var/lib/rarewatch/state.db",
+        "redis://127.0.0.1:6379/0",
+        "redis://:secret@cache.internal:6379",
+        "rediss://user:secret@cache.internal/3",
+        "unix:///run/redis.sock",
+    ],
+)
+def test_accepted_store_urls(url: str) -> None:
+    assert check_store_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("mysql://admin:hunter2@db.example/rw", "unsupported store URL scheme 'mysql' in mysql://db.example"),
+        ("postgresql://admin:hunter2@db/x", "unsupported store URL scheme 'postgresql'"),
+        ("REDIS://admin:hunter2@cache/0", "unsupported store URL scheme 'REDIS'"),
+        ("sqlite://state.db", "three slashes"),
+        ("sqlite:///", "three slashes"),
+        ("sqlite:state.db", "three slashes"),
+        ("state.db", "must be a URL with a scheme"),
+        ("redis://:hunter2@cache:port/0", "port in redis://cache:port must be a number"),
+        ("redis://:hunter2@cache:99999/0", "must be a number from 1 to 65535"),
+        ("redis://:hunter2@/0", "needs a host"),
+        ("redis://:hunter2@cache/zero", "must be a number, as in"),
+        ("unix://", "needs the socket's path"),
+    ],
+)
+def test_refused_store_urls_say_why_without_credentials(url: str, phrase: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(phrase)) as caught:
+        check_store_url(url)
+    message = str(caught.value)
+    assert "hunter2" not in message and "admin" not in message
+
+
+def test_open_store_refuses_what_the_check_refuses_without_credentials() -> None:
+    with pytest.raises(ValueError, match="unsupported store URL scheme") as caught:
+        open_store("mysql://admin:hunter2@db/x")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_describe_keeps_scheme_and_host_only() -> None:
+    assert describe_store_url("redis://user:pw@cache:6379/0?x=secret") == "redis://cache:6379"
+    assert describe_store_url("sqlite:///state.db") == "sqlite:"
