@@ -227,19 +227,19 @@ def _backfill(value: str | None) -> timedelta | None:
 
 
 def _run(settings: Settings) -> int:
-    from aiohttp import web
-
     from rarewatch.app import build_web_app
+    from rarewatch.httpserver import serve
 
     # Bind before anything starts: a port in use is a clear error, not a failure after the store opened.
-    # The socket itself is handed to aiohttp, so nothing can take the port in between.
+    # The socket itself is handed to the server, so nothing can take the port in between.
     sock = listen(settings.http.host, settings.http.port)
-    web.run_app(
-        build_web_app(settings),
-        sock=sock,
-        print=lambda msg: logging.getLogger("rarewatch").info(msg),
-        access_log=None,
-        shutdown_timeout=30,
+    asyncio.run(
+        serve(
+            build_web_app(settings),
+            sock,
+            header_timeout=settings.http.header_timeout.total_seconds(),
+            on_started=logging.getLogger("rarewatch").info,
+        )
     )
     return EXIT_OK
 

@@ -19,10 +19,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from rarewatch.configtypes import Duration, PositiveDuration, Strict
+from rarewatch.configtypes import Duration, EnvSecret, PositiveDuration, Strict
 from rarewatch.delivery import console, webhook
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.errors import ConfigError
@@ -87,9 +95,27 @@ class EnrichmentConfig(Strict):
     allow_private_hosts: bool = False  # fetch links to localhost and private addresses (tests, intranets)
 
 
+API_TOKEN_MIN = 16  # characters: a bearer token short enough to guess is refused at load
+
+
+def _long_enough(token: SecretStr) -> SecretStr:
+    if len(token.get_secret_value()) < API_TOKEN_MIN:
+        raise ValueError(f"must be at least {API_TOKEN_MIN} characters")
+    return token
+
+
 class HttpConfig(Strict):
+    """The HTTP API of `rarewatch run`."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The bearer token `POST /-/reload` requires ("${VAR}" reads the environment).
+    token: Annotated[EnvSecret, AfterValidator(_long_enough)] | None = None
+    # Allow `POST /-/reload` without a token (as Prometheus's --web.enable-lifecycle); a JSON
+    # Content-Type is still required, so a cross-site form or simple request cannot trigger it.
+    enable_lifecycle: bool = False
+    # How long a client may take to send a request's headers (slow clients cannot hold connections).
+    header_timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class OutboxConfig(Strict):

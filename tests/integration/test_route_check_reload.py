@@ -27,10 +27,10 @@ async def test_reload_that_orphans_a_route_is_refused(tmp_path: Path) -> None:
         before = runtime.ruleset
         rule_file.write_text(TEST_RULES.split("---")[0], encoding="utf-8")  # test-shortage removed
         with pytest.raises(ConfigError, match=r"rarewatch.yaml:5: routes.0.match.rule.0: unknown rule"):
-            runtime.reload_rules()
+            await runtime.reload_rules()
         assert runtime.ruleset is before
         assert {r.id for r in runtime.ruleset.rules} == {"test-licensing", "test-shortage"}
         rule_file.write_text(TEST_RULES.replace("magnet", "magnets"), encoding="utf-8")
-        assert runtime.reload_rules() is runtime.ruleset is not before, (
+        assert await runtime.reload_rules() is runtime.ruleset is not before, (
             "a reload that keeps the route is taken"
         )
