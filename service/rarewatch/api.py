@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rarewatch.delivery.payload import alert_payload
-from rarewatch.errors import RuleError, StoreError
+from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -51,15 +51,26 @@ async def sources(request: web.Request) -> web.Response:
 
 
 async def alerts(request: web.Request) -> web.Response:
-    """The newest alerts, as webhook payloads: at most `ALERTS_MAX` (`?limit=`, default 50) and at most
-    `ALERTS_MAX_BYTES` of JSON. `truncated` is true when the byte bound left some of them out."""
+    """The newest alerts, as webhook payloads, each with `unrouted` (no route took it: recorded, not sent
+    unless resent; `?unrouted=true` lists only those): at most `ALERTS_MAX` (`?limit=`, default 50) and at
+    most `ALERTS_MAX_BYTES` of JSON. `truncated` is true when the byte bound left some of them out."""
     try:
         limit = max(1, min(ALERTS_MAX, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be a number") from None
-    recent = await request.app[RUNTIME].store.recent_alerts(limit)
+    only_unrouted = request.query.get("unrouted", "false").lower()
+    if only_unrouted not in ("true", "false"):
+        raise web.HTTPBadRequest(text="unrouted must be true or false")
+    store = request.app[RUNTIME].store
+    if only_unrouted == "true":
+        recent = await store.unrouted(limit)
+        flagged = {a.id for a in recent}
+    else:
+        recent = await store.recent_alerts(limit)
+        flagged = await store.unrouted_ids([a.id for a in recent])
     envelope = 64  # {"alerts":[ ... ],"truncated":false}
-    body, truncated = bounded_json_list((alert_payload(a) for a in recent), ALERTS_MAX_BYTES - envelope)
+    payloads = ({**alert_payload(a), "unrouted": a.id in flagged} for a in recent)
+    body, truncated = bounded_json_list(payloads, ALERTS_MAX_BYTES - envelope)
     tail = b'],"truncated":' + (b"true}" if truncated else b"false}")
     return web.Response(body=b'{"alerts":[' + body + tail, content_type="application/json")
 
@@ -135,7 +146,7 @@ async def reload(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
         ruleset = await runtime.reload_rules()
-    except RuleError as exc:
+    except (RuleError, ConfigError) as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
         return web.json_response({"status": "error", "error": str(exc)}, status=400)
     return web.json_response({"status": "ok", "rules": len(ruleset.rules), "version": ruleset.version})

@@ -18,7 +18,7 @@ from watchfiles import Change, awatch
 from rarewatch import __version__, health
 from rarewatch.api import LIFECYCLE, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.httputil import redact_url
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.scheduler import Poller
@@ -90,7 +90,7 @@ async def _reload_and_log(runtime: Runtime) -> None:
     """Reload the rules; an invalid rule file is logged with file and line, the old rules stay."""
     try:
         await runtime.reload_rules()
-    except RuleError as exc:
+    except (RuleError, ConfigError) as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
 
 

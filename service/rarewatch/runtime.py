@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +25,13 @@ from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.delivery.registry import build_notifier as registry_build_notifier
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.httputil import redact_url
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
 from rarewatch.policies.source_health import HealthPolicy
+from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
@@ -65,6 +66,8 @@ class Runtime:
     metrics: Metrics
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
     rule_status: RuleStatus = field(default_factory=RuleStatus)
+    # Checks a new rule pack against the configuration's routes (ConfigError: the reload is refused).
+    check_rules: Callable[[Ruleset], None] = field(default=lambda ruleset: None)
 
     @property
     def ruleset(self) -> Ruleset:
@@ -79,13 +82,15 @@ class Runtime:
         at a time, so the last one asked for is the one in use.
 
         Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
-        a typo in a rule file never leaves the service without rules.
+        a typo in a rule file never leaves the service without rules. Raises `ConfigError` (and keeps them
+        too) when a route names a rule, material or country the new pack no longer has.
         """
         now = self.clock.now()
         async with self.reload_lock:
             try:
                 ruleset = await asyncio.to_thread(load_ruleset, self.rule_paths)
-            except RuleError as exc:
+                self.check_rules(ruleset)
+            except (RuleError, ConfigError) as exc:
                 self.rule_status.last_error, self.rule_status.last_error_at = str(exc), now
                 self.metrics.record_reload(False)
                 raise
@@ -140,7 +145,8 @@ def build_router(settings: Settings) -> Router:
                 digest=r.digest,
             )
             for r in settings.routes
-        ]
+        ],
+        fallback=settings.fallback_to,
     )
 
 
@@ -164,6 +170,8 @@ async def open_runtime(
     clock = clock or SystemClock()
     # Everything that can be wrong in the configuration fails here, before any connection is opened.
     ruleset = load_ruleset(settings.rule_paths())
+    check_routes(settings, ruleset)
+    check_destination_paths(settings)
     sources = build_sources(settings)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(
@@ -223,4 +231,5 @@ async def open_runtime(
             clock=clock,
             metrics=metrics,
             rule_status=RuleStatus(loaded_at=clock.now()),
+            check_rules=lambda new: check_routes(settings, new),
         )

@@ -31,6 +31,7 @@ def secret_url(base: str, path: str) -> str:
 def write_config(tmp_path: Path, base: str, port: int) -> Path:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
+    (tmp_path / "out").mkdir(exist_ok=True)  # a jsonl destination's folder must exist
     closed = f"http://127.0.0.1:{free_port()}"
     config = tmp_path / "rarewatch.yaml"
     config.write_text(
