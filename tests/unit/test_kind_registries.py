@@ -146,14 +146,13 @@ def test_an_unknown_destination_type_lists_the_known_ones() -> None:
         (
             "sources:\n  - name: x\n    type: rss\n    url: https://a.example/\n",
             2,
-            "sources.0: Input tag 'rss' found using 'type' does not match any of the expected tags: "
-            "'feed', 'json', 'html'",
+            "sources.0: unknown type 'rss' (known: feed, json, html)",
         ),
         (
             "destinations:\n  - {name: local, type: console}\n  - {name: mail, type: email}\n",
             3,
-            "destinations.1: Input tag 'email' found using 'type' does not match any of the expected tags: "
-            "'webhook', 'console', 'jsonl', 'slack', 'alertmanager', 'apprise'",
+            "destinations.1: unknown type 'email' (known: webhook, console, jsonl, slack, alertmanager, "
+            "apprise)",
         ),
     ],
     ids=["source", "destination"],
