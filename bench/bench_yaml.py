@@ -19,7 +19,7 @@ from rarewatch.paths import bundled_rules_dir
 
 
 def config(sources: int) -> str:
-    """A configuration with `sources` feed sources, in the style of the README's examples."""
+    """A configuration with `sources` feed sources (parsed only, not validated)."""
     entries = "".join(
         f"  - name: source-{i}\n    feed:\n      url: https://news{i % 50}.example.org/feed/{i}.xml\n"
         f"      interval: 15m\n    tags: [news, en]\n"
