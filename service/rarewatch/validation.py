@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 UNKNOWN_KEY = "extra_forbidden"
+_TAG_ERRORS = {"union_tag_not_found", "union_tag_invalid"}
 
 
 def ordered_errors(exc: ValidationError) -> list[ErrorDetails]:
@@ -26,6 +27,8 @@ def ordered_errors(exc: ValidationError) -> list[ErrorDetails]:
 def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
     """The error's message without pydantic's "Value error, " prefix; an unknown key gets a suggestion."""
     msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in _TAG_ERRORS:
+        return _tag_message(error)
     if error["type"] != UNKNOWN_KEY or not error["loc"]:
         return msg
     key = str(error["loc"][-1])
@@ -33,6 +36,20 @@ def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
     guess = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
     hint = f"; did you mean {guess[0]!r}?" if guess else ""
     return f"{msg} (unknown key {key!r}{hint})"
+
+
+def _tag_message(error: ErrorDetails) -> str:
+    """Pydantic's discriminator errors ("Unable to extract tag using discriminator 'type'") in the
+    operator's words: the key that says what kind an entry is is missing, or names an unknown kind."""
+    ctx = error.get("ctx") or {}
+    key = str(ctx.get("discriminator", "'type'")).strip("'")
+    if error["type"] == "union_tag_not_found":
+        return f"missing key {key!r}, which says what kind of entry this is"
+    expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+    tag = str(ctx.get("tag", ""))
+    guess = difflib.get_close_matches(tag, expected, n=1, cutoff=0.6)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return f"unknown {key} {tag!r}{hint} (known: {', '.join(expected)})"
 
 
 def known_keys(model: type[BaseModel], loc: Sequence[int | str]) -> set[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rarewatch.ruleset.schema import Rule
 from rarewatch.settings import Settings
@@ -61,3 +63,29 @@ def test_known_keys_pass_through_pydantic_tags_of_the_real_models() -> None:
     assert "within" in known_keys(Rule, ("match", "<near>"))
     assert "allow_fast_poll" in known_keys(Settings, ("sources", 0, "feed"))
     assert "port" in known_keys(Settings, ("http",))
+
+
+class Feed(BaseModel):
+    type: Literal["feed"]
+
+
+class Page(BaseModel):
+    type: Literal["html"]
+
+
+class Sources(BaseModel):
+    source: Annotated[Feed | Page, Field(discriminator="type")]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({}, "missing key 'type', which says what kind of entry this is"),
+        ({"type": "fed"}, "unknown type 'fed'; did you mean 'feed'? (known: feed, html)"),
+        ({"type": "zzz"}, "unknown type 'zzz' (known: feed, html)"),
+    ],
+)
+def test_a_missing_or_unknown_kind_is_said_in_the_operators_words(entry: object, expected: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Sources.model_validate({"source": entry})
+    assert error_message(ordered_errors(caught.value)[0], Sources) == expected

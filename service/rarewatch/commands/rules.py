@@ -8,13 +8,13 @@ import os
 import select
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache
@@ -23,16 +23,33 @@ from rarewatch.ruleset.examples import run_examples
 _TEXT_FIELDS = ("title", "summary", "content")
 
 
-def rules_check(paths: Sequence[Path], out: TextIO, err: TextIO | None = None) -> int:
-    """Validate the rules under `paths` and run their examples.
+def load_checked(
+    paths: Sequence[Path], check: Callable[[Ruleset], None] | None, cache: RulesetCache | None = None
+) -> Ruleset:
+    """The rules under `paths` (through `cache` when given), passed through `check` (a configuration's
+    route check) when given. Raises `RuleError` or `ConfigError`."""
+    ruleset = load_ruleset(paths, cache)
+    if check is not None:
+        check(ruleset)
+    return ruleset
+
+
+def rules_check(
+    paths: Sequence[Path],
+    out: TextIO,
+    err: TextIO | None = None,
+    check: Callable[[Ruleset], None] | None = None,
+) -> int:
+    """Validate the rules under `paths` (and, with `check`, a configuration's routes against them) and run
+    their examples.
 
     Prints each problem as `file:line [rule id]: message` and a summary line. Returns 2 when the rules
-    do not load (the error on `err`, default standard error), 1 when an example fails, 0 when everything
-    passes.
+    do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
+    fails, 0 when everything passes.
     """
     try:
-        ruleset = load_ruleset(paths)
-    except RuleError as exc:
+        ruleset = load_checked(paths, check)
+    except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
     examples = failures = 0
@@ -53,7 +70,12 @@ def rules_check(paths: Sequence[Path], out: TextIO, err: TextIO | None = None) -
 
 
 def match_jsonl(
-    paths: Sequence[Path], explain: bool, infile: TextIO, out: TextIO, cache: RulesetCache | None = None
+    paths: Sequence[Path],
+    explain: bool,
+    infile: TextIO,
+    out: TextIO,
+    check: Callable[[Ruleset], None] | None = None,
+    cache: RulesetCache | None = None,
 ) -> int:
     """Match JSON Lines items from `infile` against the rules under `paths`; one JSON line out per line in.
 
@@ -65,8 +87,8 @@ def match_jsonl(
     whenever reading the next line could wait. `cache` keeps the compiled pack between runs.
     """
     try:
-        ruleset = load_ruleset(paths, cache)
-    except RuleError as exc:
+        ruleset = load_checked(paths, check, cache)
+    except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
@@ -78,7 +100,7 @@ def match_jsonl(
         for blank in blanks:
             batch.add(_encode({"id": blank, "matches": [], "error": "empty line"}))
         blanks.clear()
-        batch.add(_match_line(ruleset, line, number, explain))
+        batch.add(_encode(_match_line(ruleset, line, number, explain)))
     batch.flush()
     return 0
 
@@ -148,20 +170,18 @@ def _decode(line: str) -> Any:
     return data
 
 
-def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
+def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
     try:
         data = _decode(line)
     except json.JSONDecodeError as exc:
-        return _encode(
-            {"id": number, "matches": [], "error": f"invalid JSON: {exc.msg} (column {exc.colno})"}
-        )
+        return {"id": number, "matches": [], "error": f"invalid JSON: {exc.msg} (column {exc.colno})"}
     if not isinstance(data, dict):
-        return _encode({"id": number, "matches": [], "error": "not a JSON object"})
+        return {"id": number, "matches": [], "error": "not a JSON object"}
     item_id = data.get("id")
     item_id = number if item_id is None else item_id
     bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
     if bad:
-        return _encode({"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"})
+        return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
     fields = {k: plain_text(data.get(k) or "") for k in _TEXT_FIELDS}
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
     records = []
@@ -170,4 +190,6 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
         if explain:
             record["terms"] = list(m.terms)
         records.append(record)
-    return _encode({"id": item_id, "matches": records})
+    if not explain:
+        return {"id": item_id, "matches": records}
+    return {"id": item_id, "matches": records, "why_not": ruleset.why_not(fields, source=data.get("source"))}
