@@ -6,7 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_parse.py", "bench_matcher.py", "bench_store.py", "bench_pipeline.py", "bench_delivery.py"]
+BENCHES = [
+    "bench_parse.py",
+    "bench_yaml.py",
+    "bench_matcher.py",
+    "bench_match_cli.py",
+    "bench_store.py",
+    "bench_pipeline.py",
+    "bench_delivery.py",
+]
 
 
 def main() -> int:

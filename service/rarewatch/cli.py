@@ -156,13 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "match":
         from rarewatch.commands.rules import match_jsonl
+        from rarewatch.ruleset.cache import RulesetCache, default_cache_dir
 
         paths, check = _rule_source(args, args.rules)
+        cache = RulesetCache(default_cache_dir())
         try:
             if args.file == "-":
-                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check)
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check, cache)
             with open(args.file, encoding="utf-8") as infile:
-                return match_jsonl(paths, args.explain, infile, sys.stdout, check)
+                return match_jsonl(paths, args.explain, infile, sys.stdout, check, cache)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE

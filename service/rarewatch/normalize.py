@@ -105,6 +105,8 @@ _NUMERIC_DATE = re.compile(
 
 
 _ALREADY_CANONICAL = re.compile(r"https?://[a-z0-9.-]+(?:/[^?#%\s]*)?").fullmatch
+# Also nothing to take apart: origin, path, then an optional query (no escapes) and fragment.
+_SIMPLE_LINK = re.compile(r"(https?://[a-z0-9.-]+)(/[^?#%\s]*)?(?:\?([^#%\s]*))?(?:#\S*)?").fullmatch
 
 
 def canonical_link(url: str) -> str:
@@ -116,9 +118,22 @@ def canonical_link(url: str) -> str:
     parseable URL comes back stripped.
     """
     url = url.strip()
-    if _ALREADY_CANONICAL(url) and "/." not in url:
-        # The common case (lower-case host, no port, query, fragment or escapes): nothing to change.
-        return url if url.count("/") > 2 else url + "/"
+    if "/." not in url:
+        if _ALREADY_CANONICAL(url):
+            # The common case (lower-case host, no port, query, fragment or escapes): nothing to change.
+            return url if url.count("/") > 2 else url + "/"
+        simple = _SIMPLE_LINK(url)
+        if simple is not None:
+            # The next most common: the same, plus a query (tracking to drop) or a fragment. What
+            # urlsplit would do to it is only that; `tests/unit/test_canonical_link_fast.py` checks.
+            origin, path = simple.group(1), simple.group(2) or "/"
+            query = _strip_tracking(simple.group(3) or "")
+            return f"{origin}{path}?{query}" if query else origin + path
+    return _canonical_link_full(url)
+
+
+def _canonical_link_full(url: str) -> str:
+    """`canonical_link` of a stripped URL, by taking it apart (every URL the fast paths leave)."""
     try:
         parts = urlsplit(url)
         netloc = _canonical_netloc(parts)

@@ -1,19 +1,35 @@
 """YAML loading that remembers where each value came from, so errors can name file and line.
 
-Both the configuration loader and the rule loader use it: parse with ruamel.yaml's round-trip loader
-(which records positions), convert to plain Python values, and keep a `Locator` for error messages.
+Both the configuration loader and the rule loader use it. The fast path composes the document with
+libyaml (PyYAML's C parser, which records each node's position) and builds plain Python values itself,
+with YAML 1.2 meanings. Whatever it is not sure of (a YAML error, a scalar that YAML 1.1 and 1.2 read
+differently, a tag, a duplicate key, an alias bomb, deep nesting, a `%YAML` directive) goes to the slow
+path, ruamel.yaml's round-trip loader: it gives the values and the error messages (with their lines)
+exactly as before.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.nodes import ScalarNode as RuamelScalar
+from ruamel.yaml.resolver import VersionedResolver
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+try:
+    from yaml._yaml import CParser
+
+    _LIBYAML = True
+except ImportError:  # PyYAML built without libyaml: the slow path only
+    _LIBYAML = False
 
 
 class YamlSyntaxError(ValueError):
@@ -37,6 +53,11 @@ class YamlDocument:
         node = self.node
         line = self.start_line
         for part in loc:
+            if isinstance(node, Node):
+                found = _child(node, part)
+                if found is not None:
+                    line, node = found
+                continue  # as below: a part that names no child (a pydantic tag) is skipped
             if isinstance(node, CommentedMap) and part in node:
                 line = node.lc.key(part)[0] + 1
                 node = node[part]
@@ -87,6 +108,13 @@ def _plain(node: Any, budget: _Budget, depth: int = 0, line: int = 1) -> Any:
 
 def load_documents(text: str) -> Iterator[YamlDocument]:
     """Parse every document of a YAML stream; raise `YamlSyntaxError` with the line on bad YAML."""
+    fast = _fast_documents(text)
+    if fast is not None:
+        return iter(fast)
+    return _slow_documents(text)
+
+
+def _slow_documents(text: str) -> Iterator[YamlDocument]:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -172,3 +200,141 @@ def load_single(text: str) -> YamlDocument | None:
     if len(docs) > 1:
         raise YamlSyntaxError("expected one YAML document, found several", docs[1].start_line)
     return docs[0] if docs else None
+
+
+# --- the fast path -------------------------------------------------------------------------------------
+
+
+class _Unsure(Exception):
+    """The fast path cannot promise the slow path's result: let the slow path decide."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+# The scalars whose value both YAML versions and both libraries agree on; anything else is _Unsure.
+_SIMPLE_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_SIMPLE_FLOAT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]+")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_MAX_LINE = 2_000  # libyaml's composer recurses in C: keep nesting far from the C stack's limit
+_MAX_BRACKETS = 1_000
+_RUAMEL_12 = VersionedResolver(version=(1, 2))
+
+
+def _plain_tag(value: str) -> str:
+    """The tag of a plain scalar as ruamel reads it (YAML 1.2), when the fast path can build it."""
+    tag = str(_RUAMEL_12.resolve(RuamelScalar, value, (True, False)))
+    if tag == _STR:
+        return _STR
+    if (
+        (tag == _INT and _SIMPLE_INT.fullmatch(value))
+        or (tag == _FLOAT and _SIMPLE_FLOAT.fullmatch(value))
+        or (tag == _BOOL and value in _BOOLS)
+        or (tag == _NULL and value in _NULLS)
+    ):
+        return tag
+    raise _Unsure(value)
+
+
+if _LIBYAML:
+
+    class _Loader(CParser, pyyaml.resolver.BaseResolver):
+        """libyaml's parser and composer, resolving plain scalars as ruamel does (YAML 1.2)."""
+
+        def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+            if kind is ScalarNode and implicit[0]:
+                return _plain_tag(value)
+            return str(pyyaml.resolver.BaseResolver.resolve(self, kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+def _nesting_is_bounded(text: str) -> bool:
+    """Whether nesting is far too shallow to exhaust the C stack: each level of nesting needs a bracket
+    or more indentation (at most two block levels per column)."""
+    if text.count("[") + text.count("{") > _MAX_BRACKETS:
+        return False
+    return max((len(line) for line in text.splitlines()), default=0) <= _MAX_LINE
+
+
+def _fast_documents(text: str) -> list[YamlDocument] | None:
+    """The documents of `text` through libyaml, or None when the slow path must decide."""
+    if not _LIBYAML or "%YAML" in text or not _nesting_is_bounded(text):
+        return None
+    loader = _Loader(text)
+    docs = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = _build(node, _Budget(), 0)
+            if data is None:
+                continue
+            start = node.start_mark.line + 1 if isinstance(node, MappingNode | SequenceNode) else 1
+            docs.append(YamlDocument(data=data, node=node, start_line=start))
+    except (_Unsure, pyyaml.YAMLError, YamlSyntaxError, RecursionError, ValueError):
+        return None  # the slow path gives the value, or the error with its message and line
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _build(node: Node, budget: _Budget, depth: int) -> Any:
+    """Plain values of a composed node, as `_plain` makes them from ruamel's (aliases expanded)."""
+    budget.spend(node.start_mark.line + 1)
+    if depth > MAX_DEPTH:
+        raise _Unsure("deep")
+    if isinstance(node, ScalarNode):
+        return _scalar(node)
+    if isinstance(node, SequenceNode) and node.tag == _SEQ:
+        return [_build(child, budget, depth + 1) for child in node.value]
+    if isinstance(node, MappingNode) and node.tag == _MAP:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, budget, depth + 1)
+            if not isinstance(key, str | int | float | bool) or str(key) in result:
+                raise _Unsure("key")  # a duplicate or a collection as a key: ruamel's message
+            result[str(key)] = _build(value_node, budget, depth + 1)
+        return result
+    raise _Unsure(node.tag)
+
+
+def _scalar(node: ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == _STR:
+        return value
+    if tag == _INT and _SIMPLE_INT.fullmatch(value):
+        return int(value)
+    if tag == _FLOAT and _SIMPLE_FLOAT.fullmatch(value):
+        return float(value)
+    if tag == _BOOL and value in _BOOLS:
+        return _BOOLS[value]
+    if tag == _NULL and value in _NULLS:
+        return None
+    raise _Unsure(tag)
+
+
+def _child(node: Node, part: int | str) -> tuple[int, Node] | None:
+    """The 1-based line and the node at `part` of a location, as `line_of` finds them in ruamel's nodes:
+    a mapping's value is found on its key's line, a sequence's item on its own line."""
+    if isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            if _key_matches(key_node, part):
+                return key_node.start_mark.line + 1, value_node
+        return None
+    if isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item: Node = node.value[part]
+        return item.start_mark.line + 1, item
+    return None
+
+
+def _key_matches(key_node: Node, part: int | str) -> bool:
+    if not isinstance(key_node, ScalarNode):
+        return False
+    if key_node.tag == _STR:
+        return bool(key_node.value == part)
+    return key_node.tag == _INT and isinstance(part, int) and int(key_node.value) == part

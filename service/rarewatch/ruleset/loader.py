@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from rarewatch.errors import RuleError
+from rarewatch.ruleset.cache import RulesetCache, cache_key
 from rarewatch.ruleset.compile import ExpressionError, compile_rules
 from rarewatch.ruleset.matcher import RuleOrigin, Ruleset
 from rarewatch.ruleset.schema import Rule, Vocabulary
@@ -62,20 +63,35 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return unique
 
 
-def load_ruleset(paths: Sequence[Path]) -> Ruleset:
-    """Load, validate and compile the rules under `paths`; raise `RuleError` on the first problem."""
+def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ruleset:
+    """Load, validate and compile the rules under `paths`; raise `RuleError` on the first problem.
+
+    With a `cache`, a pack compiled earlier from the same files (names and contents) by the same code
+    is read back from it instead, and a freshly compiled pack is stored in it.
+    """
+    files = [(str(file), _read(file)) for file in rule_files(paths)]
+    if cache is None:
+        return _compile(files, paths)
+    key = cache_key(files)
+    ruleset = cache.get(key)
+    if ruleset is None:
+        ruleset = _compile(files, paths)
+        cache.put(key, ruleset)
+    return ruleset
+
+
+def _compile(files: Sequence[tuple[str, str]], paths: Sequence[Path]) -> Ruleset:
     digests: list[str] = []
     rules: list[_Located[Rule]] = []
     vocabularies: list[_Located[Vocabulary]] = []
-    for file in rule_files(paths):
-        text = _read(file)
+    for file, text in files:
         digests.append(hashlib.sha256(text.encode()).hexdigest())
-        for doc in _parse(text, str(file)):
-            model = _validate(doc, str(file))
+        for doc in _parse(text, file):
+            model = _validate(doc, file)
             if isinstance(model, Rule):
-                rules.append(_Located(model, str(file), doc))
+                rules.append(_Located(model, file, doc))
             else:
-                vocabularies.append(_Located(model, str(file), doc))
+                vocabularies.append(_Located(model, file, doc))
     if not rules:
         raise RuleError(f"no rules found in {', '.join(str(p) for p in paths) or '(no paths)'}")
     by_id = _by_name(rules, lambda r: r.id, "rule id")

@@ -55,6 +55,11 @@ class Ruleset:
         self.version = version
         self.origins = origins
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as it would."""
+        self.__dict__.update(state)
+        chinese.warm_up()
+
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError for an unknown id)."""
         return self._by_id[rule_id]

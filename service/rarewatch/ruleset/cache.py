@@ -1,0 +1,176 @@
+"""A cache of compiled rule packs on disk, so that `rarewatch match` does not parse and compile the same
+rule files on every start.
+
+An entry is keyed by a hash of everything the compiled pack depends on: the name and content of every
+rule file, the source of the rarewatch package (a changed compiler must not reuse an old pack, even
+without a version bump), the versions of Python and of the libraries whose objects the pack holds, and
+the entry format. An entry is used only when its header names the same key and its payload has the
+recorded SHA-256; anything else (a missing, truncated, corrupt, foreign or stale file, a file another
+user could have written) is ignored and the pack is compiled from the files, as without a cache. The
+cache never decides what matches: a hit is the pickled result of compiling the very same inputs.
+
+The directory is `$RAREWATCH_CACHE_DIR` when set, else the user cache directory (platformdirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import logging
+import os
+import pickle
+import stat
+import sys
+import tempfile
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+
+import rarewatch
+from rarewatch.ruleset.matcher import Ruleset
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+_MAGIC = b"rarewatch compiled rule pack\n"
+_KEEP = 8  # entries kept per directory: a few packs (bundled, a test pack, a draft) stay warm
+_LIBRARIES = ("pyahocorasick", "opencc", "pydantic", "pydantic-core")
+
+
+def default_cache_dir() -> Path:
+    """`$RAREWATCH_CACHE_DIR`, else the user cache directory of rarewatch."""
+    configured = os.environ.get("RAREWATCH_CACHE_DIR")
+    return Path(configured) if configured else Path(platformdirs.user_cache_dir("rarewatch"))
+
+
+@lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """A hash of the rarewatch package's Python source and the versions the pickled pack depends on."""
+    digest = hashlib.sha256(f"format {FORMAT}\n{sys.version}\n{rarewatch.__version__}\n".encode())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name} {importlib.metadata.version(name)}\n".encode())
+        except importlib.metadata.PackageNotFoundError:
+            digest.update(f"{name} -\n".encode())
+    package = Path(rarewatch.__file__).resolve().parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(source.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cache_key(files: Sequence[tuple[str, str]]) -> str:
+    """The key of a pack compiled from `files`: (name as given, text) pairs, in load order."""
+    digest = hashlib.sha256(_code_fingerprint().encode())
+    for name, text in files:
+        encoded = text.encode()
+        digest.update(f"\n{name}\0{len(encoded)}\0".encode())
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+class RulesetCache:
+    """Compiled packs in one directory, one file per key. `hits` and `misses` count lookups."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, key: str) -> Path:
+        """The file of the entry with this key."""
+        return self.directory / f"ruleset-{key[:40]}.pickle"
+
+    def get(self, key: str) -> Ruleset | None:
+        """The pack stored under `key`, or None when there is no valid entry (never an error)."""
+        ruleset = self._read(self.path(key), key)
+        if ruleset is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        with contextlib.suppress(OSError):  # a read-only cache still serves
+            os.utime(self.path(key))  # recently used: pruning keeps it
+        return ruleset
+
+    def put(self, key: str, ruleset: Ruleset) -> None:
+        """Store `ruleset` under `key`, atomically; a cache that cannot be written is only logged."""
+        payload = pickle.dumps(ruleset, protocol=pickle.HIGHEST_PROTOCOL)
+        header = f"{FORMAT} {key} {hashlib.sha256(payload).hexdigest()}\n".encode()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ruleset-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(_MAGIC + header + payload)
+                os.replace(tmp, self.path(key))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._prune(keep=self.path(key))
+        except OSError as exc:
+            log.info("rule cache not written to %s: %s", self.directory, exc)
+
+    def _read(self, path: Path, key: str) -> Ruleset | None:
+        try:
+            with path.open("rb") as infile:
+                info = os.fstat(infile.fileno())
+                if not _trusted(info):
+                    log.info("rule cache %s ignored: not owned by this user, or writable by others", path)
+                    return None
+                blob = infile.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.info("rule cache %s ignored: %s", path, exc)
+            return None
+        payload = _payload(blob, key)
+        if payload is None:
+            log.info("rule cache %s ignored: damaged or stale", path)
+            return None
+        try:
+            ruleset = pickle.loads(payload)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
+            # The checksum matched, so this is an entry of another build that hashed the same: recompile.
+            log.info("rule cache %s ignored: %s", path, exc)
+            return None
+        return ruleset if isinstance(ruleset, Ruleset) else None
+
+    def _prune(self, keep: Path) -> None:
+        """Remove all but the `_KEEP` most recently used entries (and never `keep`)."""
+        entries = sorted(self.directory.glob("ruleset-*.pickle"), key=_mtime, reverse=True)
+        for old in entries[_KEEP:]:
+            if old != keep:
+                old.unlink(missing_ok=True)
+
+
+def _payload(blob: bytes, key: str) -> bytes | None:
+    """The pickled pack of an entry whose magic, format, key and checksum are right; else None."""
+    if not blob.startswith(_MAGIC):
+        return None
+    end = blob.find(b"\n", len(_MAGIC))
+    if end < 0:
+        return None
+    fields = blob[len(_MAGIC) : end].split(b" ")
+    payload = blob[end + 1 :]
+    if len(fields) != 3 or fields[0] != str(FORMAT).encode() or fields[1] != key.encode():
+        return None
+    if hashlib.sha256(payload).hexdigest().encode() != fields[2]:
+        return None
+    return payload
+
+
+def _trusted(info: os.stat_result) -> bool:
+    """A regular file of this user that nobody else may write: unpickling runs what the file says."""
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    return not hasattr(os, "getuid") or info.st_uid == os.getuid()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -1,0 +1,126 @@
+"""The compiled-pack cache: used when nothing changed, ignored on any change, damage or doubt."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from rarewatch.models import Item
+from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.cache import _KEEP, RulesetCache, cache_key
+from tests.unit.ruleset.conftest import RuleWriter, rule
+
+GALLIUM = rule("ga", "{all: [gallium, export ban]}")
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def fired(ruleset: Ruleset, title: str) -> list[str]:
+    return [m.rule for m in ruleset.match(Item("i", "s", title, "https://example.org/", "", "", NOW))]
+
+
+def entry(cache_dir: Path) -> Path:
+    (path,) = cache_dir.glob("ruleset-*.pickle")
+    return path
+
+
+def test_an_unchanged_pack_is_read_back_from_the_cache(write_rules: RuleWriter, tmp_path: Path) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    first = load_ruleset([path], cache)
+    second = load_ruleset([path], cache)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert fired(second, "Gallium export ban announced") == ["ga"] == fired(first, "Gallium export ban")
+    assert second.version == first.version
+    assert second.origins == first.origins
+
+
+def test_a_changed_rule_file_invalidates_the_cache(write_rules: RuleWriter, tmp_path: Path) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    assert fired(load_ruleset([path], cache), "Gallium export ban") == ["ga"]
+    write_rules(GALLIUM.replace("gallium", "germanium"))  # same file name, same size class
+    changed = load_ruleset([path], cache)
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert fired(changed, "Gallium export ban") == []
+    assert fired(changed, "Germanium export ban") == ["ga"]
+
+
+def test_a_renamed_rule_file_is_a_different_pack(write_rules: RuleWriter, tmp_path: Path) -> None:
+    # Origins (file:line of rules and examples) name the file: a renamed file must not reuse them.
+    cache = RulesetCache(tmp_path / "cache")
+    load_ruleset([write_rules(GALLIUM, "a.yaml")], cache)
+    renamed = load_ruleset([write_rules(GALLIUM, "b.yaml")], cache)
+    assert cache.hits == 0
+    assert renamed.origins["ga"].file.endswith("b.yaml")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="flipped-bit"),
+        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
+        pytest.param(lambda b: b"", id="empty"),
+        pytest.param(lambda b: b"\x80\x05garbage", id="garbage"),
+        pytest.param(lambda b: b.replace(b"\n1 ", b"\n9 ", 1), id="other-format"),
+    ],
+)
+def test_a_damaged_cache_file_is_ignored_and_rewritten(
+    write_rules: RuleWriter, tmp_path: Path, damage: object
+) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    load_ruleset([path], cache)
+    stored = entry(tmp_path / "cache")
+    stored.write_bytes(damage(stored.read_bytes()))  # type: ignore[operator]
+    again = load_ruleset([path], cache)
+    assert cache.hits == 0
+    assert fired(again, "Gallium export ban") == ["ga"]
+    load_ruleset([path], cache)  # the recompiled pack replaced the damaged entry
+    assert cache.hits == 1
+
+
+def test_an_entry_of_another_pack_under_this_name_is_ignored(write_rules: RuleWriter, tmp_path: Path) -> None:
+    cache = RulesetCache(tmp_path / "cache")
+    germanium = write_rules(GALLIUM.replace("gallium", "germanium"), "ge.yaml")
+    load_ruleset([germanium], cache)
+    gallium = write_rules(GALLIUM, "ga.yaml")
+    key = cache_key([(str(gallium), gallium.read_text(encoding="utf-8"))])
+    os.replace(entry(tmp_path / "cache"), cache.path(key))  # the germanium pack, filed as the gallium one
+    loaded = load_ruleset([gallium], cache)
+    assert cache.hits == 0
+    assert fired(loaded, "Gallium export ban") == ["ga"]
+
+
+def test_a_cache_file_others_may_write_is_ignored(write_rules: RuleWriter, tmp_path: Path) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    load_ruleset([path], cache)
+    entry(tmp_path / "cache").chmod(0o666)
+    load_ruleset([path], cache)
+    assert cache.hits == 0
+
+
+def test_an_unwritable_cache_directory_only_costs_the_cache(write_rules: RuleWriter, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("", encoding="utf-8")
+    cache = RulesetCache(blocker / "cache")
+    path = write_rules(GALLIUM)
+    assert fired(load_ruleset([path], cache), "Gallium export ban") == ["ga"]
+    assert fired(load_ruleset([path], cache), "Gallium export ban") == ["ga"]
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_old_entries_are_pruned(write_rules: RuleWriter, tmp_path: Path) -> None:
+    cache = RulesetCache(tmp_path / "cache")
+    for i in range(_KEEP + 3):
+        load_ruleset([write_rules(rule(f"r{i}", "{all: [gallium]}"), f"r{i}.yaml")], cache)
+    assert len(list((tmp_path / "cache").glob("ruleset-*.pickle"))) == _KEEP
+    assert not list((tmp_path / "cache").glob(".ruleset-*"))  # no temporary file left behind
+
+
+def test_without_a_cache_nothing_is_written(write_rules: RuleWriter, tmp_path: Path) -> None:
+    load_ruleset([write_rules(GALLIUM)])
+    assert not list(tmp_path.rglob("*.pickle"))
