@@ -34,7 +34,7 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
-from rarewatch.store import Store, open_store
+from rarewatch.store import Leases, NoLeases, Store, leases_for, open_store
 from rarewatch.store_identity import StoreGuard, redact_url
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class Runtime:
     clock: Clock
     metrics: Metrics
     rule_status: RuleStatus = field(default_factory=RuleStatus)
+    leases: Leases = field(default_factory=NoLeases)  # shared with the outbox; `run` starts and stops them
 
     @property
     def ruleset(self) -> Ruleset:
@@ -168,6 +169,8 @@ async def open_runtime(
         for cfg in settings.destinations:
             notifiers[cfg.name] = build_notifier(cfg, settings, session, clock, stdout or sys.stdout)
             stack.push_async_callback(notifiers[cfg.name].close)
+        leases = leases_for(store)
+        stack.push_async_callback(leases.stop)  # a one-shot command's destination leases end with it
         outbox = Outbox(
             store,
             notifiers,
@@ -181,6 +184,7 @@ async def open_runtime(
             max_per_hour={
                 d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
             },
+            leases=leases,
         )
         guard = StoreGuard(
             store,
@@ -215,4 +219,5 @@ async def open_runtime(
             clock=clock,
             metrics=metrics,
             rule_status=RuleStatus(loaded_at=clock.now()),
+            leases=leases,
         )

@@ -148,6 +148,10 @@ class RedisKeys:
     - `source:<name>`        string: SourceState.to_dict() JSON
     - `version`              the layout version, checked on open()
     - `marker`               string: the store's identity marker (`StoreMarker` JSON), checked every poll
+    - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
+                             `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
+                             destination's outbox
+    - `replicas`             zset token -> expiry (ms, Redis time), PX ttl: the live replicas (`store.leases`)
 
     An outbox member is `<seq, 16 digits>␟<alert id>␟<destination>`: equal scores sort by member, so by
     insertion order, and `member[17:]` is the record's hash-key suffix.
@@ -219,6 +223,16 @@ class RedisKeys:
     @property
     def marker(self) -> str:
         return f"{self.prefix}marker"
+
+    # --- replicas (leases): see `store.leases` ---------------------------------------------------------
+
+    def lease(self, kind: str, name: str) -> str:
+        """The lease on one source or destination (`kind`: `source` or `destination`)."""
+        return f"{self.prefix}lease:{kind}:{name}"
+
+    @property
+    def replicas(self) -> str:
+        return f"{self.prefix}replicas"
 
 
 # A claim key's value: "=" then the owner, or "1" for no owner (the only value layout v1 wrote, so its
