@@ -164,6 +164,16 @@ def delivered(hook: WebhookReceiver) -> list[str]:
     return hook.delivered_ids()
 
 
+def takeover_gaps(farm: FeedFarm, dead: str, killed: float) -> list[float]:
+    """For each feed `dead` fetched last before it was killed: seconds until another replica fetched it."""
+    last = {n: at for n, replica, at in farm.fetches if replica == dead and at < killed}
+    gaps = []
+    for n, since in last.items():
+        after = [at for m, replica, at in farm.fetches if m == n and replica != dead and at > since]
+        gaps.append(min(after) - since if after else float("inf"))
+    return gaps
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A redis-server of this test's own: it is flushed mid-run."""
@@ -203,9 +213,12 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
                 f"a feed fetched {most} times in 4 intervals (three replicas without leases: ~12)"
             )
             assert min(per_feed.values()) >= 2, per_feed
-            for name in ("r1", "r2", "r3"):
-                share = sum(farm.count(t0, t1, lambda r, name=name: r == name).values())
-                assert share > 0, f"{name} did no share of the work"
+            shares = {
+                name: sum(farm.count(t0, t1, lambda r, name=name: r == name).values())
+                for name in ("r1", "r2", "r3")
+            }
+            assert min(shares.values()) > 0, f"every replica does a share of the work: {shares}"
+            print(f"steady, {t1 - t0:.1f} s: fetches per feed {sorted(per_feed.values())}, shares {shares}")
 
             # SIGKILL r3: its sources are taken over once its membership (6 s) and leases (an interval) lapse.
             procs["r3"].send_signal(signal.SIGKILL)
@@ -221,6 +234,14 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
             survivors = farm.count(t2, t3, lambda r: r in ("r1", "r2"))
             assert min(survivors.values()) >= 2, f"every source is polled after the takeover: {survivors}"
             assert max(farm.count(t2, t3).values()) <= 5
+            gaps = takeover_gaps(farm, "r3", killed)
+            # membership lapse (6 s) + a heartbeat (2 s) + its lease and the new owner's next poll
+            bound = 6 + 2 + 2 * (INTERVAL + 1) + 3
+            assert gaps and max(gaps) < bound, f"r3's sources taken over late: {gaps}"
+            print(f"takeover of r3's {len(gaps)} sources after its last fetch: at most {max(gaps):.1f} s")
+            print(
+                f"after the SIGKILL, {t3 - t2:.1f} s: fetches per feed {sorted(farm.count(t2, t3).values())}"
+            )
             assert sum(farm.count(t2, t3, lambda r: r == "r3").values()) == 0
 
             # Redis loses its data: nothing is re-sent, one operational alert is raised.
