@@ -186,18 +186,20 @@ async def open_runtime(
             },
             leases=leases,
         )
+        router = build_router(settings)
         guard = StoreGuard(
             store,
             where=redact_url(settings.store_url()),
             clock=clock,
             destinations=tuple(notifiers),
             ttl=settings.dedup_window,
+            route=router.route,
         )
         await guard.check()  # holds the store's marker (writes one on a new store; alarms on a lost one)
         pipeline = Pipeline(
             store=store,
             ruleset=ruleset,
-            router=build_router(settings),
+            router=router,
             session=session,
             clock=clock,
             dedup_window=settings.dedup_window,
