@@ -82,12 +82,19 @@ class RedisLeases:
         return self.members
 
     async def _beat_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await self.beat()
             except StoreError as exc:  # the polls report the outage; keep the last member list meanwhile
-                log.warning("%s", exc)
+                if not failing:  # once per outage, not every HEARTBEAT
+                    log.warning("%s (membership kept until Redis answers)", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("replica %s: heartbeat resumed, %d live replica(s)", self.token, len(self.members))
+            failing = False
 
     async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
         """A source's lease only for its preferred replica; a destination's for whoever comes first."""
