@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -164,6 +164,10 @@ def delivered(hook: WebhookReceiver) -> list[str]:
     return hook.delivered_ids()
 
 
+def replica_is(name: str) -> Callable[[str], bool]:
+    return lambda replica: replica == name
+
+
 def takeover_gaps(farm: FeedFarm, dead: str, killed: float) -> list[float]:
     """For each feed `dead` fetched last before it was killed: seconds until another replica fetched it."""
     last = {n: at for n, replica, at in farm.fetches if replica == dead and at < killed}
@@ -175,14 +179,14 @@ def takeover_gaps(farm: FeedFarm, dead: str, killed: float) -> list[float]:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own: it is flushed mid-run."""
     binary = shutil.which("redis-server")
     assert binary is not None, "redis-server is not installed"
     (tmp_path / "redis").mkdir()
     server = RedisServer(binary, tmp_path / "redis")
     server.start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -213,10 +217,7 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
                 f"a feed fetched {most} times in 4 intervals (three replicas without leases: ~12)"
             )
             assert min(per_feed.values()) >= 2, per_feed
-            shares = {
-                name: sum(farm.count(t0, t1, lambda r, name=name: r == name).values())
-                for name in ("r1", "r2", "r3")
-            }
+            shares = {name: sum(farm.count(t0, t1, replica_is(name)).values()) for name in ("r1", "r2", "r3")}
             assert min(shares.values()) > 0, f"every replica does a share of the work: {shares}"
             print(f"steady, {t1 - t0:.1f} s: fetches per feed {sorted(per_feed.values())}, shares {shares}")
 

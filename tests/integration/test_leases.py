@@ -7,12 +7,18 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from rarewatch.clock import SystemClock
+from rarewatch.delivery.jsonl import JsonlNotifier
+from rarewatch.delivery.outbox import Outbox
+from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import NoLeases, leases_for, open_store
 from rarewatch.store.keys import RedisKeys
+from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_leases import RedisLeases
 
 pytestmark = pytest.mark.redis
@@ -138,3 +144,26 @@ async def test_sqlite_needs_no_leases_and_redis_gets_them(tmp_path: object, redi
     redis_store = open_store(redis_url)
     assert isinstance(leases_for(redis_store), RedisLeases)
     await redis_store.close()
+
+
+async def test_one_replica_at_a_time_drains_a_destination(
+    client: aioredis.Redis, keys: RedisKeys, tmp_path: Path
+) -> None:
+    store = RedisStore(client, prefix=keys.prefix)
+    await store.open()
+    clock = SystemClock()
+    now = clock.now()
+    item = Item("item-1", "mofcom", "Story", "https://example.org/1", "", "", now)
+    alert = Alert("a-1", item, (Match("licensing", "export-licensing", Severity.HIGH),), now)
+    assert await store.claim(["k:1"], LONG, now, alert=alert, destinations=["archive"])
+    a, b = replica(client, keys, "a"), replica(client, keys, "b")
+    path = tmp_path / "alerts.jsonl"
+    second = Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock, leases=b)
+
+    assert await a.hold("destination", "archive", LONG)  # replica a is draining "archive"
+    assert (await second.flush()).delivered == 0, "b leaves a's destination alone"
+    assert not path.exists()
+    await a.stop()  # a stops (SIGTERM): its destination lease is released
+    assert (await second.flush()).delivered == 1
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1
+    await b.stop()
