@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rarewatch.delivery.payload import alert_payload
-from rarewatch.errors import RuleError, StoreError
+from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ALERTS_MAX = 500  # alerts in one /api/v1/alerts response
+ALERTS_MAX_BYTES = 8 * 1024 * 1024  # bytes of JSON in one /api/v1/alerts response
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +51,102 @@ async def sources(request: web.Request) -> web.Response:
 
 
 async def alerts(request: web.Request) -> web.Response:
-    """The newest alerts, as webhook payloads."""
+    """The newest alerts, as webhook payloads, each with `unrouted` (no route took it: recorded, not sent
+    unless resent; `?unrouted=true` lists only those): at most `ALERTS_MAX` (`?limit=`, default 50) and at
+    most `ALERTS_MAX_BYTES` of JSON. `truncated` is true when the byte bound left some of them out."""
     try:
-        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+        limit = max(1, min(ALERTS_MAX, int(request.query.get("limit", "50"))))
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be a number") from None
-    recent = await request.app[RUNTIME].store.recent_alerts(limit)
-    return web.json_response({"alerts": [alert_payload(a) for a in recent]})
+    only_unrouted = request.query.get("unrouted", "false").lower()
+    if only_unrouted not in ("true", "false"):
+        raise web.HTTPBadRequest(text="unrouted must be true or false")
+    store = request.app[RUNTIME].store
+    if only_unrouted == "true":
+        recent = await store.unrouted(limit)
+        flagged = {a.id for a in recent}
+    else:
+        recent = await store.recent_alerts(limit)
+        flagged = await store.unrouted_ids([a.id for a in recent])
+    envelope = 64  # {"alerts":[ ... ],"truncated":false}
+    payloads = ({**alert_payload(a), "unrouted": a.id in flagged} for a in recent)
+    body, truncated = bounded_json_list(payloads, ALERTS_MAX_BYTES - envelope)
+    tail = b'],"truncated":' + (b"true}" if truncated else b"false}")
+    return web.Response(body=b'{"alerts":[' + body + tail, content_type="application/json")
+
+
+def bounded_json_list(values: Iterable[Any], max_bytes: int) -> tuple[bytes, bool]:
+    """The JSON array items of `values`, comma-separated, as many as fit in `max_bytes` (in order), and
+    whether some were left out. `values` is consumed lazily: nothing past the bound is built."""
+    parts: list[bytes] = []
+    size = 0
+    for value in values:
+        part = json.dumps(value, separators=(",", ":")).encode()
+        size += len(part) + (1 if parts else 0)
+        if size > max_bytes:
+            return b",".join(parts), True
+        parts.append(part)
+    return b",".join(parts), False
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Who may call `POST /-/reload`: the holder of `token` (a bearer token), or, with `enabled` and no
+    token, any client that sends JSON. Neither: the endpoint answers 403."""
+
+    token: str | None = None
+    enabled: bool = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+
+
+def _refusal(request: web.Request, lifecycle: Lifecycle) -> web.Response | None:
+    """Why this request may not reload the rules (a JSON error response), or None when it may.
+
+    A browser sends a cross-site "simple" request (a form, or fetch without a preflight) with no
+    Content-Type or a text/plain, form or multipart one, and never with an Authorization header: asking
+    for the token, or for `application/json` when there is none, shuts every such request out.
+    """
+    if lifecycle.token is None and not lifecycle.enabled:
+        return _error(403, "POST /-/reload is disabled: set http.token or http.enable_lifecycle: true")
+    if lifecycle.token is not None and not _bearer_matches(request, lifecycle.token):
+        response = _error(401, "POST /-/reload needs the http.token as 'Authorization: Bearer <token>'")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rarewatch"'
+        return response
+    # With the token, an empty request is enough (curl -X POST); any body, or no token, must be JSON.
+    if (request.body_exists or lifecycle.token is None) and request.content_type != "application/json":
+        return _error(415, "POST /-/reload takes an empty body with the token, or JSON")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return _error(403, "POST /-/reload refuses cross-site requests")
+    return None
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: how long the comparison takes says nothing about how much of the token matched.
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": "error", "error": message}, status=status)
 
 
 async def reload(request: web.Request) -> web.Response:
     """`POST /-/reload` (as Alertmanager and Prometheus): load the rule files again.
 
     200 with the new pack's version, or 400 with the error (file, line, rule id) while the rules in use
-    stay in use.
+    stay in use; 401, 403 or 415 (see `_refusal`) for a request that may not reload. The rules are read
+    and compiled in a worker thread, so health checks and polls go on meanwhile.
     """
+    refused = _refusal(request, request.app[LIFECYCLE])
+    if refused is not None:
+        return refused
     runtime = request.app[RUNTIME]
     try:
-        ruleset = runtime.reload_rules()
-    except RuleError as exc:
+        ruleset = await runtime.reload_rules()
+    except (RuleError, ConfigError) as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
         return web.json_response({"status": "error", "error": str(exc)}, status=400)
     return web.json_response({"status": "ok", "rules": len(ruleset.rules), "version": ruleset.version})

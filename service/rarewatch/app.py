@@ -16,9 +16,10 @@ from aiohttp import web
 from watchfiles import Change, awatch
 
 from rarewatch import __version__, health
-from rarewatch.api import RUNTIME, add_routes
+from rarewatch.api import LIFECYCLE, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
+from rarewatch.httputil import redact_url
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.scheduler import Poller
 from rarewatch.settings import Settings
@@ -51,7 +52,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
                 len(runtime.sources),
                 len(runtime.ruleset.rules),
                 runtime.ruleset.version,
-                settings.store_url().split("@")[-1],
+                redact_url(settings.store_url()),
             )
             yield
             await poller.stop()
@@ -61,7 +62,14 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
         # SIGHUP reloads the rules, as with Alertmanager; so does a change to the files with watch_rules.
         loop = asyncio.get_running_loop()
         runtime = app[RUNTIME]
-        loop.add_signal_handler(signal.SIGHUP, _reload_and_log, runtime)
+        reloads: set[asyncio.Task[None]] = set()  # held, so a running reload is not garbage-collected
+
+        def on_sighup() -> None:
+            task = asyncio.create_task(_reload_and_log(runtime))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         watcher = asyncio.create_task(_watch_rules(runtime)) if settings.watch_rules else None
         yield
         loop.remove_signal_handler(signal.SIGHUP)
@@ -70,6 +78,10 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
+    token = settings.http.token
+    app[LIFECYCLE] = Lifecycle(
+        token=token.get_secret_value() if token is not None else None, enabled=settings.http.enable_lifecycle
+    )
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(reload_ctx)
     add_routes(app)
@@ -77,18 +89,18 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
     return app
 
 
-def _reload_and_log(runtime: Runtime) -> None:
+async def _reload_and_log(runtime: Runtime) -> None:
     """Reload the rules; an invalid rule file is logged with file and line, the old rules stay."""
     try:
-        runtime.reload_rules()
-    except RuleError as exc:
+        await runtime.reload_rules()
+    except (RuleError, ConfigError) as exc:
         log.error("rules not reloaded, the previous ones stay in use: %s", exc)
 
 
 async def _watch_rules(runtime: Runtime) -> None:
     """Reload the rules whenever a rule file changes (watchfiles batches a burst of edits into one)."""
     async for _changes in awatch(*runtime.rule_paths, watch_filter=_is_rule_file):
-        _reload_and_log(runtime)
+        await _reload_and_log(runtime)
 
 
 def _is_rule_file(change: Change, path: str) -> bool:

@@ -8,18 +8,22 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from rarewatch import __version__
+from rarewatch.durations import parse_positive_duration
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.evaluation import BY_FIELDS
 from rarewatch.logs import LogFormat
 from rarewatch.logs import configure as configure_logs
 from rarewatch.paths import bundled_rules_dir
+from rarewatch.ruleset import Ruleset
 from rarewatch.settings import Settings, load_settings
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+RuleCheck = Callable[[Ruleset], None] | None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,19 +44,31 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the pipeline once, offline, on bundled sample feeds")
     with_config(sub.add_parser("run", help="run the service until SIGTERM/SIGINT"))
-    with_config(sub.add_parser("once", help="run one cycle: fetch every source, match, deliver, exit"))
+    once = with_config(sub.add_parser("once", help="run one cycle: fetch every source, match, deliver, exit"))
+    once.add_argument(
+        "--backfill",
+        metavar="DURATION",
+        help="also alert on matches published within DURATION (e.g. 7d) that a first poll marks, or "
+        "marked, seen without an alert",
+    )
 
     match = sub.add_parser(
         "match", help="match JSON Lines items against rules; one JSON line out per line in"
     )
     match.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
-    match.add_argument("--explain", action="store_true", help="add the terms that fired to each match")
+    match.add_argument(
+        "--explain",
+        action="store_true",
+        help="add the terms that fired to each match, and why each rule that was close did not (why_not)",
+    )
+    _rules_config(match)
     match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
 
     evaluate = sub.add_parser(
         "eval", help="precision, recall, F1 and a confusion table per category on a labelled JSONL set"
     )
     evaluate.add_argument("--rules", type=Path, action="append", help="rule file or directory (repeatable)")
+    _rules_config(evaluate)
     evaluate.add_argument(
         "--by",
         choices=BY_FIELDS,
@@ -67,11 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     check = rules_sub.add_parser("check", help="validate rules and run their examples")
     check.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: bundled)")
+    _rules_config(check)
 
     outbox = with_config(sub.add_parser("outbox", help="inspect and manage the delivery outbox"))
     outbox.add_argument("action", choices=["list", "retry", "purge"])
     outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
     outbox.add_argument("--destination", help="only this destination")
+
+    alerts = sub.add_parser("alerts", help="alerts no route took: list them, send one later")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="SUBCOMMAND")
+    unrouted = with_config(alerts_sub.add_parser("unrouted", help="list the alerts no route took"))
+    unrouted.add_argument("--limit", type=int, default=50, help="at most this many, newest first")
+    resend = with_config(
+        alerts_sub.add_parser("resend", help="send an unrouted alert to a destination (once)")
+    )
+    resend.add_argument("id", help="the alert id (see `alerts unrouted` or /api/v1/alerts?unrouted=true)")
+    resend.add_argument("--to", required=True, metavar="DEST", help="destination name from the configuration")
 
     store = sub.add_parser("store", help="look at or reset the store's identity marker")
     store_sub = store.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
@@ -84,6 +111,27 @@ def _parser() -> argparse.ArgumentParser:
     test = with_config(sub.add_parser("test-destination", help="send a clearly marked test alert"))
     test.add_argument("name", help="destination name from the configuration")
     return parser
+
+
+def _rules_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="use this configuration file's rule paths, and check its routes against the rules",
+    )
+
+
+def _rule_source(args: argparse.Namespace, paths: Sequence[Path] | None) -> tuple[list[Path], RuleCheck]:
+    """The rule paths of a rule command and the check to run on the loaded pack: `--config`'s rules and
+    routes, else the paths given (default: the bundled rules) and no check."""
+    if args.config is None:
+        return list(paths or [bundled_rules_dir()]), None
+    if paths:
+        raise ConfigError("give either --config or rule paths (--rules), not both")
+    from rarewatch.route_check import check_routes
+
+    settings = load_settings(args.config)
+    return settings.rule_paths(), lambda ruleset: check_routes(settings, ruleset)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,12 +157,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "match":
         from rarewatch.commands.rules import match_jsonl
 
-        paths = args.rules or [bundled_rules_dir()]
+        paths, check = _rule_source(args, args.rules)
         try:
             if args.file == "-":
-                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout)
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check)
             with open(args.file, encoding="utf-8") as infile:
-                return match_jsonl(paths, args.explain, infile, sys.stdout)
+                return match_jsonl(paths, args.explain, infile, sys.stdout, check)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
@@ -125,11 +173,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from rarewatch.commands.evaluate import evaluate_command
 
-        return evaluate_command(args.rules or [bundled_rules_dir()], args.file, sys.stdout, args.by)
+        paths, check = _rule_source(args, args.rules)
+        return evaluate_command(paths, args.file, sys.stdout, args.by, check=check)
     if args.command == "rules":
         from rarewatch.commands.rules import rules_check
 
-        return rules_check(args.paths or [bundled_rules_dir()], sys.stdout)
+        paths, check = _rule_source(args, args.paths)
+        return rules_check(paths, sys.stdout, check=check)
     if args.command == "demo":
         from rarewatch.demo.run import run_demo
 
@@ -142,11 +192,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "once":
         from rarewatch.commands.service import run_once
 
-        return asyncio.run(run_once(settings, sys.stdout, sys.stderr))
+        return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
     if args.command == "outbox":
         from rarewatch.commands.service import outbox_command
 
         return asyncio.run(outbox_command(settings, args.action, args.status, args.destination, sys.stdout))
+    if args.command == "alerts":
+        from rarewatch.commands.alerts import list_unrouted, resend
+
+        if args.alerts_command == "unrouted":
+            return asyncio.run(list_unrouted(settings, args.limit, sys.stdout))
+        return asyncio.run(resend(settings, args.id, args.to, sys.stdout, sys.stderr))
     if args.command == "store":
         from rarewatch.commands.store import store_init, store_status
 
@@ -160,20 +216,30 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _run(settings: Settings) -> int:
-    from aiohttp import web
+def _backfill(value: str | None) -> timedelta | None:
+    """`once --backfill`'s duration (ConfigError when it is not a positive duration)."""
+    if value is None:
+        return None
+    try:
+        return parse_positive_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"--backfill: {exc}") from None
 
+
+def _run(settings: Settings) -> int:
     from rarewatch.app import build_web_app
+    from rarewatch.httpserver import serve
 
     # Bind before anything starts: a port in use is a clear error, not a failure after the store opened.
-    # The socket itself is handed to aiohttp, so nothing can take the port in between.
+    # The socket itself is handed to the server, so nothing can take the port in between.
     sock = listen(settings.http.host, settings.http.port)
-    web.run_app(
-        build_web_app(settings),
-        sock=sock,
-        print=lambda msg: logging.getLogger("rarewatch").info(msg),
-        access_log=None,
-        shutdown_timeout=30,
+    asyncio.run(
+        serve(
+            build_web_app(settings),
+            sock,
+            header_timeout=settings.http.header_timeout.total_seconds(),
+            on_started=logging.getLogger("rarewatch").info,
+        )
     )
     return EXIT_OK
 

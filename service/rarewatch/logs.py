@@ -7,6 +7,8 @@ At `info`, the service says what it is doing, one line per step:
   (items that fired a rule, seen before or not), `duration_ms`; and `error` for a failed poll.
 - `alert`: one alert raised: `alert` (its id), `kind`, `story`, `rule` and `category` (comma-separated
   when several), `severity`, `source`, `publisher`, `destinations`.
+- `unrouted` (at warning): an alert no route (nor `fallback_to`) took, recorded to be sent later:
+  `alert`, `kind`, `rule`, `category`, `source`, and `resend` (the command that sends it).
 - `delivery`: one delivery attempt and its outcome: `delivery` (`<alert id>/<destination>`, what
   `rarewatch outbox list` shows), `alert`, `destination`, `outcome` (`delivered`, `failed`: retried at
   `retry_at`, `dead`: dead-lettered), `attempt` (1 for the first; absent when nothing was sent, e.g. a
@@ -153,6 +155,21 @@ def log_alert(logger: logging.Logger, alert: Alert, destinations: Sequence[str])
         source=alert.item.source,
         publisher=alert.item.publisher or None,
         destinations=list(destinations),
+    )
+
+
+def log_unrouted(logger: logging.Logger, alert: Alert) -> None:
+    """An alert no route took: recorded, sent nowhere until `rarewatch alerts resend`."""
+    event(
+        logger,
+        logging.WARNING,
+        "unrouted",
+        alert=alert.id,
+        kind=alert.kind.value,
+        rule=",".join(sorted({m.rule for m in alert.matches})),
+        category=",".join(alert.categories),
+        source=alert.item.source,
+        resend=f"rarewatch alerts resend {alert.id} --to DESTINATION",
     )
 
 

@@ -60,6 +60,11 @@ class Metrics:
             ["source", "rule", "category"], registry=r,
         )  # fmt: skip
         self.alerts = Counter("rarewatch_alerts", "New alerts raised.", ["source"], registry=r)
+        self.unrouted = Counter(
+            "rarewatch_alerts_unrouted",
+            "New alerts no route (nor fallback_to) took: recorded, to be sent with `alerts resend`.",
+            ["source"], registry=r,
+        )  # fmt: skip
         self.ops_alerts = Counter(
             "rarewatch_ops_alerts", "Source-health alerts raised (problem) and recoveries.",
             ["source", "event"], registry=r,
@@ -121,8 +126,10 @@ class Metrics:
             self.fetch_seconds.labels(source).observe(run.fetch_seconds)
         self.consecutive_failures.labels(source).set(run.consecutive_failures)
         self.items_seen.labels(source).inc(run.entries)
-        self.items_new.labels(source).inc(len(run.alerts))
+        self.items_new.labels(source).inc(len(run.alerts) + len(run.unrouted))  # unrouted: new, not sent
         self.alerts.labels(source).inc(len(run.alerts))
+        if run.unrouted:
+            self.unrouted.labels(source).inc(len(run.unrouted))
         for rule, category, count in run.matched_by:
             self.items_matched.labels(source, rule, category).inc(count)
         if run.ops_alert is not None:

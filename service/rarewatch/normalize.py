@@ -17,6 +17,13 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from rarewatch.models import Item, RawEntry
 
+# The most characters kept of an item's texts (after HTML is stripped). A headline is a line; the
+# summary and content keep far more than any notifier shows (500), so rules still see a long article's
+# body, while one item stays bounded in the store and in every API response.
+TITLE_MAX = 500
+SUMMARY_MAX = 20_000
+CONTENT_MAX = 20_000
+
 # Query parameters that only say how a reader arrived (campaigns, click ids, share widgets). Dropping them
 # lets the same story shared through different channels canonicalise to one link. Compared lower-case.
 TRACKING_PARAMS = frozenset(
@@ -213,6 +220,26 @@ def plain_text(s: str) -> str:
     return " ".join(s.split())
 
 
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a word boundary when one is near, ending in `…`."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    # Prefer a word boundary, but not at the price of dropping most of the text (e.g. CJK without spaces).
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _title(raw: str) -> str:
+    return truncate(plain_text(raw), TITLE_MAX)
+
+
+def _summary(raw: str) -> str:
+    return truncate(plain_text(raw), SUMMARY_MAX)
+
+
 def item_id(source: str, guid: str | None, link: str | None, title: str, summary: str) -> str:
     """A stable id for an entry, safe as a storage key (32 hex characters).
 
@@ -220,7 +247,7 @@ def item_id(source: str, guid: str | None, link: str | None, title: str, summary
     else from the canonical http(s) link (the same story from two feeds gets one id); else from a hash of
     the plain title and summary. `normalize` gives its items exactly this id.
     """
-    return _item_id(source, guid, _safe_link(link), plain_text(title), plain_text(summary))
+    return _item_id(source, guid, _safe_link(link), _title(title), _summary(summary))
 
 
 def _item_id(source: str, guid: str | None, canonical: str, title: str, summary: str) -> str:
@@ -246,10 +273,12 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
 
     Text fields become plain NFKC text; the link becomes canonical (and "" when missing or not http(s),
     so a `javascript:` link never reaches an alert); `published` is UTC, falling back to `first_seen`.
-    Every text is valid Unicode: lone surrogates become U+FFFD (see `valid_unicode`).
+    Every text is valid Unicode: lone surrogates become U+FFFD (see `valid_unicode`). Texts are capped
+    (`TITLE_MAX`, `SUMMARY_MAX`, `CONTENT_MAX` characters, cut with "…"), so a hostile feed cannot fill
+    the store or the API with megabyte headlines.
     """
-    title = plain_text(entry.title)
-    summary = plain_text(entry.summary)
+    title = _title(entry.title)
+    summary = _summary(entry.summary)
     link = _safe_link(valid_unicode(entry.link) if entry.link else entry.link)
     return Item(
         id=_item_id(entry.source, entry.guid, link, title, summary),
@@ -257,7 +286,7 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
         title=title,
         link=link,
         summary=summary,
-        content=plain_text(entry.content) if entry.content else "",
+        content=truncate(plain_text(entry.content), CONTENT_MAX) if entry.content else "",
         published=to_utc(entry.published or first_seen),
         lang=valid_unicode(entry.lang) if entry.lang else entry.lang,
         publisher=publisher_name(entry.publisher),

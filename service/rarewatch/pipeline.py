@@ -23,7 +23,7 @@ import aiohttp
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
-from rarewatch.logs import log_alert, log_poll
+from rarewatch.logs import log_alert, log_poll, log_unrouted
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
@@ -44,7 +44,7 @@ from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
 from rarewatch.store.base import Store
-from rarewatch.store.keys import ops_key, throttle_key, updates_key
+from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
 
@@ -68,6 +68,9 @@ class PolledSource:
     interval: timedelta
     initial_lookback: timedelta
     enrich: bool = False  # read the linked article of items that name a watched term but fire no rule
+    # `once --backfill`: alert on matches published within this span even when a first poll (this one or
+    # an earlier one) would mark them, or did mark them, seen without an alert. Each is backfilled once.
+    backfill: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,8 @@ class SourceRun:
     matched: int = 0
     alerts: tuple[Alert, ...] = ()
     error: str | None = None
+    unrouted: tuple[Alert, ...] = ()  # new alerts no route took: recorded, sent nowhere yet
+    seen: int = 0  # matching items marked seen without an alert (older than the first poll's lookback)
     next_poll_not_before: datetime | None = None
     articles: ArticleStats = NO_ARTICLES
     fetch_seconds: float | None = None  # how long the fetch took (None: no fetch was made)
@@ -107,8 +112,38 @@ class _RunFacts:
     ops_alert: Alert | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What admitting one item did: the alert claimed (to send, or recorded as unrouted), or a lost race."""
+
+    alert: Alert | None = None
+    contended: bool = False
+    unrouted: bool = False
+
+
+NOTHING = _Outcome()
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """What admitting one fetch's matching items did."""
+
+    matched: int = 0
+    alerts: tuple[Alert, ...] = ()
+    unrouted: tuple[Alert, ...] = ()
+    seen: int = 0
+
+
 _Found = tuple[Item, list[Match], bool]
 """An item, the rules it fired, and whether its content is its article's lead (read by enrichment)."""
+
+
+def _fetch_state(state: SourceState, polled: PolledSource) -> SourceState:
+    """The state a fetch starts from: for a backfill, without validators and cursors, so the source lists
+    everything it has rather than "not modified" or only what is newer than the last poll."""
+    if polled.backfill is None:
+        return state
+    return replace(state, etag=None, last_modified=None, extra={})
 
 
 def alert_id(item: Item) -> str:
@@ -181,14 +216,14 @@ class Pipeline:
         if not force and state.not_before is not None and now < state.not_before:
             return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
         result: FetchResult | None = None
-        matched, alerts, articles = 0, list[Alert](), NO_ARTICLES
+        admitted, articles = _Admitted(), NO_ARTICLES
         fingerprint: str | None = None
         matched_by: tuple[tuple[str, str, int], ...] = ()
         started = time.perf_counter()
         fetch_seconds: float | None = None
         try:
             try:
-                result = await polled.source.fetch(self.session, state)
+                result = await polled.source.fetch(self.session, _fetch_state(state, polled))
             finally:
                 fetch_seconds = time.perf_counter() - started
             found, articles = await self._match(polled, result.entries, now)
@@ -198,7 +233,7 @@ class Pipeline:
             if not forgot and await self._store_forgot():
                 # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
                 return SourceRun(name, "skipped")
-            matched, alerts = await self._admit(polled, found, state, now)
+            admitted = await self._admit(polled, found, state, now)
             error: Exception | None = result.error
         except StoreError:
             raise
@@ -222,21 +257,32 @@ class Pipeline:
                 name,
                 "error",
                 entries=entries,
-                matched=matched,
-                alerts=tuple(alerts),
+                matched=admitted.matched,
+                alerts=admitted.alerts,
                 error=describe(error),
                 next_poll_not_before=after.not_before,
                 articles=articles,
+                unrouted=admitted.unrouted,
+                seen=admitted.seen,
             ).with_facts(facts)
         assert result is not None
         status: Status = "not_modified" if result.not_modified else "ok"
+        if admitted.seen:
+            log.info(
+                "source %s: first poll: %d matching items older than %s marked seen without an alert",
+                name,
+                admitted.seen,
+                polled.initial_lookback,
+            )
         return SourceRun(
             name,
             status,
             entries=entries,
-            matched=matched,
-            alerts=tuple(alerts),
+            matched=admitted.matched,
+            alerts=admitted.alerts,
             articles=articles,
+            unrouted=admitted.unrouted,
+            seen=admitted.seen,
         ).with_facts(facts)
 
     async def _check_health(
@@ -262,6 +308,9 @@ class Pipeline:
         log.warning(
             "source %s: %s (ops alert to %s)", name, decision.reason, ", ".join(destinations) or "none"
         )
+        if claimed and not destinations:  # no route (nor fallback_to) takes it: kept to be sent later
+            await self.store.record_unrouted(alert, now)
+            log_unrouted(log, alert)
         return state, alert if claimed else None
 
     async def _store_forgot(self) -> bool:
@@ -270,43 +319,58 @@ class Pipeline:
 
     async def _admit(
         self, polled: PolledSource, found: Sequence[_Found], state: SourceState, now: datetime
-    ) -> tuple[int, list[Alert]]:
-        """Claim each matching story once; return how many items matched and the new alerts."""
+    ) -> _Admitted:
+        """Claim each matching story once; return how many items matched, the new alerts (to send, and
+        unrouted) and how many old items a first poll marked seen."""
         first_poll = not state.initialized
-        cutoff = now - polled.initial_lookback
-        matched, alerts = 0, []
+        lookback = max(polled.initial_lookback, polled.backfill or polled.initial_lookback)
+        cutoff = now - lookback
+        backfill_from = now - polled.backfill if polled.backfill is not None else None
+        matched, seen, alerts, unrouted = 0, 0, list[Alert](), list[Alert]()
         for item, matches, from_article in found:
             if not matches:
                 continue
             matched += 1
             if first_poll and item.published < cutoff:
                 # A new source's back catalogue: remember it as seen, alert on nothing old.
-                await self.store.claim(story_keys(item), self.dedup_window, now)
+                if await self.store.claim(story_keys(item), self.dedup_window, now):
+                    seen += 1
                 continue
             located = list(locate(self.ruleset, item, matches, from_article=from_article))
-            alert = await self._admit_one(item, located, now)
-            if alert is not None:
-                alerts.append(alert)
-        return matched, alerts
+            backfill = backfill_from is not None and item.published >= backfill_from
+            outcome = await self._admit_one(item, located, now, backfill=backfill)
+            if outcome.alert is not None:
+                (unrouted if outcome.unrouted else alerts).append(outcome.alert)
+        return _Admitted(matched, tuple(alerts), tuple(unrouted), seen)
 
-    async def _admit_one(self, item: Item, matches: list[Match], now: datetime) -> Alert | None:
+    async def _admit_one(
+        self, item: Item, matches: list[Match], now: datetime, *, backfill: bool = False
+    ) -> _Outcome:
         """Claim one matching item: a new story (alert), another report of a known one (update), or
-        nothing when this very item was seen before. Returns what was sent."""
+        nothing when this very item was seen before. Returns what was claimed."""
         for _ in range(2):
-            claimed, contended = await self._try_admit(item, matches, now)
-            if not contended:
-                return claimed
+            outcome = await self._try_admit(item, matches, now, backfill=backfill)
+            if not outcome.contended:
+                return outcome
         # Lost the race twice (another poll claimed the same keys meanwhile): it is seen, not lost.
-        return None
+        return NOTHING
 
-    async def _try_admit(self, item: Item, matches: list[Match], now: datetime) -> tuple[Alert | None, bool]:
+    async def _try_admit(
+        self, item: Item, matches: list[Match], now: datetime, *, backfill: bool = False
+    ) -> _Outcome:
         """One attempt; `contended` when a concurrent poll claimed a key between our look and our claim
-        (then the caller looks again, and this item usually becomes an update of that story)."""
+        (then the caller looks again, and this item usually becomes an update of that story). With
+        `backfill`, an item marked seen without an alert (its id's key held by no alert) is admitted once
+        more, under its backfill key."""
         keys = story_keys(item)
         similar = signature_keys(item.title)
         held = await self.store.held(keys + similar, now)
+        if backfill and keys[0] in held and held[keys[0]] is None:
+            held = {k: v for k, v in held.items() if k not in keys}
+            keys = (backfill_key(item.id),)
+            held.update(await self.store.held(keys, now))
         if is_seen(keys, held):
-            return None, False
+            return NOTHING
         sendable = await self._unthrottled(matches, now)
         entities = self.ruleset.entities(item)
         alert = Alert(
@@ -361,16 +425,18 @@ class Pipeline:
             now=now,
         )
 
-    async def _carry_out(self, plan: Plan, now: datetime) -> tuple[Alert | None, bool]:
-        """Claim what `plan` says; (the alert sent, whether a concurrent poll won the claim)."""
+    async def _carry_out(self, plan: Plan, now: datetime) -> _Outcome:
+        """Claim what `plan` says: the alert sent or recorded unrouted, or whether a concurrent poll won."""
         if plan.action is Action.SEEN or plan.alert is None:
-            return None, False
+            return NOTHING
         alert = plan.alert
         if plan.action is Action.RECORD:
             log.info("alert %s recorded, not sent (%s)", alert.id, plan.reason)
             claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert)
             # A concurrent poll claimed a key first: look again, unless the update cap decided it anyway.
-            return None, not claimed and plan.reason == THROTTLED
+            return _Outcome(contended=not claimed and plan.reason == THROTTLED)
+        if plan.action is Action.UNROUTED:
+            return await self._record_unrouted(plan, alert, now)
         claimed = await self.store.claim(
             plan.keys,
             self.dedup_window,
@@ -381,10 +447,20 @@ class Pipeline:
             remember=plan.remember,
         )
         if not claimed:
-            return None, True
+            return _Outcome(contended=True)
         log_alert(log, alert, plan.destinations)
         self._remember_alert(alert)
-        return alert, False
+        return _Outcome(alert)
+
+    async def _record_unrouted(self, plan: Plan, alert: Alert, now: datetime) -> _Outcome:
+        """Claim an alert no route took and keep it among the unrouted alerts, to be sent later."""
+        claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert, remember=plan.remember)
+        if not claimed:
+            return _Outcome(contended=True)
+        await self.store.record_unrouted(alert, now)
+        self._remember_alert(alert)
+        log_unrouted(log, alert)
+        return _Outcome(alert, unrouted=True)
 
     async def _alert(self, alert_id: str) -> Alert | None:
         """An alert from the history, through a small cache: alerts never change once recorded, and the

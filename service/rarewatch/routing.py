@@ -6,6 +6,10 @@ of the alert's matches has a listed category, severity or rule; `sources` is com
 source; `materials` and `countries` with the evidence the rule pack found in the item. The destinations
 of all fitting routes are merged, first-seen order, each at most once.
 
+`fallback` destinations (the configuration's `fallback_to`, as Alertmanager's root receiver) take every
+alert no route took. An alert that neither a route nor a fallback takes is *unrouted*: the pipeline records
+it, counts it and logs it, and `rarewatch alerts resend` can send it later.
+
 A route may ask for a digest (`digest: hourly|daily`): its destinations then get the alert folded into
 one summary at the next period boundary instead of at once — unless another fitting route sends the
 alert to the same destination directly, which wins.
@@ -57,8 +61,9 @@ def _any_in(wanted: frozenset[T], values: Iterable[T]) -> bool:
 class Router:
     """Applies an ordered list of routes to alerts."""
 
-    def __init__(self, routes: Sequence[RouteRule]) -> None:
+    def __init__(self, routes: Sequence[RouteRule], fallback: Sequence[str] = ()) -> None:
         self._routes = tuple(routes)
+        self._fallback = tuple(dict.fromkeys(fallback))
 
     def route(self, alert: Alert) -> tuple[str, ...]:
         """The destinations of every route that fits `alert`, deduplicated in first-seen order."""
@@ -72,6 +77,8 @@ class Router:
                 continue
             for dest in route.to:
                 plan[dest] = _sooner(plan[dest], route.digest) if dest in plan else route.digest
+        if not plan:  # no route took it: the fallback destinations do, at once
+            return dict.fromkeys(self._fallback)
         return plan
 
 

@@ -6,9 +6,10 @@ the one-shot commands (`once`, `demo`) and, inside the web app's `cleanup_ctx`, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,18 +25,20 @@ from rarewatch.delivery.config import NotifierDeps
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.delivery.registry import build_notifier as registry_build_notifier
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
+from rarewatch.httputil import redact_url
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
 from rarewatch.policies.source_health import HealthPolicy
+from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
 from rarewatch.store import Leases, NoLeases, Store, leases_for, open_store
-from rarewatch.store_identity import StoreGuard, redact_url
+from rarewatch.store_identity import StoreGuard
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +64,38 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Clock
     metrics: Metrics
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
     rule_status: RuleStatus = field(default_factory=RuleStatus)
     leases: Leases = field(default_factory=NoLeases)  # shared with the outbox; `run` starts and stops them
+    # Checks a new rule pack against the configuration's routes (ConfigError: the reload is refused).
+    check_rules: Callable[[Ruleset], None] = field(default=lambda ruleset: None)
 
     @property
     def ruleset(self) -> Ruleset:
         """The rule pack in use (replaced by `reload_rules`)."""
         return self.pipeline.ruleset
 
-    def reload_rules(self) -> Ruleset:
+    async def reload_rules(self) -> Ruleset:
         """Load the rule files again and use them from the next item on.
 
+        The files are read and compiled in a worker thread (a big pack takes a noticeable fraction of a
+        second), so the event loop keeps answering health checks and polling meanwhile; reloads run one
+        at a time, so the last one asked for is the one in use.
+
         Raises `RuleError` (file, line, rule id) and keeps the rules in use when the new ones are invalid:
-        a typo in a rule file never leaves the service without rules.
+        a typo in a rule file never leaves the service without rules. Raises `ConfigError` (and keeps them
+        too) when a route names a rule, material or country the new pack no longer has.
         """
         now = self.clock.now()
-        try:
-            ruleset = load_ruleset(self.rule_paths)
-        except RuleError as exc:
-            self.rule_status.last_error, self.rule_status.last_error_at = str(exc), now
-            self.metrics.record_reload(False)
-            raise
-        self.pipeline.ruleset = ruleset
+        async with self.reload_lock:
+            try:
+                ruleset = await asyncio.to_thread(load_ruleset, self.rule_paths)
+                self.check_rules(ruleset)
+            except (RuleError, ConfigError) as exc:
+                self.rule_status.last_error, self.rule_status.last_error_at = str(exc), now
+                self.metrics.record_reload(False)
+                raise
+            self.pipeline.ruleset = ruleset
         self.rule_status.loaded_at, self.rule_status.last_error = now, None
         self.metrics.record_reload(True, len(ruleset.rules), now)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
@@ -133,7 +146,8 @@ def build_router(settings: Settings) -> Router:
                 digest=r.digest,
             )
             for r in settings.routes
-        ]
+        ],
+        fallback=settings.fallback_to,
     )
 
 
@@ -157,6 +171,8 @@ async def open_runtime(
     clock = clock or SystemClock()
     # Everything that can be wrong in the configuration fails here, before any connection is opened.
     ruleset = load_ruleset(settings.rule_paths())
+    check_routes(settings, ruleset)
+    check_destination_paths(settings)
     sources = build_sources(settings)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(
@@ -222,4 +238,5 @@ async def open_runtime(
             metrics=metrics,
             rule_status=RuleStatus(loaded_at=clock.now()),
             leases=leases,
+            check_rules=lambda new: check_routes(settings, new),
         )

@@ -10,17 +10,27 @@ Each source and destination kind owns its config model (in `rarewatch.sources.<k
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from rarewatch.configtypes import Duration, PositiveDuration, Strict
+from rarewatch.configtypes import Duration, EnvSecret, PositiveDuration, Strict
 from rarewatch.delivery import console, webhook
 from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.errors import ConfigError
@@ -85,9 +95,27 @@ class EnrichmentConfig(Strict):
     allow_private_hosts: bool = False  # fetch links to localhost and private addresses (tests, intranets)
 
 
+API_TOKEN_MIN = 16  # characters: a bearer token short enough to guess is refused at load
+
+
+def _long_enough(token: SecretStr) -> SecretStr:
+    if len(token.get_secret_value()) < API_TOKEN_MIN:
+        raise ValueError(f"must be at least {API_TOKEN_MIN} characters")
+    return token
+
+
 class HttpConfig(Strict):
+    """The HTTP API of `rarewatch run`."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The bearer token `POST /-/reload` requires ("${VAR}" reads the environment).
+    token: Annotated[EnvSecret, AfterValidator(_long_enough)] | None = None
+    # Allow `POST /-/reload` without a token (as Prometheus's --web.enable-lifecycle); a JSON
+    # Content-Type is still required, so a cross-site form or simple request cannot trigger it.
+    enable_lifecycle: bool = False
+    # How long a client may take to send a request's headers (slow clients cannot hold connections).
+    header_timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class OutboxConfig(Strict):
@@ -114,9 +142,33 @@ def _default_destinations() -> list[DestinationConfig]:
     return [console.ConsoleDestination(name="console", type="console")]
 
 
-def default_store_url() -> str:
+def default_store_url(config_file: Path | None = None) -> str:
+    """The SQLite store used when the configuration names none: one per configuration file, so two
+    configurations never share (and corrupt each other's view of) one store; `state.db` for the bundled
+    default configuration (`config_file` None)."""
     data_dir = Path(platformdirs.user_data_dir("rarewatch"))
-    return f"sqlite:///{data_dir / 'state.db'}"
+    if config_file is None:
+        return f"sqlite:///{data_dir / 'state.db'}"
+    absolute = str(config_file.resolve())
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"sqlite:///{data_dir / f'state-{config_file.stem}-{digest}.db'}"
+
+
+@dataclass(frozen=True)
+class ConfigOrigin:
+    """Where the configuration's values came from, so later checks (`route_check`) can point at them."""
+
+    file: str | None = None
+    doc: YamlDocument | None = None
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
+        """A `ConfigError` about the value at `loc`: naming the `RAREWATCH_` variable that set it, else
+        its file and line."""
+        variable = _variable_for(loc) if loc else None
+        if variable is not None:
+            return ConfigError(message, variable=variable)
+        line = self.doc.line_of(loc) if self.doc is not None else None
+        return ConfigError(message, file=self.file, line=line)
 
 
 class Settings(BaseSettings):
@@ -131,6 +183,9 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = Field(default_factory=list)
     destinations: list[DestinationConfig] = Field(default_factory=_default_destinations)
     routes: list[Route] = Field(default_factory=lambda: [Route(to=["console"])])
+    # Destinations that take every alert no route took (Alertmanager's root receiver). Without them such
+    # an alert is recorded as unrouted, to be sent later with `rarewatch alerts resend`.
+    fallback_to: list[str] = Field(default_factory=list)
     initial_lookback: Duration = timedelta(hours=48)
     dedup_window: Duration = timedelta(days=30)
     http: HttpConfig = Field(default_factory=HttpConfig)
@@ -144,6 +199,12 @@ class Settings(BaseSettings):
         False  # reload the rules when a rule file changes (SIGHUP and POST /-/reload always do)
     )
     config_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    _origin: ConfigOrigin = PrivateAttr(default_factory=ConfigOrigin)
+
+    @property
+    def origin(self) -> ConfigOrigin:
+        """Where the values came from (file and lines; set by `load_settings`)."""
+        return self._origin
 
     @classmethod
     def settings_customise_sources(
@@ -198,6 +259,9 @@ def _check_references(settings: Settings) -> None:
             raise ValueError(f"routes[{i}].to names unknown destination(s): {', '.join(unknown)}")
         for sev in route.match.severity:
             Severity.parse(sev)
+    unknown = [t for t in settings.fallback_to if t not in names]
+    if unknown:
+        raise ValueError(f"fallback_to names unknown destination(s): {', '.join(unknown)}")
 
 
 def load_settings(path: Path | None) -> Settings:
@@ -221,12 +285,16 @@ def load_settings(path: Path | None) -> Settings:
     config_dir = file.parent.resolve()
     if path is None:
         data.setdefault("rules", [str(bundled_rules_dir())])
+    else:
+        data.setdefault("store", default_store_url(path))  # (RAREWATCH_STORE still wins)
     try:
-        return Settings(**data, config_dir=config_dir)
+        settings = Settings(**data, config_dir=config_dir)
     except SettingsError as exc:  # an environment value that should be JSON and is not
         raise _env_parse_error(exc) from None
     except ValidationError as exc:
         raise _config_error(exc, file, doc) from None
+    settings._origin = ConfigOrigin(str(file), doc)
+    return settings
 
 
 ENV_PREFIX = "RAREWATCH_"

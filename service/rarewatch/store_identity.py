@@ -27,7 +27,6 @@ import enum
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 from rarewatch.categories import OPS
 from rarewatch.clock import Clock
@@ -77,17 +76,6 @@ def init_marker(now: datetime, previous: str | None) -> StoreMarker:
     """The marker `rarewatch store init` writes: running processes holding `previous` adopt it quietly."""
     fresh = StoreMarker.new(now, previous)
     return StoreMarker(INIT_PREFIX + fresh.id, fresh.created, previous)
-
-
-def redact_url(url: str) -> str:
-    """A store URL fit for logs and alerts: any password removed (`redis://:secret@host` -> `redis://host`)."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def operational_alert(marker: StoreMarker, where: str, previous: StoreMarker | None, now: datetime) -> Alert:

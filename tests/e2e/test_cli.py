@@ -52,6 +52,7 @@ async def test_demo_runs_offline_and_prints_alerts() -> None:
 def write_config(tmp_path: Path, feed_url: str, hook_url: str, *, port: int = 8080) -> Path:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
+    (tmp_path / "out").mkdir(exist_ok=True)  # a jsonl destination's folder must exist
     config = tmp_path / "rarewatch.yaml"
     config.write_text(
         f"""\

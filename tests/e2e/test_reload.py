@@ -14,6 +14,10 @@ from tests.conftest import free_port
 from tests.e2e.test_cli import write_config
 from tests.support import TEST_RULES, feed_server, rss, webhook_receiver
 
+TOKEN = "reload-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HTTP_WITH_TOKEN = "http: {host: 127.0.0.1, port: %d, token: " + TOKEN + "}"
+
 EXTRA_RULE = """
 ---
 id: test-extra
@@ -43,7 +47,8 @@ async def test_rules_reload_by_api_signal_and_file_watch(tmp_path: Path) -> None
     async with feed_server() as feeds, webhook_receiver() as hook:
         feeds.feeds["/wire.xml"] = rss([])
         config = write_config(tmp_path, feeds.url("/wire.xml"), hook.url, port=port)
-        config.write_text(config.read_text() + "watch_rules: true\n")
+        text = config.read_text().replace(f"http: {{host: 127.0.0.1, port: {port}}}", HTTP_WITH_TOKEN % port)
+        config.write_text(text + "watch_rules: true\n")
         rule_file = tmp_path / "rules" / "test.yaml"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
         proc = await asyncio.create_subprocess_exec(
@@ -61,7 +66,7 @@ async def test_rules_reload_by_api_signal_and_file_watch(tmp_path: Path) -> None
 
                 # An invalid rule file: 400 naming file and line; the old rules stay in use.
                 rule_file.write_text(TEST_RULES + "\n---\nid: broken\ntitle: x\ncategory: nope\n")
-                async with session.post(f"http://127.0.0.1:{port}/-/reload") as resp:
+                async with session.post(f"http://127.0.0.1:{port}/-/reload", headers=AUTH) as resp:
                     assert resp.status == 400
                     error = (await resp.json())["error"]
                 assert f"{rule_file}:" in error
@@ -69,7 +74,7 @@ async def test_rules_reload_by_api_signal_and_file_watch(tmp_path: Path) -> None
 
                 # A valid change through the API.
                 rule_file.write_text(TEST_RULES + EXTRA_RULE)
-                async with session.post(f"http://127.0.0.1:{port}/-/reload") as resp:
+                async with session.post(f"http://127.0.0.1:{port}/-/reload", headers=AUTH) as resp:
                     assert resp.status == 200
                     body = await resp.json()
                 assert body["rules"] == 3

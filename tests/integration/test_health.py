@@ -41,6 +41,9 @@ async def feeds() -> AsyncIterator[FeedServer]:
         yield fs
 
 
+RELOAD_TOKEN = "health-test-reload-token"
+
+
 def settings_for(tmp_path: Path, feeds: FeedServer, redis: RedisServer) -> Settings:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
@@ -54,6 +57,7 @@ def settings_for(tmp_path: Path, feeds: FeedServer, redis: RedisServer) -> Setti
         ],
         destinations=[{"name": "archive", "type": "jsonl", "path": "alerts.jsonl"}],  # type: ignore[list-item]
         routes=[{"to": ["archive"]}],  # type: ignore[list-item]
+        http={"token": RELOAD_TOKEN},  # type: ignore[arg-type]
         config_dir=tmp_path,
     )
 
@@ -93,7 +97,8 @@ async def test_liveness_stays_up_while_readiness_follows_the_store_rules_and_sch
         # A broken rule file: the reload fails, the old rules stay, readiness shows the error's file:line.
         rule_file = tmp_path / "rules" / "test.yaml"
         rule_file.write_text(TEST_RULES + "\n---\nid: Bad Id\n", encoding="utf-8")
-        async with session.post(server.make_url("/-/reload")) as resp:
+        auth = {"Authorization": f"Bearer {RELOAD_TOKEN}"}
+        async with session.post(server.make_url("/-/reload"), headers=auth) as resp:
             assert resp.status == 400
         status, body = await get(session, server, "/readyz")
         assert status == 200, "the rules in use stay in use: still ready"

@@ -122,6 +122,7 @@ async def test_every_due_delivery_is_sent_and_recorded_exactly_once(
 ) -> None:
     rx = await receivers()
     archive = tmp_path / "out" / "alerts.jsonl"
+    archive.parent.mkdir()
     notifiers = {"hook": hook("hook", rx, session, clock), "archive": JsonlNotifier("archive", archive)}
     outbox = Outbox(store, notifiers, clock=clock)
     for alert_id in ("a1", "a2", "a3"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable
@@ -485,6 +486,19 @@ async def test_a_webhook_on_a_closed_port_does_not_leak_the_url(
     err = await failure(notifier)
     assert err.retryable
     assert "tokentokentoken" not in str(err)
+
+
+async def test_debug_logging_never_shows_the_webhook_url_or_the_token(
+    make: Make, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger, as `log_level: debug` sets it
+    await make.webhook().send(make_alert())
+    await make.api().send(make_alert())
+    assert len(slack.messages) == 2
+    # aiohttp.access is the stand-in Slack's own access log, not the sender's.
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert WEBHOOK_PATH not in logged
+    assert TOKEN not in logged
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -786,7 +786,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 5
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -858,7 +858,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 4
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 5
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -893,7 +893,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     finally:
         await store.close()
     await _create_schema(path)  # opening the migrated file again changes nothing
-    assert sqlite_pragma(path, "user_version") == 4
+    assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT owner FROM claims WHERE key = 'item:2'").fetchone() == ("alert-2",)
     conn.close()
@@ -990,3 +990,55 @@ async def test_outbox_stats_count_pending_and_dead_per_destination_with_the_olde
     }
     assert await store.purge(DEAD, destination="slack") == 2
     assert set(await store.outbox_stats()) == {"hook"}
+
+
+# --- unrouted alerts ----------------------------------------------------------------------------------------
+
+
+async def test_unrouted_alerts_are_kept_newest_first_and_dropped_once(store: Store) -> None:
+    first, second = make_alert(1), make_alert(2, T0 + MIN)
+    assert await store.unrouted() == []
+    await store.record_unrouted(first, T0)
+    await store.record_unrouted(second, T0 + MIN)
+    await store.record_unrouted(second, T0 + MIN)  # idempotent per id
+    assert await store.unrouted() == [second, first]
+    assert await store.unrouted(limit=1) == [second]
+    assert await store.unrouted_ids(["alert-1", "alert-9", "alert-1"]) == {"alert-1"}
+    assert await store.unrouted_ids([]) == set()
+    assert await store.get_unrouted("alert-2") == second
+    assert await store.get_unrouted("alert-9") is None
+    assert await store.drop_unrouted("alert-2") is True
+    assert await store.drop_unrouted("alert-2") is False
+    assert await store.get_unrouted("alert-2") is None
+    assert await store.unrouted() == [first]
+    assert await store.deliveries() == [], "recording an unrouted alert delivers nothing"
+
+
+async def test_unrouted_alerts_are_bounded(
+    store: Store, backend: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setattr(keys, "UNROUTED_LIMIT", 3)
+    for n in range(5):
+        await store.record_unrouted(make_alert(n, T0 + n * MIN), T0 + n * MIN)
+    assert [a.id for a in await store.unrouted(limit=10)] == ["alert-4", "alert-3", "alert-2"]
+    if backend == "redis":
+        assert isinstance(store, RedisStore)
+        client = Redis.from_url(str(request.getfixturevalue("redis_url")))
+        try:
+            ttl_ms = await client.pttl(store._keys.unrouted)
+            data_ttl_ms = await client.pttl(store._keys.unrouted_alert("alert-4"))
+        finally:
+            await client.aclose()
+        limit_ms = keys.UNROUTED_TTL // timedelta(milliseconds=1)
+        assert 0 < ttl_ms <= limit_ms and 0 < data_ttl_ms <= limit_ms, "the Redis records expire"
+
+
+async def test_a_resend_claim_delivers_an_unrouted_alert_once(store: Store) -> None:
+    alert = make_alert(1)
+    await store.record_unrouted(alert, T0)
+    key = keys.resend_key(alert.id)
+    assert await store.claim([key], WEEK, T0 + MIN, alert, ["hook"]) is True
+    assert await store.claim([key], WEEK, T0 + MIN, alert, ["hook"]) is False
+    assert [(d.alert_id, d.destination) for d in await store.due_deliveries(T0 + MIN)] == [
+        ("alert-1", "hook")
+    ]

@@ -101,7 +101,9 @@ async def test_a_template_that_cannot_render_sends_nothing(
     receiver: tuple[Receiver, str], session: aiohttp.ClientSession
 ) -> None:
     rx, url = receiver
-    template = PayloadTemplate('{"summary": "{{ alert.title }}"}', name="naive.json.j2")  # forgot tojson
+    # Valid for the sample alert (severity info), invalid JSON once a critical one gives a bare word.
+    source = '{"s": {% if severity_rank == 4 %}{{ alert.severity }}{% else %}"ok"{% endif %}}'
+    template = PayloadTemplate(source, name="naive.json.j2")
     hook = WebhookNotifier("naive", url, session, body=template.render)
     with pytest.raises(DeliveryError) as info:
         await hook.send(make_alert())

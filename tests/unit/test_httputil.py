@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from rarewatch.delivery import slack, webhook
-from rarewatch.httputil import parse_retry_after
+from rarewatch.httputil import parse_retry_after, redact_url, scrub
 from rarewatch.sources import http
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -50,3 +50,37 @@ def test_a_source_429_carries_the_parsed_hint() -> None:
         http.status_error(429, "Too Many Requests", {"Retry-After": "1.5"}, "http://x/f").retry_after == 1.5
     )
     assert http.status_error(503, "Unavailable", {"Retry-After": "-5"}, "http://x/f").retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////var/lib/rarewatch/state.db", "sqlite:////var/lib/rarewatch/state.db"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://:s3cret@redis.internal:6380/2", "redis://redis.internal:6380/2"),
+        (
+            "rediss://user:pw@cache.example/0?ssl_cert_reqs=none",
+            "rediss://cache.example/0?ssl_cert_reqs=REDACTED",
+        ),
+        ("http://user:PASSWORD@feeds.example:8080/a/b.xml", "http://feeds.example:8080/a/b.xml"),
+        ("https://api.example/v1?apikey=KEY&page=2", "https://api.example/v1?apikey=REDACTED&page=REDACTED"),
+        ("https://api.example/v1?SECRETTOKEN", "https://api.example/v1?REDACTED"),
+        ("https://api.example/v1?a=&b", "https://api.example/v1?a=REDACTED&REDACTED"),
+        ("https://api.example/v1#frag-secret", "https://api.example/v1"),
+        ("http://[::1]:9000/x?k=v", "http://[::1]:9000/x?k=REDACTED"),
+        ("http://u:PASSWORD@host:notaport/x", "http://host:notaport/x"),  # shown as written, no userinfo
+        ("http://[::1/x", "(unparseable URL)"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redact_url_origin_only_for_webhooks() -> None:
+    url = "https://hooks.slack.example/services/T0/B0/SECRETPATH?x=1"
+    assert redact_url(url, keep_path=False) == "https://hooks.slack.example"
+
+
+def test_scrub_replaces_whole_urls_in_third_party_text() -> None:
+    url = "http://u:PASSWORD@h.example/f?apikey=KEY"
+    assert scrub(f"x {url} y", url) == "x http://h.example/f?apikey=REDACTED y"

@@ -10,6 +10,9 @@ import pytest
 
 from rarewatch.models import RawEntry
 from rarewatch.normalize import (
+    CONTENT_MAX,
+    SUMMARY_MAX,
+    TITLE_MAX,
     canonical_link,
     html_to_text,
     item_id,
@@ -294,3 +297,21 @@ def test_a_surrogate_entity_in_html_text_becomes_a_replacement_character() -> No
     from rarewatch.normalize import plain_text
 
     assert plain_text("rare &#55296; earth &#xDFFF;") == "rare \ufffd earth \ufffd"
+
+
+def test_titles_summaries_and_contents_are_capped() -> None:
+    huge = "gallium export licence " * 50_000  # about 1.1 MB
+    entry = RawEntry(source="s", title=huge, summary=huge, content=huge)
+    item = normalize(entry, datetime(2026, 1, 1, tzinfo=UTC))
+    assert len(item.title) <= TITLE_MAX and item.title.endswith("…")
+    assert len(item.summary) <= SUMMARY_MAX and item.summary.endswith("…")
+    assert len(item.content) <= CONTENT_MAX and item.content.endswith("…")
+    assert item.title.startswith("gallium export licence")
+    # `item_id` caps the same way, so an id computed from the raw texts is the item's id.
+    assert item_id("s", None, None, huge, huge) == item.id
+
+
+def test_short_texts_are_not_touched_by_the_caps() -> None:
+    entry = RawEntry(source="s", title="Short title", summary="Short summary")
+    item = normalize(entry, datetime(2026, 1, 1, tzinfo=UTC))
+    assert (item.title, item.summary) == ("Short title", "Short summary")

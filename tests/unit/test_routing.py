@@ -111,3 +111,13 @@ def test_next_boundary_is_the_next_full_period() -> None:
     now = datetime(2026, 11, 28, 21, 40, 5, tzinfo=UTC)
     assert next_boundary(now, timedelta(hours=1)) == datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
     assert next_boundary(now, timedelta(days=1)) == datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
+
+
+def test_fallback_destinations_take_only_what_no_route_took() -> None:
+    router = Router(
+        [RouteRule(to=("tickets",), categories=frozenset({"export-licensing"}))], fallback=("ops",)
+    )
+    assert router.route(alert(LICENSING)) == ("tickets",)
+    assert router.route(alert(SHORTAGE)) == ("ops",)
+    assert router.plan(alert(SHORTAGE)) == {"ops": None}, "a fallback sends at once"
+    assert Router([], fallback=("ops", "ops")).route(alert(LICENSING)) == ("ops",)

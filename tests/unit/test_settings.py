@@ -263,3 +263,32 @@ def test_source_health_defaults_and_bad_values_name_their_line(tmp_path: Path) -
         load_settings(path)
     assert info.value.line == 3
     assert "source_health.failures" in str(info.value)
+
+
+def test_the_default_store_is_per_configuration_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import platformdirs
+
+    monkeypatch.delenv("RAREWATCH_STORE", raising=False)
+    data_dir = platformdirs.user_data_dir("rarewatch")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    urls = []
+    for folder in ("a", "b"):
+        config = tmp_path / folder / "prod.yaml"
+        config.write_text("log_level: info\n", encoding="utf-8")
+        digest = hashlib.sha256(str(config.resolve()).encode()).hexdigest()[:12]
+        url = load_settings(config).store_url()
+        assert url == f"sqlite:///{data_dir}/state-prod-{digest}.db"
+        urls.append(url)
+    assert urls[0] != urls[1], "two configurations never share a default store"
+    assert load_settings(None).store_url() == f"sqlite:///{data_dir}/state.db", (
+        "the bundled default keeps state.db"
+    )
+    config = tmp_path / "a" / "prod.yaml"
+    config.write_text("store: sqlite:///mine.db\n", encoding="utf-8")
+    assert load_settings(config).store_url() == f"sqlite:///{tmp_path / 'a' / 'mine.db'}"
+    monkeypatch.setenv("RAREWATCH_STORE", "redis://127.0.0.1:1/0")
+    config.write_text("log_level: info\n", encoding="utf-8")
+    assert load_settings(config).store_url() == "redis://127.0.0.1:1/0", "the environment still wins"

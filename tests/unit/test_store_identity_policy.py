@@ -19,7 +19,6 @@ from rarewatch.store_identity import (
     Verdict,
     assess,
     init_marker,
-    redact_url,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -54,22 +53,6 @@ def test_init_marker_is_recognisable_and_names_the_one_it_replaces() -> None:
 
 def test_marker_round_trips() -> None:
     assert StoreMarker.from_dict(B.to_dict()) == B
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("sqlite:////var/lib/rarewatch/state.db", "sqlite:////var/lib/rarewatch/state.db"),
-        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
-        ("redis://:s3cret@redis.internal:6380/2", "redis://redis.internal:6380/2"),
-        (
-            "rediss://user:pw@cache.example/0?ssl_cert_reqs=none",
-            "rediss://cache.example/0?ssl_cert_reqs=none",
-        ),
-    ],
-)
-def test_redact_url(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
 
 
 async def _guard(path: Path, clock: FakeClock) -> tuple[SQLiteStore, StoreGuard]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.evaluation import (
     EvalReport,
     LabelledItem,
@@ -41,7 +41,12 @@ def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
 
 
 def evaluate_command(
-    rule_paths: Sequence[Path], data: Path, out: TextIO, by: str | None = None, err: TextIO | None = None
+    rule_paths: Sequence[Path],
+    data: Path,
+    out: TextIO,
+    by: str | None = None,
+    err: TextIO | None = None,
+    check: Callable[[Ruleset], None] | None = None,
 ) -> int:
     """Load the rules under `rule_paths` and the labelled set `data`, print the report to `out`;
     with `by`, also split by that item field (one of `evaluation.BY_FIELDS`).
@@ -52,7 +57,9 @@ def evaluate_command(
     err = err or sys.stderr
     try:
         ruleset = load_ruleset(rule_paths)
-    except RuleError as exc:
+        if check is not None:
+            check(ruleset)  # a configuration's routes against the rules (`--config`)
+    except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err)
         return 2
     try:

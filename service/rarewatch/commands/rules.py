@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rarewatch.errors import RuleError
+from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.examples import run_examples
@@ -16,16 +16,31 @@ from rarewatch.ruleset.examples import run_examples
 _TEXT_FIELDS = ("title", "summary", "content")
 
 
-def rules_check(paths: Sequence[Path], out: TextIO, err: TextIO | None = None) -> int:
-    """Validate the rules under `paths` and run their examples.
+def load_checked(paths: Sequence[Path], check: Callable[[Ruleset], None] | None) -> Ruleset:
+    """The rules under `paths`, passed through `check` (a configuration's route check) when given.
+    Raises `RuleError` or `ConfigError`."""
+    ruleset = load_ruleset(paths)
+    if check is not None:
+        check(ruleset)
+    return ruleset
+
+
+def rules_check(
+    paths: Sequence[Path],
+    out: TextIO,
+    err: TextIO | None = None,
+    check: Callable[[Ruleset], None] | None = None,
+) -> int:
+    """Validate the rules under `paths` (and, with `check`, a configuration's routes against them) and run
+    their examples.
 
     Prints each problem as `file:line [rule id]: message` and a summary line. Returns 2 when the rules
-    do not load (the error on `err`, default standard error), 1 when an example fails, 0 when everything
-    passes.
+    do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
+    fails, 0 when everything passes.
     """
     try:
-        ruleset = load_ruleset(paths)
-    except RuleError as exc:
+        ruleset = load_checked(paths, check)
+    except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
     examples = failures = 0
@@ -45,7 +60,13 @@ def rules_check(paths: Sequence[Path], out: TextIO, err: TextIO | None = None) -
     return 1 if failures else 0
 
 
-def match_jsonl(paths: Sequence[Path], explain: bool, infile: TextIO, out: TextIO) -> int:
+def match_jsonl(
+    paths: Sequence[Path],
+    explain: bool,
+    infile: TextIO,
+    out: TextIO,
+    check: Callable[[Ruleset], None] | None = None,
+) -> int:
     """Match JSON Lines items from `infile` against the rules under `paths`; one JSON line out per line in.
 
     Each input object may have `id`, `title`, `summary`, `content`, `link`, `source`, `lang`. Output:
@@ -55,8 +76,8 @@ def match_jsonl(paths: Sequence[Path], explain: bool, infile: TextIO, out: TextI
     (message on stderr) when the rules are invalid, else 0.
     """
     try:
-        ruleset = load_ruleset(paths)
-    except RuleError as exc:
+        ruleset = load_checked(paths, check)
+    except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     blanks: list[int] = []  # blank lines are reported only once a later line shows they are not trailing
@@ -96,4 +117,6 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
         if explain:
             record["terms"] = list(m.terms)
         records.append(record)
-    return {"id": item_id, "matches": records}
+    if not explain:
+        return {"id": item_id, "matches": records}
+    return {"id": item_id, "matches": records, "why_not": ruleset.why_not(fields, source=data.get("source"))}

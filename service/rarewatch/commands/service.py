@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
 from typing import TextIO
 
 from rarewatch.delivery.payload import test_alert
+from rarewatch.durations import format_duration
 from rarewatch.errors import DeliveryError, StoreError
 from rarewatch.models import DeliveryStatus
-from rarewatch.pipeline import run_cycle
+from rarewatch.pipeline import SourceRun, run_cycle
 from rarewatch.runtime import open_runtime
 from rarewatch.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
+async def run_once(settings: Settings, out: TextIO, err: TextIO, backfill: timedelta | None = None) -> int:
     """Fetch every source, match, deliver until nothing due is left, then exit 0 (failed sources listed).
 
-    The counts: deliveries delivered and dead-lettered by this run, and every delivery still pending
-    afterwards ("to retry": failed ones waiting for their next attempt, and those of destinations that
-    are paused or whose circuit is open).
+    Prints a table per source (see `source_table`), then the counts: deliveries delivered and
+    dead-lettered by this run, and every delivery still pending afterwards ("to retry": failed ones
+    waiting for their next attempt, and those of destinations that are paused or whose circuit is open).
+    With `backfill`, matches published within that span alert even when a first poll would mark them (or
+    marked them) seen without an alert.
     """
     async with open_runtime(settings, stdout=out) as runtime:
+        sources = tuple(replace(p, backfill=backfill) for p in runtime.sources)
         try:
-            runs = await run_cycle(runtime.pipeline, runtime.sources, force=True)
+            runs = await run_cycle(runtime.pipeline, sources, force=True)
             report = await runtime.outbox.drain_due()
             pending = len(
                 [
@@ -38,6 +45,8 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
             return EXIT_FAILED
     failed = [r for r in runs if r.status == "error"]
     alerts = sum(len(r.alerts) for r in runs)
+    unrouted = sum(len(r.unrouted) for r in runs)
+    print(source_table(runs), file=err)
     print(
         f"once: {len(runs)} sources ({len(failed)} failed), {alerts} new alerts, "
         f"{report.delivered} delivered, {pending} to retry, {report.dead} dead",
@@ -45,7 +54,36 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO) -> int:
     )
     for run in failed:
         print(f"  source {run.source}: {run.error}", file=err)
+    seen = sum(r.seen for r in runs)
+    if seen:
+        print(
+            f"note: {seen} matching items older than the first poll's initial_lookback "
+            f"({format_duration(settings.initial_lookback)} unless a source sets its own) were marked seen "
+            "without an alert; `rarewatch once --backfill 7d` alerts on those published in the last 7 days",
+            file=err,
+        )
+    if unrouted:
+        print(
+            f"warning: {unrouted} new alerts were taken by no route and recorded as unrouted; "
+            "see `rarewatch alerts unrouted`, send one with `rarewatch alerts resend ID --to DEST`",
+            file=err,
+        )
     return EXIT_OK
+
+
+_COLUMNS = ("fetched", "new", "matched", "seen-without-alert", "unrouted")
+
+
+def source_table(runs: Sequence[SourceRun]) -> str:
+    """One line per source: status, items fetched, new alerts, items that matched a rule, matching items
+    a first poll marked seen without an alert (older than `initial_lookback`), new unrouted alerts."""
+    width = max([len("source"), *(len(r.source) for r in runs)])
+    lines = [f"{'source':<{width}}  {'status':<12}  " + "  ".join(_COLUMNS)]
+    for r in runs:
+        counts = (r.entries, len(r.alerts), r.matched, r.seen, len(r.unrouted))
+        cells = "  ".join(f"{n:>{len(c)}}" for n, c in zip(counts, _COLUMNS, strict=True))
+        lines.append(f"{r.source:<{width}}  {r.status:<12}  {cells}")
+    return "\n".join(lines)
 
 
 async def outbox_command(

@@ -9,10 +9,11 @@ import sys
 from typing import TextIO
 
 from rarewatch.clock import Clock, SystemClock
+from rarewatch.httputil import redact_url
 from rarewatch.settings import Settings
 from rarewatch.store import open_store
 from rarewatch.store.base import StoreMarker
-from rarewatch.store_identity import init_marker, redact_url
+from rarewatch.store_identity import init_marker
 
 EXIT_OK, EXIT_USAGE = 0, 2
 

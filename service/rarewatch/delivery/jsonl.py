@@ -29,7 +29,8 @@ from rarewatch.models import Alert
 
 
 class JsonlNotifier:
-    """Appends alert payloads to a JSON Lines file, creating parent folders as needed."""
+    """Appends alert payloads to a JSON Lines file. Its folder must exist (the configuration check refuses
+    a missing one; a folder removed later fails each write, retryably)."""
 
     def __init__(self, name: str, path: Path) -> None:
         self.name = name
@@ -60,7 +61,6 @@ def utf8(text: str) -> bytes:
 
 
 def _append_line(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     # "a+b": append, and allow reading the last byte to detect a torn previous line.
     with path.open("a+b") as fh:
         end = fh.seek(0, os.SEEK_END)

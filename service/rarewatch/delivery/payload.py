@@ -51,6 +51,7 @@ from typing import Any
 
 from rarewatch.delivery.presentation import gloss_line
 from rarewatch.models import Alert, AlertKind, Item, Match, Severity
+from rarewatch.normalize import truncate as truncate  # its home is normalize; re-exported for notifiers
 
 PAYLOAD_VERSION = 1
 SUMMARY_MAX = 500
@@ -129,18 +130,6 @@ def rfc3339(when: datetime) -> str:
     """`when` as RFC 3339 UTC with a `Z`, whole seconds. A naive datetime is taken to be UTC."""
     aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def truncate(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, at a word boundary when one is near, ending in `…`."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    # Prefer a word boundary, but not at the price of dropping most of the text (e.g. CJK without spaces).
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
 
 
 def test_alert(now: datetime) -> Alert:

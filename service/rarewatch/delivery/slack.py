@@ -30,6 +30,7 @@ Error messages never contain the token or the webhook URL (its path is the crede
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -51,6 +52,11 @@ from rarewatch.httputil import parse_retry_after
 from rarewatch.models import Alert, AlertKind
 
 DEFAULT_API_URL = "https://slack.com/api/"
+# The logger handed to slack-sdk's clients. At debug they log every request with its URL (an incoming
+# webhook's URL is its secret) and headers (a bot token): capped at INFO, so `log_level: debug` never
+# prints them. Their warnings and errors still show.
+SDK_LOG = logging.getLogger("rarewatch.delivery.slack.sdk")
+SDK_LOG.setLevel(logging.INFO)
 BODY_EXCERPT = 200
 
 # Slack-side trouble that may clear up by itself.
@@ -231,6 +237,7 @@ class SlackNotifier:
                 base_url=self._api_url,
                 session=self._http_session(),
                 retry_handlers=[],  # the outbox owns retries
+                logger=SDK_LOG,
             )
         return self._web
 
@@ -238,7 +245,7 @@ class SlackNotifier:
         if self._hook is None:
             assert self._webhook_url is not None  # checked in __init__
             self._hook = AsyncWebhookClient(
-                self._webhook_url, session=self._http_session(), retry_handlers=[]
+                self._webhook_url, session=self._http_session(), retry_handlers=[], logger=SDK_LOG
             )
         return self._hook
 

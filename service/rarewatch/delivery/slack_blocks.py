@@ -54,6 +54,9 @@ GLOSS_MAX = 1000
 
 ELLIPSIS = "…"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# mrkdwn's formatting characters, shown as lookalikes in feed text so that a title cannot make itself
+# bold, italic, struck through or code: `*` ∗ (U+2217), `_` ˍ (U+02CD), `~` ∼ (U+223C), backtick ˋ (U+02CB).
+_FORMATTING = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 # Kept literally in URLs: RFC 3986 reserved and unreserved characters plus "%" (already-encoded
 # octets). Everything else, notably "|", "<", ">", quotes, spaces and controls, is percent-encoded.
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
@@ -95,8 +98,20 @@ def clip_escaped(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
+def neutralise_formatting(text: str) -> str:
+    """`text` with mrkdwn's formatting characters (`*`, `_`, `~`, backtick) replaced by lookalikes."""
+    return text.translate(_FORMATTING)
+
+
 def safe_text(text: str, limit: int) -> str:
-    """Untrusted `text` on one line, escaped for mrkdwn and cut to `limit` characters."""
+    """Untrusted `text` on one line, escaped for mrkdwn, its formatting characters neutralised (see
+    `neutralise_formatting`), cut to `limit` characters."""
+    return clip_escaped(escape_mrkdwn(neutralise_formatting(terminal_safe(text))), limit)
+
+
+def safe_name(text: str, limit: int) -> str:
+    """A configured name (source, category, rule id: no `*`, `~` or backtick by their syntax) on one
+    line, escaped and cut; underscores stay, as the operator wrote them."""
     return clip_escaped(escape_mrkdwn(terminal_safe(text)), limit)
 
 
@@ -181,7 +196,7 @@ def build_message(alert: Alert) -> tuple[str, list[Block]]:
 def build_followup(alert: Alert, first_permalink: str | None) -> tuple[str, list[Block]]:
     """A short message for a later report of a story already alerted: who else reported it, and where."""
     item = alert.item
-    source = safe_text(item.publisher or item.source, NAME_MAX)
+    source = safe_text(item.publisher or item.source, NAME_MAX)  # a publisher is feed text
     text = f"Also reported by *{source}*: {link(item.link, item.title)}"
     blocks = [section_block(text)]
     first = safe_url(first_permalink) if first_permalink else None
@@ -213,8 +228,8 @@ def _title_text(alert: Alert) -> str:
 
 def _facts(alert: Alert) -> list[str]:
     item = alert.item
-    categories = ", ".join(safe_text(c, NAME_MAX) for c in alert.categories)
-    facts = [f"Source: *{safe_text(item.source, NAME_MAX)}*"]
+    categories = ", ".join(safe_name(c, NAME_MAX) for c in alert.categories)
+    facts = [f"Source: *{safe_name(item.source, NAME_MAX)}*"]
     if item.publisher:
         facts.append(f"Publisher: *{safe_text(item.publisher, NAME_MAX)}*")
     facts += [
@@ -228,14 +243,14 @@ def _facts(alert: Alert) -> list[str]:
     if alert.countries:
         facts.append(f"Countries: {', '.join(safe_text(c, NAME_MAX) for c in alert.countries)}")
     if alert.matched_in:
-        facts.append(f"Matched in: *{safe_text(alert.matched_in, NAME_MAX)}*")
+        facts.append(f"Matched in: *{safe_name(alert.matched_in, NAME_MAX)}*")
     return facts
 
 
 def _match_text(match: Match) -> str:
     # Each part has its own budget, so the sum stays well under the section limit.
     head = (
-        f"*{safe_text(match.category, NAME_MAX)}* · {match.severity.name} · "
+        f"*{safe_name(match.category, NAME_MAX)}* · {match.severity.name} · "
         f"rule {_code(match.rule, NAME_MAX)}"
     )
     lines = [head]
@@ -250,8 +265,7 @@ def _match_text(match: Match) -> str:
 
 def gloss_text(gloss: str) -> str:
     """The English gloss line of a Chinese alert, escaped, in italics (it is a reading aid)."""
-    # "_" inside would end the italics early: a lookalike instead.
-    return f"🌐 _{safe_text(gloss.replace('_', 'ˍ'), GLOSS_MAX)}_"
+    return f"🌐 _{safe_text(gloss, GLOSS_MAX)}_"  # safe_text: no "_" inside ends the italics early
 
 
 def _rules_text(rules: tuple[str, ...], alert_id: str) -> str:
@@ -260,5 +274,5 @@ def _rules_text(rules: tuple[str, ...], alert_id: str) -> str:
 
 
 def _code(text: str, limit: int) -> str:
-    """Untrusted `text` as inline code; a backtick inside would end the code span, so it is replaced."""
-    return f"`{safe_text(text.replace('`', 'ˋ'), limit)}`"
+    """`text` as inline code; a backtick inside would end the code span, so it is replaced."""
+    return f"`{safe_name(text.replace('`', 'ˋ'), limit)}`"

@@ -23,11 +23,20 @@ Filters, besides Jinja's own: `tojson` (a JSON value; use it for every string th
 Safety. Feed text is untrusted data and is only ever data: it is passed in the context, never compiled,
 so a headline containing `{{ ... }}` stays text. `tojson` escapes quotes, backslashes and newlines (and
 `<`, `>`, `&` as `\\u003c`..., harmless in JSON, so the body stays inert if a receiver pastes it into
-HTML), so feed text cannot break out of a JSON string. A template that forgets `tojson` is caught
-anyway: a template meant to produce JSON (a name ending in `.json.j2`, or `json=True`) has its output
-parsed before it is sent, and fails with a non-retryable DeliveryError otherwise. Templates run in
-Jinja's immutable sandbox with `StrictUndefined`: no access to `_`-attributes or Python internals, no
-mutating the context, and a misspelt variable is an error rather than an empty string.
+HTML), so feed text cannot break out of a JSON string.
+
+A template meant to produce JSON (a name ending in `.json.j2`, or `json=True`) is autoescaped for JSON,
+so the safe output is the default rather than a convention: every `{{ ... }}` that is not already
+`tojson` output is escaped as the inside of a JSON string (a string: quotes, backslashes and control
+characters escaped, no quotes added) or written as a JSON value (a number, list, mapping, true/false,
+null). `"summary": "{{ alert.title }}"` is therefore safe: a title cannot close the string and add keys.
+A bare `{{ alert.title }}` outside quotes gives invalid JSON, which is caught too: the output of a JSON
+template is parsed before it is sent, and fails with a non-retryable DeliveryError otherwise. Because
+every `{{ ... }}` is escaped, build multi-line texts from expressions (`lines | join("\\n") | tojson`)
+rather than `{% set %}...{% endset %}` blocks, whose text `tojson` would escape a second time.
+
+Templates run in Jinja's immutable sandbox with `StrictUndefined`: no access to `_`-attributes or Python
+internals, no mutating the context, and a misspelt variable is an error rather than an empty string.
 
 Mistakes show at start-up: the constructor compiles the template (a syntax error is a ValueError naming
 the template and line) and renders a sample alert once, so an undefined variable or invalid JSON output
@@ -82,7 +91,7 @@ class PayloadTemplate:
         self.name = name
         self.json = name.endswith(JSON_SUFFIX) if json is None else json
         self._params = dict(params or {})
-        self._template = _compile(source, name)
+        self._template = _compile(source, name, self.json)
         try:
             self.render(test_alert(_SAMPLE_TIME))
         except DeliveryError as exc:
@@ -141,10 +150,12 @@ def template_context(alert: Alert, params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
+def _environment(json: bool) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined,
-        autoescape=False,  # the output is JSON or plain text, never HTML; `tojson` does the escaping
+        # Jinja's autoescape is for HTML; JSON's is `json_autoescape`, applied to every `{{ ... }}`.
+        autoescape=False,
+        finalize=json_autoescape if json else None,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -154,8 +165,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _compile(source: str, name: str) -> Template:
-    env = _environment()
+def _compile(source: str, name: str, json: bool) -> Template:
+    env = _environment(json)
     try:
         # `filename=name` makes Jinja report template lines in runtime tracebacks (see _runtime_line).
         code = env.compile(source, name=name, filename=name)
@@ -164,11 +175,29 @@ def _compile(source: str, name: str) -> Template:
     return env.template_class.from_code(env, code, env.make_globals(None))
 
 
-def to_json(value: Any) -> str:
+class JsonSafe(str):
+    """Text that is already a JSON value (the output of `tojson`): a JSON template writes it as it is."""
+
+    __slots__ = ()
+
+
+def to_json(value: Any) -> JsonSafe:
     """`value` as JSON, safe to place anywhere a JSON value may go; undefined values are errors."""
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()  # raises UndefinedError naming what was missing
-    return dumps(value, ensure_ascii=False).translate(_HTML_SAFE)
+    return JsonSafe(dumps(value, ensure_ascii=False).translate(_HTML_SAFE))
+
+
+def json_autoescape(value: Any) -> str:
+    """What a JSON template writes for `{{ value }}`: `tojson` output as it is, a string escaped as the
+    inside of a JSON string (no quotes added), anything else as a JSON value."""
+    if isinstance(value, JsonSafe):
+        return value
+    if isinstance(value, Undefined):
+        return str(value)  # "" for an inline if without else; StrictUndefined raises, naming the variable
+    if isinstance(value, str):
+        return to_json(value)[1:-1]
+    return to_json(value)
 
 
 def _truncate(value: Any, length: int = 255) -> str:

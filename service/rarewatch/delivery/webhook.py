@@ -34,7 +34,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
@@ -50,7 +49,7 @@ from rarewatch.delivery.payload import alert_payload
 from rarewatch.delivery.signing import secret_key, sign
 from rarewatch.delivery.template import PayloadTemplate
 from rarewatch.errors import ConfigError, DeliveryError
-from rarewatch.httputil import parse_retry_after
+from rarewatch.httputil import parse_retry_after, redact_url, scrub
 from rarewatch.models import Alert
 
 BODY_EXCERPT = 200
@@ -85,7 +84,7 @@ class WebhookNotifier:
         self._extra_headers = dict(headers or {})
         self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
-        self._origin = _origin(url)
+        self._origin = redact_url(url, keep_path=False)  # a webhook's path is often its secret
         self._body = body or _v1_json
         self._content_type = content_type
 
@@ -111,11 +110,12 @@ class WebhookNotifier:
         except aiohttp.InvalidURL as exc:
             raise DeliveryError(f"invalid webhook URL for {self._origin}", retryable=False) from exc
         except aiohttp.ClientError as exc:
-            raise self._failure(f"{type(exc).__name__}: {terminal_safe(str(exc))}") from exc
+            reason = terminal_safe(scrub(str(exc), self.url, keep_path=False))
+            raise self._failure(f"{type(exc).__name__}: {reason}") from exc
         except ValueError as exc:
             # aiohttp refuses the request itself (e.g. user:password@ in the URL plus an Authorization
             # header): no retry can succeed, so the delivery is dead-lettered with the reason.
-            reason = terminal_safe(str(exc))
+            reason = terminal_safe(scrub(str(exc), self.url, keep_path=False))
             raise DeliveryError(f"POST {self._origin}: request refused: {reason}", retryable=False) from exc
 
     async def close(self) -> None:
@@ -138,7 +138,8 @@ class WebhookNotifier:
         if 200 <= status < 300:
             return
         if 300 <= status < 400:
-            location = _without_query(resp.headers.get("Location", "(no Location header)"))
+            shown = redact_url(resp.headers.get("Location", "(no Location header)"))
+            location = terminal_safe(shown)[:BODY_EXCERPT]
             raise DeliveryError(f"HTTP {status}: redirect to {location} not followed", retryable=False)
         if status == 410:
             raise DeliveryError("HTTP 410 Gone", retryable=False, disable=True)
@@ -174,17 +175,6 @@ def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
     if isinstance(exc.os_error, ConnectionRefusedError):
         return "connection refused"
     return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    # Drop any user:password@ as well as the path and query.
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def _without_query(url: str) -> str:
-    parts = urlsplit(url)
-    return terminal_safe(parts._replace(query="", fragment="").geturl())[:BODY_EXCERPT]
 
 
 def _check_whsec(secret: SecretStr) -> SecretStr:

@@ -86,11 +86,13 @@ class Action(Enum):
     SEEN = "seen"  # this very item was claimed before: nothing
     RECORD = "record"  # claim it and record the alert in the history, send it nowhere
     SEND = "send"  # claim it, record the alert and deliver it
+    UNROUTED = "unrouted"  # claim it, record the alert as unrouted (no route took it): deliver nowhere yet
 
 
 SEEN = "seen"
 UPDATE_CAP = "update cap"  # an update over the story's cap: recorded, not sent
 THROTTLED = "throttled"  # every rule that fired is over its throttle: recorded, not sent
+UNROUTED = "no route took it"  # recorded as unrouted, to be sent later (`rarewatch alerts resend`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +138,6 @@ def admit(
     if throttled:
         return Plan(Action.RECORD, alert, tuple(keys), reason=THROTTLED)
     plan = delivery_plan(routes(alert), now)
+    if not plan.destinations:
+        return Plan(Action.UNROUTED, alert, tuple(keys), remember, reason=UNROUTED)
     return Plan(Action.SEND, alert, tuple(keys), remember, plan.destinations, plan.held_until)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rarewatch.models import Item, Match
-from rarewatch.ruleset import chinese
+from rarewatch.ruleset import chinese, explain
 from rarewatch.ruleset.compile import Compiled, CompiledRule
 from rarewatch.ruleset.entities import NONE, Entities, collect
 from rarewatch.ruleset.glossary import Glossary
@@ -130,6 +131,21 @@ class Ruleset:
         """(term, English gloss) for each Chinese term that fired in `matches`, in match order (see
         `glossary`): what an alert carries so that every destination can show an English gloss."""
         return self.glossary.glosses(t for m in matches for t in m.terms)
+
+    def why_not(self, fields: Mapping[str, str], source: str | None = None) -> list[dict[str, Any]]:
+        """Why each rule that an item came close to (a term of it was found) did not fire: see
+        `rarewatch.ruleset.explain`. Texts keyed `title`, `summary`, `content`, as in `match_fields`."""
+        scan = self._scanner.scan(tuple(fields.get(name) or "" for name in FIELDS), gated=False)
+        assert scan is not None  # never None ungated
+        unfiltered = dict(scan.masks)
+        found = unfiltered.keys()
+        close = [
+            i
+            for i, r in enumerate(self._compiled)
+            if i in self._always or not found.isdisjoint(r.expr.term_ids())
+        ]
+        self._scanner.filter(scan)
+        return explain.why_not(self._compiled, close, scan, unfiltered, source)
 
     def _match(self, raw: Sequence[str], source: str | None, snippet_field: int | None = None) -> list[Match]:
         scan = self._scanner.scan(raw, gated=not self._always)

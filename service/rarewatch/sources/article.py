@@ -35,6 +35,7 @@ from yarl import URL
 
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.errors import SourceError
+from rarewatch.httputil import redact_url
 from rarewatch.sources import http
 from rarewatch.sources.encoding import decode_html
 from rarewatch.sources.html import HTML_ACCEPT
@@ -119,7 +120,7 @@ def refuse_private_host(url: URL) -> None:
     """Raise `SourceError` for `localhost` or a literal address that is not globally routable."""
     host = (url.host or "").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
-        raise SourceError(f"refusing to fetch an article from a local address: {url}")
+        raise SourceError(f"refusing to fetch an article from a local address: {redact_url(url)}")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -127,7 +128,7 @@ def refuse_private_host(url: URL) -> None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if not address.is_global:
-        raise SourceError(f"refusing to fetch an article from a non-public address: {url}")
+        raise SourceError(f"refusing to fetch an article from a non-public address: {redact_url(url)}")
 
 
 class _Cache:
@@ -238,4 +239,6 @@ class ArticleReader:
                     self._executor, self._extract, resp.body, resp.content_type, self.max_chars
                 )
         except TimeoutError:
-            raise SourceError(f"timed out after {self.limits.timeout:g}s extracting {link}") from None
+            raise SourceError(
+                f"timed out after {self.limits.timeout:g}s extracting {redact_url(link)}"
+            ) from None

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from rarewatch.configtypes import Duration, HttpUrl, Name, PositiveDuration, Strict
 from rarewatch.durations import format_duration
 from rarewatch.errors import SourceError
+from rarewatch.httputil import redact_url
 from rarewatch.models import FetchResult, SourceState
 from rarewatch.sources import http
 
@@ -127,7 +128,7 @@ class HttpSource:
         self._executor = executor
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {self.url!r})"
+        return f"{type(self).__name__}({self.name!r}, {redact_url(self.url)!r})"
 
     async def _get(
         self, session: aiohttp.ClientSession, state: SourceState, url: str | None = None

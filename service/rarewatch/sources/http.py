@@ -1,7 +1,8 @@
 """The HTTP fetch shared by every source kind (feeds now; JSON APIs and HTML pages later).
 
 One GET with: conditional-request validators, redirects followed by hand (http(s) only, at most
-`MAX_REDIRECTS`, loops named), an overall deadline, a body capped on its *decompressed* size while it
+`MAX_REDIRECTS`, loops named, each hop checked, and only User-Agent and Accept sent once a hop leaves the
+original origin), an overall deadline, a body capped on its *decompressed* size while it
 streams (so a gzip bomb stops early), and every failure mapped to a `SourceError` with a clear message
 (and `retry_after` on 429/503).
 """
@@ -18,7 +19,7 @@ from yarl import URL
 
 from rarewatch import __version__
 from rarewatch.errors import SourceError
-from rarewatch.httputil import parse_retry_after
+from rarewatch.httputil import parse_retry_after, redact_url, scrub
 from rarewatch.models import FetchResult, SourceState
 
 USER_AGENT = f"rarewatch/{__version__} (+https://github.com/rarewatch)"
@@ -26,8 +27,9 @@ MAX_REDIRECTS = 5
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
-# Request headers that carry credentials: not forwarded when a redirect leaves the original origin.
-_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+# The only request header, besides our own User-Agent, still sent after a redirect leaves the original
+# origin: it names the wanted format and carries nothing a configured header could hide in it.
+_CROSS_ORIGIN_HEADERS = ("Accept",)
 _CHUNK = 64 * 1024
 
 
@@ -61,9 +63,9 @@ def check_url(url: str) -> URL:
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
-        raise SourceError(f"invalid URL {url!r}: {exc}") from None
+        raise SourceError(f"invalid URL {redact_url(url)!r}: {scrub(str(exc), url)}") from None
     if parsed.scheme not in ALLOWED_SCHEMES or not parsed.host:
-        raise SourceError(f"refusing non-http(s) URL {url!r}")
+        raise SourceError(f"refusing non-http(s) URL {redact_url(url)!r}")
     return parsed
 
 
@@ -99,21 +101,25 @@ async def fetch(
     """
     limits = limits or Limits()
     sent = request_headers(headers or {}, etag=etag, last_modified=last_modified)
+    shown = redact_url(url)  # every message names the URL this way: no credentials, no query values
     try:
         async with asyncio.timeout(limits.timeout):
             return await _follow(session, check_url(url), sent, limits, check_target)
     except aiohttp.ConnectionTimeoutError:
-        raise SourceError(f"timed out after {limits.connect_timeout:g}s connecting to {url}") from None
+        raise SourceError(f"timed out after {limits.connect_timeout:g}s connecting to {shown}") from None
     except TimeoutError:
-        raise SourceError(f"timed out after {limits.timeout:g}s fetching {url}") from None
+        raise SourceError(f"timed out after {limits.timeout:g}s fetching {shown}") from None
     except aiohttp.ClientConnectorError as exc:
-        raise SourceError(f"cannot connect to {exc.host}:{exc.port}: {exc.os_error or exc}") from None
+        reason = scrub(str(exc.os_error or exc), url)
+        raise SourceError(f"cannot connect to {exc.host}:{exc.port}: {reason}") from None
     except aiohttp.ClientPayloadError as exc:
-        raise SourceError(f"broken response body from {url}: {exc}") from None
+        raise SourceError(f"broken response body from {shown}: {scrub(str(exc), url)}") from None
     except aiohttp.ClientResponseError as exc:
-        raise SourceError(f"bad HTTP response from {url}: {exc.status} {exc.message}") from None
+        raise SourceError(f"bad HTTP response from {shown}: {exc.status} {exc.message}") from None
     except aiohttp.ClientError as exc:
-        raise SourceError(f"HTTP request to {url} failed: {type(exc).__name__}: {exc}") from None
+        raise SourceError(
+            f"HTTP request to {shown} failed: {type(exc).__name__}: {scrub(str(exc), url)}"
+        ) from None
 
 
 async def _follow(
@@ -143,13 +149,15 @@ async def _follow(
                 return await _finish(resp, url, limits.max_bytes)
             target = _redirect_target(resp, url)
         if target in seen:
-            hops = " -> ".join(str(u) for u in [*seen, target])
+            hops = " -> ".join(redact_url(u) for u in [*seen, target])
             raise SourceError(f"redirect loop: {hops}")
-        if target.origin() != url.origin():  # another host, port or scheme: keep our credentials home
-            headers = _without_credentials(headers)
+        if target.origin() != url.origin():
+            # Another host, port or scheme: none of the configured headers (an `X-Api-Key` as much as
+            # `Authorization`, a custom User-Agent, the validators) goes there; they stay with their origin.
+            headers = _cross_origin(headers)
         seen.append(target)
         url = target
-    raise SourceError(f"too many redirects (more than {MAX_REDIRECTS}) from {seen[0]}")
+    raise SourceError(f"too many redirects (more than {MAX_REDIRECTS}) from {redact_url(seen[0])}")
 
 
 async def conditional_get(
@@ -179,20 +187,25 @@ def unchanged(resp: HttpResponse, state: SourceState) -> FetchResult:
 def _redirect_target(resp: aiohttp.ClientResponse, url: URL) -> URL:
     location = resp.headers.get("Location")
     if not location:
-        raise SourceError(f"HTTP {resp.status} redirect without a Location header from {url}")
+        raise SourceError(f"HTTP {resp.status} redirect without a Location header from {redact_url(url)}")
     try:
         target = url.join(URL(location))
     except ValueError as exc:
-        raise SourceError(f"bad redirect Location {location!r} from {url}: {exc}") from None
+        where = f"{redact_url(location)!r} from {redact_url(url)}"
+        raise SourceError(f"bad redirect Location {where}: {scrub(str(exc), location)}") from None
     if target.scheme not in ALLOWED_SCHEMES or not target.host:
-        raise SourceError(f"refusing redirect to non-http(s) URL {location!r} from {url}")
+        raise SourceError(
+            f"refusing redirect to non-http(s) URL {redact_url(location)!r} from {redact_url(url)}"
+        )
     return target.with_fragment(None)
 
 
-def _without_credentials(headers: CIMultiDict[str]) -> CIMultiDict[str]:
-    out = headers.copy()
-    for name in _CREDENTIAL_HEADERS:
-        out.popall(name, None)
+def _cross_origin(headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    """What a request to another origin carries: our User-Agent and the wanted format, nothing else."""
+    out: CIMultiDict[str] = CIMultiDict({"User-Agent": USER_AGENT})
+    for name in _CROSS_ORIGIN_HEADERS:
+        if name in headers:
+            out[name] = headers[name]
     return out
 
 
@@ -237,8 +250,10 @@ async def read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
 
 
 def status_error(status: int, reason: str | None, headers: Mapping[str, str], url: str) -> SourceError:
-    """The `SourceError` for an unexpected HTTP status, with `retry_after` from a 429/503 Retry-After."""
+    """The `SourceError` for an unexpected HTTP status, with `retry_after` from a 429/503 Retry-After.
+    `url` is shown redacted (`redact_url`)."""
     what = f"HTTP {status} {reason or ''}".rstrip()
+    url = redact_url(url)
     if status in (404, 410):
         return SourceError(f"{what}: the feed is not at {url}")
     if status in _RETRY_AFTER_STATUSES:

@@ -27,6 +27,7 @@ from yarl import URL
 
 from rarewatch.configtypes import Strict, with_preset
 from rarewatch.errors import SourceError
+from rarewatch.httputil import redact_url
 from rarewatch.models import FetchResult, RawEntry, SourceState
 from rarewatch.normalize import parse_date
 from rarewatch.sources import http
@@ -288,7 +289,11 @@ class JsonApiSource(HttpSource):
                 if target is None or target in seen:  # the last page or a loop
                     break
                 seen.add(target)
-                resp = await http.fetch(session, target, limits=self.limits, headers=self.headers)
+                # Every hop is checked, redirects included: a next page that redirects off the configured
+                # host is refused as a next page naming that host would be.
+                resp = await http.fetch(
+                    session, target, limits=self.limits, headers=self.headers, check_target=self._check_hop
+                )
                 page = await self._parse(resp, number)
             except SourceError as exc:
                 text = str(exc)
@@ -312,7 +317,7 @@ class JsonApiSource(HttpSource):
         except SourceError as exc:
             if number == 1:
                 raise
-            raise SourceError(f"page {number} ({resp.url}): {exc}") from None
+            raise SourceError(f"page {number} ({redact_url(resp.url)}): {exc}") from None
         if page.skipped:
             log.warning(
                 "%s: page %d: skipped %d result(s) without a title at %r",
@@ -331,14 +336,18 @@ class JsonApiSource(HttpSource):
         try:
             target = URL(absolute).with_fragment(None)
         except ValueError:
-            raise SourceError(f"bad next page URL {raw!r}") from None
+            raise SourceError(f"bad next page URL {redact_url(raw)!r}") from None
+        self._check_hop(target)
+        return str(target)
+
+    def _check_hop(self, target: URL) -> None:
+        """Refuse (`SourceError`) a next page, or a redirect while fetching one, off the configured host."""
         configured = URL(self.url)
         if not same_site(configured, target):
             raise SourceError(
-                f"refusing next page {absolute!r}: not on the configured host {configured.host} "
+                f"refusing next page {redact_url(target)!r}: not on the configured host {configured.host} "
                 "(set max_pages: 1 to read the first page only)"
             )
-        return str(target)
 
 
 def _mapping(

@@ -177,3 +177,19 @@ class Store(Protocol):
     async def outbox_stats(self) -> dict[str, OutboxStats]:
         """Per destination with any pending or dead delivery: how many of each, and the oldest pending's
         creation time (deliveries held for a digest are pending too)."""
+
+    async def record_unrouted(self, alert: Alert, now: datetime) -> None:
+        """Keep `alert`, which no route took, among the unrouted alerts (the newest `UNROUTED_LIMIT`;
+        Redis forgets them `UNROUTED_TTL` after the last one was recorded). Idempotent per alert id."""
+
+    async def unrouted(self, limit: int = 50) -> list[Alert]:
+        """The unrouted alerts, newest first."""
+
+    async def unrouted_ids(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of `alert_ids` are unrouted alerts."""
+
+    async def get_unrouted(self, alert_id: str) -> Alert | None:
+        """One unrouted alert, or None (unknown, sent since, or forgotten)."""
+
+    async def drop_unrouted(self, alert_id: str) -> bool:
+        """Forget an unrouted alert (it was sent); returns whether it was listed."""

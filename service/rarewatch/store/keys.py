@@ -58,6 +58,7 @@ ALERTS = "alerts"  # alert history: id -> created (us), Alert.to_dict() JSON
 DELIVERIES = "deliveries"  # the outbox: one row per (alert_id, destination)
 SOURCES = "source_state"  # source name -> SourceState.to_dict() JSON
 COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-window counters
+UNROUTED = "unrouted"  # alerts no route took: id -> created (us), Alert.to_dict() JSON (newest kept)
 META = "store_meta"  # name -> value: the store's own records (`MARKER_NAME`: the identity marker, JSON)
 MARKER_NAME = "marker"
 
@@ -108,9 +109,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # v4: the store's identity marker (`StoreMarker` JSON under `MARKER_NAME`), written on first start.
     (f"CREATE TABLE {META} (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",),
+    # v5: alerts no route took, kept so they can be seen and sent later (`rarewatch alerts resend`).
+    (
+        f"CREATE TABLE {UNROUTED} (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL)",
+        f"CREATE INDEX {UNROUTED}_created ON {UNROUTED} (created)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+
+# How many unrouted alerts are kept (the newest), and in Redis for how long after the last one was recorded.
+UNROUTED_LIMIT = 10_000
+UNROUTED_TTL = timedelta(days=30)
 
 # --- Redis ------------------------------------------------------------------------------------------------
 
@@ -148,6 +158,9 @@ class RedisKeys:
     - `source:<name>`        string: SourceState.to_dict() JSON
     - `version`              the layout version, checked on open()
     - `marker`               string: the store's identity marker (`StoreMarker` JSON), checked every poll
+    - `unrouted`             zset alert id -> created (us): alerts no route took, newest `UNROUTED_LIMIT`
+                             kept, the key expiring `UNROUTED_TTL` after the last one was recorded
+    - `unrouted:<id>`        string with PX ttl (`UNROUTED_TTL`): that alert's Alert.to_dict() JSON
     - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
                              `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
                              destination's outbox
@@ -224,6 +237,13 @@ class RedisKeys:
     def marker(self) -> str:
         return f"{self.prefix}marker"
 
+    @property
+    def unrouted(self) -> str:
+        return f"{self.prefix}unrouted"
+
+    def unrouted_alert(self, alert_id: str) -> str:
+        return f"{self.prefix}unrouted:{alert_id}"
+
     # --- replicas (leases): see `store.leases` ---------------------------------------------------------
 
     def lease(self, kind: str, name: str) -> str:
@@ -265,6 +285,8 @@ LINK_PREFIX = "link:"  # a canonical link (hashed): the same article from anothe
 SIMILAR_PREFIX = "sim:"  # an LSH band of a title's MinHash signature, owned by the alert it was indexed for
 THROTTLE_PREFIX = "throttle:"  # counter: alerts of one rule in its throttle window
 UPDATES_PREFIX = "updates:"  # counter: updates of one story within the dedup window
+BACKFILL_PREFIX = "backfill:"  # an item marked seen without an alert, alerted by `once --backfill`: once
+RESEND_PREFIX = "resend:"  # an unrouted alert sent later (`alerts resend`): claimed once
 
 
 def item_key(item_id: str) -> str:
@@ -298,3 +320,13 @@ OPS_PREFIX = "ops:"  # an operational alert (source health): raised once
 def ops_key(alert_id: str) -> str:
     """The claim key of one operational alert (a source-health problem or its recovery)."""
     return f"{OPS_PREFIX}{alert_id}"
+
+
+def resend_key(alert_id: str) -> str:
+    """The claim key that lets an unrouted alert be sent later exactly once."""
+    return f"{RESEND_PREFIX}{alert_id}"
+
+
+def backfill_key(item_id: str) -> str:
+    """The claim key that lets `once --backfill` alert on an item marked seen without an alert, once."""
+    return f"{BACKFILL_PREFIX}{item_id}"

@@ -311,6 +311,54 @@ class RedisStore:
         raws = await self._redis.mget([self._keys.alert(i) for i in ids])
         return [Alert.from_dict(json.loads(raw)) for raw in raws if raw is not None]
 
+    # --- unrouted alerts ---------------------------------------------------------------------------------
+
+    @_translated
+    async def record_unrouted(self, alert: Alert, now: datetime) -> None:
+        """Keep `alert` among the unrouted alerts: the newest `UNROUTED_LIMIT`, each for `UNROUTED_TTL`."""
+        kk, ttl = self._keys, k.ttl_ms(k.UNROUTED_TTL)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(kk.unrouted_alert(alert.id), json.dumps(alert.to_dict()), px=ttl)
+        pipe.zadd(kk.unrouted, {alert.id: k.to_us(now)})
+        pipe.zremrangebyrank(kk.unrouted, 0, -k.UNROUTED_LIMIT - 1)  # ids beyond it; their data expires
+        pipe.pexpire(kk.unrouted, ttl)
+        await pipe.execute()
+
+    @_translated
+    async def unrouted(self, limit: int = 50) -> list[Alert]:
+        """The unrouted alerts, newest first (those whose data expired are left out)."""
+        if limit <= 0:
+            return []
+        ids = _strs(await self._redis.zrevrange(self._keys.unrouted, 0, limit - 1))
+        if not ids:
+            return []
+        raws = await self._redis.mget([self._keys.unrouted_alert(i) for i in ids])
+        return [Alert.from_dict(json.loads(raw)) for raw in raws if raw is not None]
+
+    @_translated
+    async def unrouted_ids(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of `alert_ids` are unrouted (listed, data not expired)."""
+        unique = list(dict.fromkeys(alert_ids))
+        if not unique:
+            return set()
+        raws = await self._redis.mget([self._keys.unrouted_alert(i) for i in unique])
+        return {i for i, raw in zip(unique, raws, strict=True) if raw is not None}
+
+    @_translated
+    async def get_unrouted(self, alert_id: str) -> Alert | None:
+        """One unrouted alert, or None."""
+        raw = await self._redis.get(self._keys.unrouted_alert(alert_id))
+        return Alert.from_dict(json.loads(raw)) if raw is not None else None
+
+    @_translated
+    async def drop_unrouted(self, alert_id: str) -> bool:
+        """Forget an unrouted alert; whether it was listed."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self._keys.unrouted_alert(alert_id))
+        pipe.zrem(self._keys.unrouted, alert_id)
+        deleted, _ = await pipe.execute()
+        return bool(deleted)
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     @_translated

@@ -304,6 +304,36 @@ class SQLiteStore:
         rows = await self._run(partial(_fetchall, sql, (max(0, min(limit, self._history_limit)),)))
         return [Alert.from_dict(json.loads(row[0])) for row in rows]
 
+    # --- unrouted alerts ---------------------------------------------------------------------------------
+
+    async def record_unrouted(self, alert: Alert, now: datetime) -> None:
+        """Keep `alert` among the unrouted alerts (the newest `UNROUTED_LIMIT`)."""
+        row = (alert.id, k.to_us(now), json.dumps(alert.to_dict()))
+        await self._run(partial(_record_unrouted, row, k.UNROUTED_LIMIT))
+
+    async def unrouted(self, limit: int = 50) -> list[Alert]:
+        """The unrouted alerts, newest first."""
+        sql = f"SELECT data FROM {k.UNROUTED} ORDER BY created DESC, rowid DESC LIMIT ?"
+        rows = await self._run(partial(_fetchall, sql, (max(0, limit),)))
+        return [Alert.from_dict(json.loads(row[0])) for row in rows]
+
+    async def unrouted_ids(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of `alert_ids` are unrouted."""
+        unique = list(dict.fromkeys(alert_ids))
+        if not unique:
+            return set()
+        sql = f"SELECT id FROM {k.UNROUTED} WHERE id IN ({','.join('?' * len(unique))})"
+        return {row[0] for row in await self._run(partial(_fetchall, sql, tuple(unique)))}
+
+    async def get_unrouted(self, alert_id: str) -> Alert | None:
+        """One unrouted alert, or None."""
+        row = await self._run(partial(_fetchone, f"SELECT data FROM {k.UNROUTED} WHERE id = ?", (alert_id,)))
+        return Alert.from_dict(json.loads(row[0])) if row else None
+
+    async def drop_unrouted(self, alert_id: str) -> bool:
+        """Forget an unrouted alert; whether it was listed."""
+        return bool(await self._run(partial(_execute, f"DELETE FROM {k.UNROUTED} WHERE id = ?", (alert_id,))))
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     async def due_deliveries(
@@ -550,6 +580,17 @@ def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
             f"DELETE FROM {k.ALERTS} WHERE id IN (SELECT id FROM {k.ALERTS} ORDER BY created DESC, rowid DESC"
             f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
             (history_limit,),
+        )
+
+
+def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connection) -> None:
+    """Insert (or replace) one unrouted alert and drop those beyond the newest `limit`."""
+    with _immediate(conn):
+        conn.execute(f"INSERT OR REPLACE INTO {k.UNROUTED} (id, created, data) VALUES (?, ?, ?)", row)
+        conn.execute(
+            f"DELETE FROM {k.UNROUTED} WHERE id IN (SELECT id FROM {k.UNROUTED}"
+            " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
+            (limit,),
         )
 
 

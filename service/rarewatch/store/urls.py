@@ -2,7 +2,8 @@
 
 `check_store_url` runs when the configuration is validated, so a mistyped `store:` is a configuration
 error with file and line (or the environment variable's name), before anything is opened. Its messages
-never repeat the URL whole: a Redis URL may carry a password, so they show the scheme and host only.
+never repeat the URL whole: a Redis URL may carry a password, so they show the scheme and host only
+(`httputil.redact_url(url, keep_path=False)`).
 """
 
 from __future__ import annotations
@@ -10,20 +11,12 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, urlsplit
 
+from rarewatch.httputil import redact_url
+
 SQLITE_PREFIX = "sqlite:///"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _HINT = "use sqlite:///relative/path.db, sqlite:////absolute/path.db or redis://host:port/db"
-
-
-def describe_store_url(url: str) -> str:
-    """`scheme://host` of a URL, for messages: no userinfo, path or query (they may hold secrets)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(not a URL)"
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}" if host else f"{parts.scheme}:"
 
 
 def check_store_url(url: str) -> str:
@@ -37,7 +30,9 @@ def check_store_url(url: str) -> str:
     elif scheme in REDIS_SCHEMES:
         _check_redis(url, scheme)
     else:
-        raise ValueError(f"unsupported store URL scheme {scheme!r} in {describe_store_url(url)} ({_HINT})")
+        raise ValueError(
+            f"unsupported store URL scheme {scheme!r} in {redact_url(url, keep_path=False)} ({_HINT})"
+        )
     return url
 
 
@@ -46,13 +41,13 @@ def _check_sqlite(url: str) -> None:
         # sqlite://state.db would make "state.db" a host name: say how many slashes are wanted.
         raise ValueError(
             "a SQLite store URL is sqlite:/// (three slashes) and a file path: "
-            f"{describe_store_url(url)} is not one ({_HINT})"
+            f"{redact_url(url, keep_path=False)} is not one ({_HINT})"
         )
 
 
 def _check_redis(url: str, scheme: str) -> None:
     parts = _split(url)
-    where = describe_store_url(url)
+    where = redact_url(url, keep_path=False)
     if parts is None:
         raise ValueError(f"the port in {where} must be a number from 1 to 65535 ({_HINT})")
     if scheme == "unix":

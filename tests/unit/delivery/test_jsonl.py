@@ -21,8 +21,8 @@ def make_alert(alert_id: str) -> Alert:
     return Alert(alert_id, item, (Match("r", "c", Severity.LOW),), WHEN)
 
 
-async def test_payloads_are_appended_one_per_line_creating_folders(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "er" / "alerts.jsonl"
+async def test_payloads_are_appended_one_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
     notifier = JsonlNotifier("archive", path)
     await notifier.send(make_alert("a1"))
     await notifier.send(make_alert("a2"))
@@ -35,6 +35,14 @@ async def test_payloads_are_appended_one_per_line_creating_folders(tmp_path: Pat
         alert_payload(make_alert("a2")),
     ]
     assert text.endswith("\n")
+
+
+async def test_a_missing_folder_is_not_created_and_the_write_fails_retryably(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "alerts.jsonl"
+    with pytest.raises(DeliveryError, match="No such file or directory") as caught:
+        await JsonlNotifier("archive", path).send(make_alert("a1"))
+    assert caught.value.retryable
+    assert not (tmp_path / "typo").exists()
 
 
 async def test_existing_content_is_kept(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from rarewatch.delivery.slack_blocks import (
     clip_escaped,
     escape_mrkdwn,
     link,
+    neutralise_formatting,
     safe_url,
     slack_date,
 )
@@ -271,6 +272,34 @@ def test_feed_text_cannot_ping_or_disguise_a_link(payload: str, where: str) -> N
     # The text is still there, shown escaped (inside link text a "|" shows as a lookalike).
     shown = (escape_mrkdwn(payload), escape_mrkdwn(payload).replace("|", "¦"))
     assert any(s in t for t in texts(blocks) for s in shown)
+
+
+FORMATTING = ("*bold*", "_italic_", "~strike~", "`code`", "```block```")
+
+
+@pytest.mark.parametrize("payload", FORMATTING)
+@pytest.mark.parametrize("where", ["title", "summary", "snippet"])
+def test_feed_text_cannot_format_the_message(payload: str, where: str) -> None:
+    bad = f"Rare earths {payload} now"
+    if where == "snippet":
+        match = Match("r", "c", Severity.HIGH, ("t",), bad)
+        alert = make_alert(matches=(match,))
+    else:
+        fields: dict[str, Any] = {where: bad}
+        alert = make_alert(**fields)
+    fallback, blocks = build_message(alert)
+    for text in [fallback, *texts(blocks)]:
+        assert payload not in text
+    shown = neutralise_formatting(payload)
+    assert shown != payload and not set(shown) & set("*_~`")
+    assert any(shown in t for t in texts(blocks))  # still readable, as lookalikes
+
+
+def test_configured_names_keep_their_underscores() -> None:
+    match = Match("rule_id", "export_licensing", Severity.HIGH, ("t",), "s")
+    _, blocks = build_message(make_alert(source="mof_com", matches=(match,)))
+    joined = "\n".join(texts(blocks))
+    assert "*mof_com*" in joined and "`rule_id`" in joined and "*export_licensing*" in joined
 
 
 def test_the_header_is_plain_text_without_angle_brackets() -> None:

@@ -258,13 +258,35 @@ def test_a_sandbox_violation_at_render_is_a_non_retryable_delivery_error() -> No
     assert str(info.value).startswith("template evil.txt.j2, line 2: access to attribute '__class__'")
 
 
-def test_a_template_without_tojson_is_caught_by_the_json_check() -> None:
-    # Fine for the sample alert's plain title, broken by a title with quotes: never sent as broken JSON.
-    template = PayloadTemplate('{"summary": "{{ alert.title }}"}', name="naive.json.j2")
-    with pytest.raises(DeliveryError) as info:
-        template.render(make_alert())
-    assert not info.value.retryable
-    assert str(info.value).startswith("template naive.json.j2 produced invalid JSON: ")
+INJECTING_TITLE = 'x", "assignee": "attacker", "y": "\\'
+
+
+@pytest.mark.parametrize("title", [INJECTING_TITLE, HOSTILE_TITLE])
+def test_a_template_that_forgets_tojson_is_autoescaped_for_json(title: str) -> None:
+    template = PayloadTemplate(
+        '{"summary": "{{ alert.title }}", "rank": {{ severity_rank }}}', name="n.json.j2"
+    )
+    data = json.loads(template.render(make_alert(title=title)))
+    assert data == {"summary": title, "rank": 3}  # the title stays a string: no key injected
+
+
+def test_tojson_output_is_not_escaped_twice() -> None:
+    template = PayloadTemplate(
+        '{"s": {{ alert.title | tojson }}, "c": {{ alert.categories }}}', name="t.json.j2"
+    )
+    data = json.loads(template.render(make_alert(title=INJECTING_TITLE)))
+    assert data == {"s": INJECTING_TITLE, "c": ["export-licensing", "supply-disruption"]}
+
+
+def test_plain_text_templates_are_not_escaped() -> None:
+    template = PayloadTemplate("{{ alert.title }}", name="t.txt.j2")
+    assert template.render(make_alert(title=INJECTING_TITLE)) == INJECTING_TITLE.encode()
+
+
+def test_a_bare_string_outside_quotes_is_caught_by_the_json_check() -> None:
+    # Fine for the sample alert's plain title? No: a bare string is never a JSON value; caught at load.
+    with pytest.raises(ValueError, match="produced invalid JSON"):
+        PayloadTemplate('{"summary": {{ alert.title }}}', name="naive.json.j2")
 
 
 def test_the_json_flag_overrides_the_file_name() -> None:

@@ -165,3 +165,24 @@ def test_disjoint_materials_are_different_stories() -> None:
 
 def test_a_different_kind_of_event_is_a_different_story() -> None:
     assert not same_event(make(1), make(2, match=SHORTAGE))
+
+
+def test_a_new_story_no_route_takes_is_unrouted_and_still_claimed_and_indexed() -> None:
+    alert = make(1)
+    keys = story_keys(alert.item)
+    similar = signature_keys(alert.item.title)
+    plan = admit(
+        alert,
+        keys,
+        similar,
+        {},
+        None,
+        throttled=False,
+        updates=1,
+        max_updates=10,
+        routes=lambda a: {},
+        now=NOW,
+    )
+    assert plan.action is Action.UNROUTED
+    assert plan.alert == alert and plan.keys == keys and plan.remember == tuple(similar)
+    assert plan.destinations == ()

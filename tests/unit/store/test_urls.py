@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from rarewatch.httputil import redact_url
 from rarewatch.store import open_store
-from rarewatch.store.urls import check_store_url, describe_store_url
+from rarewatch.store.urls import check_store_url
 
 
 @pytest.mark.parametrize(
@@ -56,5 +57,5 @@ def test_open_store_refuses_what_the_check_refuses_without_credentials() -> None
 
 
 def test_describe_keeps_scheme_and_host_only() -> None:
-    assert describe_store_url("redis://user:pw@cache:6379/0?x=secret") == "redis://cache:6379"
-    assert describe_store_url("sqlite:///state.db") == "sqlite:"
+    assert redact_url("redis://user:pw@cache:6379/0?x=secret", keep_path=False) == "redis://cache:6379"
+    assert redact_url("sqlite:///state.db", keep_path=False) == "sqlite:"
