@@ -7,10 +7,10 @@ Redis FLUSHALL, a restarted Redis without persistence, another server), the serv
 
 - logs one error naming the store (its URL without credentials);
 - writes a fresh marker (atomically: with several processes on one store, one writes it) and raises one
-  operational alert through the outbox, like the source-health alerts: category `ops`
-  (`categories.OPS`), rule `rarewatch-store-identity`, title starting `[rarewatch operational]`, sent to
-  the destinations the routes name for it, or to every destination when no route takes it (a store loss
-  is never unheard), keyed by the new marker so several processes noticing the same loss raise it once;
+  operational alert through the outbox, routed like the source-health alerts: category `operational`,
+  rule `rarewatch-store-identity`, title starting `[rarewatch operational]`, sent to the destinations the
+  routes (or `fallback_to`) name for it, or to every destination when none does (a store loss is never
+  unheard), keyed by the new marker so several processes noticing the same loss raise it once;
 - and polls every source as on its first poll, marking everything it lists as seen without alerting
   (not just what is older than `initial_lookback`): nothing it alerted on before is sent again. The new
   marker says it was written after a loss, so a process (re)started within the dedup window of it does
@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from rarewatch.categories import OPS
 from rarewatch.clock import Clock
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store.base import Store, StoreMarker
@@ -36,7 +35,7 @@ from rarewatch.store.keys import ops_key
 
 log = logging.getLogger(__name__)
 
-OPERATIONAL_CATEGORY = OPS  # one operational category for every alert about rarewatch itself
+OPERATIONAL_CATEGORY = "operational"  # a route may name it (`route_check.ROUTE_CATEGORIES`)
 OPERATIONAL_RULE = "rarewatch-store-identity"
 OPERATIONAL_TITLE_PREFIX = "[rarewatch operational]"
 OPERATIONAL_ID_PREFIX = "operational-store-"

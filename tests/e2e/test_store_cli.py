@@ -91,7 +91,7 @@ async def test_a_zero_byte_state_db_between_runs_re_sends_nothing(tmp_path: Path
         assert code == 0, err
         assert err.count("STORE LOST ITS MEMORY") == 1 and str(tmp_path / "state.db") in err
         new = [p for p in hook.payloads() if p["id"] not in first]
-        assert [p["categories"] for p in new] == [["ops"]], "only the operational alert is new"
+        assert [p["categories"] for p in new] == [["operational"]], "only the operational alert is new"
 
         code, _, err = await rarewatch("once", "--config", str(config))  # and the next run is quiet
         assert code == 0, err
