@@ -41,7 +41,9 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
                 runtime.clock,
                 on_run=runtime.metrics.record,
                 on_flush=runtime.metrics.record_flush,
+                leases=runtime.leases,
             )
+            await runtime.leases.start()
             poller.start()
             app[health.POLLER] = poller
             log.info(
@@ -54,6 +56,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
             )
             yield
             await poller.stop()
+            await runtime.leases.stop()  # SIGTERM: the other replicas take over this one's work at once
 
     async def reload_ctx(app: web.Application) -> AsyncIterator[None]:
         # SIGHUP reloads the rules, as with Alertmanager; so does a change to the files with watch_rules.

@@ -37,7 +37,7 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
-from rarewatch.store import Store, open_store
+from rarewatch.store import Leases, NoLeases, Store, leases_for, open_store
 from rarewatch.store_identity import StoreGuard
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Runtime:
     metrics: Metrics
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False, repr=False)
     rule_status: RuleStatus = field(default_factory=RuleStatus)
+    leases: Leases = field(default_factory=NoLeases)  # shared with the outbox; `run` starts and stops them
     # Checks a new rule pack against the configuration's routes (ConfigError: the reload is refused).
     check_rules: Callable[[Ruleset], None] = field(default=lambda ruleset: None)
 
@@ -184,6 +185,8 @@ async def open_runtime(
         for cfg in settings.destinations:
             notifiers[cfg.name] = build_notifier(cfg, settings, session, clock, stdout or sys.stdout)
             stack.push_async_callback(notifiers[cfg.name].close)
+        leases = leases_for(store)
+        stack.push_async_callback(leases.stop)  # a one-shot command's destination leases end with it
         outbox = Outbox(
             store,
             notifiers,
@@ -197,19 +200,22 @@ async def open_runtime(
             max_per_hour={
                 d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
             },
+            leases=leases,
         )
+        router = build_router(settings)
         guard = StoreGuard(
             store,
             where=redact_url(settings.store_url()),
             clock=clock,
             destinations=tuple(notifiers),
             ttl=settings.dedup_window,
+            route=router.route,
         )
         await guard.check()  # holds the store's marker (writes one on a new store; alarms on a lost one)
         pipeline = Pipeline(
             store=store,
             ruleset=ruleset,
-            router=build_router(settings),
+            router=router,
             session=session,
             clock=clock,
             dedup_window=settings.dedup_window,
@@ -231,5 +237,6 @@ async def open_runtime(
             clock=clock,
             metrics=metrics,
             rule_status=RuleStatus(loaded_at=clock.now()),
+            leases=leases,
             check_rules=lambda new: check_routes(settings, new),
         )

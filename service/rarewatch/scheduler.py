@@ -1,9 +1,10 @@
 """Scheduling: one APScheduler job per source, plus the delivery workers (one per destination).
 
-Each source job has `max_instances=1` and coalescing, so a slow source never piles up runs; intervals get
-jitter so many sources do not hit the network at the same instant. A poll only enqueues: its deliveries
-are written to the outbox with the claim, the destinations' workers are woken, and the poll returns
-without waiting for any delivery (`delivery.workers`).
+With several replicas on one Redis, every replica schedules every source, and a poll goes ahead only in the
+replica holding the source's lease (`store.leases`). Each source job has `max_instances=1` and coalescing,
+so a slow source never piles up runs; intervals get jitter so many sources do not hit the network at the
+same instant. A poll only enqueues: its deliveries are written to the outbox with the claim, the
+destinations' workers are woken, and the poll returns without waiting for any delivery (`delivery.workers`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rarewatch.delivery.outbox import FlushReport, Outbox
 from rarewatch.delivery.workers import DeliveryWorkers
 from rarewatch.errors import StoreError
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun
+from rarewatch.store.leases import Leases, NoLeases
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,12 @@ class Poller:
         clock: Clock,
         on_run: Callable[[SourceRun], Awaitable[None]] | None = None,
         on_flush: Callable[[FlushReport | None], None] | None = None,
+        leases: Leases | None = None,
     ) -> None:
+        """`leases`: with several replicas on one store, a source is polled only by the replica holding its
+        lease (`store.leases`); None: this process polls every source."""
         self.pipeline = pipeline
+        self.leases = leases or NoLeases()
         self.sources = sources
         self.outbox = outbox
         self.clock = clock
@@ -87,6 +93,8 @@ class Poller:
         if task is not None:
             self._polls.add(task)
         try:
+            if not await self.leases.hold("source", polled.source.name, polled.interval):
+                return  # another replica polls this source
             run = await self.pipeline.run_source(polled)
         except asyncio.CancelledError:
             if not self._stopping:

@@ -7,9 +7,10 @@ Redis FLUSHALL, a restarted Redis without persistence, another server), the serv
 
 - logs one error naming the store (its URL without credentials);
 - writes a fresh marker (atomically: with several processes on one store, one writes it) and raises one
-  operational alert, sent to every destination through the outbox (category `operational`, rule
-  `rarewatch-store-identity`, title starting `[rarewatch operational]`), keyed by the new marker so
-  several processes noticing the same loss raise it once;
+  operational alert through the outbox, routed like the source-health alerts: category `operational`,
+  rule `rarewatch-store-identity`, title starting `[rarewatch operational]`, sent to the destinations the
+  routes (or `fallback_to`) name for it, or to every destination when none does (a store loss is never
+  unheard), keyed by the new marker so several processes noticing the same loss raise it once;
 - and polls every source as on its first poll, marking everything it lists as seen without alerting
   (not just what is older than `initial_lookback`): nothing it alerted on before is sent again. The new
   marker says it was written after a loss, so a process (re)started within the dedup window of it does
@@ -24,16 +25,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from rarewatch.clock import Clock
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store.base import Store, StoreMarker
+from rarewatch.store.keys import ops_key
 
 log = logging.getLogger(__name__)
 
-OPERATIONAL_CATEGORY = "operational"
+OPERATIONAL_CATEGORY = "operational"  # a route may name it (`route_check.ROUTE_CATEGORIES`)
 OPERATIONAL_RULE = "rarewatch-store-identity"
 OPERATIONAL_TITLE_PREFIX = "[rarewatch operational]"
 OPERATIONAL_ID_PREFIX = "operational-store-"
@@ -109,10 +111,14 @@ class StoreGuard:
         clock: Clock,
         destinations: Sequence[str],
         ttl: timedelta,
+        route: Callable[[Alert], Sequence[str]] | None = None,
     ) -> None:
-        """`where`: the store for messages (a redacted URL); `destinations`: every configured destination
-        (the operational alert goes to all); `ttl`: how long the alert's key is held (the dedup window)."""
+        """`where`: the store for messages (a redacted URL); `destinations`: every configured destination;
+        `route`: the destinations the routes name for an alert (the operational alert goes there, or to
+        every destination when they name none); `ttl`: how long the alert's key is held (the dedup
+        window)."""
         self.store = store
+        self.route = route
         self.where = where
         self.clock = clock
         self.destinations = tuple(destinations)
@@ -163,4 +169,5 @@ class StoreGuard:
         )
         self.marker, self.lost_memory = marker, True
         alert = operational_alert(marker, self.where, previous, now)
-        await self.store.claim([f"operational:{marker.id}"], self.ttl, now, alert, self.destinations)
+        routed = tuple(self.route(alert)) if self.route is not None else ()
+        await self.store.claim([ops_key(alert.id)], self.ttl, now, alert, routed or self.destinations)

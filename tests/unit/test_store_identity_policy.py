@@ -149,3 +149,30 @@ async def test_a_process_started_soon_after_a_loss_keeps_marking_everything_seen
         assert await store.deliveries() == []  # the loss was announced by whoever noticed it
     finally:
         await store.close()
+
+
+async def test_the_operational_alert_follows_the_routes_and_reaches_everyone_when_none_takes_it(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    routes: dict[str, tuple[str, ...]] = {OPERATIONAL_CATEGORY: ("ops",)}
+    for routed, expected in ((True, ["ops"]), (False, ["hook", "ops"])):
+        store = SQLiteStore(tmp_path / f"state-{routed}.db")
+        await store.open()
+        guard = StoreGuard(
+            store,
+            where="sqlite:///state.db",
+            clock=clock,
+            destinations=("hook", "ops"),
+            ttl=timedelta(days=7),
+            # like `Router.route` with `{match: {category: [ops]}, to: [ops]}`, or with no route for it
+            route=lambda alert, routed=routed: routes[alert.categories[0]] if routed else (),
+        )
+        try:
+            await guard.check()
+            await store.reset_marker(StoreMarker("gone", T0))
+            assert await guard.check() is True
+            deliveries = await store.deliveries(DeliveryStatus.PENDING)
+            assert sorted(d.destination for d in deliveries) == expected
+        finally:
+            await store.close()

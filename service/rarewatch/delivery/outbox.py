@@ -33,7 +33,9 @@ until then (what a 429 asks for). Paused and open lanes report their waiting del
 Guarantees. A delivery is recorded as delivered only after `send` returned. A crash (or a store
 failure) between `send` returning and `mark_delivered` means the delivery is sent again later: delivery
 is at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
-Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once.
+Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once; with several
+replicas on one Redis, a lane's pass goes ahead only in the replica holding the destination's lease
+(`store.leases`, `DESTINATION_LEASE`, extended on every pass), so one replica drains a destination at a time.
 
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
 and parked (`defer`, due again after `PARK_UNCONFIGURED`). Put the destination back, or purge its records.
@@ -70,6 +72,7 @@ from rarewatch.errors import DeliveryError, StoreError
 from rarewatch.logs import log_delivery
 from rarewatch.models import Alert, AlertKind, Delivery, DeliveryStatus
 from rarewatch.store.base import Store
+from rarewatch.store.leases import DESTINATION_LEASE, Leases, NoLeases
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +171,10 @@ class Outbox:
         breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD,
         breaker_cooldown: timedelta = DEFAULT_BREAKER_COOLDOWN,
         breaker_max_cooldown: timedelta = DEFAULT_BREAKER_MAX_COOLDOWN,
+        leases: Leases | None = None,
     ) -> None:
+        """`leases`: with several replicas on one store, a destination's outbox is drained only by the
+        replica holding its lease (`store.leases`); None: this process drains every destination."""
         if not schedule:
             raise ValueError("the retry schedule needs at least one delay")
         if not 0 <= jitter < 1:
@@ -176,6 +182,7 @@ class Outbox:
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self._store = store
+        self._leases = leases or NoLeases()
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._max_age = max_age
@@ -271,6 +278,8 @@ class Outbox:
     async def _pass(self, dest: str, stop: asyncio.Event) -> _Tally:
         lane = self._lanes[dest]
         async with lane.lock:
+            if not await self._leases.hold("destination", dest, DESTINATION_LEASE):
+                return _Tally(full=False)  # another replica drains this destination
             now = self._clock.now()
             while lane.retries and lane.retries[0] <= now:
                 heapq.heappop(lane.retries)

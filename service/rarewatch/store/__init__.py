@@ -1,9 +1,10 @@
 """State: dedup claims, source state, alert history and the delivery outbox."""
 
 from rarewatch.store.base import Store
+from rarewatch.store.leases import Leases, NoLeases
 from rarewatch.store.urls import check_store_url
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Leases", "NoLeases", "Store", "leases_for", "open_store"]
 
 
 def open_store(url: str) -> Store:
@@ -18,3 +19,11 @@ def open_store(url: str) -> Store:
     from rarewatch.store.redis import RedisStore
 
     return RedisStore.from_url(url)
+
+
+def leases_for(store: Store) -> Leases:
+    """The lease capability of `store`: real leases on Redis (several replicas may share it), none needed on
+    SQLite (one process)."""
+    from rarewatch.store.redis import RedisStore
+
+    return store.leases() if isinstance(store, RedisStore) else NoLeases()

@@ -161,6 +161,10 @@ class RedisKeys:
     - `unrouted`             zset alert id -> created (us): alerts no route took, newest `UNROUTED_LIMIT`
                              kept, the key expiring `UNROUTED_TTL` after the last one was recorded
     - `unrouted:<id>`        string with PX ttl (`UNROUTED_TTL`): that alert's Alert.to_dict() JSON
+    - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
+                             `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
+                             destination's outbox
+    - `replicas`             zset token -> expiry (ms, Redis time), PX ttl: the live replicas (`store.leases`)
 
     An outbox member is `<seq, 16 digits>␟<alert id>␟<destination>`: equal scores sort by member, so by
     insertion order, and `member[17:]` is the record's hash-key suffix.
@@ -239,6 +243,16 @@ class RedisKeys:
 
     def unrouted_alert(self, alert_id: str) -> str:
         return f"{self.prefix}unrouted:{alert_id}"
+
+    # --- replicas (leases): see `store.leases` ---------------------------------------------------------
+
+    def lease(self, kind: str, name: str) -> str:
+        """The lease on one source or destination (`kind`: `source` or `destination`)."""
+        return f"{self.prefix}lease:{kind}:{name}"
+
+    @property
+    def replicas(self) -> str:
+        return f"{self.prefix}replicas"
 
 
 # A claim key's value: "=" then the owner, or "1" for no owner (the only value layout v1 wrote, so its

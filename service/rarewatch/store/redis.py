@@ -30,6 +30,7 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -564,6 +565,12 @@ class RedisStore:
             kk.delivered_prefix,
         ]
         return int(await self._purge_script(keys=keys, args=args))
+
+    # --- leases (several replicas on one Redis) ------------------------------------------------------------
+
+    def leases(self) -> RedisLeases:
+        """This replica's leases on this Redis (see `store.leases`), sharing the store's client."""
+        return RedisLeases(self._redis, self._keys, self.where)
 
 
 def _strs(values: object) -> list[str]:

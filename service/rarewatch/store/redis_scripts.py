@@ -147,3 +147,40 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
+
+
+# --- leases and replicas (`store.leases`) -----------------------------------------------------------------
+
+# KEYS: one lease. ARGV: this replica's token, the lease period (ms).
+# Compare-and-extend: only the holder may extend its lease (a lease that expired and was taken is not ours).
+LEASE_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: one lease. ARGV: this replica's token.
+# Compare-and-delete: a replica releases only its own lease, never one another replica took after it expired.
+LEASE_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: the replicas zset. ARGV: this replica's token, how long its membership lasts (ms); '' = leave.
+# Drops expired members (scores are expiry times in Redis time, ms), (re)adds or removes this one, keeps the
+# key itself alive as long as its newest member, and returns the live members.
+REPLICAS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[2] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[1], newest[2])
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""

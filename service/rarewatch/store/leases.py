@@ -1,0 +1,55 @@
+"""Leases: which of several replicas on one store polls a source, or drains a destination's outbox.
+
+A replica holds a lease by writing its random token under the lease's key with `SET NX PX` (Redis time);
+only the holder extends it (compare-and-extend) or deletes it (compare-and-delete), both Lua scripts that
+compare the token first, so a replica never extends or frees a lease that expired and was taken by another.
+A replica that dies loses its leases within one lease period; SIGTERM releases them at once.
+
+Sources are spread across the live replicas by rendezvous hashing (`policies.placement`): each replica
+keeps its membership in the `replicas` sorted set alive (a heartbeat every `HEARTBEAT`, membership lasting
+`MEMBER_TTL`) and takes a source's lease only when it is that source's preferred replica; when a replica
+dies its membership lapses, the sources it preferred move to the others, and each is polled again once its
+lease (one poll interval) has run out. So a source is fetched by one replica per interval, plus at most one
+takeover after a membership change.
+
+Correctness never rests on a lease alone: a paused process can outlive its lease, so claims stay atomic
+and deliveries keep their stable `webhook-id`. The SQLite store is used by one process, which needs no
+leases: `NoLeases` grants every one. The Redis side is `redis_leases.RedisLeases`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal, Protocol
+
+LeaseKind = Literal["source", "destination"]
+
+DESTINATION_LEASE = timedelta(seconds=15)  # a destination's outbox lease, extended on every pass
+
+
+class Leases(Protocol):
+    """The lease capability of a store: whether this replica should do a piece of work now."""
+
+    async def start(self) -> None:
+        """Join the replicas (and keep the membership alive until `stop`)."""
+
+    async def stop(self) -> None:
+        """Release every lease this replica holds (compare-and-delete) and leave. Idempotent."""
+
+    async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
+        """Whether this replica should do `name` now: True when it holds that lease for `period` from now
+        (taken, or extended because it already held it). Raises `StoreError` when the store is away."""
+
+
+class NoLeases:
+    """One process on its own store (SQLite): every lease is granted."""
+
+    async def start(self) -> None:
+        """Nothing to join."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+    async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
+        """Always True."""
+        return True
