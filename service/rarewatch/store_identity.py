@@ -148,6 +148,8 @@ class StoreGuard:
                 log.warning("store %s was re-initialised by `rarewatch store init`", self.where)
             else:
                 await self._lost(found)
+            # Claims check the marker themselves from now on: a loss between two checks refuses them.
+            self.store.expect_marker(self.marker.id if self.marker else None)
         return self.lost_memory
 
     def _recent(self, marker: StoreMarker) -> bool:
@@ -168,6 +170,7 @@ class StoreGuard:
             marker.id,
         )
         self.marker, self.lost_memory = marker, True
+        self.store.expect_marker(marker.id)
         alert = operational_alert(marker, self.where, previous, now)
         routed = tuple(self.route(alert)) if self.route is not None else ()
         await self.store.claim([ops_key(alert.id)], self.ttl, now, alert, routed or self.destinations)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
 from rarewatch.store import Store, keys, open_store
 from rarewatch.store.base import OutboxStats, StoreMarker
@@ -1042,3 +1043,36 @@ async def test_a_resend_claim_delivers_an_unrouted_alert_once(store: Store) -> N
     assert [(d.alert_id, d.destination) for d in await store.due_deliveries(T0 + MIN)] == [
         ("alert-1", "hook")
     ]
+
+
+@pytest.mark.redis
+async def test_an_alert_claim_is_refused_once_redis_lost_the_marker_it_expects(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A FLUSHALL between the pipeline's marker check and its claim must not re-send an old story: the
+    claim script itself checks the marker the process last saw."""
+    store = RedisStore(str(request.getfixturevalue("redis_url")), prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    await store.open()
+    marker = await store.create_marker(StoreMarker.new(T0))
+    store.expect_marker(marker.id)
+    assert await store.claim(["story-1"], WEEK, T0, make_alert(1), ["hook"]) is True
+    client = Redis.from_url(str(request.getfixturevalue("redis_url")))
+    try:
+        await client.flushall()
+        with pytest.raises(StoreError, match="lost its data"):
+            await store.claim(["story-1"], WEEK, T0 + MIN, make_alert(1), ["hook"])
+        assert await store.due_deliveries(T0 + MIN) == [], "nothing was queued"
+        # Another process noticed first and wrote a new marker that names the old one as previous:
+        # still not the marker this process checked.
+        await store.create_marker(StoreMarker.new(T0 + MIN, marker.id, after_loss=True))
+        with pytest.raises(StoreError, match="lost its data"):
+            await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"])
+        # A bare key sends nothing, so it needs no check.
+        assert await store.claim(["seen-1"], WEEK, T0 + MIN) is True
+        # Once the process has checked again, claims go through.
+        store.expect_marker((await store.get_marker()).id)  # type: ignore[union-attr]
+        assert await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"]) is True
+    finally:
+        await client.flushall()
+        await client.aclose()
+        await store.close()

@@ -77,6 +77,10 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
 
+    def expect_marker(self, marker_id: str | None) -> None:
+        """From now on, refuse (with `StoreError`) any alert claim once the store's identity marker is not
+        `marker_id` (None: no check). Redis checks it inside the claim script; SQLite needs no check."""
+
     async def get_marker(self) -> StoreMarker | None:
         """The store's identity marker, or None when it has none (new, emptied or replaced). One cheap read;
         a SQLite store first reconnects when its file was replaced or emptied under it."""

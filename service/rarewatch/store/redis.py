@@ -88,6 +88,7 @@ class RedisStore:
             self._owns_client = False
         self._redis = client_or_url
         self.found_blank = False  # an empty Redis looks like a new one
+        self._expected_marker: str | None = None  # see expect_marker
         self._keys = k.RedisKeys(prefix)
         self._history_limit = history_limit
         self._claim_script = client_or_url.register_script(lua.CLAIM)
@@ -206,6 +207,7 @@ class RedisStore:
         claim_keys = [self._keys.claim(key) for key in unique]
         remember_keys = [self._keys.claim(key) for key in dict.fromkeys(remember) if key not in unique]
         if alert is None and len(claim_keys) == 1:
+            # Nothing is sent for a bare key, so a lost server costs nothing here: no marker check.
             return bool(await self._redis.set(claim_keys[0], k.claim_value(None), nx=True, px=ms))
         dests = list(dict.fromkeys(destinations)) if alert is not None else []
         kk = self._keys
@@ -218,6 +220,7 @@ class RedisStore:
             *(kk.delivered(d) for d in dests),
             *claim_keys,
             *remember_keys,
+            kk.marker,
         ]
         now_us, hold = k.to_us(now), held_until or {}
         per_dest: list[str | int] = []
@@ -238,8 +241,20 @@ class RedisStore:
             k.claim_value(alert.id if alert is not None else None),
             len(remember_keys),
             *per_dest,
+            self._expected_marker or "",
         ]
-        return bool(await self._claim_script(keys=script_keys, args=args))
+        result = int(await self._claim_script(keys=script_keys, args=args))
+        if result < 0:
+            raise StoreError(
+                f"Redis store at {self.where} lost its data (identity marker {self._expected_marker} is gone"
+                " or replaced): claim refused; the next check marks what the sources list as seen"
+            )
+        return result == 1
+
+    def expect_marker(self, marker_id: str | None) -> None:
+        """Make every alert claim check, in its script, that the identity marker is still `marker_id`, so
+        a server emptied after the last marker check cannot make a claim re-send an old story."""
+        self._expected_marker = marker_id
 
     @_translated
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:

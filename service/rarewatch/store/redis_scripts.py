@@ -9,18 +9,27 @@ from __future__ import annotations
 
 # KEYS: seq, alerts, alert_refs, outbox:all, outbox:pending, outbox:delivered, outbox:dead, outbox:due,
 #       alert:<id>, then one delivery hash per destination, then one delivered index per destination, then
-#       the claim keys, then the keys to remember (claim keys too, set only where free, once claimed).
+#       the claim keys, then the keys to remember (claim keys too, set only where free, once claimed),
+#       then the identity marker.
 # ARGV: ttl_ms, n_destinations, alert JSON ('' = none), alert id, created_us, now_us, history_limit,
 #       alert key prefix, member separator, member seq width, pending, claim value, n keys to remember,
-#       then per destination three: its name, its first attempt (us), its digest flag ('1'/'0').
+#       then per destination three: its name, its first attempt (us), its digest flag ('1'/'0'), then the
+#       marker id the caller expects ('' = no check).
+# Returns 1 (claimed), 0 (held already) or -1 (the marker is gone or another: the server lost its data
+# since the caller last checked, and a claim now would re-send what it had already sent).
 CLAIM = """
+local expect = ARGV[#ARGV]
+if expect ~= '' then
+  local marker = redis.call('GET', KEYS[#KEYS])
+  if not marker or cjson.decode(marker).id ~= expect then return -1 end
+end
 local nd = tonumber(ARGV[2])
-local first, last = 10 + 2 * nd, #KEYS - tonumber(ARGV[13])
+local first, last = 10 + 2 * nd, #KEYS - 1 - tonumber(ARGV[13])
 for i = first, last do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
 for i = first, last do redis.call('SET', KEYS[i], ARGV[12], 'PX', ARGV[1]) end
-for i = last + 1, #KEYS do redis.call('SET', KEYS[i], ARGV[12], 'NX', 'PX', ARGV[1]) end
+for i = last + 1, #KEYS - 1 do redis.call('SET', KEYS[i], ARGV[12], 'NX', 'PX', ARGV[1]) end
 if ARGV[3] == '' then return 1 end
 local id, now, sep = ARGV[4], ARGV[6], ARGV[9]
 redis.call('SET', KEYS[9], ARGV[3])

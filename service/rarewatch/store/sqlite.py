@@ -152,6 +152,10 @@ class SQLiteStore:
 
     # --- identity marker ---------------------------------------------------------------------------------
 
+    def expect_marker(self, marker_id: str | None) -> None:
+        """Nothing to do: a SQLite file replaced under the process is caught by `get_marker`'s reconnect,
+        and no other process writes it between a check and a claim."""
+
     async def get_marker(self) -> StoreMarker | None:
         """The marker, after reconnecting when the file was replaced or emptied under the connection (an
         open connection would otherwise keep reading the old file, or a stale write-ahead log)."""
