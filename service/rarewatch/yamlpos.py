@@ -59,7 +59,10 @@ class YamlDocument:
                     line, node = found
                 continue  # as below: a part that names no child (a pydantic tag) is skipped
             if isinstance(node, CommentedMap) and part in node:
-                line = node.lc.key(part)[0] + 1
+                # A key brought in by a merge (`<<: *defaults`) has no position in this mapping: keep the
+                # mapping's own line rather than fail.
+                if part in node.lc.data:
+                    line = node.lc.key(part)[0] + 1
                 node = node[part]
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
                 line = node.lc.item(part)[0] + 1

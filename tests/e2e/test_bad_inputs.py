@@ -80,6 +80,8 @@ CONFIG_CASES = [
          config(f"destinations:\n{WEBHOOK}, timeout: 0}}\n{HOOK_ROUTE}")),
     Case("unknown-top-level-key", ("once", *CONF), "did you mean 'sources'", f"{Y}:3",
          config(f"sorces:\n{SOURCE}")),
+    Case("merged-key-error", ("once", *CONF), "under the 1m floor", f"{Y}:4",
+         config(f"sources:\n  - <<: {{type: feed, interval: 5s}}\n    name: wire\n    url: '{FEED}'\n")),
     Case("source-without-type", ("once", *CONF), "missing key 'type'", f"{Y}:4",
          config(f"sources:\n  - {{name: wire, url: '{FEED}'}}\n")),
     Case("source-unknown-type", ("once", *CONF), "unknown type 'fedd'; did you mean 'feed'?", f"{Y}:4",

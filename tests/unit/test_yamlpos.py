@@ -64,3 +64,11 @@ def test_nesting_up_to_the_limit_loads() -> None:
     depth = MAX_DEPTH - 2
     doc = load_single("b: " + "[" * depth + "]" * depth + "\n")
     assert doc is not None
+
+
+def test_a_key_brought_in_by_a_merge_is_placed_at_its_mapping() -> None:
+    doc = load_single("sources:\n  - <<: {type: feed, interval: 5s}\n    name: s\n")
+    assert doc is not None
+    assert doc.line_of(("sources", 0, "name")) == 3
+    # `interval` came from the merge: the error points at the entry that merged it, not a traceback.
+    assert doc.line_of(("sources", 0, "interval")) == 2
