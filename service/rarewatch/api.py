@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.errors import ConfigError, RuleError, StoreError
 from rarewatch.runtime import Runtime
+from rarewatch.scheduler import Poller
 
 RUNTIME = web.AppKey("runtime", Runtime)
 ALERTS_MAX = 500  # alerts in one /api/v1/alerts response
@@ -109,18 +110,22 @@ def _refusal(request: web.Request, lifecycle: Lifecycle) -> web.Response | None:
     for the token, or for `application/json` when there is none, shuts every such request out.
     """
     if lifecycle.token is None and not lifecycle.enabled:
-        return _error(403, "POST /-/reload is disabled: set http.token or http.enable_lifecycle: true")
+        return _error(403, f"{_what(request)} is disabled: set http.token or http.enable_lifecycle: true")
     if lifecycle.token is not None and not _bearer_matches(request, lifecycle.token):
-        response = _error(401, "POST /-/reload needs the http.token as 'Authorization: Bearer <token>'")
+        response = _error(401, f"{_what(request)} needs the http.token as 'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="rarewatch"'
         return response
     # With the token, an empty request is enough (curl -X POST); any body, or no token, must be JSON.
     if (request.body_exists or lifecycle.token is None) and request.content_type != "application/json":
-        return _error(415, "POST /-/reload takes an empty body with the token, or JSON")
+        return _error(415, f"{_what(request)} takes an empty body with the token, or JSON")
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
-        return _error(403, "POST /-/reload refuses cross-site requests")
+        return _error(403, f"{_what(request)} refuses cross-site requests")
     return None
+
+
+def _what(request: web.Request) -> str:
+    return f"{request.method} {request.path}"
 
 
 def _bearer_matches(request: web.Request, token: str) -> bool:
@@ -152,8 +157,43 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "rules": len(ruleset.rules), "version": ruleset.version})
 
 
+POLLER = web.AppKey("poller", Poller)
+
+
+async def poll_source(request: web.Request) -> web.Response:
+    """`POST /api/v1/sources/{name}/poll`: poll one source now, ignoring (and, on success, ending) its
+    backoff. Guarded like `/-/reload` (it changes state); 404 for an unknown source, 503 when the
+    scheduler is not running or the store is away."""
+    refused = _refusal(request, request.app[LIFECYCLE])
+    if refused is not None:
+        return refused
+    poller = request.app.get(POLLER)
+    if poller is None:
+        return _error(503, "the scheduler is not running")
+    name = request.match_info["name"]
+    try:
+        run = await poller.poll_now(name)
+    except KeyError:
+        known = ", ".join(p.source.name for p in poller.sources)
+        return _error(404, f"no source named {name!r} (known: {known})")
+    except StoreError as exc:
+        return _error(503, f"store unavailable, poll not run: {exc}")
+    return web.json_response(
+        {
+            "status": "ok",
+            "source": run.source,
+            "result": run.status,
+            "items": run.entries,
+            "matched": run.matched,
+            "alerts": len(run.alerts),
+            "error": run.error,
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/sources", sources)
     app.router.add_get("/api/v1/alerts", alerts)
     app.router.add_post("/-/reload", reload)
+    app.router.add_post("/api/v1/sources/{name}/poll", poll_source)

@@ -16,7 +16,7 @@ from aiohttp import web
 from watchfiles import Change, awatch
 
 from rarewatch import __version__, health
-from rarewatch.api import LIFECYCLE, RUNTIME, Lifecycle, add_routes
+from rarewatch.api import LIFECYCLE, POLLER, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.httputil import redact_url
@@ -45,7 +45,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
             )
             await runtime.leases.start()
             poller.start()
-            app[health.POLLER] = poller
+            app[POLLER] = poller
             log.info(
                 "rarewatch %s: %d sources, %d rules (pack %s), store %s",
                 __version__,

@@ -17,12 +17,11 @@ from typing import Any
 from aiohttp import web
 
 from rarewatch import __version__
-from rarewatch.api import RUNTIME
+from rarewatch.api import POLLER, RUNTIME
 from rarewatch.errors import StoreError
 from rarewatch.runtime import Runtime
 from rarewatch.scheduler import Poller
 
-POLLER = web.AppKey("poller", Poller)
 STORE_TIMEOUT = 2.0  # seconds: a store slower than this is not ready (a probe must answer promptly)
 
 OK, FAIL = "ok", "fail"

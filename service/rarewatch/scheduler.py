@@ -115,6 +115,20 @@ class Poller:
         if run.alerts or run.ops_alert is not None:
             self.workers.wake()  # never waits for a delivery
 
+    async def poll_now(self, name: str) -> SourceRun:
+        """Poll the source called `name` now, ignoring its backoff or Retry-After delay (an operator's
+        `POST /api/v1/sources/{name}/poll`); a success ends the backoff. Raises KeyError for an unknown
+        source and `StoreError` when the store is away."""
+        polled = next((p for p in self.sources if p.source.name == name), None)
+        if polled is None:
+            raise KeyError(name)
+        run = await self.pipeline.run_source(polled, force=True)
+        if self.on_run is not None:
+            await self.on_run(run)
+        if run.alerts or run.ops_alert is not None:
+            self.workers.wake()
+        return run
+
     async def flush(self) -> None:
         """One pass of every destination now (tests, tools): a store outage is logged; deliveries wait."""
         report: FlushReport | None
