@@ -149,13 +149,18 @@ def log_alert(logger: logging.Logger, alert: Alert, destinations: Sequence[str])
         alert=alert.id,
         kind=alert.kind.value,
         story=alert.story,
-        rule=",".join(sorted({m.rule for m in alert.matches})),
+        rule=_rules(alert),
         category=",".join(alert.categories),
         severity=alert.severity.label,
         source=alert.item.source,
         publisher=alert.item.publisher or None,
         destinations=list(destinations),
     )
+
+
+def _rules(alert: Alert) -> str:
+    """The rules an alert fired, once each, sorted and comma-separated."""
+    return ",".join(sorted({m.rule for m in alert.matches}))
 
 
 def log_unrouted(logger: logging.Logger, alert: Alert) -> None:
@@ -166,7 +171,7 @@ def log_unrouted(logger: logging.Logger, alert: Alert) -> None:
         "unrouted",
         alert=alert.id,
         kind=alert.kind.value,
-        rule=",".join(sorted({m.rule for m in alert.matches})),
+        rule=_rules(alert),
         category=",".join(alert.categories),
         source=alert.item.source,
         resend=f"rarewatch alerts resend {alert.id} --to DESTINATION",

@@ -309,8 +309,7 @@ class Pipeline:
             "source %s: %s (ops alert to %s)", name, decision.reason, ", ".join(destinations) or "none"
         )
         if claimed and not destinations:  # no route (nor fallback_to) takes it: kept to be sent later
-            await self.store.record_unrouted(alert, now)
-            log_unrouted(log, alert)
+            await self._keep_unrouted(alert, now)
         return state, alert if claimed else None
 
     async def _store_forgot(self) -> bool:
@@ -457,10 +456,14 @@ class Pipeline:
         claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert, remember=plan.remember)
         if not claimed:
             return _Outcome(contended=True)
-        await self.store.record_unrouted(alert, now)
+        await self._keep_unrouted(alert, now)
         self._remember_alert(alert)
-        log_unrouted(log, alert)
         return _Outcome(alert, unrouted=True)
+
+    async def _keep_unrouted(self, alert: Alert, now: datetime) -> None:
+        """Record a claimed alert that no route took among the unrouted ones (to be sent later) and say so."""
+        await self.store.record_unrouted(alert, now)
+        log_unrouted(log, alert)
 
     async def _alert(self, alert_id: str) -> Alert | None:
         """An alert from the history, through a small cache: alerts never change once recorded, and the

@@ -110,10 +110,7 @@ class Poller:
         finally:
             if task is not None:
                 self._polls.discard(task)
-        if self.on_run is not None:
-            await self.on_run(run)
-        if run.alerts or run.ops_alert is not None:
-            self.workers.wake()  # never waits for a delivery
+        await self._report(run)
 
     async def poll_now(self, name: str) -> SourceRun:
         """Poll the source called `name` now, ignoring its backoff or Retry-After delay (an operator's
@@ -123,11 +120,16 @@ class Poller:
         if polled is None:
             raise KeyError(name)
         run = await self.pipeline.run_source(polled, force=True)
+        await self._report(run)
+        return run
+
+    async def _report(self, run: SourceRun) -> None:
+        """After a poll: tell `on_run` (the metrics), and wake the delivery workers when it raised alerts
+        (never waiting for a delivery)."""
         if self.on_run is not None:
             await self.on_run(run)
         if run.alerts or run.ops_alert is not None:
             self.workers.wake()
-        return run
 
     async def flush(self) -> None:
         """One pass of every destination now (tests, tools): a store outage is logged; deliveries wait."""
