@@ -147,6 +147,8 @@ class Alert:
     rules_version: str = ""
     glosses: tuple[tuple[str, str], ...] = ()
     children: tuple[Alert, ...] = ()
+    # The id of the silence that muted this alert: recorded and listed, never delivered ("": not silenced).
+    silenced_by: str = ""
 
     def __post_init__(self) -> None:
         if not self.story:
@@ -170,21 +172,10 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, used by the stores to persist alerts."""
-        item = self.item
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "created": self.created.isoformat(),
-            "item": {
-                "id": item.id,
-                "source": item.source,
-                "title": item.title,
-                "link": item.link,
-                "summary": item.summary,
-                "content": item.content,
-                "published": item.published.isoformat(),
-                "lang": item.lang,
-                "publisher": item.publisher,
-            },
+            "item": item_to_dict(self.item),
             "matches": [m.to_dict() for m in self.matches],
             "kind": self.kind.value,
             "story": self.story,
@@ -193,24 +184,15 @@ class Alert:
             "rules_version": self.rules_version,
             "glosses": dict(self.glosses),
         }
+        if self.silenced_by:  # only when set: alerts recorded before silences existed read the same
+            data["silenced_by"] = self.silenced_by
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        raw = data["item"]
-        item = Item(
-            id=raw["id"],
-            source=raw["source"],
-            title=raw["title"],
-            link=raw["link"],
-            summary=raw["summary"],
-            content=raw["content"],
-            published=datetime.fromisoformat(raw["published"]),
-            lang=raw.get("lang"),
-            publisher=raw.get("publisher") or "",
-        )
         return cls(
             id=data["id"],
-            item=item,
+            item=item_from_dict(data["item"]),
             matches=tuple(Match.from_dict(m) for m in data["matches"]),
             created=datetime.fromisoformat(data["created"]),
             kind=AlertKind(data.get("kind", "alert")),
@@ -219,6 +201,69 @@ class Alert:
             countries=tuple(data.get("countries", ())),
             rules_version=data.get("rules_version", ""),
             glosses=tuple((str(t), str(g)) for t, g in (data.get("glosses") or {}).items()),
+            silenced_by=str(data.get("silenced_by") or ""),
+        )
+
+
+def item_to_dict(item: Item) -> dict[str, Any]:
+    """A JSON-ready form of `item` (alerts and seen items persist items this way)."""
+    return {
+        "id": item.id,
+        "source": item.source,
+        "title": item.title,
+        "link": item.link,
+        "summary": item.summary,
+        "content": item.content,
+        "published": item.published.isoformat(),
+        "lang": item.lang,
+        "publisher": item.publisher,
+    }
+
+
+def item_from_dict(raw: Mapping[str, Any]) -> Item:
+    """The item `item_to_dict` wrote."""
+    return Item(
+        id=raw["id"],
+        source=raw["source"],
+        title=raw["title"],
+        link=raw["link"],
+        summary=raw["summary"],
+        content=raw["content"],
+        published=datetime.fromisoformat(raw["published"]),
+        lang=raw.get("lang"),
+        publisher=raw.get("publisher") or "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SeenItem:
+    """A normalised item as one fetch saw it, matched or not, kept for a while so rule changes can be
+    replayed on what the service actually saw (`rarewatch backtest`).
+
+    `rules_version` is the rule pack that judged it then and `rules` the ids of the rules that fired
+    (empty: it matched nothing).
+    """
+
+    item: Item
+    fetched: datetime
+    rules_version: str = ""
+    rules: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": item_to_dict(self.item),
+            "fetched": self.fetched.isoformat(),
+            "rules_version": self.rules_version,
+            "rules": list(self.rules),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeenItem:
+        return cls(
+            item=item_from_dict(data["item"]),
+            fetched=datetime.fromisoformat(data["fetched"]),
+            rules_version=str(data.get("rules_version", "")),
+            rules=tuple(str(r) for r in data.get("rules", ())),
         )
 
 

@@ -24,7 +24,7 @@ from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
 from rarewatch.logs import log_alert, log_poll, log_unrouted
-from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
+from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SeenItem, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
     THROTTLED,
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 500
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
+# Item ids this process recorded as seen, remembered so a feed re-read every poll costs no store write.
+RECORDED_ITEMS = 50_000
 # The first-poll lookback once the store lost its memory: everything a source lists counts as old (seen).
 EVERYTHING_SEEN = timedelta(days=-36_500)
 
@@ -184,6 +186,7 @@ class Pipeline:
         self.guard = guard  # None: the store's identity is not checked
         self.health = health  # None: no source-health alerts
         self._recent: OrderedDict[str, Alert] = OrderedDict()
+        self._recorded: dict[str, None] = {}  # insertion-ordered: the oldest go first when full
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once (see `_poll`) and log it: one `poll` line with its counts and duration."""
@@ -227,6 +230,7 @@ class Pipeline:
             finally:
                 fetch_seconds = time.perf_counter() - started
             found, articles = await self._match(polled, result.entries, now)
+            await self._record_seen(found, now)
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
             matched_by = _matched_by(found)
@@ -284,6 +288,23 @@ class Pipeline:
             unrouted=admitted.unrouted,
             seen=admitted.seen,
         ).with_facts(facts)
+
+    async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
+        """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
+        fired and the pack that judged them: one batched store write per fetch, none for a repeat."""
+        version = self.ruleset.version
+        fresh = [
+            SeenItem(item, now, version, tuple(m.rule for m in matches))
+            for item, matches, _ in found
+            if item.id not in self._recorded
+        ]
+        if not fresh:
+            return
+        await self.store.record_items(fresh, now)
+        recorded = self._recorded
+        recorded.update(dict.fromkeys(s.item.id for s in fresh))
+        if len(recorded) > RECORDED_ITEMS:
+            self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
     async def _check_health(
         self, name: str, state: SourceState, now: datetime

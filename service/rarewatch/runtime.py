@@ -37,7 +37,7 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
-from rarewatch.store import Leases, NoLeases, Store, leases_for, open_store
+from rarewatch.store import ItemRetention, Leases, NoLeases, Store, leases_for, open_store
 from rarewatch.store_identity import StoreGuard
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,11 @@ def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
     return tuple(polled)
 
 
+def item_retention(settings: Settings) -> ItemRetention:
+    """How long and how many seen items the store keeps (`store_items:`)."""
+    return ItemRetention(keep=settings.store_items.keep, max=settings.store_items.max)
+
+
 def build_article_reader(settings: Settings, clock: Clock) -> ArticleReader:
     """The reader of linked articles shared by every source with `enrich: true`."""
     cfg = settings.enrichment
@@ -178,7 +183,7 @@ async def open_runtime(
         session = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
         )
-        store = open_store(settings.store_url())
+        store = open_store(settings.store_url(), items=item_retention(settings))
         await store.open()
         stack.push_async_callback(store.close)
         notifiers: dict[str, Notifier] = {}

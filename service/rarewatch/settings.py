@@ -138,6 +138,14 @@ class SourceHealthConfig(Strict):
     min_changes: int = Field(default=3, ge=2)
 
 
+class StoreItemsConfig(Strict):
+    """The items the sources listed, matched or not, that the store keeps for `rarewatch backtest`: each
+    for `keep` after it was first seen, at most the newest `max` (0: keep none)."""
+
+    keep: PositiveDuration = timedelta(days=30)
+    max: int = Field(default=100_000, ge=0)
+
+
 def _default_destinations() -> list[DestinationConfig]:
     return [console.ConsoleDestination(name="console", type="console")]
 
@@ -188,6 +196,7 @@ class Settings(BaseSettings):
     fallback_to: list[str] = Field(default_factory=list)
     initial_lookback: Duration = timedelta(hours=48)
     dedup_window: Duration = timedelta(days=30)
+    store_items: StoreItemsConfig = Field(default_factory=StoreItemsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,15 @@ class OutboxStats:
     pending: int = 0
     dead: int = 0
     oldest_pending: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRetention:
+    """How long, and how many, seen items a store keeps (`store_items:` in the configuration): each for
+    `keep` after it was first recorded, and never more than the newest `max` (0: none are kept)."""
+
+    keep: timedelta = timedelta(days=30)
+    max: int = 100_000
 
 
 class Store(Protocol):
@@ -197,3 +206,11 @@ class Store(Protocol):
 
     async def drop_unrouted(self, alert_id: str) -> bool:
         """Forget an unrouted alert (it was sent); returns whether it was listed."""
+
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """Keep each of `items` whose item id is not kept yet (a kept one keeps its first record), then
+        forget those older than the retention's `keep` (before `now`) and beyond its `max`. Returns how
+        many were new."""
+
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first, at most `limit`."""

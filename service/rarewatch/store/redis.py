@@ -26,10 +26,10 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
 from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
@@ -69,6 +69,7 @@ class RedisStore:
         history_limit: int = 10_000,
         connect_timeout: float = 2.0,
         timeout: float = 5.0,
+        items: ItemRetention | None = None,
     ) -> None:
         """A URL makes a client this store owns (and closes), with the given timeouts in seconds, so a
         dead server fails fast instead of hanging. A client passed in must use `decode_responses=True`."""
@@ -91,6 +92,7 @@ class RedisStore:
         self._expected_marker: str | None = None  # see expect_marker
         self._keys = k.RedisKeys(prefix)
         self._history_limit = history_limit
+        self._items = items or ItemRetention()
         self._claim_script = client_or_url.register_script(lua.CLAIM)
         self._transition_script = client_or_url.register_script(lua.TRANSITION)
         self._defer_script = client_or_url.register_script(lua.DEFER)
@@ -373,6 +375,57 @@ class RedisStore:
         pipe.zrem(self._keys.unrouted, alert_id)
         deleted, _ = await pipe.execute()
         return bool(deleted)
+
+    # --- seen items -------------------------------------------------------------------------------------
+
+    @_translated
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """`SET NX PX` each item's record and index it (`ZADD NX`) in one round trip, then trim the index
+        to the retention, deleting the records of the items trimmed for the count bound."""
+        if not items or self._items.max <= 0:
+            return 0
+        kk, keep_ms = self._keys, k.ttl_ms(self._items.keep, "store_items.keep")
+        pipe = self._redis.pipeline(transaction=False)
+        for seen in items:
+            pipe.set(kk.seen_item(seen.item.id), json.dumps(seen.to_dict()), nx=True, px=keep_ms)
+            pipe.zadd(kk.seen_items, {seen.item.id: k.to_us(seen.fetched)}, nx=True)
+        cutoff = k.to_us(now) - self._items.keep // timedelta(microseconds=1)
+        pipe.zremrangebyscore(kk.seen_items, "-inf", f"({cutoff}")  # their records expired on their own
+        pipe.pexpire(kk.seen_items, keep_ms)
+        pipe.zcard(kk.seen_items)
+        *replies, _, _, count = await pipe.execute()
+        await self._trim_items(int(count))
+        return sum(1 for reply in replies[::2] if reply)
+
+    async def _trim_items(self, count: int) -> None:
+        """Forget the oldest seen items beyond the retention's `max`."""
+        excess = count - self._items.max
+        if excess <= 0:
+            return
+        kk = self._keys
+        ids = _strs(await self._redis.zrange(kk.seen_items, 0, excess - 1))
+        for start in range(0, len(ids), _PAGE):
+            page = ids[start : start + _PAGE]
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(*(kk.seen_item(i) for i in page))
+            pipe.zrem(kk.seen_items, *page)
+            await pipe.execute()
+
+    @_translated
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first (records already expired left out)."""
+        if limit <= 0:
+            return []
+        ids = _strs(
+            await self._redis.zrevrangebyscore(
+                self._keys.seen_items, "+inf", k.to_us(since), start=0, num=limit
+            )
+        )
+        found: list[SeenItem] = []
+        for start in range(0, len(ids), _PAGE):
+            raws = await self._redis.mget([self._keys.seen_item(i) for i in ids[start : start + _PAGE]])
+            found += [SeenItem.from_dict(json.loads(raw)) for raw in raws if raw is not None]
+        return found
 
     # --- outbox -------------------------------------------------------------------------------------------
 

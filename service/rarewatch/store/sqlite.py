@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
-from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,11 +51,13 @@ class SQLiteStore:
         history_limit: int = 10_000,
         cleanup_interval: timedelta = timedelta(minutes=10),
         held_cache_size: int = 100_000,
+        items: ItemRetention | None = None,
     ) -> None:
         """`busy_timeout` (s): how long to wait for another process's write lock before failing.
         `history_limit`: alerts kept in the history (older ones no delivery refers to are trimmed).
         `cleanup_interval`: how often (in claim `now` time) expired claims, counters and old history are
-        deleted. `held_cache_size`: held keys remembered in memory, so repeat claims skip the database."""
+        deleted. `held_cache_size`: held keys remembered in memory, so repeat claims skip the database.
+        `items`: how long and how many seen items are kept (trimmed at most once per `cleanup_interval`)."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._history_limit = history_limit
@@ -66,6 +68,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the connection opened
         self._next_cleanup_us = 0
+        self._items = items or ItemRetention()
+        self._next_items_cleanup_us = 0
         self.found_blank = False
 
     @classmethod
@@ -338,6 +342,34 @@ class SQLiteStore:
         """Forget an unrouted alert; whether it was listed."""
         return bool(await self._run(partial(_execute, f"DELETE FROM {k.UNROUTED} WHERE id = ?", (alert_id,))))
 
+    # --- seen items -------------------------------------------------------------------------------------
+
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
+        if not items or self._items.max <= 0:
+            return 0
+        rows = [(s.item.id, k.to_us(s.fetched), json.dumps(s.to_dict())) for s in items]
+        return await self._run(partial(self._record_items, rows, k.to_us(now)))
+
+    def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
+        with _immediate(conn):
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {k.SEEN_ITEMS} (id, fetched, data) VALUES (?, ?, ?)", rows
+            )
+            added = conn.total_changes - before
+            # Trimming scans the index: not on every poll, but at most once per cleanup interval.
+            if now_us >= self._next_items_cleanup_us:
+                self._next_items_cleanup_us = now_us + self._cleanup_interval_us
+                _trim_items(conn, now_us - self._items.keep // timedelta(microseconds=1), self._items.max)
+        return added
+
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first."""
+        sql = f"SELECT data FROM {k.SEEN_ITEMS} WHERE fetched >= ? ORDER BY fetched DESC, rowid DESC LIMIT ?"
+        rows = await self._run(partial(_fetchall, sql, (k.to_us(since), max(0, limit))))
+        return [SeenItem.from_dict(json.loads(row[0])) for row in rows]
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     async def due_deliveries(
@@ -585,6 +617,17 @@ def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
             f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
             (history_limit,),
         )
+
+
+def _trim_items(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> None:
+    """Forget seen items fetched before `cutoff_us`, and those beyond the newest `limit` (inside the
+    caller's transaction)."""
+    conn.execute(f"DELETE FROM {k.SEEN_ITEMS} WHERE fetched < ?", (cutoff_us,))
+    conn.execute(
+        f"DELETE FROM {k.SEEN_ITEMS} WHERE id IN (SELECT id FROM {k.SEEN_ITEMS}"
+        " ORDER BY fetched DESC, rowid DESC LIMIT -1 OFFSET ?)",
+        (limit,),
+    )
 
 
 def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connection) -> None:
