@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: bundled)")
     _rules_config(check)
 
+    backtest = with_config(
+        sub.add_parser(
+            "backtest",
+            help="replay the items the store kept through a rule pack: the alerts it would add and remove",
+        )
+    )
+    backtest.add_argument(
+        "--rules", type=Path, action="append", required=True, help="rule file or directory (repeatable)"
+    )
+    backtest.add_argument("--since", default="30d", metavar="DURATION", help="items fetched within (30d)")
+    backtest.add_argument("--json", action="store_true", help="one JSON object instead of the text report")
+
     outbox = with_config(sub.add_parser("outbox", help="inspect and manage the delivery outbox"))
     outbox.add_argument("action", choices=["list", "retry", "purge"])
     outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
@@ -195,6 +207,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.service import run_once
 
         return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
+    if args.command == "backtest":
+        from rarewatch.commands.backtest import backtest
+
+        since = _positive_duration("--since", args.since)
+        return asyncio.run(backtest(settings, args.rules, since, sys.stdout, as_json=args.json))
     if args.command == "outbox":
         from rarewatch.commands.service import outbox_command
 
@@ -222,10 +239,15 @@ def _backfill(value: str | None) -> timedelta | None:
     """`once --backfill`'s duration (ConfigError when it is not a positive duration)."""
     if value is None:
         return None
+    return _positive_duration("--backfill", value)
+
+
+def _positive_duration(flag: str, value: str) -> timedelta:
+    """A flag's positive duration (ConfigError naming the flag otherwise)."""
     try:
         return parse_positive_duration(value)
     except ValueError as exc:
-        raise ConfigError(f"--backfill: {exc}") from None
+        raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _run(settings: Settings) -> int:
