@@ -53,7 +53,8 @@ async def sources(request: web.Request) -> web.Response:
 
 async def alerts(request: web.Request) -> web.Response:
     """The newest alerts, as webhook payloads, each with `unrouted` (no route took it: recorded, not sent
-    unless resent; `?unrouted=true` lists only those): at most `ALERTS_MAX` (`?limit=`, default 50) and at
+    unless resent; `?unrouted=true` lists only those) and `silenced_by` (the id of the silence that muted
+    it, or null): at most `ALERTS_MAX` (`?limit=`, default 50) and at
     most `ALERTS_MAX_BYTES` of JSON. `truncated` is true when the byte bound left some of them out."""
     try:
         limit = max(1, min(ALERTS_MAX, int(request.query.get("limit", "50"))))
@@ -70,7 +71,10 @@ async def alerts(request: web.Request) -> web.Response:
         recent = await store.recent_alerts(limit)
         flagged = await store.unrouted_ids([a.id for a in recent])
     envelope = 64  # {"alerts":[ ... ],"truncated":false}
-    payloads = ({**alert_payload(a), "unrouted": a.id in flagged} for a in recent)
+    payloads = (
+        {**alert_payload(a), "unrouted": a.id in flagged, "silenced_by": a.silenced_by or None}
+        for a in recent
+    )
     body, truncated = bounded_json_list(payloads, ALERTS_MAX_BYTES - envelope)
     tail = b'],"truncated":' + (b"true}" if truncated else b"false}")
     return web.Response(body=b'{"alerts":[' + body + tail, content_type="application/json")

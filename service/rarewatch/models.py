@@ -388,3 +388,57 @@ class FetchResult:
     # A fetch that failed part-way (a JSON API's later page): the entries read before the failure are
     # kept and processed, and the poll is still that source's error (recorded, backed off).
     error: Exception | None = None
+
+
+SILENCE_FIELDS: tuple[str, ...] = ("rule", "source", "category", "material", "story")
+"""What a silence can match on: a rule id, a source name, a category, a material, or one story (its link,
+or its alert id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A mute, as Alertmanager's: from `starts` until `ends`, every new alert that fits all `matchers`
+    (field, value) is recorded with `silenced_by` set to this silence's id, and not delivered.
+
+    Expiring a silence sets `ends` to the time it was expired; it stays listed (with its reason and author)
+    until the store forgets it.
+    """
+
+    id: str
+    matchers: tuple[tuple[str, str], ...]
+    starts: datetime
+    ends: datetime
+    reason: str
+    author: str
+    created: datetime
+
+    def active(self, now: datetime) -> bool:
+        """Whether it mutes alerts at `now`."""
+        return self.starts <= now < self.ends
+
+    def describe(self) -> str:
+        """Its matchers as `field=value, ...`."""
+        return ", ".join(f"{name}={value}" for name, value in self.matchers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "matchers": [{"name": name, "value": value} for name, value in self.matchers],
+            "starts": self.starts.isoformat(),
+            "ends": self.ends.isoformat(),
+            "reason": self.reason,
+            "author": self.author,
+            "created": self.created.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
+        return cls(
+            id=str(data["id"]),
+            matchers=tuple((str(m["name"]), str(m["value"])) for m in data["matchers"]),
+            starts=datetime.fromisoformat(data["starts"]),
+            ends=datetime.fromisoformat(data["ends"]),
+            reason=str(data.get("reason", "")),
+            author=str(data.get("author", "")),
+            created=datetime.fromisoformat(data["created"]),
+        )

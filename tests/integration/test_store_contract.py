@@ -24,7 +24,17 @@ import pytest
 from redis.asyncio import Redis
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, SeenItem, Severity, SourceState
+from rarewatch.models import (
+    Alert,
+    Delivery,
+    DeliveryStatus,
+    Item,
+    Match,
+    SeenItem,
+    Severity,
+    Silence,
+    SourceState,
+)
 from rarewatch.store import Store, keys, open_store
 from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
 from rarewatch.store.redis import RedisStore
@@ -787,7 +797,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 6
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -859,7 +869,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 6
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -1136,5 +1146,53 @@ async def test_sqlite_migrates_a_version_5_file_keeping_its_alerts(tmp_path: Pat
         assert await store.get_alert("alert-1") == make_alert(1)
         assert await store.record_items([seen(1)], T0) == 1
         assert await store.seen_items(T0) == [seen(1)]
+    finally:
+        await store.close()
+
+
+# --- silences -----------------------------------------------------------------------------------------------
+
+
+def make_silence(n: int, ends: datetime = T0 + WEEK, created: datetime = T0) -> Silence:
+    return Silence(
+        f"sil-{n}", (("source", "mofcom"), ("rule", "licensing")), created, ends, "noisy", "ana", created
+    )
+
+
+async def test_silences_are_kept_listed_oldest_first_and_expired(store: Store) -> None:
+    second, first = make_silence(2, created=T0 + MIN), make_silence(1)
+    await store.add_silence(second, T0 + MIN)
+    await store.add_silence(first, T0 + MIN)
+    assert await store.silences() == [first, second]
+    ended = await store.expire_silence("sil-1", T0 + HOUR)
+    assert ended == Silence("sil-1", first.matchers, T0, T0 + HOUR, "noisy", "ana", T0), (
+        "ends now; the rest is kept"
+    )
+    assert await store.silences() == [ended, second]
+    assert await store.expire_silence("sil-1", T0 + 2 * HOUR) == ended, "an ended silence keeps its end"
+    assert await store.expire_silence("sil-9", T0) is None
+
+
+async def test_silences_that_ended_long_ago_are_forgotten(store: Store) -> None:
+    await store.add_silence(make_silence(1, ends=T0 + HOUR), T0)
+    later = T0 + HOUR + keys.SILENCE_KEEP + SEC
+    await store.add_silence(make_silence(2, ends=later + WEEK, created=later), later)
+    assert [s.id for s in await store.silences()] == ["sil-2"]
+
+
+async def test_sqlite_migrates_a_version_6_file_to_keep_silences(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    with sqlite3.connect(path) as conn:
+        for statements in keys.MIGRATIONS[:6]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
+        await store.add_silence(make_silence(1), T0)
+        assert await store.silences() == [make_silence(1)]
     finally:
         await store.close()

@@ -7,12 +7,12 @@ Both implementations (SQLite, the embedded default; Redis) pass one contract sui
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,16 @@ class ItemRetention:
 
     keep: timedelta = timedelta(days=30)
     max: int = 100_000
+
+
+def expired(silence: Silence, now: datetime) -> Silence:
+    """`silence` ended at `now`, unless it had ended already (both stores expire silences this way)."""
+    return silence if silence.ends <= now else replace(silence, ends=max(now, silence.starts))
+
+
+def by_creation(silences: Iterable[Silence]) -> list[Silence]:
+    """Silences oldest first (by creation, then id): the order every store lists them in."""
+    return sorted(silences, key=lambda s: (s.created, s.id))
 
 
 class Store(Protocol):
@@ -214,3 +224,14 @@ class Store(Protocol):
 
     async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
         """The kept items fetched at or after `since`, newest first, at most `limit`."""
+
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """Store `silence` (replacing one with its id), and forget silences that ended more than
+        `SILENCE_KEEP` before `now`."""
+
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, active or not, oldest first (by creation, then id)."""
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End a silence at `now` (one that already ended keeps its end); returns it as stored now, or None
+        when there is no such silence."""

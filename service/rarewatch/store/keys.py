@@ -60,6 +60,7 @@ SOURCES = "source_state"  # source name -> SourceState.to_dict() JSON
 COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-window counters
 UNROUTED = "unrouted"  # alerts no route took: id -> created (us), Alert.to_dict() JSON (newest kept)
 SEEN_ITEMS = "seen_items"  # items as fetched, matched or not: id -> fetched (us), SeenItem.to_dict() JSON
+SILENCES = "silences"  # id -> ends (us), Silence.to_dict() JSON
 META = "store_meta"  # name -> value: the store's own records (`MARKER_NAME`: the identity marker, JSON)
 MARKER_NAME = "marker"
 
@@ -120,9 +121,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE TABLE {SEEN_ITEMS} (id TEXT PRIMARY KEY, fetched INTEGER NOT NULL, data TEXT NOT NULL)",
         f"CREATE INDEX {SEEN_ITEMS}_fetched ON {SEEN_ITEMS} (fetched)",
     ),
+    # v7: silences (`rarewatch silence add|list|expire`).
+    (f"CREATE TABLE {SILENCES} (id TEXT PRIMARY KEY, ends INTEGER NOT NULL, data TEXT NOT NULL)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+
+# How long a silence that ended stays listed (`silence list --all`) before the store forgets it.
+SILENCE_KEEP = timedelta(days=30)
 
 # How many unrouted alerts are kept (the newest), and in Redis for how long after the last one was recorded.
 UNROUTED_LIMIT = 10_000
@@ -171,6 +177,8 @@ class RedisKeys:
                              trimmed to `ItemRetention.keep` and `.max`, the key expiring `keep` after the
                              last record
     - `seen_item:<id>`       string with PX ttl (`keep`): that item's SeenItem.to_dict() JSON
+    - `silences`             hash silence id -> Silence.to_dict() JSON (ended ones dropped `SILENCE_KEEP`
+                             after their end, when a silence is added)
     - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
                              `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
                              destination's outbox
@@ -262,6 +270,10 @@ class RedisKeys:
 
     def seen_item(self, item_id: str) -> str:
         return f"{self.prefix}seen_item:{item_id}"
+
+    @property
+    def silences(self) -> str:
+        return f"{self.prefix}silences"
 
     # --- replicas (leases): see `store.leases` ---------------------------------------------------------
 

@@ -26,10 +26,10 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, by_creation, expired
 from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
@@ -426,6 +426,39 @@ class RedisStore:
             raws = await self._redis.mget([self._keys.seen_item(i) for i in ids[start : start + _PAGE]])
             found += [SeenItem.from_dict(json.loads(raw)) for raw in raws if raw is not None]
         return found
+
+    # --- silences ---------------------------------------------------------------------------------------
+
+    @_translated
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """`HSET` the silence, then drop the ones that ended `SILENCE_KEEP` before `now`."""
+        key = self._keys.silences
+        await self._redis.hset(key, silence.id, json.dumps(silence.to_dict()))
+        forget = [s.id for s in await self._silences() if s.ends < now - k.SILENCE_KEEP]
+        if forget:
+            await self._redis.hdel(key, *forget)
+
+    @_translated
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, oldest first (one `HGETALL`)."""
+        return await self._silences()
+
+    async def _silences(self) -> list[Silence]:
+        raws = cast("dict[str, str]", await self._redis.hgetall(self._keys.silences))
+        return by_creation(Silence.from_dict(json.loads(raw)) for raw in raws.values())
+
+    @_translated
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End the silence at `now` unless it ended already. Read, then write only when it changes: two
+        processes expiring one silence at once both end it, at about the same time."""
+        raw = cast("str | None", await self._redis.hget(self._keys.silences, silence_id))
+        if raw is None:
+            return None
+        before = Silence.from_dict(json.loads(raw))
+        after = expired(before, now)
+        if after != before:
+            await self._redis.hset(self._keys.silences, silence_id, json.dumps(after.to_dict()))
+        return after
 
     # --- outbox -------------------------------------------------------------------------------------------
 

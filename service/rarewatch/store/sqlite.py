@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, expired
+from rarewatch.store.base import by_creation as _by_creation
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -370,6 +371,23 @@ class SQLiteStore:
         rows = await self._run(partial(_fetchall, sql, (k.to_us(since), max(0, limit))))
         return [SeenItem.from_dict(json.loads(row[0])) for row in rows]
 
+    # --- silences ---------------------------------------------------------------------------------------
+
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """Store `silence` and forget those that ended `SILENCE_KEEP` before `now`, in one transaction."""
+        row = (silence.id, k.to_us(silence.ends), json.dumps(silence.to_dict()))
+        await self._run(partial(_add_silence, row, k.to_us(now - k.SILENCE_KEEP)))
+
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, oldest first."""
+        rows = await self._run(partial(_fetchall, f"SELECT data FROM {k.SILENCES}", ()))
+        return _by_creation(Silence.from_dict(json.loads(row[0])) for row in rows)
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End the silence at `now` unless it ended already; returns it, or None."""
+        raw = await self._run(partial(_expire_silence, silence_id, now))
+        return Silence.from_dict(json.loads(raw)) if raw is not None else None
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     async def due_deliveries(
@@ -617,6 +635,25 @@ def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
             f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
             (history_limit,),
         )
+
+
+def _add_silence(row: tuple[str, int, str], forget_before_us: int, conn: sqlite3.Connection) -> None:
+    with _immediate(conn):
+        conn.execute(f"INSERT OR REPLACE INTO {k.SILENCES} (id, ends, data) VALUES (?, ?, ?)", row)
+        conn.execute(f"DELETE FROM {k.SILENCES} WHERE ends < ?", (forget_before_us,))
+
+
+def _expire_silence(silence_id: str, now: datetime, conn: sqlite3.Connection) -> str | None:
+    """End one silence at `now` (read and write in one transaction); its JSON as stored, or None."""
+    with _immediate(conn):
+        row = conn.execute(f"SELECT data FROM {k.SILENCES} WHERE id = ?", (silence_id,)).fetchone()
+        if row is None:
+            return None
+        silence = expired(Silence.from_dict(json.loads(row[0])), now)
+        raw = json.dumps(silence.to_dict())
+        sql = f"UPDATE {k.SILENCES} SET ends = ?, data = ? WHERE id = ?"
+        conn.execute(sql, (k.to_us(silence.ends), raw, silence_id))
+    return raw
 
 
 def _trim_items(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> None:
