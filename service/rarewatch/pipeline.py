@@ -217,6 +217,7 @@ class Pipeline:
         forgot = await self._store_forgot()
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
+            self._recorded = {}  # and the items it kept: record them again
         name = polled.source.name
         state = await self.store.get_source_state(name) or SourceState()
         now = self.clock.now()
