@@ -73,6 +73,7 @@ class ItemChange:
             "removed": [r.to_dict() for r in self.rules if not r.added],
             "alerted": self.alert is not None,
             "alert_kind": self.alert.kind.value if self.alert is not None else None,
+            "silenced_by": (self.alert.silenced_by or None) if self.alert is not None else None,
         }
 
 

@@ -56,6 +56,7 @@ async def test_silence_mutes_until_expired_and_what_it_muted_is_never_sent(tmp_p
         code, _, err = await rarewatch("once", "--config", str(path))
         assert code == 0, err
         assert [p["title"] for p in hook.payloads()] == [LICENSING_TITLE]
+        assert "note: 1 new alerts were muted by silences" in err
 
         code, out, err = await rarewatch("silence", "expire", silence_id, "--config", str(path))
         assert code == 0 and f"silence {silence_id} expired at" in out, err

@@ -27,7 +27,7 @@ def test_replay_sorts_adds_removes_and_changes(tmp_path: Path) -> None:
         seen(3, "Rare earth export licence and shortage", ("test-licensing",)),  # + shortage: CHANGE
         seen(4, "Rare earth export licence rules", ("test-licensing",)),  # unchanged
     ]
-    sent = Alert("i2", items[1].item, tuple(ruleset.match(items[3].item)), T0)
+    sent = Alert("i2", items[1].item, tuple(ruleset.match(items[3].item)), T0, silenced_by="s-1")
     report = replay(items, ruleset, {"i2": sent})
     assert [(c.change, c.seen.item.id) for c in report.changes] == [
         (Change.ADD, "i1"),
@@ -44,3 +44,5 @@ def test_replay_sorts_adds_removes_and_changes(tmp_path: Path) -> None:
     [added] = report.of(Change.CHANGE)[0].rules
     assert (added.rule, added.added, added.category) == ("test-shortage", True, "supply-disruption")
     assert report.to_dict()["remove"][0]["alerted"] is True
+    assert report.to_dict()["remove"][0]["silenced_by"] == "s-1"
+    assert report.to_dict()["add"][0]["silenced_by"] is None

@@ -75,7 +75,8 @@ def _print_report(report: Report, since: str, rule_paths: Sequence[Path], out: T
 def _print_change(change: ItemChange, out: TextIO) -> None:
     item = change.seen.item
     if change.alert is not None:
-        alerted = f"alerted ({change.alert.kind.value})"
+        muted = f", silenced by {change.alert.silenced_by}" if change.alert.silenced_by else ""
+        alerted = f"alerted ({change.alert.kind.value}{muted})"
     else:
         alerted = "not alerted" if change.seen.rules else "no alert"
     print(
