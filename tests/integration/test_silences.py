@@ -4,10 +4,13 @@ and the HTTP API that lists what was silenced."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
+import redis.asyncio as aioredis
 
 from rarewatch.app import build_web_app
 from rarewatch.clock import FakeClock
@@ -23,12 +26,26 @@ from tests.support import TEST_RULES, FeedServer, WebhookReceiver, feed_server, 
 HOUR = timedelta(hours=1)
 
 
-def make_settings(tmp_path: Path, feeds: FeedServer, receiver: WebhookReceiver) -> Settings:
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The store under test: a SQLite file, or a real redis-server (emptied before and after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    url = str(request.getfixturevalue("redis_url"))
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    yield url
+    await client.flushdb()
+    await client.aclose()
+
+
+def make_settings(tmp_path: Path, feeds: FeedServer, receiver: WebhookReceiver, store: str) -> Settings:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
     return Settings(
-        store=f"sqlite:///{tmp_path / 'state.db'}",
+        store=store,
         rules=[str(rules)],
         sources=[{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}],  # type: ignore[list-item]
         destinations=[  # type: ignore[list-item]
@@ -47,7 +64,7 @@ async def cycle(runtime: Runtime) -> list[str]:
 
 
 async def test_a_silenced_alert_is_recorded_listed_never_sent_nor_resent_when_the_silence_ends(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FakeClock(now)
@@ -56,7 +73,7 @@ async def test_a_silenced_alert_is_recorded_listed_never_sent_nor_resent_when_th
     )
     async with feed_server() as feeds, webhook_receiver() as hook:
         feeds.feeds["/wire.xml"] = rss([LICENSING, SHORTAGE])
-        async with open_runtime(make_settings(tmp_path, feeds, hook), clock=clock) as runtime:
+        async with open_runtime(make_settings(tmp_path, feeds, hook, store_url), clock=clock) as runtime:
             store = runtime.store
             await store.add_silence(mute, now)
             assert await cycle(runtime) == [SHORTAGE["title"]]
@@ -83,7 +100,7 @@ async def test_a_silenced_alert_is_recorded_listed_never_sent_nor_resent_when_th
             assert silenced_id not in {d.alert_id for d in delivered}
 
     async with (
-        served(build_web_app(api_settings(tmp_path))) as base,
+        served(build_web_app(api_settings(tmp_path).model_copy(update={"store": store_url}))) as base,
         aiohttp.ClientSession() as session,
         session.get(f"{base}/api/v1/alerts") as resp,
     ):
