@@ -7,6 +7,7 @@ ConfigMap and rules/ differ).
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ RULES_CONFIGMAP = K8S / "rules-configmap.yaml"
 RULES_CONFIGMAP_NAME = "rarewatch-rules"
 HEADER = """\
 # The rule pack, mounted at /etc/rarewatch/rules (deployment.yaml). Generated from the repository's
-# rules/ by `make k8s-rules` (tests/e2e/test_k8s.py fails while the two differ); to change the rules,
-# edit rules/, run it, then: kubectl apply -k deploy/k8s/ && kubectl rollout restart deployment/rarewatch
+# rules/ by `make k8s-rules` (tests/e2e/test_k8s.py fails while the two differ). To change the rules,
+# edit rules/, run it, then `kubectl apply -k deploy/k8s/`: each pod reloads them when the kubelet has
+# updated its mount (the config's watch_rules); `rarewatch_rules_pack_info` shows the version in use.
 """
 
 
@@ -54,14 +56,32 @@ def project_configmap(data: dict[str, str], mount: Path, items: list[dict[str, s
     """Write a ConfigMap volume at `mount` the way the kubelet does: the files in a timestamped hidden
     folder, a `..data` link to it, and one link per key (`<key> -> ..data/<key>`), so that code reading
     the mount sees what a pod sees (hidden folders included)."""
+    mount.mkdir(parents=True, exist_ok=True)
+    update_configmap(data, mount, items)
+
+
+def update_configmap(data: dict[str, str], mount: Path, items: list[dict[str, str]] | None = None) -> None:
+    """The kubelet's atomic update of a mounted ConfigMap (its AtomicWriter): the new files in a new
+    timestamped folder, `..data` swapped to it by a rename, the key links added or removed, and the old
+    folder deleted last."""
     chosen = {item["path"]: data[item["key"]] for item in items} if items else dict(data)
-    stamp = mount / "..2026_01_01_00_00_00.000000001"
+    data_link = mount / "..data"
+    old = data_link.resolve() if data_link.is_symlink() else None
+    stamp = mount / f"..2026_01_01_00_00_00.{len(list(mount.glob('..2026_*'))) + 1:09d}"  # the old one stays
     for path, text in chosen.items():
         (stamp / path).parent.mkdir(parents=True, exist_ok=True)
         (stamp / path).write_text(text, encoding="utf-8")
-    (mount / "..data").symlink_to(stamp.name)
-    for top in {path.split("/")[0] for path in chosen}:
-        (mount / top).symlink_to(f"..data/{top}")
+    (mount / "..data_tmp").symlink_to(stamp.name)
+    (mount / "..data_tmp").rename(data_link)
+    tops = {path.split("/")[0] for path in chosen}
+    for top in tops:
+        if not (mount / top).is_symlink():
+            (mount / top).symlink_to(f"..data/{top}")
+    for link in mount.iterdir():
+        if not link.name.startswith("..") and link.name not in tops:
+            link.unlink()
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def write_rules_configmap() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from asyncio.subprocess import PIPE
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from rarewatch.app import build_web_app
 from rarewatch.settings import Settings
 from tests.e2e.test_metrics import promtool, value
+from tests.k8s_layout import project_configmap, update_configmap
 from tests.support import TEST_RULES
 
 TOKEN = "rule-reload-metrics-token"
@@ -27,9 +29,10 @@ match: {all: [gallium]}
 """
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
+def settings_for(tmp_path: Path, **extra: Any) -> Settings:
+    if not (tmp_path / "rules").exists():
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
     return Settings(
         store="sqlite:///state.db",
         rules=["rules/"],
@@ -38,6 +41,7 @@ def settings_for(tmp_path: Path) -> Settings:
         routes=[{"to": ["log"]}],  # type: ignore[list-item]
         http={"token": TOKEN},  # type: ignore[arg-type]
         config_dir=tmp_path,
+        **extra,
     )
 
 
@@ -98,3 +102,26 @@ async def test_a_failed_reload_shows_and_keeps_the_pack_in_use_a_good_one_moves_
     )
     out, lint = await check.communicate(fixed.encode())
     assert check.returncode == 0, out.decode() + lint.decode()
+
+
+async def test_watched_rules_follow_a_configmap_update(tmp_path: Path) -> None:
+    """With `watch_rules`, the kubelet's update of a mounted ConfigMap (new folder, `..data` swapped, old
+    folder deleted) reloads the rules: a rules ConfigMap change needs no restart."""
+    project_configmap({"test.yaml": TEST_RULES}, tmp_path / "rules")
+    settings = settings_for(tmp_path, watch_rules=True)
+    async with (
+        TestServer(build_web_app(settings), host="127.0.0.1") as server,
+        aiohttp.ClientSession() as session,
+    ):
+        [first] = packs(await scrape(session, server))
+        for attempt in range(100):
+            if attempt % 20 == 0:  # again, in case the watcher was not watching yet (it starts with the app)
+                update_configmap({"test.yaml": TEST_RULES + EXTRA_RULE}, tmp_path / "rules")
+            text = await scrape(session, server)
+            if value(text, "rarewatch_rules_loaded") == 3:
+                break
+            await asyncio.sleep(0.1)
+    assert value(text, "rarewatch_rules_loaded") == 3, "the update was reloaded"
+    assert value(text, "rarewatch_rules_last_reload_successful") == 1
+    assert value(text, "rarewatch_rules_loads_total", outcome="failure") == 0, "never half an update"
+    assert packs(text) != [first]
