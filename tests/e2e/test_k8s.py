@@ -205,8 +205,6 @@ async def test_the_configmap_rules_check_where_the_pod_mounts_them(tmp_path: Pat
     assert code == 0, out + err  # the config's rule paths exist in the pod and its routes fit the pack
     config = YAML(typ="safe").load(config_path(root).read_text(encoding="utf-8"))
     assert config["watch_rules"] is True, "a rules ConfigMap update reaches every pod without a restart"
-        "a rules update needs no restart"
-    )
     code, repo_out, repo_err = await run(root, {}, "rules", "check", str(REPO / "rules"))
     assert code == 0, repo_err
     [pack] = re.findall(r"\(rule pack (\w+)\)", out + err)
