@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
+import redis.asyncio as aioredis
 from ruamel.yaml import YAML
 from standardwebhooks.webhooks import Webhook
 
@@ -222,10 +223,16 @@ async def test_rarewatch_once_runs_against_the_pod_layout(tmp_path: Path, redis_
     assert store.scheme in ("redis", "rediss"), "several replicas need the shared Redis store"
     assert "store" not in YAML(typ="safe").load(config.read_text(encoding="utf-8")), "one home: the Secret"
 
+    own_db = (
+        urlsplit(redis_url)._replace(path="/11").geturl()
+    )  # the suite's other tests claim this story in /0
+    client = aioredis.from_url(own_db)
+    await client.flushdb()
+    await client.aclose()
     async with feed_server() as feeds, webhook_receiver() as hook:
         feeds.feeds["/wire.xml"] = rss([story(1, "Rare earth export licence regime widened")])
         env.update(
-            RAREWATCH_STORE=redis_url,  # the Secret's Redis exists only in the cluster
+            RAREWATCH_STORE=own_db,  # the Secret's Redis exists only in the cluster
             RAREWATCH_SOURCES=json.dumps([{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}]),
             TICKETS_WEBHOOK_URL=hook.url,
         )
