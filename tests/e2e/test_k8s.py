@@ -110,6 +110,7 @@ def test_the_pod_runs_non_root_read_only_with_resources_and_probes() -> None:
     pod, box = pod_spec(), container()
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     [image_user] = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert pod["enableServiceLinks"] is False, "no injected RAREWATCH_SERVICE_* beside the configuration's"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert (str(pod["securityContext"]["runAsUser"]), str(pod["securityContext"]["runAsGroup"])) == image_user
     assert box["securityContext"]["readOnlyRootFilesystem"] is True
