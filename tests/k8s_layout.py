@@ -1,7 +1,7 @@
 """deploy/k8s/ as a pod would see it, without a cluster (used by tests/e2e/test_k8s.py).
 
-Also writes deploy/k8s/rules-configmap.yaml from rules/: `make k8s-rules` (the test fails while the
-ConfigMap and rules/ differ).
+Also writes deploy/k8s/rules-configmap.yaml from rules/: `make k8s-rules`, before `kubectl apply -k`
+(the file is generated, not committed, so it never drifts from rules/).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ RULES_CONFIGMAP = K8S / "rules-configmap.yaml"
 RULES_CONFIGMAP_NAME = "rarewatch-rules"
 HEADER = """\
 # The rule pack, mounted at /etc/rarewatch/rules (deployment.yaml). Generated from the repository's
-# rules/ by `make k8s-rules` (tests/e2e/test_k8s.py fails while the two differ). To change the rules,
+# rules/ by `make k8s-rules` (git-ignored: regenerate it after every change of rules/). To change the rules,
 # edit rules/, run it, then `kubectl apply -k deploy/k8s/`: each pod reloads them when the kubelet has
 # updated its mount (the config's watch_rules); `rarewatch_rules_pack_info` shows the version in use.
 """
