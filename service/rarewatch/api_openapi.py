@@ -27,7 +27,7 @@ _ERRORS = {
     400: "A parameter or body that is not valid",
     401: "A token is needed (`WWW-Authenticate` says which scheme)",
     403: "Disabled (no http.token nor http.enable_lifecycle), or a cross-site request",
-    404: "No such source or destination",
+    404: "No such source or destination, or nothing to retry",
     413: f"The body is larger than {MATCH_MAX_BYTES // 1024} KiB",
     415: "A body of another content type",
     503: "The store does not answer, or the scheduler is not running",
@@ -74,13 +74,22 @@ def _paths() -> dict[str, Any]:
                 [_query("destination", {"type": "string"}, "Only this destination's")],
             )
         },
-        "/api/v1/outbox/{destination}/retry": {
+        "/api/v1/outbox/retry": {
             "post": _op(
                 "retryOutbox",
-                "Make a destination's dead and pending deliveries due now",
+                "Make dead and pending deliveries due now",
                 "OutboxActionResponse",
                 (*_WRITE, 404),
-                [_path("destination")],
+                [_query("destination", {"type": "string"}, "Only this destination's")],
+            )
+        },
+        "/api/v1/outbox/{alert_id}/retry": {
+            "post": _op(
+                "retryAlert",
+                "Make one alert's dead and pending deliveries due now",
+                "OutboxActionResponse",
+                (*_WRITE, 404),
+                [_path("alert_id"), _query("destination", {"type": "string"}, "Only to this destination")],
             )
         },
         "/api/v1/sources/{name}/poll": {

@@ -1,7 +1,8 @@
 """The delivery outbox over HTTP, as `rarewatch outbox list|retry|purge` on the command line:
 `GET /api/v1/outbox` (per-destination counts, and the pending and dead deliveries, bounded),
-`POST /api/v1/outbox/{destination}/retry` (that destination's dead and pending deliveries due now) and
-`POST /api/v1/outbox/purge` (delete dead deliveries). The POSTs change state: guarded as `/-/reload`."""
+`POST /api/v1/outbox/retry` (dead and pending deliveries due now, of one destination with
+`?destination=`), `POST /api/v1/outbox/{alert_id}/retry` (one alert's) and `POST /api/v1/outbox/purge`
+(delete dead deliveries). The POSTs change state: guarded as `/-/reload`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rarewatch.api_base import LIFECYCLE, RUNTIME, error, json_body, refusal
 from rarewatch.api_models import DeliveryView, OutboxActionResponse, OutboxCounts, OutboxResponse
 from rarewatch.errors import StoreError
 from rarewatch.models import Delivery, DeliveryStatus
+from rarewatch.runtime import Runtime
 
 OUTBOX_DEFAULT, OUTBOX_MAX = 100, 1000  # entries in one GET /api/v1/outbox
 _LISTED = (DeliveryStatus.PENDING, DeliveryStatus.DEAD)
@@ -40,21 +42,45 @@ async def outbox(request: web.Request) -> web.Response:
     return json_body(OutboxResponse(destinations=counts, entries=entries, truncated=len(rows) > limit))
 
 
-async def retry(request: web.Request) -> web.Response:
-    """Make one destination's dead and pending deliveries due now (attempts and last error kept)."""
+async def retry_all(request: web.Request) -> web.Response:
+    """Make the dead and pending deliveries (of `?destination=` only, when given) due now, attempts and
+    last error kept: `rarewatch outbox retry [--destination]`."""
     refused = refusal(request, request.app[LIFECYCLE])
     if refused is not None:
         return refused
     runtime = request.app[RUNTIME]
-    destination = request.match_info["destination"]
+    destination = request.query.get("destination")
     try:
-        if destination not in runtime.notifiers and destination not in await runtime.store.outbox_stats():
+        if destination is not None and not await _known(runtime, destination):
             known = ", ".join(sorted(runtime.notifiers)) or "none"
             return error(404, f"no destination named {destination!r} (configured: {known})")
         count = await runtime.store.retry(runtime.clock.now(), destination)
     except StoreError as exc:
         return error(503, f"store unavailable, nothing retried: {exc}")
     return json_body(OutboxActionResponse(count=count))
+
+
+async def retry_alert(request: web.Request) -> web.Response:
+    """Make one alert's dead and pending deliveries (to `?destination=` only, when given) due now; 404
+    when it has none."""
+    refused = refusal(request, request.app[LIFECYCLE])
+    if refused is not None:
+        return refused
+    runtime = request.app[RUNTIME]
+    alert_id, destination = request.match_info["alert_id"], request.query.get("destination")
+    try:
+        count = await runtime.store.retry(runtime.clock.now(), destination, alert_id)
+    except StoreError as exc:
+        return error(503, f"store unavailable, nothing retried: {exc}")
+    if count == 0:
+        to = f" to {destination!r}" if destination is not None else ""
+        return error(404, f"alert {alert_id!r} has no dead or pending delivery{to}")
+    return json_body(OutboxActionResponse(count=count))
+
+
+async def _known(runtime: Runtime, destination: str) -> bool:
+    """Configured, or still holding deliveries (a destination removed from the configuration)."""
+    return destination in runtime.notifiers or destination in await runtime.store.outbox_stats()
 
 
 async def purge(request: web.Request) -> web.Response:
@@ -106,4 +132,5 @@ def _iso(moment: datetime | None) -> str | None:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/outbox", outbox)
     app.router.add_post("/api/v1/outbox/purge", purge)
-    app.router.add_post("/api/v1/outbox/{destination}/retry", retry)
+    app.router.add_post("/api/v1/outbox/retry", retry_all)
+    app.router.add_post("/api/v1/outbox/{alert_id}/retry", retry_alert)

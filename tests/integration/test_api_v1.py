@@ -263,18 +263,35 @@ async def test_outbox_lists_counts_and_entries(tmp_path: Path) -> None:
     assert bad == 400 and "limit" in error["error"]
 
 
-async def test_outbox_retry_and_purge_need_the_token_and_act(tmp_path: Path) -> None:
+async def test_outbox_retry_needs_the_token_and_makes_deliveries_due(tmp_path: Path) -> None:
     await dead_and_pending(tmp_path / "state.db")
     async with served(build_web_app(api_settings(tmp_path, token=WRITE_TOKEN))) as base:
-        refused, _, _ = await call("POST", f"{base}/api/v1/outbox/oldhook/retry")
-        unknown, missing, _ = await call("POST", f"{base}/api/v1/outbox/nohook/retry", headers=WRITE)
-        status, retried, _ = await call("POST", f"{base}/api/v1/outbox/oldhook/retry", headers=WRITE)
-        _, after_retry, _ = await call("GET", f"{base}/api/v1/outbox?status=dead")
-        refused_purge, _, _ = await call("POST", f"{base}/api/v1/outbox/purge")
-    assert (refused, refused_purge) == (401, 401)
+        outbox = f"{base}/api/v1/outbox"
+        refused = [(await call("POST", f"{outbox}/{p}"))[0] for p in ("retry", "alert-0/retry", "purge")]
+        unknown, missing, _ = await call("POST", f"{outbox}/retry?destination=nohook", headers=WRITE)
+        status, retried, _ = await call("POST", f"{outbox}/retry?destination=oldhook", headers=WRITE)
+        _, after_retry, _ = await call("GET", f"{outbox}?status=dead")
+    assert refused == [401, 401, 401]
     assert unknown == 404 and "nohook" in missing["error"]
     assert status == 200 and retried == {"status": "ok", "count": 2}, "dead and pending made due"
     assert after_retry["entries"] == []
+
+
+async def test_outbox_retry_of_one_alert(tmp_path: Path) -> None:
+    await dead_and_pending(tmp_path / "state.db")
+    async with served(build_web_app(api_settings(tmp_path, token=WRITE_TOKEN))) as base:
+        outbox = f"{base}/api/v1/outbox"
+        elsewhere, _, _ = await call("POST", f"{outbox}/alert-0/retry?destination=archive", headers=WRITE)
+        status, retried, _ = await call("POST", f"{outbox}/alert-0/retry", headers=WRITE)
+        absent, why, _ = await call("POST", f"{outbox}/alert-9/retry", headers=WRITE)
+        _, left, _ = await call("GET", outbox)
+    assert elsewhere == 404, "alert-0 has no delivery to archive"
+    assert (status, retried["count"]) == (200, 1)
+    assert absent == 404 and "alert-9" in why["error"]
+    assert {(e["alert_id"], e["status"]) for e in left["entries"]} == {
+        ("alert-0", "pending"),
+        ("alert-1", "pending"),
+    }
 
 
 async def test_outbox_purge_deletes_dead_deliveries_only(tmp_path: Path) -> None:

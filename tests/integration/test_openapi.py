@@ -18,7 +18,7 @@ from tests.integration.api_support import READ, READ_TOKEN, WRITE_TOKEN, alert, 
 from tests.integration.test_api_guard import served
 
 # The operations that change state are left out: schemathesis would poll sources and retry deliveries.
-WRITES = ("pollSource", "retryOutbox", "purgeOutbox")
+WRITES = ("pollSource", "retryOutbox", "retryAlert", "purgeOutbox")
 
 
 async def test_the_document_is_valid_openapi_31_from_the_models(tmp_path: Path) -> None:
