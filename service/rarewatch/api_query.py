@@ -129,10 +129,9 @@ def _order(alert: Alert) -> tuple[datetime, str]:
 def _limit(value: str | None) -> int:
     if value is None:
         return ALERTS_DEFAULT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise QueryError(f"limit must be a whole number from 1 (got {value!r})") from None
+    if not value.isascii() or not value.isdigit():  # int() would take " 5", "+5", "5_0" and "٥"
+        raise QueryError(f"limit must be a whole number from 1 (got {value!r})")
+    limit = int(value)
     if limit < 1:
         raise QueryError(f"limit must be at least 1 (got {limit})")
     return min(limit, ALERTS_MAX)  # more is served as the most there is, as before

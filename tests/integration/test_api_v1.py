@@ -12,6 +12,7 @@ import pytest
 
 from rarewatch import api_rules
 from rarewatch.app import build_web_app
+from rarewatch.clock import FakeClock
 from rarewatch.models import Severity
 from rarewatch.store.sqlite import SQLiteStore
 from tests.integration.api_support import (
@@ -72,7 +73,8 @@ async def test_alerts_are_filtered(tmp_path: Path) -> None:
             alert(3, category="supply-disruption", severity=Severity.LOW, countries=["china"]),
         ],
     )
-    async with served(build_web_app(api_settings(tmp_path))) as base:
+    clock = FakeClock(T0 + timedelta(hours=4))
+    async with served(build_web_app(api_settings(tmp_path), clock=clock)) as base:
 
         async def ids(query: str) -> list[str]:
             status, body, _ = await call("GET", f"{base}/api/v1/alerts?{query}")
@@ -91,7 +93,8 @@ async def test_alerts_are_filtered(tmp_path: Path) -> None:
             "alert-2",
             "alert-1",
         ]
-        assert await ids("since=24h") == [], "a duration counts back from now (years after T0)"
+        assert await ids("since=2h") == ["alert-3", "alert-2"], "a duration counts back from now"
+        assert await ids("until=3h") == ["alert-0"]
         assert await ids("country=china&category=export-licensing") == ["alert-0"]
 
 
