@@ -55,6 +55,7 @@ async def metrics(request: web.Request) -> web.Response:
         log.warning("metrics: outbox depth unavailable: %s", exc)
         stats = None
     runtime.metrics.record_outbox(stats, runtime.notifiers, runtime.clock.now())
+    runtime.metrics.record_replicas(runtime.leases.live_replicas())
     body = runtime.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
