@@ -97,7 +97,7 @@ class Runtime:
                 raise
             self.pipeline.ruleset = ruleset
         self.rule_status.loaded_at, self.rule_status.last_error = now, None
-        self.metrics.record_reload(True, len(ruleset.rules), now)
+        self.metrics.record_reload(True, len(ruleset.rules), now, ruleset.version)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
 
@@ -231,7 +231,7 @@ async def open_runtime(
             health=HealthPolicy(**settings.source_health.model_dump()),
         )
         metrics = Metrics()
-        metrics.record_reload(True, len(ruleset.rules), clock.now())
+        metrics.record_reload(True, len(ruleset.rules), clock.now(), ruleset.version)
         yield Runtime(
             store=store,
             rule_paths=tuple(settings.rule_paths()),

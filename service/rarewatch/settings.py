@@ -114,6 +114,9 @@ class HttpConfig(Strict):
     # Allow `POST /-/reload` without a token (as Prometheus's --web.enable-lifecycle); a JSON
     # Content-Type is still required, so a cross-site form or simple request cannot trigger it.
     enable_lifecycle: bool = False
+    # When set, every read under /api/v1 needs this bearer token (or `token`); /metrics, /healthz and
+    # /readyz stay open (Prometheus and orchestrators probe them without credentials).
+    read_token: Annotated[EnvSecret, AfterValidator(_long_enough)] | None = None
     # How long a client may take to send a request's headers (slow clients cannot hold connections).
     header_timeout: PositiveDuration = timedelta(seconds=10)
 

@@ -538,6 +538,18 @@ async def test_retry_makes_dead_and_pending_due_now(store: Store) -> None:
     assert [d.alert_id for d in await store.deliveries(DEAD)] == []
 
 
+async def test_retry_of_one_alert_leaves_the_others(store: Store) -> None:
+    for n in (1, 2):
+        await claim_alert(store, n, dests=("hook", "slack"))
+        await store.mark_dead(f"alert-{n}", "hook", "gone", T0)
+        await store.mark_dead(f"alert-{n}", "slack", "gone", T0)
+    later = T0 + timedelta(minutes=5)
+    assert await store.retry(later, destination="hook", alert_id="alert-2") == 1
+    assert await store.retry(later, alert_id="alert-1") == 2
+    assert await store.retry(later, alert_id="alert-9") == 0
+    assert [(d.alert_id, d.destination) for d in await store.deliveries(DEAD)] == [("alert-2", "slack")]
+
+
 async def test_purge_by_status_and_destination(store: Store) -> None:
     for n in (1, 2):
         await claim_alert(store, n, dests=("hook", "slack"))

@@ -191,8 +191,9 @@ class Store(Protocol):
     async def mark_dead(self, alert_id: str, destination: str, error: str, now: datetime) -> None:
         """Give up on a delivery (dead letter, attempts + 1); it stays listed with its last error."""
 
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead (and pending) deliveries due again at `now`; returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead (and pending) deliveries due again at `now` (only those of `destination`, of
+        `alert_id`, when given); returns how many."""
 
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
         """Delete delivery records of a status; returns how many."""

@@ -636,8 +636,9 @@ class RedisStore:
         await self._transition_script(keys=script_keys, args=args)
 
     @_translated
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead and pending deliveries due at `now` (attempts and last error kept); returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead and pending deliveries (of `destination`, of `alert_id`, when given) due at `now`
+        (attempts and last error kept); returns how many."""
         kk = self._keys
         flag = "0" if destination is None else "1"
         args: list[str | int] = [
@@ -647,6 +648,7 @@ class RedisStore:
             kk.delivery_prefix,
             k.MEMBER_SEQ_WIDTH,
             _PENDING.value,
+            alert_id or "",
         ]
         keys = [kk.outbox(_PENDING), kk.outbox(_DEAD), kk.outbox_due]
         return int(await self._retry_script(keys=keys, args=args))

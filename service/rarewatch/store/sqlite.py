@@ -475,12 +475,15 @@ class SQLiteStore:
         sql = f"UPDATE {k.DELIVERIES} SET {sets} WHERE alert_id = ? AND destination = ?"
         await self._run(partial(_execute, sql, (*params, alert_id, destination)))
 
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead and pending deliveries due at `now` (attempts and last error kept); returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead and pending deliveries (of `destination`, of `alert_id`, when given) due at `now`
+        (attempts and last error kept); returns how many."""
         sql = f"UPDATE {k.DELIVERIES} SET status = ?, next_attempt = ? WHERE status IN (?, ?)"
         params: tuple[Any, ...] = (_PENDING, k.to_us(now), _DEAD, _PENDING)
         if destination is not None:
             sql, params = sql + " AND destination = ?", (*params, destination)
+        if alert_id is not None:
+            sql, params = sql + " AND alert_id = ?", (*params, alert_id)
         return await self._run(partial(_execute, sql, params))
 
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
