@@ -197,6 +197,28 @@ class OutboxActionResponse(_Response):
     count: int = Field(description="How many deliveries were made due again, or purged.")
 
 
+class FeedbackRequest(BaseModel):
+    """A reader's vote on an alert, as the Slack buttons cast it: one vote per `who` and alert, the
+    last one wins."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vote: Literal["relevant", "not_relevant"]
+    who: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The voter (one vote each per alert), e.g. an email address.",
+    )
+
+
+class FeedbackResponse(_Response):
+    status: Literal["ok"] = "ok"
+    alert_id: str
+    vote: Literal["relevant", "not_relevant"]
+    who: str
+    at: str = Field(description="When the vote was recorded (RFC 3339).")
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     ErrorResponse,
     SourcesResponse,
@@ -208,5 +230,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     MatchResponse,
     OutboxResponse,
     OutboxActionResponse,
+    FeedbackRequest,
+    FeedbackResponse,
 )
 """Every top-level body, in the order the OpenAPI document lists them."""

@@ -15,7 +15,8 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from rarewatch import __version__
-from rarewatch.api_models import MODELS, MatchRequest
+from rarewatch.api_feedback import FEEDBACK_MAX_BYTES
+from rarewatch.api_models import MODELS, FeedbackRequest, MatchRequest
 from rarewatch.api_outbox import OUTBOX_MAX
 from rarewatch.api_query import ALERTS_MAX
 from rarewatch.api_rules import MATCH_MAX_BYTES
@@ -27,8 +28,11 @@ _ERRORS = {
     400: "A parameter or body that is not valid",
     401: "A token is needed (`WWW-Authenticate` says which scheme)",
     403: "Disabled (no http.token nor http.enable_lifecycle), or a cross-site request",
-    404: "No such source or destination, or nothing to retry",
-    413: f"The body is larger than {MATCH_MAX_BYTES // 1024} KiB",
+    404: "No such source, destination or alert, or nothing to retry",
+    413: (
+        f"The body is larger than the operation takes (match: {MATCH_MAX_BYTES // 1024} KiB, "
+        f"feedback: {FEEDBACK_MAX_BYTES // 1024} KiB)"
+    ),
     415: "A body of another content type",
     503: "The store does not answer, or the scheduler is not running",
 }
@@ -39,7 +43,8 @@ _WRITE = (401, 403, 415, 503)
 @functools.cache
 def document() -> dict[str, Any]:
     """The whole document (built once: the models do not change while the process runs)."""
-    modes = [(m, "validation" if m is MatchRequest else "serialization") for m in MODELS]
+    requests = (MatchRequest, FeedbackRequest)
+    modes = [(m, "validation" if m in requests else "serialization") for m in MODELS]
     _, defs = models_json_schema(modes, ref_template=_REF)  # type: ignore[arg-type]
     return {
         "openapi": "3.1.0",
@@ -92,6 +97,7 @@ def _paths() -> dict[str, Any]:
                 [_path("alert_id"), _query("destination", {"type": "string"}, "Only to this destination")],
             )
         },
+        "/api/v1/alerts/{alert_id}/feedback": {"post": _feedback_op()},
         "/api/v1/sources/{name}/poll": {
             "post": _op(
                 "pollSource",
@@ -147,6 +153,21 @@ def _match_op() -> dict[str, Any]:
             "application/json": {"schema": {"$ref": _ref("MatchRequest")}},
             "text/plain": {"schema": {"type": "string"}},  # first line the title, the rest the summary
         },
+    }
+    return op
+
+
+def _feedback_op() -> dict[str, Any]:
+    op = _op(
+        "alertFeedback",
+        "Record a reader's vote on an alert (one per voter, the last wins), as the Slack buttons do",
+        "FeedbackResponse",
+        (*_WRITE, 400, 404, 413),
+        [_path("alert_id")],
+    )
+    op["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": _ref("FeedbackRequest")}}},
     }
     return op
 

@@ -1,7 +1,7 @@
 """Readers' feedback on alerts: what a Slack button click means, and how votes become a labelled test set.
 
-Pure functions, no I/O: `slack_interactions` and `api_feedback` record votes, `commands.feedback` exports
-them through `export`.
+No I/O of its own: `slack_interactions` and `api_feedback` record votes, `commands.feedback` exports them
+through `export`.
 
 Export mapping (`rarewatch feedback export`), one JSON line per alert in the `eval` format
 (`tests/data/labelled.jsonl`: id, title, summary, lang, labels, also):
@@ -27,6 +27,7 @@ from typing import Any
 from rarewatch.categories import RULE_CATEGORIES
 from rarewatch.delivery.slack_blocks import FEEDBACK_NOT_RELEVANT, FEEDBACK_RELEVANT
 from rarewatch.models import Alert, Vote, VoteKind
+from rarewatch.store import Store
 
 ACTIONS: Mapping[str, VoteKind] = {
     FEEDBACK_RELEVANT: VoteKind.RELEVANT,
@@ -50,6 +51,11 @@ class SlackClick:
     def who(self) -> str:
         """The voter's identity in the store: one vote per Slack user and alert."""
         return f"slack:{self.user_id}"
+
+
+async def find_alert(store: Store, alert_id: str) -> Alert | None:
+    """An alert of the history, or an unrouted one: a vote may come for either."""
+    return await store.get_alert(alert_id) or await store.get_unrouted(alert_id)
 
 
 class PayloadError(ValueError):

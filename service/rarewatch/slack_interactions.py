@@ -30,8 +30,8 @@ from aiohttp import web
 
 from rarewatch.api_base import RUNTIME
 from rarewatch.errors import StoreError
-from rarewatch.feedback import PayloadError, SlackClick, parse_click
-from rarewatch.models import Alert, Vote
+from rarewatch.feedback import PayloadError, SlackClick, find_alert, parse_click
+from rarewatch.models import Vote
 from rarewatch.slack_signature import ReplayGuard, SignatureError, check_signature
 from rarewatch.store import Store
 
@@ -91,11 +91,6 @@ async def _record(store: Store, click: SlackClick, request: web.Request) -> web.
         return web.Response(status=503, text="store unavailable, vote not recorded")
     log.info("feedback: %s voted %s on alert %s", click.who, click.vote.value, click.alert_id)
     return web.Response(status=200)
-
-
-async def find_alert(store: Store, alert_id: str) -> Alert | None:
-    """An alert of the history, or an unrouted one (a vote may come for either)."""
-    return await store.get_alert(alert_id) or await store.get_unrouted(alert_id)
 
 
 async def _body(request: web.Request) -> bytes:
