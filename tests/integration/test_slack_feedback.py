@@ -5,12 +5,14 @@ independent implementation of Slack's scheme), and the votes are read back from 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import pytest
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
@@ -167,3 +169,26 @@ async def test_without_a_signing_secret_there_is_no_interactivity_url(tmp_path: 
     async with await serve(tmp_path, FakeClock(NOW), secret=None) as base:
         status, _ = await post(base, body, signed(body, NOW.timestamp()))
     assert status == 404
+
+
+def test_buttons_without_a_signing_secret_are_warned_about_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack = {"name": "team", "type": "slack", "channel": "C1", "token": "xoxb-1-2-abc"}
+    quiet = {**slack, "name": "quiet", "feedback_buttons": False}
+    base = settings(tmp_path, secret=None)
+    with_slack = Settings.model_validate(
+        {
+            **base.model_dump(exclude={"config_dir"}),
+            "destinations": [slack, quiet],
+            "routes": [{"to": ["team"]}],
+        }
+        | {"config_dir": tmp_path}
+    )
+    with caplog.at_level(logging.WARNING, logger="rarewatch.app"):
+        build_web_app(with_slack)
+    [warning] = [r.getMessage() for r in caplog.records if "signing_secret" in r.getMessage()]
+    assert "team" in warning and "quiet" not in warning
+    caplog.clear()
+    build_web_app(settings(tmp_path))
+    assert not [r for r in caplog.records if "signing_secret" in r.getMessage()]
