@@ -152,3 +152,6 @@ async def test_votes_from_slack_and_the_api_become_an_eval_set(tmp_path: Path) -
 
     code, out, err = await rarewatch("feedback", "export", "--config", str(path), "--since", "nonsense")
     assert code == 2 and "--since" in err
+    nowhere = tmp_path / "no-such-dir" / "votes.jsonl"
+    code, out, err = await rarewatch("feedback", "export", "--config", str(path), "-o", str(nowhere))
+    assert code == 2 and "cannot write" in err and "Traceback" not in err
