@@ -101,6 +101,91 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+class RedisClusterServers:
+    """A throwaway three-master Redis Cluster on free loopback ports (client and bus ports both chosen
+    free, so nothing is assumed about port + 10000), created with `redis-cli --cluster create`."""
+
+    def __init__(self, binary: str, cli: str, workdir: Path, masters: int = 3) -> None:
+        self.binary, self.cli, self.workdir = binary, cli, workdir
+        self.ports = [free_port() for _ in range(masters)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> None:
+        for port in self.ports:
+            node_dir = self.workdir / str(port)
+            node_dir.mkdir()
+            options = {
+                "port": port, "bind": "127.0.0.1", "cluster-enabled": "yes", "cluster-port": free_port(),
+                "cluster-config-file": "nodes.conf", "cluster-node-timeout": 5000, "dir": node_dir,
+                "save": "", "appendonly": "no",
+            }  # fmt: skip
+            args = [part for name, value in options.items() for part in (f"--{name}", str(value))]
+            self.procs.append(
+                subprocess.Popen(
+                    [self.binary, *args], cwd=node_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        deadline = time.monotonic() + 20
+        for port in self.ports:
+            _wait_for_port(port, deadline)
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        self._wait_until_ok(deadline + 10)
+
+    def _wait_until_ok(self, deadline: float) -> None:
+        """Every node must report `cluster_state:ok` (all 16384 slots served) before a client starts."""
+        pending = list(self.ports)
+        while pending and time.monotonic() < deadline:
+            info = subprocess.run(
+                [self.cli, "-p", str(pending[0]), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            if "cluster_state:ok" in info:
+                pending.pop(0)
+            else:
+                time.sleep(0.1)
+        if pending:
+            raise RuntimeError(f"Redis Cluster on ports {self.ports} did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+        self.procs = []
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The `redis+cluster://` URL of a three-master Redis Cluster started for this test session
+    (REDIS_CLUSTER_URL instead, if set)."""
+    if os.environ.get("REDIS_CLUSTER_URL"):
+        yield os.environ["REDIS_CLUSTER_URL"]
+        return
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        if IN_CI:
+            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
+        pytest.skip("redis-server is not installed (apt-get install redis-server, or set REDIS_CLUSTER_URL)")
+    cluster = RedisClusterServers(binary, cli, tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_url(redis_server: RedisServer | None) -> str:
     """The URL of a real Redis: REDIS_URL if set, else the session's own redis-server."""

@@ -14,9 +14,12 @@ from urllib.parse import SplitResult, urlsplit
 from rarewatch.httputil import redact_url
 
 SQLITE_PREFIX = "sqlite:///"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_HINT = "use sqlite:///relative/path.db, sqlite:////absolute/path.db or redis://host:port/db"
+_HINT = (
+    "use sqlite:///relative/path.db, sqlite:////absolute/path.db, redis://host:port/db"
+    " or redis+cluster://host:port"
+)
 
 
 def check_store_url(url: str) -> str:
@@ -57,6 +60,10 @@ def _check_redis(url: str, scheme: str) -> None:
     if not parts.hostname:
         raise ValueError(f"a Redis store URL needs a host: {where} ({_HINT})")
     db = parts.path.strip("/")
+    if scheme.endswith("+cluster"):
+        if db not in ("", "0"):  # a cluster has database 0 only
+            raise ValueError(f"a Redis Cluster has database 0 only: {where} names another")
+        return
     if db and not db.isdigit():
         raise ValueError(f"the Redis database in {where} must be a number, as in redis://host:6379/0")
 

@@ -20,6 +20,8 @@ from rarewatch.store.urls import check_store_url
         "redis://:secret@cache.internal:6379",
         "rediss://user:secret@cache.internal/3",
         "unix:///run/redis.sock",
+        "redis+cluster://127.0.0.1:7000",
+        "rediss+cluster://user:secret@cache.internal:7000/0",
     ],
 )
 def test_accepted_store_urls(url: str) -> None:
@@ -41,6 +43,8 @@ def test_accepted_store_urls(url: str) -> None:
         ("redis://:hunter2@/0", "needs a host"),
         ("redis://:hunter2@cache/zero", "must be a number, as in"),
         ("unix://", "needs the socket's path"),
+        ("redis+cluster://:hunter2@cache:7000/2", "database 0 only"),
+        ("redis+cluster://:hunter2@/0", "needs a host"),
     ],
 )
 def test_refused_store_urls_say_why_without_credentials(url: str, phrase: str) -> None:
