@@ -46,12 +46,15 @@ def _wait_for_port(port: int, deadline: float) -> None:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free port; can be stopped and restarted on the same port."""
+    """A throwaway redis-server on a free port; can be stopped and restarted on the same port. `persistent`:
+    with an append-only file (`appendfsync everysec`, the documented advice) in `workdir`, so a restart
+    (`shutdown_save` then `start`) keeps the data."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, *, persistent: bool = False) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,16 +69,27 @@ class RedisServer:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                *self._persistence(),
             ],
             cwd=self.workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         _wait_for_port(self.port, time.monotonic() + 10)
+
+    def _persistence(self) -> list[str]:
+        if not self.persistent:
+            return ["--save", "", "--appendonly", "no"]
+        return ["--dir", str(self.workdir), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+
+    def shutdown_save(self) -> None:
+        """`SHUTDOWN SAVE`: the server writes its data out (and fsyncs the AOF), then exits."""
+        assert self.proc is not None
+        cli = shutil.which("redis-cli")
+        assert cli is not None, "redis-cli comes with redis-server"
+        subprocess.run([cli, "-p", str(self.port), "shutdown", "save"], capture_output=True, timeout=30)
+        self.proc.wait(timeout=30)
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:
