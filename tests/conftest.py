@@ -50,11 +50,14 @@ class RedisServer:
     with an append-only file (`appendfsync everysec`, the documented advice) in `workdir`, so a restart
     (`shutdown_save` then `start`) keeps the data."""
 
-    def __init__(self, binary: str, workdir: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, *, persistent: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
         self.persistent = persistent
+        self.args = args  # more redis-server options, e.g. ("--replicaof", "127.0.0.1", "6379")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,6 +73,7 @@ class RedisServer:
                 "--bind",
                 "127.0.0.1",
                 *self._persistence(),
+                *self.args,
             ],
             cwd=self.workdir,
             stdout=subprocess.DEVNULL,
@@ -198,6 +202,75 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield cluster.url
     finally:
         cluster.stop()
+
+
+class RedisSentinel:
+    """One redis-sentinel process (`redis-server <conf> --sentinel`: the Debian redis-server package is
+    enough) monitoring a master as service `rwtest`, quorum 1."""
+
+    SERVICE = "rwtest"
+
+    def __init__(self, binary: str, cli: str, workdir: Path, master_port: int) -> None:
+        self.binary, self.cli, self.workdir, self.master_port = binary, cli, workdir, master_port
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.SERVICE}"
+
+    def start(self) -> None:
+        conf = self.workdir / "sentinel.conf"  # sentinel rewrites its own file: it must be writable
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master_port} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 2000\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n",
+            encoding="utf-8",
+        )
+        self.proc = subprocess.Popen(
+            [self.binary, str(conf), "--sentinel"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        _wait_for_port(self.port, deadline)
+        while time.monotonic() < deadline:  # until it names the master
+            ask = [self.cli, "-p", str(self.port), "sentinel", "get-master-addr-by-name", self.SERVICE]
+            if str(self.master_port) in subprocess.run(ask, capture_output=True, text=True, timeout=5).stdout:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"redis-sentinel on port {self.port} does not know its master")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The `redis+sentinel://` URL of one sentinel and the master it monitors, started for this session
+    (REDIS_SENTINEL_URL instead, if set)."""
+    if os.environ.get("REDIS_SENTINEL_URL"):
+        yield os.environ["REDIS_SENTINEL_URL"]
+        return
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        if IN_CI:
+            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
+        pytest.skip("redis-server is not installed (apt-get install redis-server, or set REDIS_SENTINEL_URL)")
+    master = RedisServer(binary, tmp_path_factory.mktemp("redis-master"))
+    sentinel = RedisSentinel(binary, cli, tmp_path_factory.mktemp("redis-sentinel"), master.port)
+    master.start()
+    try:
+        sentinel.start()
+        yield sentinel.url
+    finally:
+        sentinel.stop()
+        master.stop()
 
 
 @pytest.fixture(scope="session")

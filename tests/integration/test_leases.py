@@ -1,6 +1,6 @@
 """Leases on a real Redis: one holder at a time, only the holder extends or releases, a lease lapses within
 its period, sources spread over the live replicas and move when one leaves, and every key has a TTL. Each
-test runs on one redis-server and on a three-master Redis Cluster."""
+test runs on one redis-server, on a three-master Redis Cluster and through one redis-sentinel."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import NoLeases, leases_for, open_store
 from rarewatch.store.keys import RedisKeys, cluster_prefix
 from rarewatch.store.redis import RedisStore
-from rarewatch.store.redis_client import RedisClient, connect
+from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.redis_leases import RedisLeases
 
 pytestmark = pytest.mark.redis
@@ -29,9 +29,12 @@ LONG = timedelta(seconds=30)
 NAMES = [f"feed-{n}" for n in range(40)]
 
 
-@pytest.fixture(params=["redis_url", "redis_cluster_url"], ids=["redis", "redis-cluster"])
+@pytest.fixture(
+    params=["redis_url", "redis_cluster_url", "redis_sentinel_url"],
+    ids=["redis", "redis-cluster", "redis-sentinel"],
+)
 def url(request: pytest.FixtureRequest) -> str:
-    """One redis-server, or the test cluster."""
+    """One redis-server, the test cluster, or the master behind the test sentinel."""
     return str(request.getfixturevalue(request.param))
 
 
@@ -39,7 +42,7 @@ def url(request: pytest.FixtureRequest) -> str:
 async def client(url: str) -> AsyncIterator[RedisClient]:
     redis = connect(url, connect_timeout=2.0, timeout=5.0)
     yield redis
-    await redis.aclose()
+    await close(redis)
 
 
 @pytest.fixture

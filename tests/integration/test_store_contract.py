@@ -1,5 +1,6 @@
 """The `Store` contract, run against both implementations: SQLite on a real file, and a real redis-server,
-alone and as a three-master Redis Cluster (whose keys carry a hash tag: `keys.cluster_prefix`).
+alone, as a three-master Redis Cluster (whose keys carry a hash tag: `keys.cluster_prefix`), and as the
+master one redis-sentinel names.
 
 Every Redis test works under its own key prefix (deleted afterwards), so tests never see each other's data.
 The one place the backends differ is what a TTL is measured against: SQLite compares stored expiry times
@@ -30,7 +31,7 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Sever
 from rarewatch.store import Store, keys, open_store
 from rarewatch.store.base import OutboxStats, StoreMarker
 from rarewatch.store.redis import RedisStore
-from rarewatch.store.redis_client import RedisClient, connect
+from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # on the hour: the start of an hour-long counting window
@@ -73,6 +74,7 @@ def only(deliveries: list[Delivery], alert_id: str, destination: str) -> Deliver
 REDIS_BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis-cluster", marks=pytest.mark.redis),
+    pytest.param("redis-sentinel", marks=pytest.mark.redis),
 ]
 
 
@@ -83,12 +85,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=REDIS_BACKENDS)
 def any_redis_url(request: pytest.FixtureRequest) -> str:
-    """The URL of one server (`redis://`) or of the test cluster (`redis+cluster://`)."""
+    """The URL of one server (`redis://`), of the test cluster (`redis+cluster://`), or of the master
+    behind the test sentinel (`redis+sentinel://`)."""
     return backend_url(request, str(request.param))
 
 
 def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
-    name = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}[backend]
+    name = {
+        "redis": "redis_url",
+        "redis-cluster": "redis_cluster_url",
+        "redis-sentinel": "redis_sentinel_url",
+    }[backend]
     return str(request.getfixturevalue(name))
 
 
@@ -130,7 +137,7 @@ async def make_store(
     if backend != "sqlite":
         client = raw_client(redis_url)
         await delete_keys(client, keys.cluster_prefix(prefix) if backend == "redis-cluster" else prefix)
-        await client.aclose()
+        await close(client)
 
 
 @pytest.fixture
@@ -769,7 +776,7 @@ async def test_redis_marker_is_gone_after_flushall_and_recreated_with_the_layout
     finally:
         async for key in client.scan_iter(match=f"{prefix}*"):
             await client.delete(key)
-        await client.aclose()
+        await close(client)
         await store.close()
 
 
@@ -1000,7 +1007,7 @@ async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None
     finally:
         async for key in client.scan_iter(match=f"{prefix}*"):
             await client.delete(key)
-        await client.aclose()
+        await close(client)
 
 
 async def test_outbox_stats_count_pending_and_dead_per_destination_with_the_oldest_pending(
@@ -1058,7 +1065,7 @@ async def test_unrouted_alerts_are_bounded(
             ttl_ms = await client.pttl(store._keys.unrouted)
             data_ttl_ms = await client.pttl(store._keys.unrouted_alert("alert-4"))
         finally:
-            await client.aclose()
+            await close(client)
         limit_ms = keys.UNROUTED_TTL // timedelta(milliseconds=1)
         assert 0 < ttl_ms <= limit_ms and 0 < data_ttl_ms <= limit_ms, "the Redis records expire"
 
@@ -1101,7 +1108,7 @@ async def test_an_alert_claim_is_refused_once_redis_lost_the_marker_it_expects(a
         assert await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"]) is True
     finally:
         await client.flushall()
-        await client.aclose()
+        await close(client)
         await store.close()
 
 
@@ -1128,4 +1135,4 @@ async def test_a_cluster_store_keeps_every_key_of_its_prefix_in_one_hash_slot(re
         for store in stores:
             await delete_keys(client, store._keys.prefix)
             await store.close()
-        await client.aclose()
+        await close(client)

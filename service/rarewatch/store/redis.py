@@ -29,7 +29,14 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.base import OutboxStats, StoreMarker
-from rarewatch.store.redis_client import RedisClient, connect, decodes_responses, describe, is_cluster_url
+from rarewatch.store.redis_client import (
+    RedisClient,
+    close,
+    connect,
+    decodes_responses,
+    describe,
+    is_cluster_url,
+)
 from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
@@ -100,8 +107,8 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
-        """A store on `redis://host:port/db` (or `rediss://`, `unix://`, or a cluster's
-        `redis+cluster://host:port`), owning its client."""
+        """A store on `redis://host:port/db` (or `rediss://`, `unix://`, a cluster's
+        `redis+cluster://host:port`, or `redis+sentinel://host:26379/service`), owning its client."""
         return cls(url, **options)
 
     @property
@@ -155,7 +162,7 @@ class RedisStore:
     async def close(self) -> None:
         """Close the connections of a client this store created. Idempotent."""
         if self._owns_client:
-            await self._redis.aclose()
+            await close(self._redis)
 
     # --- identity marker ---------------------------------------------------------------------------------
 

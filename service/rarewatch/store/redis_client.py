@@ -1,5 +1,6 @@
-"""How a Redis store URL becomes a client: one server (`redis://`, `rediss://`, `unix://`) or Redis Cluster
-(`redis+cluster://`, `rediss+cluster://`).
+"""How a Redis store URL becomes a client: one server (`redis://`, `rediss://`, `unix://`), Redis Cluster
+(`redis+cluster://`, `rediss+cluster://`), or the master a set of sentinels names
+(`redis+sentinel://host:26379[,host:26379…]/service[/db]`, `rediss+sentinel://`; see `urls.SentinelTarget`).
 
 Cluster mode is chosen by the URL, not detected: a client that asked each server `CLUSTER INFO` at start
 would change the key names (they carry a hash tag on a cluster, see `keys.cluster_prefix`) according to a
@@ -14,7 +15,10 @@ from typing import Any, TypeAlias
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+
+from rarewatch.store.urls import SENTINEL_SCHEMES, parse_sentinel_url
 
 RedisClient: TypeAlias = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -38,7 +42,34 @@ def connect(url: str, *, connect_timeout: float, timeout: float) -> RedisClient:
     scheme, rest = url.split("://", 1)
     if scheme.lower() in CLUSTER_SCHEMES:
         return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}", **options)
+    if scheme in SENTINEL_SCHEMES:
+        return _sentinel_master(url, options)
     return Redis.from_url(url, **options)
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> Redis:
+    """A client of the master the sentinels name: it asks them again after a failover (a connection error),
+    so the store follows the new master with no restart."""
+    target = parse_sentinel_url(url)
+    timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+    master: Redis = sentinel.master_for(
+        target.service,
+        db=target.db,
+        ssl=target.tls,
+        username=target.username,
+        password=target.password,
+        **options,
+    )
+    return master
+
+
+async def close(client: RedisClient) -> None:
+    """Close `client`'s connections, and those of the sentinels it asks for its master, if any."""
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        await pool.sentinel_manager.aclose()
 
 
 def decodes_responses(client: RedisClient) -> bool:
@@ -49,10 +80,13 @@ def decodes_responses(client: RedisClient) -> bool:
 
 
 def describe(client: RedisClient) -> str:
-    """The server, for messages: host:port/db, the socket path, or `cluster host:port` (the first node)."""
+    """The server, for messages: host:port/db, the socket path, `cluster host:port` (the first node) or
+    `sentinel service <name>/db`."""
     if isinstance(client, RedisCluster):
         node = client.get_default_node()
         return f"cluster {node.host}:{node.port}" if node is not None else "cluster"
     kw = client.connection_pool.connection_kwargs
+    if isinstance(client.connection_pool, SentinelConnectionPool):
+        return f"sentinel service {client.connection_pool.service_name}/{kw.get('db', 0)}"
     place = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
     return f"{place}/{kw.get('db', 0)}"
