@@ -8,7 +8,8 @@ __all__ = ["Leases", "NoLeases", "Store", "leases_for", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """Build the store an URL names: `sqlite:///path` (the default) or `redis://host:port/db`.
+    """Build the store an URL names: `sqlite:///path` (the default), `redis://host:port/db`,
+    `redis+cluster://host:port` or `redis+sentinel://host:port/service`.
 
     Raises ValueError, showing the scheme and host only, for a URL of another kind (`check_store_url`)."""
     check_store_url(url)
