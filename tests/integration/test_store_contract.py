@@ -29,7 +29,7 @@ from redis.asyncio.cluster import RedisCluster
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
 from rarewatch.store import Store, keys, open_store
-from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.base import OutboxStats, StoreMarker, checking_marker
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
@@ -1136,3 +1136,66 @@ async def test_a_cluster_store_keeps_every_key_of_its_prefix_in_one_hash_slot(re
             await delete_keys(client, store._keys.prefix)
             await store.close()
         await close(client)
+
+
+async def test_a_source_state_write_is_refused_once_redis_lost_the_marker_it_expects(
+    any_redis_url: str,
+) -> None:
+    """A poll that read a source's state before a FLUSHALL must not write it back after: the source's next
+    poll would then not be its first, and would alert on everything the emptied store forgot."""
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    await store.open()
+    client = raw_client(any_redis_url)
+    try:
+        marker = await store.create_marker(StoreMarker.new(T0))
+        store.expect_marker(marker.id)
+        await store.put_source_state("wire", SourceState(initialized=True))
+        await client.flushall()
+        with pytest.raises(StoreError, match="state of source 'wire' not recorded"):
+            await store.put_source_state("wire", SourceState(initialized=True))
+        assert await store.get_source_state("wire") is None, "the emptied store keeps no stale state"
+        fresh = await store.create_marker(StoreMarker.new(T0 + MIN, marker.id, after_loss=True))
+        store.expect_marker(fresh.id)
+        await store.put_source_state("wire", SourceState())
+        assert await store.get_source_state("wire") == SourceState()
+    finally:
+        await client.flushall()
+        await close(client)
+        await store.close()
+
+
+async def test_a_task_checks_the_marker_it_began_with_not_one_adopted_meanwhile(any_redis_url: str) -> None:
+    """`checking_marker`: a poll that began before a loss stays refused even after another poll of the same
+    process adopted the new marker store-wide; a poll begun after it goes through."""
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    await store.open()
+    client = raw_client(any_redis_url)
+    try:
+        old = await store.create_marker(StoreMarker.new(T0))
+        store.expect_marker(old.id)
+        began = asyncio.Event()
+        adopted = asyncio.Event()
+
+        async def poll_begun_before_the_loss() -> None:
+            with checking_marker(old.id):
+                began.set()
+                await adopted.wait()
+                with pytest.raises(StoreError, match="lost its data"):
+                    await store.claim(["story-1"], WEEK, T0, make_alert(1), ["hook"])
+                with pytest.raises(StoreError, match="not recorded"):
+                    await store.put_source_state("wire", SourceState(initialized=True))
+
+        task = asyncio.create_task(poll_begun_before_the_loss())
+        await began.wait()
+        await client.flushall()
+        new = await store.create_marker(StoreMarker.new(T0 + MIN, old.id, after_loss=True))
+        store.expect_marker(new.id)  # another poll noticed the loss and adopted the new marker
+        adopted.set()
+        await task
+        assert await store.due_deliveries(T0 + MIN) == [] and await store.get_source_state("wire") is None
+        with checking_marker(new.id):
+            assert await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"]) is True
+    finally:
+        await client.flushall()
+        await close(client)
+        await store.close()

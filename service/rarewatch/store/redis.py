@@ -28,7 +28,7 @@ from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.base import OutboxStats, StoreMarker, task_marker
 from rarewatch.store.redis_client import (
     RedisClient,
     close,
@@ -104,6 +104,7 @@ class RedisStore:
         self._retry_script = client_or_url.register_script(lua.RETRY)
         self._purge_script = client_or_url.register_script(lua.PURGE)
         self._set_version_script = client_or_url.register_script(lua.SET_VERSION)
+        self._put_source_script = client_or_url.register_script(lua.PUT_SOURCE)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -246,19 +247,24 @@ class RedisStore:
             k.claim_value(alert.id if alert is not None else None),
             len(remember_keys),
             *per_dest,
-            self._expected_marker or "",
+            task_marker(self._expected_marker) or "",
         ]
         result = int(await self._claim_script(keys=script_keys, args=args))
         if result < 0:
-            raise StoreError(
-                f"Redis store at {self.where} lost its data (identity marker {self._expected_marker} is gone"
-                " or replaced): claim refused; the next check marks what the sources list as seen"
-            )
+            raise self._lost("claim refused")
         return result == 1
 
+    def _lost(self, what: str) -> StoreError:
+        return StoreError(
+            f"Redis store at {self.where} lost its data (identity marker "
+            f"{task_marker(self._expected_marker)} is gone or replaced): {what}; the next check marks what "
+            "the sources list as seen"
+        )
+
     def expect_marker(self, marker_id: str | None) -> None:
-        """Make every alert claim check, in its script, that the identity marker is still `marker_id`, so
-        a server emptied after the last marker check cannot make a claim re-send an old story."""
+        """Make every alert claim and source-state write check, in its script, that the identity marker is
+        still `marker_id`, so a server emptied after the last marker check cannot make a claim re-send an
+        old story (`base.checking_marker` overrides it for one task)."""
         self._expected_marker = marker_id
 
     @_translated
@@ -309,8 +315,12 @@ class RedisStore:
 
     @_translated
     async def put_source_state(self, source: str, state: SourceState) -> None:
-        """Replace the stored state of `source`."""
-        await self._redis.set(self._keys.source(source), json.dumps(state.to_dict()))
+        """Replace the stored state of `source`, if the identity marker is the one expected (a state written
+        into an emptied server would make that source's next poll look like a later one, not its first)."""
+        keys = [self._keys.source(source), self._keys.marker]
+        args = [json.dumps(state.to_dict()), task_marker(self._expected_marker) or ""]
+        if int(await self._put_source_script(keys=keys, args=args)) < 0:
+            raise self._lost(f"state of source {source!r} not recorded")
 
     # --- alert history ------------------------------------------------------------------------------------
 
