@@ -83,8 +83,10 @@ def describe(client: RedisClient) -> str:
     """The server, for messages: host:port/db, the socket path, `cluster host:port` (the first node) or
     `sentinel service <name>/db`."""
     if isinstance(client, RedisCluster):
-        node = client.get_default_node()
-        return f"cluster {node.host}:{node.port}" if node is not None else "cluster"
+        node = client.get_default_node()  # None until the client first asked the cluster for its nodes
+        if node is not None:
+            return f"cluster {node.host}:{node.port}"
+        return "cluster " + ",".join(client.nodes_manager.startup_nodes)
     kw = client.connection_pool.connection_kwargs
     if isinstance(client.connection_pool, SentinelConnectionPool):
         return f"sentinel service {client.connection_pool.service_name}/{kw.get('db', 0)}"
