@@ -292,4 +292,7 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(proc.wait(), 30)
+        if cluster:  # the session's cluster outlives this test: leave none of its keys behind
+            async for key in redis.scan_iter(match=f"{names.prefix}*"):
+                await redis.delete(key)
         await redis.aclose()
