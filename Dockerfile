@@ -1,7 +1,8 @@
 # rarewatch service image. Build: docker build -t rarewatch .
 # Run:   docker run -v $PWD/config:/etc/rarewatch -e RAREWATCH_HTTP__HOST=0.0.0.0 -p 127.0.0.1:8080:8080 \
 #          rarewatch run --config /etc/rarewatch/example.yaml
-# Linted with hadolint (tests/unit/test_dockerfile.py). With Redis: deploy/docker-compose.yml.
+# Linted with hadolint (tests/unit/test_dockerfile.py). With Redis: deploy/docker-compose.yml; on
+# Kubernetes: deploy/k8s/ (two replicas on an external Redis).
 # The API binds 127.0.0.1 inside the container unless configured (http.host or RAREWATCH_HTTP__HOST):
 # listening on every interface is a choice to make with http.token set, not a default.
 FROM python:3.11-slim AS build

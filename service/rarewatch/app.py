@@ -78,9 +78,11 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    token = settings.http.token
+    token, read_token = settings.http.token, settings.http.read_token
     app[LIFECYCLE] = Lifecycle(
-        token=token.get_secret_value() if token is not None else None, enabled=settings.http.enable_lifecycle
+        token=token.get_secret_value() if token is not None else None,
+        enabled=settings.http.enable_lifecycle,
+        read_token=read_token.get_secret_value() if read_token is not None else None,
     )
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(reload_ctx)

@@ -85,6 +85,31 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", type=Path, help="rule files or directories (default: bundled)")
     _rules_config(check)
 
+    backtest = with_config(
+        sub.add_parser(
+            "backtest",
+            help="replay the items the store kept through a rule pack: the alerts it would add and remove",
+        )
+    )
+    backtest.add_argument(
+        "--rules", type=Path, action="append", required=True, help="rule file or directory (repeatable)"
+    )
+    backtest.add_argument("--since", default="30d", metavar="DURATION", help="items fetched within (30d)")
+    backtest.add_argument("--json", action="store_true", help="one JSON object instead of the text report")
+
+    silence = sub.add_parser("silence", help="mute a rule, source, category, material or story for a while")
+    silence_sub = silence.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
+    add = with_config(silence_sub.add_parser("add", help="add a silence (every matcher given must fit)"))
+    for name, what in SILENCE_FLAGS:
+        add.add_argument(f"--{name}", metavar=name.upper(), help=what)
+    add.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="how long, e.g. 2d")
+    add.add_argument("--reason", required=True, help="why (shown with the silence)")
+    add.add_argument("--author", required=True, help="who (shown with the silence)")
+    listing = with_config(silence_sub.add_parser("list", help="the active and pending silences"))
+    listing.add_argument("--all", action="store_true", help="the ended ones too")
+    expire = with_config(silence_sub.add_parser("expire", help="end a silence now"))
+    expire.add_argument("id", help="the silence id (see `silence list`)")
+
     outbox = with_config(sub.add_parser("outbox", help="inspect and manage the delivery outbox"))
     outbox.add_argument("action", choices=["list", "retry", "purge"])
     outbox.add_argument("--status", choices=["pending", "delivered", "dead"], help="filter (purge: required)")
@@ -111,6 +136,15 @@ def _parser() -> argparse.ArgumentParser:
     test = with_config(sub.add_parser("test-destination", help="send a clearly marked test alert"))
     test.add_argument("name", help="destination name from the configuration")
     return parser
+
+
+SILENCE_FLAGS = (
+    ("rule", "a rule id"),
+    ("source", "a source name"),
+    ("category", "a category"),
+    ("material", "a material"),
+    ("story", "one story: its link, or its alert id"),
+)
 
 
 def _rules_config(p: argparse.ArgumentParser) -> None:
@@ -195,6 +229,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rarewatch.commands.service import run_once
 
         return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
+    if args.command == "backtest":
+        from rarewatch.commands.backtest import backtest
+
+        since = _positive_duration("--since", args.since)
+        return asyncio.run(backtest(settings, args.rules, since, sys.stdout, as_json=args.json))
+    if args.command == "silence":
+        return _silence(settings, args)
     if args.command == "outbox":
         from rarewatch.commands.service import outbox_command
 
@@ -218,14 +259,31 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def _silence(settings: Settings, args: argparse.Namespace) -> int:
+    from rarewatch.commands.silences import silence_add, silence_expire, silence_list
+
+    if args.silence_command == "add":
+        matchers = [(name, value) for name, _ in SILENCE_FLAGS if (value := getattr(args, name)) is not None]
+        duration = _positive_duration("--for", args.duration)
+        return asyncio.run(silence_add(settings, matchers, duration, args.reason, args.author, sys.stdout))
+    if args.silence_command == "list":
+        return asyncio.run(silence_list(settings, args.all, sys.stdout))
+    return asyncio.run(silence_expire(settings, args.id, sys.stdout))
+
+
 def _backfill(value: str | None) -> timedelta | None:
     """`once --backfill`'s duration (ConfigError when it is not a positive duration)."""
     if value is None:
         return None
+    return _positive_duration("--backfill", value)
+
+
+def _positive_duration(flag: str, value: str) -> timedelta:
+    """A flag's positive duration (ConfigError naming the flag otherwise)."""
     try:
         return parse_positive_duration(value)
     except ValueError as exc:
-        raise ConfigError(f"--backfill: {exc}") from None
+        raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _run(settings: Settings) -> int:

@@ -1,8 +1,8 @@
 """Prometheus metrics, kept in a registry per process (not the global one, so tests stay independent).
 
 Fed from each source poll (`record`), each outbox pass (`record_flush`), each rule reload
-(`record_reload`) and, at scrape time, the store's outbox depth (`record_outbox`). `promtool check metrics`
-accepts the exposition (tested).
+(`record_reload`) and, at scrape time, the store's outbox depth (`record_outbox`) and the live replicas
+(`record_replicas`). `promtool check metrics` accepts the exposition (tested).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from rarewatch.store.base import OutboxStats
 
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
+RELOAD_OUTCOMES = ("success", "failure")
 
 
 class Metrics:
@@ -93,6 +94,11 @@ class Metrics:
         self.store_up = Gauge(
             "rarewatch_store_up", "1 when the store answered the last scrape's outbox query.", registry=r
         )
+        self.replicas = Gauge(
+            "rarewatch_replicas_live",
+            "Replicas sharing the store at this replica's last heartbeat, itself included (1 on SQLite).",
+            registry=r,
+        )
         self.reload_ok = Gauge(
             "rarewatch_rules_last_reload_successful", "1 when the last rule (re)load succeeded.", registry=r
         )
@@ -102,6 +108,19 @@ class Metrics:
             registry=r,
         )
         self.rules_loaded = Gauge("rarewatch_rules_loaded", "Rules in the pack in use.", registry=r)
+        # Counted as well as gauged: a failed reload fixed before the next scrape still shows.
+        self.rule_loads = Counter(
+            "rarewatch_rules_loads", "Rule pack loads (at start and on every reload) by outcome.",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        for outcome in RELOAD_OUTCOMES:
+            self.rule_loads.labels(outcome)  # both series from the start, so increase() sees the first
+        # The version of the pack in use, as a label: replicas running different packs after a rollout
+        # show as two series (`count(count by (version) (rarewatch_rules_pack_info)) > 1`).
+        self.pack_info = Gauge(
+            "rarewatch_rules_pack_info", "The rule pack in use (always 1), by its version.", ["version"],
+            registry=r,
+        )  # fmt: skip
         self.articles = Counter(
             "rarewatch_article_reads",
             "Linked articles enrichment asked for, by outcome: fetched, failed (fetch or extract), cached.",
@@ -180,13 +199,24 @@ class Metrics:
             age = (now - got.oldest_pending).total_seconds() if got.oldest_pending else 0.0
             self.outbox_oldest.labels(destination).set(max(0.0, age))
 
-    def record_reload(self, ok: bool, rules: int | None = None, at: datetime | None = None) -> None:
-        """A rule load or reload: its outcome, and for a success the pack's size and when."""
+    def record_replicas(self, live: int) -> None:
+        """The replicas sharing the store, read at scrape time (`Leases.live_replicas`)."""
+        self.replicas.set(live)
+
+    def record_reload(
+        self, ok: bool, rules: int | None = None, at: datetime | None = None, version: str | None = None
+    ) -> None:
+        """A rule load or reload: its outcome, and for a success the pack's size, version and when (a
+        failure keeps them: the pack in use stays in use)."""
         self.reload_ok.set(1 if ok else 0)
+        self.rule_loads.labels(RELOAD_OUTCOMES[0] if ok else RELOAD_OUTCOMES[1]).inc()
         if ok and at is not None:
             self.reload_time.set(at.timestamp())
         if ok and rules is not None:
             self.rules_loaded.set(rules)
+        if ok and version is not None:
+            self.pack_info.clear()
+            self.pack_info.labels(version).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

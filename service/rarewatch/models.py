@@ -147,6 +147,8 @@ class Alert:
     rules_version: str = ""
     glosses: tuple[tuple[str, str], ...] = ()
     children: tuple[Alert, ...] = ()
+    # The id of the silence that muted this alert: recorded and listed, never delivered ("": not silenced).
+    silenced_by: str = ""
 
     def __post_init__(self) -> None:
         if not self.story:
@@ -170,21 +172,10 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, used by the stores to persist alerts."""
-        item = self.item
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "created": self.created.isoformat(),
-            "item": {
-                "id": item.id,
-                "source": item.source,
-                "title": item.title,
-                "link": item.link,
-                "summary": item.summary,
-                "content": item.content,
-                "published": item.published.isoformat(),
-                "lang": item.lang,
-                "publisher": item.publisher,
-            },
+            "item": item_to_dict(self.item),
             "matches": [m.to_dict() for m in self.matches],
             "kind": self.kind.value,
             "story": self.story,
@@ -193,24 +184,15 @@ class Alert:
             "rules_version": self.rules_version,
             "glosses": dict(self.glosses),
         }
+        if self.silenced_by:  # only when set: alerts recorded before silences existed read the same
+            data["silenced_by"] = self.silenced_by
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        raw = data["item"]
-        item = Item(
-            id=raw["id"],
-            source=raw["source"],
-            title=raw["title"],
-            link=raw["link"],
-            summary=raw["summary"],
-            content=raw["content"],
-            published=datetime.fromisoformat(raw["published"]),
-            lang=raw.get("lang"),
-            publisher=raw.get("publisher") or "",
-        )
         return cls(
             id=data["id"],
-            item=item,
+            item=item_from_dict(data["item"]),
             matches=tuple(Match.from_dict(m) for m in data["matches"]),
             created=datetime.fromisoformat(data["created"]),
             kind=AlertKind(data.get("kind", "alert")),
@@ -219,6 +201,69 @@ class Alert:
             countries=tuple(data.get("countries", ())),
             rules_version=data.get("rules_version", ""),
             glosses=tuple((str(t), str(g)) for t, g in (data.get("glosses") or {}).items()),
+            silenced_by=str(data.get("silenced_by") or ""),
+        )
+
+
+def item_to_dict(item: Item) -> dict[str, Any]:
+    """A JSON-ready form of `item` (alerts and seen items persist items this way)."""
+    return {
+        "id": item.id,
+        "source": item.source,
+        "title": item.title,
+        "link": item.link,
+        "summary": item.summary,
+        "content": item.content,
+        "published": item.published.isoformat(),
+        "lang": item.lang,
+        "publisher": item.publisher,
+    }
+
+
+def item_from_dict(raw: Mapping[str, Any]) -> Item:
+    """The item `item_to_dict` wrote."""
+    return Item(
+        id=raw["id"],
+        source=raw["source"],
+        title=raw["title"],
+        link=raw["link"],
+        summary=raw["summary"],
+        content=raw["content"],
+        published=datetime.fromisoformat(raw["published"]),
+        lang=raw.get("lang"),
+        publisher=raw.get("publisher") or "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SeenItem:
+    """A normalised item as one fetch saw it, matched or not, kept for a while so rule changes can be
+    replayed on what the service actually saw (`rarewatch backtest`).
+
+    `rules_version` is the rule pack that judged it then and `rules` the ids of the rules that fired
+    (empty: it matched nothing).
+    """
+
+    item: Item
+    fetched: datetime
+    rules_version: str = ""
+    rules: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": item_to_dict(self.item),
+            "fetched": self.fetched.isoformat(),
+            "rules_version": self.rules_version,
+            "rules": list(self.rules),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeenItem:
+        return cls(
+            item=item_from_dict(data["item"]),
+            fetched=datetime.fromisoformat(data["fetched"]),
+            rules_version=str(data.get("rules_version", "")),
+            rules=tuple(str(r) for r in data.get("rules", ())),
         )
 
 
@@ -343,3 +388,57 @@ class FetchResult:
     # A fetch that failed part-way (a JSON API's later page): the entries read before the failure are
     # kept and processed, and the poll is still that source's error (recorded, backed off).
     error: Exception | None = None
+
+
+SILENCE_FIELDS: tuple[str, ...] = ("rule", "source", "category", "material", "story")
+"""What a silence can match on: a rule id, a source name, a category, a material, or one story (its link,
+or its alert id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A mute, as Alertmanager's: from `starts` until `ends`, every new alert that fits all `matchers`
+    (field, value) is recorded with `silenced_by` set to this silence's id, and not delivered.
+
+    Expiring a silence sets `ends` to the time it was expired; it stays listed (with its reason and author)
+    until the store forgets it.
+    """
+
+    id: str
+    matchers: tuple[tuple[str, str], ...]
+    starts: datetime
+    ends: datetime
+    reason: str
+    author: str
+    created: datetime
+
+    def active(self, now: datetime) -> bool:
+        """Whether it mutes alerts at `now`."""
+        return self.starts <= now < self.ends
+
+    def describe(self) -> str:
+        """Its matchers as `field=value, ...`."""
+        return ", ".join(f"{name}={value}" for name, value in self.matchers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "matchers": [{"name": name, "value": value} for name, value in self.matchers],
+            "starts": self.starts.isoformat(),
+            "ends": self.ends.isoformat(),
+            "reason": self.reason,
+            "author": self.author,
+            "created": self.created.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Silence:
+        return cls(
+            id=str(data["id"]),
+            matchers=tuple((str(m["name"]), str(m["value"])) for m in data["matchers"]),
+            starts=datetime.fromisoformat(data["starts"]),
+            ends=datetime.fromisoformat(data["ends"]),
+            reason=str(data.get("reason", "")),
+            author=str(data.get("author", "")),
+            created=datetime.fromisoformat(data["created"]),
+        )

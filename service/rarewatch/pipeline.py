@@ -24,7 +24,7 @@ from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
 from rarewatch.logs import log_alert, log_poll, log_unrouted
-from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SourceState
+from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SeenItem, Silence, SourceState
 from rarewatch.normalize import normalize
 from rarewatch.policies.admission import (
     THROTTLED,
@@ -37,6 +37,7 @@ from rarewatch.policies.admission import (
     story_keys,
 )
 from rarewatch.policies.backoff import describe, next_source_state
+from rarewatch.policies.silences import silenced_by
 from rarewatch.policies.source_health import HealthPolicy, assess, health_alert, listing_fingerprint, observe
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 500
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
+# Item ids this process recorded as seen, remembered so a feed re-read every poll costs no store write.
+RECORDED_ITEMS = 50_000
 # The first-poll lookback once the store lost its memory: everything a source lists counts as old (seen).
 EVERYTHING_SEEN = timedelta(days=-36_500)
 
@@ -91,6 +94,7 @@ class SourceRun:
     consecutive_failures: int = 0  # after this poll
     matched_by: tuple[tuple[str, str, int], ...] = ()  # (rule, category, items it matched)
     ops_alert: Alert | None = None  # a source-health alert (or recovery) this poll raised
+    silenced: tuple[Alert, ...] = ()  # new alerts a silence muted: recorded, never sent
 
     def with_facts(self, facts: _RunFacts) -> SourceRun:
         return replace(
@@ -119,6 +123,7 @@ class _Outcome:
     alert: Alert | None = None
     contended: bool = False
     unrouted: bool = False
+    silenced: bool = False
 
 
 NOTHING = _Outcome()
@@ -132,6 +137,7 @@ class _Admitted:
     alerts: tuple[Alert, ...] = ()
     unrouted: tuple[Alert, ...] = ()
     seen: int = 0
+    silenced: tuple[Alert, ...] = ()
 
 
 _Found = tuple[Item, list[Match], bool]
@@ -184,6 +190,7 @@ class Pipeline:
         self.guard = guard  # None: the store's identity is not checked
         self.health = health  # None: no source-health alerts
         self._recent: OrderedDict[str, Alert] = OrderedDict()
+        self._recorded: dict[str, None] = {}  # insertion-ordered: the oldest go first when full
 
     async def run_source(self, polled: PolledSource, *, force: bool = False) -> SourceRun:
         """Poll one source once (see `_poll`) and log it: one `poll` line with its counts and duration."""
@@ -210,6 +217,7 @@ class Pipeline:
         forgot = await self._store_forgot()
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
+            self._recorded = {}  # and the items it kept: record them again
         # The poll's writes check the marker it began with, not one another poll adopts meanwhile.
         if self.guard is None or self.guard.marker is None:
             return await self._poll_checked(polled, forgot, force=force)
@@ -235,6 +243,7 @@ class Pipeline:
             finally:
                 fetch_seconds = time.perf_counter() - started
             found, articles = await self._match(polled, result.entries, now)
+            await self._record_seen(found, now)
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
             matched_by = _matched_by(found)
@@ -272,6 +281,7 @@ class Pipeline:
                 articles=articles,
                 unrouted=admitted.unrouted,
                 seen=admitted.seen,
+                silenced=admitted.silenced,
             ).with_facts(facts)
         assert result is not None
         status: Status = "not_modified" if result.not_modified else "ok"
@@ -291,7 +301,25 @@ class Pipeline:
             articles=articles,
             unrouted=admitted.unrouted,
             seen=admitted.seen,
+            silenced=admitted.silenced,
         ).with_facts(facts)
+
+    async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
+        """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
+        fired and the pack that judged them: one batched store write per fetch, none for a repeat."""
+        version = self.ruleset.version
+        fresh = [
+            SeenItem(item, now, version, tuple(m.rule for m in matches))
+            for item, matches, _ in found
+            if item.id not in self._recorded
+        ]
+        if not fresh:
+            return
+        await self.store.record_items(fresh, now)
+        recorded = self._recorded
+        recorded.update(dict.fromkeys(s.item.id for s in fresh))
+        if len(recorded) > RECORDED_ITEMS:
+            self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
     async def _check_health(
         self, name: str, state: SourceState, now: datetime
@@ -333,7 +361,9 @@ class Pipeline:
         lookback = max(polled.initial_lookback, polled.backfill or polled.initial_lookback)
         cutoff = now - lookback
         backfill_from = now - polled.backfill if polled.backfill is not None else None
-        matched, seen, alerts, unrouted = 0, 0, list[Alert](), list[Alert]()
+        matched, seen, alerts, unrouted, silenced = 0, 0, list[Alert](), list[Alert](), list[Alert]()
+        # Read once per poll, and only when something matched: most polls list nothing new.
+        silences = await self.store.silences() if any(m for _, m, _ in found) else []
         for item, matches, from_article in found:
             if not matches:
                 continue
@@ -345,25 +375,38 @@ class Pipeline:
                 continue
             located = list(locate(self.ruleset, item, matches, from_article=from_article))
             backfill = backfill_from is not None and item.published >= backfill_from
-            outcome = await self._admit_one(item, located, now, backfill=backfill)
+            outcome = await self._admit_one(item, located, now, silences, backfill=backfill)
             if outcome.alert is not None:
-                (unrouted if outcome.unrouted else alerts).append(outcome.alert)
-        return _Admitted(matched, tuple(alerts), tuple(unrouted), seen)
+                kept = silenced if outcome.silenced else unrouted if outcome.unrouted else alerts
+                kept.append(outcome.alert)
+        return _Admitted(matched, tuple(alerts), tuple(unrouted), seen, tuple(silenced))
 
     async def _admit_one(
-        self, item: Item, matches: list[Match], now: datetime, *, backfill: bool = False
+        self,
+        item: Item,
+        matches: list[Match],
+        now: datetime,
+        silences: Sequence[Silence] = (),
+        *,
+        backfill: bool = False,
     ) -> _Outcome:
         """Claim one matching item: a new story (alert), another report of a known one (update), or
         nothing when this very item was seen before. Returns what was claimed."""
         for _ in range(2):
-            outcome = await self._try_admit(item, matches, now, backfill=backfill)
+            outcome = await self._try_admit(item, matches, now, silences, backfill=backfill)
             if not outcome.contended:
                 return outcome
         # Lost the race twice (another poll claimed the same keys meanwhile): it is seen, not lost.
         return NOTHING
 
     async def _try_admit(
-        self, item: Item, matches: list[Match], now: datetime, *, backfill: bool = False
+        self,
+        item: Item,
+        matches: list[Match],
+        now: datetime,
+        silences: Sequence[Silence] = (),
+        *,
+        backfill: bool = False,
     ) -> _Outcome:
         """One attempt; `contended` when a concurrent poll claimed a key between our look and our claim
         (then the caller looks again, and this item usually becomes an update of that story). With
@@ -403,7 +446,7 @@ class Pipeline:
             throttled=not sendable,
             now=now,
         )
-        return await self._carry_out(plan, now)
+        return await self._carry_out(plan, now, silences)
 
     async def _admit_plan(
         self,
@@ -432,11 +475,16 @@ class Pipeline:
             now=now,
         )
 
-    async def _carry_out(self, plan: Plan, now: datetime) -> _Outcome:
-        """Claim what `plan` says: the alert sent or recorded unrouted, or whether a concurrent poll won."""
+    async def _carry_out(self, plan: Plan, now: datetime, silences: Sequence[Silence] = ()) -> _Outcome:
+        """Claim what `plan` says: the alert sent, recorded unrouted or silenced, or whether a concurrent
+        poll won."""
         if plan.action is Action.SEEN or plan.alert is None:
             return NOTHING
         alert = plan.alert
+        if plan.action in (Action.SEND, Action.UNROUTED):
+            muted = silenced_by(alert, silences, now)
+            if muted is not None:
+                return await self._record_silenced(plan, replace(alert, silenced_by=muted.id), now)
         if plan.action is Action.RECORD:
             log.info("alert %s recorded, not sent (%s)", alert.id, plan.reason)
             claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert)
@@ -458,6 +506,16 @@ class Pipeline:
         log_alert(log, alert, plan.destinations)
         self._remember_alert(alert)
         return _Outcome(alert)
+
+    async def _record_silenced(self, plan: Plan, alert: Alert, now: datetime) -> _Outcome:
+        """Claim an alert a silence muted and record it (with `silenced_by`), delivered nowhere: it is seen
+        and listed, and the claim keeps it from being sent when the silence ends."""
+        claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert, remember=plan.remember)
+        if not claimed:
+            return _Outcome(contended=True)
+        log.info("alert %s silenced by %s: recorded, not sent", alert.id, alert.silenced_by)
+        self._remember_alert(alert)
+        return _Outcome(alert, silenced=True)
 
     async def _record_unrouted(self, plan: Plan, alert: Alert, now: datetime) -> _Outcome:
         """Claim an alert no route took and keep it among the unrouted alerts, to be sent later."""

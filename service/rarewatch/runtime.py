@@ -37,7 +37,7 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
-from rarewatch.store import Leases, NoLeases, Store, leases_for, open_store
+from rarewatch.store import ItemRetention, Leases, NoLeases, Store, leases_for, open_store
 from rarewatch.store_identity import StoreGuard
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class Runtime:
                 raise
             self.pipeline.ruleset = ruleset
         self.rule_status.loaded_at, self.rule_status.last_error = now, None
-        self.metrics.record_reload(True, len(ruleset.rules), now)
+        self.metrics.record_reload(True, len(ruleset.rules), now, ruleset.version)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
         return ruleset
 
@@ -114,6 +114,11 @@ def build_sources(settings: Settings) -> tuple[PolledSource, ...]:
         source = build_source(cfg)
         polled.append(PolledSource(source, cfg.interval, settings.lookback_for(cfg), enrich=cfg.enrich))
     return tuple(polled)
+
+
+def item_retention(settings: Settings) -> ItemRetention:
+    """How long and how many seen items the store keeps (`store_items:`)."""
+    return ItemRetention(keep=settings.store_items.keep, max=settings.store_items.max)
 
 
 def build_article_reader(settings: Settings, clock: Clock) -> ArticleReader:
@@ -178,7 +183,7 @@ async def open_runtime(
         session = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
         )
-        store = open_store(settings.store_url())
+        store = open_store(settings.store_url(), items=item_retention(settings))
         await store.open()
         stack.push_async_callback(store.close)
         notifiers: dict[str, Notifier] = {}
@@ -226,7 +231,7 @@ async def open_runtime(
             health=HealthPolicy(**settings.source_health.model_dump()),
         )
         metrics = Metrics()
-        metrics.record_reload(True, len(ruleset.rules), clock.now())
+        metrics.record_reload(True, len(ruleset.rules), clock.now(), ruleset.version)
         yield Runtime(
             store=store,
             rule_paths=tuple(settings.rule_paths()),

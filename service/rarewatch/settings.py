@@ -114,6 +114,9 @@ class HttpConfig(Strict):
     # Allow `POST /-/reload` without a token (as Prometheus's --web.enable-lifecycle); a JSON
     # Content-Type is still required, so a cross-site form or simple request cannot trigger it.
     enable_lifecycle: bool = False
+    # When set, every read under /api/v1 needs this bearer token (or `token`); /metrics, /healthz and
+    # /readyz stay open (Prometheus and orchestrators probe them without credentials).
+    read_token: Annotated[EnvSecret, AfterValidator(_long_enough)] | None = None
     # How long a client may take to send a request's headers (slow clients cannot hold connections).
     header_timeout: PositiveDuration = timedelta(seconds=10)
 
@@ -136,6 +139,14 @@ class SourceHealthConfig(Strict):
     silence_factor: float = Field(default=10.0, gt=1)
     min_silence: PositiveDuration = timedelta(hours=24)
     min_changes: int = Field(default=3, ge=2)
+
+
+class StoreItemsConfig(Strict):
+    """The items the sources listed, matched or not, that the store keeps for `rarewatch backtest`: each
+    for `keep` after it was first seen, at most the newest `max` (0: keep none)."""
+
+    keep: PositiveDuration = timedelta(days=30)
+    max: int = Field(default=100_000, ge=0)
 
 
 def _default_destinations() -> list[DestinationConfig]:
@@ -188,6 +199,7 @@ class Settings(BaseSettings):
     fallback_to: list[str] = Field(default_factory=list)
     initial_lookback: Duration = timedelta(hours=48)
     dedup_window: Duration = timedelta(days=30)
+    store_items: StoreItemsConfig = Field(default_factory=StoreItemsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)

@@ -102,6 +102,10 @@ CONFIG_CASES = [
     Case("yaml-alias-bomb", ("once", *CONF), "expands to more than", f"{Y}:3", config(BOMB)),
     Case("yaml-deep-nesting", ("once", *CONF), "nested more than", f"{Y}:3",
          config("http: " + "[" * 1000 + "]" * 1000 + "\n")),
+    Case("store-items-keep-zero", ("once", *CONF), "duration must be positive", f"{Y}:5",
+         config("store_items:\n  max: 10\n  keep: 0s\n")),
+    Case("store-items-max-negative", ("backtest", "--rules", "rules/", *CONF), "greater than or equal to 0",
+         f"{Y}:3", config("store_items: {max: -1}\n")),
     Case("config-missing", ("once", "--config", "missing.yaml"), "cannot read configuration", "missing.yaml"),
     Case("config-not-utf8", ("once", *CONF), "not UTF-8 text", f"{Y}:1",
          files={Y: b"\xff\xfestore: x\n"}),
@@ -143,6 +147,10 @@ RULE_CASES = [
          "bad/withn.yaml:5", files=WITHN),
     Case("eval-bad-rules", ("eval", "--rules", "bad/withn.yaml", "items.jsonl"), MISSPELT,
          "bad/withn.yaml:5", files=WITHN),
+    Case("backtest-bad-rules", ("backtest", "--rules", "bad/withn.yaml", *CONF), MISSPELT,
+         "bad/withn.yaml:5", config(""), files=WITHN),
+    Case("backtest-rules-missing", ("backtest", "--rules", "nope/", *CONF), "no such rule file or directory",
+         "nope", config("")),
 ]
 
 STORE_CASES = [
@@ -172,6 +180,16 @@ CLI_CASES = [
     Case("cli-eval-input-not-utf8", ("eval", "items.jsonl"), "not UTF-8 text", "items.jsonl",
          files={"items.jsonl": b"\xff\n"}),
     Case("cli-eval-missing-file", ("eval", "missing.jsonl"), "cannot read", "missing.jsonl"),
+    Case("cli-backtest-bad-since", ("backtest", "--rules", "rules/", "--since", "lately", *CONF),
+         "not a duration", "--since", config("")),
+    Case("cli-silence-unknown-rule", ("silence", "add", "--rule", "test-licensng", "--for", "1d", "--reason",
+         "r", "--author", "a", *CONF), "did you mean 'test-licensing'", "--rule", config("")),
+    Case("cli-silence-bad-for", ("silence", "add", "--rule", "test-licensing", "--for", "0", "--reason", "r",
+         "--author", "a", *CONF), "duration must be positive", "--for", config("")),
+    Case("cli-silence-no-author", ("silence", "add", "--rule", "test-licensing", "--for", "1d", "--reason",
+         "r", *CONF), "required: --author", "usage: rarewatch silence add", config("")),
+    Case("cli-silence-expire-unknown", ("silence", "expire", "nope", *CONF), "no silence 'nope'", "nope",
+         config("")),
 ]
 
 # fmt: on

@@ -120,6 +120,7 @@ async def test_metrics_answer_the_operators_questions_and_pass_promtool(tmp_path
     age = value(text, "rarewatch_outbox_oldest_pending_age_seconds", destination="failing")
     assert age is not None and 0 < age < 120
     assert value(text, "rarewatch_store_up") == 1
+    assert value(text, "rarewatch_replicas_live") == 1, "SQLite: one process, no leases"
     assert value(text, "rarewatch_rules_last_reload_successful") == 1
     assert value(text, "rarewatch_rules_loaded") == 2
     assert (value(text, "rarewatch_rules_last_reload_success_timestamp_seconds") or 0) > 1.7e9

@@ -112,12 +112,13 @@ async def test_enable_lifecycle_takes_json_from_this_origin_only(
     assert got == status
 
 
-def test_a_short_token_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["token", "read_token"])
+def test_a_short_token_is_a_config_error_naming_the_key(tmp_path: Path, key: str) -> None:
     config = tmp_path / "rarewatch.yaml"
-    config.write_text("http:\n  token: tiny-s3cr3t\n", encoding="utf-8")
+    config.write_text(f"http:\n  {key}: tiny-s3cr3t\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_settings(config)
-    assert "http.token" in str(info.value) and "16 characters" in str(info.value)
+    assert f"http.{key}" in str(info.value) and "16 characters" in str(info.value)
     assert info.value.line == 2
     assert "tiny-s3cr3t" not in str(info.value)  # the message never quotes the secret
 

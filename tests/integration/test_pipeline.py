@@ -227,3 +227,31 @@ async def test_a_source_that_raises_is_reported_and_the_cycle_goes_on(
     assert runs[0].error == "ValueError: a bug in a parser"
     assert [r.status for r in runs[1:]] == ["ok", "ok", "ok"]
     assert len(runs[1].alerts) == 1
+
+
+async def test_every_fetched_item_is_kept_as_seen_matched_or_not(
+    tmp_path: Path, feeds: FeedServer, receiver: WebhookReceiver
+) -> None:
+    feeds.feeds["/wire.xml"] = rss([LICENSING, NOISE])
+    feeds.feeds["/mirror.xml"] = rss([SHORTAGE])
+    feeds.statuses["/broken.xml"] = 500
+    settings = make_settings(tmp_path, feeds, receiver, f"sqlite:///{tmp_path / 'state.db'}")
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    first = clock.now()
+    async with open_runtime(settings, clock=clock) as runtime:
+        await cycle(runtime)
+        clock.advance(timedelta(minutes=5))
+        feeds.feeds["/wire.xml"] = rss(
+            [LICENSING, NOISE, {**NOISE, "guid": "a-4", "link": "https://x.org/4"}]
+        )
+        await cycle(runtime)
+        kept = await runtime.store.seen_items(first - timedelta(days=1))
+        version = runtime.ruleset.version
+    by_title = {(s.item.source, s.item.link): s for s in kept}
+    assert len(kept) == 4, "each item once, however often it was fetched"
+    lic = by_title[("wire", "https://news.example.org/a/1")]
+    assert (lic.rules, lic.rules_version, lic.fetched) == (("test-licensing",), version, first)
+    noise = by_title[("wire", "https://news.example.org/a/3")]
+    assert (noise.rules, noise.fetched) == ((), first), "unmatched items are kept too, first fetch time"
+    assert by_title[("mirror", "https://news.example.org/a/2")].rules == ("test-shortage",)
+    assert by_title[("wire", "https://x.org/4")].fetched == first + timedelta(minutes=5)

@@ -27,9 +27,19 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, Item, Match, Severity, SourceState
+from rarewatch.models import (
+    Alert,
+    Delivery,
+    DeliveryStatus,
+    Item,
+    Match,
+    SeenItem,
+    Severity,
+    Silence,
+    SourceState,
+)
 from rarewatch.store import Store, keys, open_store
-from rarewatch.store.base import OutboxStats, StoreMarker, checking_marker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, checking_marker
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
@@ -122,8 +132,8 @@ async def make_store(
     async def make(**options: Any) -> Store:
         store: Store
         if backend == "sqlite":
-            if "history_limit" in options:
-                options["cleanup_interval"] = timedelta(0)  # trim on every claim, as Redis does
+            if "history_limit" in options or "items" in options:
+                options["cleanup_interval"] = timedelta(0)  # trim on every write, as Redis does
             store = SQLiteStore(tmp_path / "state" / "rarewatch.db", **options)
         else:
             store = RedisStore(redis_url, prefix=prefix, **options)
@@ -565,6 +575,18 @@ async def test_retry_makes_dead_and_pending_due_now(store: Store) -> None:
     assert [d.alert_id for d in await store.deliveries(DEAD)] == []
 
 
+async def test_retry_of_one_alert_leaves_the_others(store: Store) -> None:
+    for n in (1, 2):
+        await claim_alert(store, n, dests=("hook", "slack"))
+        await store.mark_dead(f"alert-{n}", "hook", "gone", T0)
+        await store.mark_dead(f"alert-{n}", "slack", "gone", T0)
+    later = T0 + timedelta(minutes=5)
+    assert await store.retry(later, destination="hook", alert_id="alert-2") == 1
+    assert await store.retry(later, alert_id="alert-1") == 2
+    assert await store.retry(later, alert_id="alert-9") == 0
+    assert [(d.alert_id, d.destination) for d in await store.deliveries(DEAD)] == [("alert-2", "slack")]
+
+
 async def test_purge_by_status_and_destination(store: Store) -> None:
     for n in (1, 2):
         await claim_alert(store, n, dests=("hook", "slack"))
@@ -823,7 +845,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 5
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -895,7 +917,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 5
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -1198,4 +1220,114 @@ async def test_a_task_checks_the_marker_it_began_with_not_one_adopted_meanwhile(
     finally:
         await client.flushall()
         await close(client)
+        await store.close()
+
+
+# --- seen items (`record_items`, for `rarewatch backtest`) --------------------------------------------------
+
+
+def seen(n: int, fetched: datetime = T0, rules: tuple[str, ...] = (), version: str = "v1") -> SeenItem:
+    return SeenItem(make_alert(n).item, fetched, version, rules)
+
+
+async def test_seen_items_are_kept_once_newest_first(store: Store) -> None:
+    assert await store.record_items([seen(1, T0, ("licensing",)), seen(2, T0 + MIN)], T0 + MIN) == 2
+    # Seen again by a later fetch (or judged by another pack): the first record stands.
+    assert await store.record_items([seen(1, T0 + HOUR, (), "v2"), seen(3, T0 + HOUR)], T0 + HOUR) == 1
+    found = await store.seen_items(T0)
+    assert found == [seen(3, T0 + HOUR), seen(2, T0 + MIN), seen(1, T0, ("licensing",))]
+    assert await store.seen_items(T0 + MIN) == found[:2]  # since is inclusive
+    assert await store.seen_items(T0, limit=1) == found[:1]
+    assert await store.record_items([], T0 + HOUR) == 0
+
+
+async def test_seen_items_are_forgotten_after_keep(make_store: MakeStore) -> None:
+    store = await make_store(items=ItemRetention(keep=timedelta(days=30)))
+    await store.record_items([seen(1, T0)], T0)
+    await store.record_items([seen(2, T0 + timedelta(days=20))], T0 + timedelta(days=20))
+    await store.record_items([seen(3, T0 + timedelta(days=31))], T0 + timedelta(days=31))
+    assert [s.item.id for s in await store.seen_items(T0 - WEEK)] == ["item-3", "item-2"]
+
+
+async def test_seen_items_are_bounded_in_count(make_store: MakeStore) -> None:
+    store = await make_store(items=ItemRetention(max=3))
+    for n in range(5):
+        await store.record_items([seen(n, T0 + n * MIN)], T0 + n * MIN)
+    assert [s.item.id for s in await store.seen_items(T0)] == ["item-4", "item-3", "item-2"]
+    # A trimmed item is new again when a source lists it once more.
+    assert await store.record_items([seen(0, T0 + HOUR)], T0 + HOUR) == 1
+
+
+async def test_no_seen_items_are_kept_with_max_zero(make_store: MakeStore) -> None:
+    store = await make_store(items=ItemRetention(max=0))
+    assert await store.record_items([seen(1)], T0) == 0
+    assert await store.seen_items(T0 - WEEK) == []
+
+
+async def test_sqlite_migrates_a_version_5_file_keeping_its_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as conn:
+        for statements in keys.MIGRATIONS[:5]:
+            for statement in statements:
+                conn.execute(statement)
+        raw = json.dumps(make_alert(1).to_dict())
+        conn.execute(f"INSERT INTO {keys.ALERTS} VALUES ('alert-1', ?, ?)", (keys.to_us(T0), raw))
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION
+        assert await store.get_alert("alert-1") == make_alert(1)
+        assert await store.record_items([seen(1)], T0) == 1
+        assert await store.seen_items(T0) == [seen(1)]
+    finally:
+        await store.close()
+
+
+# --- silences -----------------------------------------------------------------------------------------------
+
+
+def make_silence(n: int, ends: datetime = T0 + WEEK, created: datetime = T0) -> Silence:
+    return Silence(
+        f"sil-{n}", (("source", "mofcom"), ("rule", "licensing")), created, ends, "noisy", "ana", created
+    )
+
+
+async def test_silences_are_kept_listed_oldest_first_and_expired(store: Store) -> None:
+    second, first = make_silence(2, created=T0 + MIN), make_silence(1)
+    await store.add_silence(second, T0 + MIN)
+    await store.add_silence(first, T0 + MIN)
+    assert await store.silences() == [first, second]
+    ended = await store.expire_silence("sil-1", T0 + HOUR)
+    assert ended == Silence("sil-1", first.matchers, T0, T0 + HOUR, "noisy", "ana", T0), (
+        "ends now; the rest is kept"
+    )
+    assert await store.silences() == [ended, second]
+    assert await store.expire_silence("sil-1", T0 + 2 * HOUR) == ended, "an ended silence keeps its end"
+    assert await store.expire_silence("sil-9", T0) is None
+
+
+async def test_silences_that_ended_long_ago_are_forgotten(store: Store) -> None:
+    await store.add_silence(make_silence(1, ends=T0 + HOUR), T0)
+    later = T0 + HOUR + keys.SILENCE_KEEP + SEC
+    await store.add_silence(make_silence(2, ends=later + WEEK, created=later), later)
+    assert [s.id for s in await store.silences()] == ["sil-2"]
+
+
+async def test_sqlite_migrates_a_version_6_file_to_keep_silences(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    with sqlite3.connect(path) as conn:
+        for statements in keys.MIGRATIONS[:6]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 6")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
+        await store.add_silence(make_silence(1), T0)
+        assert await store.silences() == [make_silence(1)]
+    finally:
         await store.close()

@@ -98,6 +98,8 @@ async def test_a_store_that_lost_its_memory_re_sends_nothing(
                 clock.advance(timedelta(minutes=10))
                 await poller.poll(runtime.sources[0])  # a second poll: still nothing old is re-sent
                 await poller.flush()
+            kept = await runtime.store.seen_items(NOW - timedelta(days=1))
+            assert len(kept) == len(TITLES), "the items the emptied store lost are kept again"
             lost = [r for r in caplog.records if r.levelno >= logging.ERROR]
             assert len(lost) == 1, "one clear error"
             assert "STORE LOST ITS MEMORY" in lost[0].getMessage()

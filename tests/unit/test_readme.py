@@ -65,3 +65,19 @@ def test_the_readme_payload_example_is_a_complete_alert_payload() -> None:
     example = json.loads(block.group(1))
     digest_only = {"alerts", "count"}
     assert set(example) == _every_payload_key() - digest_only
+
+
+def test_the_readme_metrics_table_lists_every_metric_once_and_no_other() -> None:
+    from rarewatch.metrics import Metrics
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("### Metrics")
+    table = text[text.index("| metric | labels | what |", start) :]
+    names: list[str] = []
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        names += re.findall(r"`(rarewatch_[a-z_]+)`", line.split("|")[1])
+    exposed = {f.name + ("_total" if f.type == "counter" else "") for f in Metrics().registry.collect()}
+    assert sorted({n for n in names if names.count(n) > 1}) == [], "listed twice"
+    assert set(names) == exposed

@@ -292,3 +292,19 @@ def test_the_default_store_is_per_configuration_file(tmp_path: Path, monkeypatch
     monkeypatch.setenv("RAREWATCH_STORE", "redis://127.0.0.1:1/0")
     config.write_text("log_level: info\n", encoding="utf-8")
     assert load_settings(config).store_url() == "redis://127.0.0.1:1/0", "the environment still wins"
+
+
+def test_store_items_retention_defaults_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("store_items:\n  keep: 7d\n  max: 500\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert (settings.store_items.keep, settings.store_items.max) == (timedelta(days=7), 500)
+    assert load_settings(None).store_items.keep == timedelta(days=30)
+
+
+def test_store_items_bad_keep_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("dedup_window: 30d\nstore_items:\n  keep: 0s\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store_items\.keep") as info:
+        load_settings(path)
+    assert info.value.line == 3

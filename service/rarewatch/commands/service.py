@@ -62,6 +62,13 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO, backfill: timed
             "without an alert; `rarewatch once --backfill 7d` alerts on those published in the last 7 days",
             file=err,
         )
+    silenced = sum(len(r.silenced) for r in runs)
+    if silenced:
+        print(
+            f"note: {silenced} new alerts were muted by silences: recorded (with silenced_by), not sent; "
+            "see `rarewatch silence list`",
+            file=err,
+        )
     if unrouted:
         print(
             f"warning: {unrouted} new alerts were taken by no route and recorded as unrouted; "

@@ -44,11 +44,18 @@ class _Located(Generic[M]):
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """The rule files named by `paths` (files as given, directories searched), each once, in order."""
+    """The rule files named by `paths` (files as given, directories searched), each once, in order.
+
+    A directory's hidden files and folders are skipped: a Kubernetes ConfigMap volume keeps its files in
+    a timestamped `..<time>` folder behind links, and errors and `/api/v1/rules` should name the links
+    (`rules/watch.yaml`), which stay the same across updates; editors' `.#x.yaml` files are not rules.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+            found = (
+                p for p in path.rglob("*") if p.suffix in _SUFFIXES and _visible(p, path) and p.is_file()
+            )
             files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
         elif path.is_file():
             files.append(path)
@@ -61,6 +68,10 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
             seen.add(f.resolve())
             unique.append(f)
     return unique
+
+
+def _visible(file: Path, root: Path) -> bool:
+    return not any(part.startswith(".") for part in file.relative_to(root).parts)
 
 
 def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ruleset:

@@ -1,25 +1,26 @@
 """State: dedup claims, source state, alert history and the delivery outbox."""
 
-from rarewatch.store.base import Store
+from rarewatch.store.base import ItemRetention, Store
 from rarewatch.store.leases import Leases, NoLeases
 from rarewatch.store.urls import check_store_url
 
-__all__ = ["Leases", "NoLeases", "Store", "leases_for", "open_store"]
+__all__ = ["ItemRetention", "Leases", "NoLeases", "Store", "leases_for", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, items: ItemRetention | None = None) -> Store:
     """Build the store an URL names: `sqlite:///path` (the default), `redis://host:port/db`,
-    `redis+cluster://host:port` or `redis+sentinel://host:port/service`.
+    `redis+cluster://host:port` or `redis+sentinel://host:port/service`, keeping seen items as `items`
+    says (default: `ItemRetention()`).
 
     Raises ValueError, showing the scheme and host only, for a URL of another kind (`check_store_url`)."""
     check_store_url(url)
     if url.startswith("sqlite:"):
         from rarewatch.store.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, items=items)
     from rarewatch.store.redis import RedisStore
 
-    return RedisStore.from_url(url)
+    return RedisStore.from_url(url, items=items)
 
 
 def leases_for(store: Store) -> Leases:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,25 @@ def checking_marker(marker_id: str | None) -> Iterator[None]:
 def task_marker(store_wide: str | None) -> str | None:
     """The marker the current task's writes must find: `checking_marker`'s, else `store_wide`."""
     return _TASK_MARKER.get(store_wide)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRetention:
+    """How long, and how many, seen items a store keeps (`store_items:` in the configuration): each for
+    `keep` after it was first recorded, and never more than the newest `max` (0: none are kept)."""
+
+    keep: timedelta = timedelta(days=30)
+    max: int = 100_000
+
+
+def expired(silence: Silence, now: datetime) -> Silence:
+    """`silence` ended at `now`, unless it had ended already (both stores expire silences this way)."""
+    return silence if silence.ends <= now else replace(silence, ends=max(now, silence.starts))
+
+
+def by_creation(silences: Iterable[Silence]) -> list[Silence]:
+    """Silences oldest first (by creation, then id): the order every store lists them in."""
+    return sorted(silences, key=lambda s: (s.created, s.id))
 
 
 class Store(Protocol):
@@ -200,8 +219,9 @@ class Store(Protocol):
     async def mark_dead(self, alert_id: str, destination: str, error: str, now: datetime) -> None:
         """Give up on a delivery (dead letter, attempts + 1); it stays listed with its last error."""
 
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead (and pending) deliveries due again at `now`; returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead (and pending) deliveries due again at `now` (only those of `destination`, of
+        `alert_id`, when given); returns how many."""
 
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
         """Delete delivery records of a status; returns how many."""
@@ -225,3 +245,22 @@ class Store(Protocol):
 
     async def drop_unrouted(self, alert_id: str) -> bool:
         """Forget an unrouted alert (it was sent); returns whether it was listed."""
+
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """Keep each of `items` whose item id is not kept yet (a kept one keeps its first record), then
+        forget those older than the retention's `keep` (before `now`) and beyond its `max`. Returns how
+        many were new."""
+
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first, at most `limit`."""
+
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """Store `silence` (replacing one with its id), and forget silences that ended more than
+        `SILENCE_KEEP` before `now`."""
+
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, active or not, oldest first (by creation, then id)."""
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End a silence at `now` (one that already ended keeps its end); returns it as stored now, or None
+        when there is no such silence."""

@@ -59,6 +59,8 @@ DELIVERIES = "deliveries"  # the outbox: one row per (alert_id, destination)
 SOURCES = "source_state"  # source name -> SourceState.to_dict() JSON
 COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-window counters
 UNROUTED = "unrouted"  # alerts no route took: id -> created (us), Alert.to_dict() JSON (newest kept)
+SEEN_ITEMS = "seen_items"  # items as fetched, matched or not: id -> fetched (us), SeenItem.to_dict() JSON
+SILENCES = "silences"  # id -> ends (us), Silence.to_dict() JSON
 META = "store_meta"  # name -> value: the store's own records (`MARKER_NAME`: the identity marker, JSON)
 MARKER_NAME = "marker"
 
@@ -114,9 +116,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"CREATE TABLE {UNROUTED} (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL)",
         f"CREATE INDEX {UNROUTED}_created ON {UNROUTED} (created)",
     ),
+    # v6: the items the sources listed, matched or not, kept `store_items.keep` (for `rarewatch backtest`).
+    (
+        f"CREATE TABLE {SEEN_ITEMS} (id TEXT PRIMARY KEY, fetched INTEGER NOT NULL, data TEXT NOT NULL)",
+        f"CREATE INDEX {SEEN_ITEMS}_fetched ON {SEEN_ITEMS} (fetched)",
+    ),
+    # v7: silences (`rarewatch silence add|list|expire`).
+    (f"CREATE TABLE {SILENCES} (id TEXT PRIMARY KEY, ends INTEGER NOT NULL, data TEXT NOT NULL)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+
+# How long a silence that ended stays listed (`silence list --all`) before the store forgets it.
+SILENCE_KEEP = timedelta(days=30)
 
 # How many unrouted alerts are kept (the newest), and in Redis for how long after the last one was recorded.
 UNROUTED_LIMIT = 10_000
@@ -176,6 +188,12 @@ class RedisKeys:
     - `unrouted`             zset alert id -> created (us): alerts no route took, newest `UNROUTED_LIMIT`
                              kept, the key expiring `UNROUTED_TTL` after the last one was recorded
     - `unrouted:<id>`        string with PX ttl (`UNROUTED_TTL`): that alert's Alert.to_dict() JSON
+    - `seen_items`           zset item id -> fetched (us): the items the sources listed (`record_items`),
+                             trimmed to `ItemRetention.keep` and `.max`, the key expiring `keep` after the
+                             last record
+    - `seen_item:<id>`       string with PX ttl (`keep`): that item's SeenItem.to_dict() JSON
+    - `silences`             hash silence id -> Silence.to_dict() JSON (ended ones dropped `SILENCE_KEEP`
+                             after their end, when a silence is added)
     - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
                              `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
                              destination's outbox
@@ -258,6 +276,19 @@ class RedisKeys:
 
     def unrouted_alert(self, alert_id: str) -> str:
         return f"{self.prefix}unrouted:{alert_id}"
+
+    # --- seen items (`record_items`, `rarewatch backtest`) ---------------------------------------------
+
+    @property
+    def seen_items(self) -> str:
+        return f"{self.prefix}seen_items"
+
+    def seen_item(self, item_id: str) -> str:
+        return f"{self.prefix}seen_item:{item_id}"
+
+    @property
+    def silences(self) -> str:
+        return f"{self.prefix}silences"
 
     # --- replicas (leases): see `store.leases` ---------------------------------------------------------
 

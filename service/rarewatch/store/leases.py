@@ -40,6 +40,9 @@ class Leases(Protocol):
         """Whether this replica should do `name` now: True when it holds that lease for `period` from now
         (taken, or extended because it already held it). Raises `StoreError` when the store is away."""
 
+    def live_replicas(self) -> int:
+        """The live replicas on the store at the last heartbeat, this one included (for the metrics)."""
+
 
 class NoLeases:
     """One process on its own store (SQLite): every lease is granted."""
@@ -53,3 +56,7 @@ class NoLeases:
     async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
         """Always True."""
         return True
+
+    def live_replicas(self) -> int:
+        """This process alone."""
+        return 1

@@ -25,10 +25,17 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import OutboxStats, StoreMarker, task_marker
+from rarewatch.store.base import (
+    ItemRetention,
+    OutboxStats,
+    StoreMarker,
+    by_creation,
+    expired,
+    task_marker,
+)
 from rarewatch.store.redis_client import (
     RedisClient,
     close,
@@ -76,6 +83,7 @@ class RedisStore:
         history_limit: int = 10_000,
         connect_timeout: float = 2.0,
         timeout: float = 5.0,
+        items: ItemRetention | None = None,
     ) -> None:
         """A URL makes a client this store owns (and closes), with the given timeouts in seconds, so a
         dead server fails fast instead of hanging. A client passed in must use `decode_responses=True`.
@@ -97,6 +105,7 @@ class RedisStore:
         self._expected_marker: str | None = None  # see expect_marker
         self._keys = k.RedisKeys(prefix)
         self._history_limit = history_limit
+        self._items = items or ItemRetention()
         self._claim_script = client_or_url.register_script(lua.CLAIM)
         self._transition_script = client_or_url.register_script(lua.TRANSITION)
         self._defer_script = client_or_url.register_script(lua.DEFER)
@@ -389,6 +398,90 @@ class RedisStore:
         deleted, _ = await pipe.execute()
         return bool(deleted)
 
+    # --- seen items -------------------------------------------------------------------------------------
+
+    @_translated
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """`SET NX PX` each item's record and index it (`ZADD NX`) in one round trip, then trim the index
+        to the retention, deleting the records of the items trimmed for the count bound."""
+        if not items or self._items.max <= 0:
+            return 0
+        kk, keep_ms = self._keys, k.ttl_ms(self._items.keep, "store_items.keep")
+        pipe = self._redis.pipeline(transaction=False)
+        for seen in items:
+            pipe.set(kk.seen_item(seen.item.id), json.dumps(seen.to_dict()), nx=True, px=keep_ms)
+            pipe.zadd(kk.seen_items, {seen.item.id: k.to_us(seen.fetched)}, nx=True)
+        cutoff = k.to_us(now) - self._items.keep // timedelta(microseconds=1)
+        pipe.zremrangebyscore(kk.seen_items, "-inf", f"({cutoff}")  # their records expired on their own
+        pipe.pexpire(kk.seen_items, keep_ms)
+        pipe.zcard(kk.seen_items)
+        *replies, _, _, count = await pipe.execute()
+        await self._trim_items(int(count))
+        return sum(1 for reply in replies[::2] if reply)
+
+    async def _trim_items(self, count: int) -> None:
+        """Forget the oldest seen items beyond the retention's `max`."""
+        excess = count - self._items.max
+        if excess <= 0:
+            return
+        kk = self._keys
+        ids = _strs(await self._redis.zrange(kk.seen_items, 0, excess - 1))
+        for start in range(0, len(ids), _PAGE):
+            page = ids[start : start + _PAGE]
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(*(kk.seen_item(i) for i in page))
+            pipe.zrem(kk.seen_items, *page)
+            await pipe.execute()
+
+    @_translated
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first (records already expired left out)."""
+        if limit <= 0:
+            return []
+        ids = _strs(
+            await self._redis.zrevrangebyscore(
+                self._keys.seen_items, "+inf", k.to_us(since), start=0, num=limit
+            )
+        )
+        found: list[SeenItem] = []
+        for start in range(0, len(ids), _PAGE):
+            raws = await self._redis.mget([self._keys.seen_item(i) for i in ids[start : start + _PAGE]])
+            found += [SeenItem.from_dict(json.loads(raw)) for raw in raws if raw is not None]
+        return found
+
+    # --- silences ---------------------------------------------------------------------------------------
+
+    @_translated
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """`HSET` the silence, then drop the ones that ended `SILENCE_KEEP` before `now`."""
+        key = self._keys.silences
+        await self._redis.hset(key, silence.id, json.dumps(silence.to_dict()))
+        forget = [s.id for s in await self._silences() if s.ends < now - k.SILENCE_KEEP]
+        if forget:
+            await self._redis.hdel(key, *forget)
+
+    @_translated
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, oldest first (one `HGETALL`)."""
+        return await self._silences()
+
+    async def _silences(self) -> list[Silence]:
+        raws = cast("dict[str, str]", await self._redis.hgetall(self._keys.silences))
+        return by_creation(Silence.from_dict(json.loads(raw)) for raw in raws.values())
+
+    @_translated
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End the silence at `now` unless it ended already. Read, then write only when it changes: two
+        processes expiring one silence at once both end it, at about the same time."""
+        raw = cast("str | None", await self._redis.hget(self._keys.silences, silence_id))
+        if raw is None:
+            return None
+        before = Silence.from_dict(json.loads(raw))
+        after = expired(before, now)
+        if after != before:
+            await self._redis.hset(self._keys.silences, silence_id, json.dumps(after.to_dict()))
+        return after
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     @_translated
@@ -565,8 +658,9 @@ class RedisStore:
         await self._transition_script(keys=script_keys, args=args)
 
     @_translated
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead and pending deliveries due at `now` (attempts and last error kept); returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead and pending deliveries (of `destination`, of `alert_id`, when given) due at `now`
+        (attempts and last error kept); returns how many."""
         kk = self._keys
         flag = "0" if destination is None else "1"
         args: list[str | int] = [
@@ -576,6 +670,7 @@ class RedisStore:
             kk.delivery_prefix,
             k.MEMBER_SEQ_WIDTH,
             _PENDING.value,
+            alert_id or "",
         ]
         keys = [kk.outbox(_PENDING), kk.outbox(_DEAD), kk.outbox_due]
         return int(await self._retry_script(keys=keys, args=args))

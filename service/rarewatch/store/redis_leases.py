@@ -81,6 +81,10 @@ class RedisLeases:
         self.members = tuple(cast("list[str]", members))
         return self.members
 
+    def live_replicas(self) -> int:
+        """The members seen at the last heartbeat, with this replica (counted before its first beat)."""
+        return len({*self.members, self.token})
+
     async def _beat_forever(self) -> None:
         failing = False
         while True:

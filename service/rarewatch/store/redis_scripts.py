@@ -107,7 +107,8 @@ return n
 """
 
 # KEYS: outbox:pending, outbox:dead, outbox:due.
-# ARGV: now_us, filter by destination ('1'/'0'), destination, delivery key prefix, member seq width, pending.
+# ARGV: now_us, filter by destination ('1'/'0'), destination, delivery key prefix, member seq width, pending,
+#       alert id ('' for any).
 RETRY = """
 local n = 0
 -- Both lists are read before any change: a revived dead record must not be seen again as pending.
@@ -115,7 +116,8 @@ local lists = {redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('ZRANGE', KEYS[1
 for _, members in ipairs(lists) do
   for _, m in ipairs(members) do
     local hkey = ARGV[4] .. string.sub(m, tonumber(ARGV[5]) + 2)
-    if ARGV[2] == '0' or redis.call('HGET', hkey, 'destination') == ARGV[3] then
+    local f = redis.call('HMGET', hkey, 'destination', 'alert_id')
+    if (ARGV[2] == '0' or f[1] == ARGV[3]) and (ARGV[7] == '' or f[2] == ARGV[7]) then
       redis.call('HSET', hkey, 'status', ARGV[6], 'next_attempt', ARGV[1])
       redis.call('ZREM', KEYS[2], m)
       redis.call('ZADD', KEYS[1], redis.call('HGET', hkey, 'created'), m)

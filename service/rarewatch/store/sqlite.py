@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
-from rarewatch.store.base import OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, expired
+from rarewatch.store.base import by_creation as _by_creation
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,11 +52,13 @@ class SQLiteStore:
         history_limit: int = 10_000,
         cleanup_interval: timedelta = timedelta(minutes=10),
         held_cache_size: int = 100_000,
+        items: ItemRetention | None = None,
     ) -> None:
         """`busy_timeout` (s): how long to wait for another process's write lock before failing.
         `history_limit`: alerts kept in the history (older ones no delivery refers to are trimmed).
         `cleanup_interval`: how often (in claim `now` time) expired claims, counters and old history are
-        deleted. `held_cache_size`: held keys remembered in memory, so repeat claims skip the database."""
+        deleted. `held_cache_size`: held keys remembered in memory, so repeat claims skip the database.
+        `items`: how long and how many seen items are kept (trimmed at most once per `cleanup_interval`)."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._history_limit = history_limit
@@ -66,6 +69,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the connection opened
         self._next_cleanup_us = 0
+        self._items = items or ItemRetention()
+        self._next_items_cleanup_us = 0
         self.found_blank = False
 
     @classmethod
@@ -338,6 +343,51 @@ class SQLiteStore:
         """Forget an unrouted alert; whether it was listed."""
         return bool(await self._run(partial(_execute, f"DELETE FROM {k.UNROUTED} WHERE id = ?", (alert_id,))))
 
+    # --- seen items -------------------------------------------------------------------------------------
+
+    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+        """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
+        if not items or self._items.max <= 0:
+            return 0
+        rows = [(s.item.id, k.to_us(s.fetched), json.dumps(s.to_dict())) for s in items]
+        return await self._run(partial(self._record_items, rows, k.to_us(now)))
+
+    def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
+        with _immediate(conn):
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {k.SEEN_ITEMS} (id, fetched, data) VALUES (?, ?, ?)", rows
+            )
+            added = conn.total_changes - before
+            # Trimming scans the index: not on every poll, but at most once per cleanup interval.
+            if now_us >= self._next_items_cleanup_us:
+                self._next_items_cleanup_us = now_us + self._cleanup_interval_us
+                _trim_items(conn, now_us - self._items.keep // timedelta(microseconds=1), self._items.max)
+        return added
+
+    async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
+        """The kept items fetched at or after `since`, newest first."""
+        sql = f"SELECT data FROM {k.SEEN_ITEMS} WHERE fetched >= ? ORDER BY fetched DESC, rowid DESC LIMIT ?"
+        rows = await self._run(partial(_fetchall, sql, (k.to_us(since), max(0, limit))))
+        return [SeenItem.from_dict(json.loads(row[0])) for row in rows]
+
+    # --- silences ---------------------------------------------------------------------------------------
+
+    async def add_silence(self, silence: Silence, now: datetime) -> None:
+        """Store `silence` and forget those that ended `SILENCE_KEEP` before `now`, in one transaction."""
+        row = (silence.id, k.to_us(silence.ends), json.dumps(silence.to_dict()))
+        await self._run(partial(_add_silence, row, k.to_us(now - k.SILENCE_KEEP)))
+
+    async def silences(self) -> list[Silence]:
+        """Every silence kept, oldest first."""
+        rows = await self._run(partial(_fetchall, f"SELECT data FROM {k.SILENCES}", ()))
+        return _by_creation(Silence.from_dict(json.loads(row[0])) for row in rows)
+
+    async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
+        """End the silence at `now` unless it ended already; returns it, or None."""
+        raw = await self._run(partial(_expire_silence, silence_id, now))
+        return Silence.from_dict(json.loads(raw)) if raw is not None else None
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     async def due_deliveries(
@@ -425,12 +475,15 @@ class SQLiteStore:
         sql = f"UPDATE {k.DELIVERIES} SET {sets} WHERE alert_id = ? AND destination = ?"
         await self._run(partial(_execute, sql, (*params, alert_id, destination)))
 
-    async def retry(self, now: datetime, destination: str | None = None) -> int:
-        """Make dead and pending deliveries due at `now` (attempts and last error kept); returns how many."""
+    async def retry(self, now: datetime, destination: str | None = None, alert_id: str | None = None) -> int:
+        """Make dead and pending deliveries (of `destination`, of `alert_id`, when given) due at `now`
+        (attempts and last error kept); returns how many."""
         sql = f"UPDATE {k.DELIVERIES} SET status = ?, next_attempt = ? WHERE status IN (?, ?)"
         params: tuple[Any, ...] = (_PENDING, k.to_us(now), _DEAD, _PENDING)
         if destination is not None:
             sql, params = sql + " AND destination = ?", (*params, destination)
+        if alert_id is not None:
+            sql, params = sql + " AND alert_id = ?", (*params, alert_id)
         return await self._run(partial(_execute, sql, params))
 
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
@@ -585,6 +638,36 @@ def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
             f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
             (history_limit,),
         )
+
+
+def _add_silence(row: tuple[str, int, str], forget_before_us: int, conn: sqlite3.Connection) -> None:
+    with _immediate(conn):
+        conn.execute(f"INSERT OR REPLACE INTO {k.SILENCES} (id, ends, data) VALUES (?, ?, ?)", row)
+        conn.execute(f"DELETE FROM {k.SILENCES} WHERE ends < ?", (forget_before_us,))
+
+
+def _expire_silence(silence_id: str, now: datetime, conn: sqlite3.Connection) -> str | None:
+    """End one silence at `now` (read and write in one transaction); its JSON as stored, or None."""
+    with _immediate(conn):
+        row = conn.execute(f"SELECT data FROM {k.SILENCES} WHERE id = ?", (silence_id,)).fetchone()
+        if row is None:
+            return None
+        silence = expired(Silence.from_dict(json.loads(row[0])), now)
+        raw = json.dumps(silence.to_dict())
+        sql = f"UPDATE {k.SILENCES} SET ends = ?, data = ? WHERE id = ?"
+        conn.execute(sql, (k.to_us(silence.ends), raw, silence_id))
+    return raw
+
+
+def _trim_items(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> None:
+    """Forget seen items fetched before `cutoff_us`, and those beyond the newest `limit` (inside the
+    caller's transaction)."""
+    conn.execute(f"DELETE FROM {k.SEEN_ITEMS} WHERE fetched < ?", (cutoff_us,))
+    conn.execute(
+        f"DELETE FROM {k.SEEN_ITEMS} WHERE id IN (SELECT id FROM {k.SEEN_ITEMS}"
+        " ORDER BY fetched DESC, rowid DESC LIMIT -1 OFFSET ?)",
+        (limit,),
+    )
 
 
 def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connection) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rarewatch.errors import RuleError
 from rarewatch.models import Severity
 from rarewatch.ruleset import Ruleset, load_ruleset
+from tests.k8s_layout import project_configmap
 from tests.unit.ruleset.conftest import RuleWriter, rule
 
 VOCAB = "vocabulary: materials\nterms: [rare earth, 稀土, gallium]\n"
@@ -165,6 +166,17 @@ def test_directories_are_read_recursively_yaml_and_yml_only(write_rules: RuleWri
     ruleset = load_ruleset([tmp_path])
     assert [r.id for r in ruleset.rules] == ["deep", "top"]
     assert ruleset.origins["deep"].file == str(tmp_path / "sub" / "dir" / "deep.yml")
+
+
+def test_a_configmap_volume_is_read_through_its_links_not_its_hidden_folder(tmp_path: Path) -> None:
+    files = {"a.yaml": rule("a", "smuggling"), "b.yaml": rule("b", "espionage", bogus="1")}
+    project_configmap(files, tmp_path / "rules")  # as the kubelet mounts a ConfigMap
+    err = load_error(tmp_path / "rules")
+    assert err.file == str(tmp_path / "rules" / "b.yaml"), "the stable link, not ..<timestamp>/b.yaml"
+    project_configmap({"a.yaml": rule("a", "smuggling")}, tmp_path / "fixed")
+    (tmp_path / "fixed" / ".#a.yaml").write_text("not: [a rule", encoding="utf-8")  # an editor's lock file
+    ruleset = load_ruleset([tmp_path / "fixed"])
+    assert ruleset.origins["a"].file == str(tmp_path / "fixed" / "a.yaml")
 
 
 def test_version_depends_on_contents_only(write_rules: RuleWriter, tmp_path: Path) -> None:

@@ -1,0 +1,202 @@
+"""The OpenAPI 3.1 document of `/api/v1`, served at `GET /api/v1/openapi.json`.
+
+Its schemas are generated from `rarewatch.api_models`, the models the handlers serialise through, so
+the document describes what the API sends; the paths are written here, beside the parameters each
+handler reads. OpenAPI 3.1 takes JSON Schema 2020-12 as it is, which is what pydantic writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from rarewatch import __version__
+from rarewatch.api_models import MODELS, MatchRequest
+from rarewatch.api_outbox import OUTBOX_MAX
+from rarewatch.api_query import ALERTS_MAX
+from rarewatch.api_rules import MATCH_MAX_BYTES
+from rarewatch.categories import ALERT_CATEGORIES
+from rarewatch.models import Severity
+
+_REF = "#/components/schemas/{model}"
+_ERRORS = {
+    400: "A parameter or body that is not valid",
+    401: "A token is needed (`WWW-Authenticate` says which scheme)",
+    403: "Disabled (no http.token nor http.enable_lifecycle), or a cross-site request",
+    404: "No such source or destination, or nothing to retry",
+    413: f"The body is larger than {MATCH_MAX_BYTES // 1024} KiB",
+    415: "A body of another content type",
+    503: "The store does not answer, or the scheduler is not running",
+}
+_READ = (400, 401, 503)
+_WRITE = (401, 403, 415, 503)
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The whole document (built once: the models do not change while the process runs)."""
+    modes = [(m, "validation" if m is MatchRequest else "serialization") for m in MODELS]
+    _, defs = models_json_schema(modes, ref_template=_REF)  # type: ignore[arg-type]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rarewatch",
+            "version": __version__,
+            "description": "Alerts on rare-earth export controls: sources, alerts, rules, matching, outbox.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        # Reads need http.read_token only when it is set; state changes need http.token.
+        "security": [{"bearer": []}, {}],
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/api/v1/sources": {"get": _op("sources", "Each source's health", "SourcesResponse", _READ)},
+        "/api/v1/alerts": {"get": _op("alerts", "Recent alerts", "AlertsResponse", _READ, _alert_params())},
+        "/api/v1/rules": {"get": _op("rules", "The rules in use", "RulesResponse", (401,))},
+        "/api/v1/match": {"post": _match_op()},
+        "/api/v1/outbox": {"get": _op("outbox", "The outbox", "OutboxResponse", _READ, _outbox_params())},
+        "/api/v1/outbox/purge": {
+            "post": _op(
+                "purgeOutbox",
+                "Delete dead deliveries",
+                "OutboxActionResponse",
+                _WRITE,
+                [_query("destination", {"type": "string"}, "Only this destination's")],
+            )
+        },
+        "/api/v1/outbox/retry": {
+            "post": _op(
+                "retryOutbox",
+                "Make dead and pending deliveries due now",
+                "OutboxActionResponse",
+                (*_WRITE, 404),
+                [_query("destination", {"type": "string"}, "Only this destination's")],
+            )
+        },
+        "/api/v1/outbox/{alert_id}/retry": {
+            "post": _op(
+                "retryAlert",
+                "Make one alert's dead and pending deliveries due now",
+                "OutboxActionResponse",
+                (*_WRITE, 404),
+                [_path("alert_id"), _query("destination", {"type": "string"}, "Only to this destination")],
+            )
+        },
+        "/api/v1/sources/{name}/poll": {
+            "post": _op(
+                "pollSource",
+                "Poll a source now, past its backoff",
+                "PollResponse",
+                (*_WRITE, 404),
+                [_path("name")],
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_error_responses((401,)),
+                },
+            }
+        },
+    }
+
+
+def _op(
+    op_id: str, summary: str, model: str, errors: tuple[int, ...], params: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _ref(model)}}}},
+            **_error_responses(errors),
+        },
+    }
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _match_op() -> dict[str, Any]:
+    op = _op(
+        "match",
+        "Match one item against the rules in use (nothing is stored)",
+        "MatchResponse",
+        (400, 401, 413, 415),
+        [_query("explain", {"type": "boolean", "default": False}, "Add why each close rule did not fire")],
+    )
+    op["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": _ref("MatchRequest")}},
+            "text/plain": {"schema": {"type": "string"}},  # first line the title, the rest the summary
+        },
+    }
+    return op
+
+
+def _alert_params() -> list[dict[str, Any]]:
+    severities = [s.label for s in Severity]
+    moment = {"type": "string"}
+    return [
+        _query("limit", {"type": "integer", "minimum": 1, "default": 50}, f"At most {ALERTS_MAX} are listed"),
+        _query("unrouted", {"type": "boolean", "default": False}, "Only alerts no route took"),
+        _query("category", {"type": "string", "enum": list(ALERT_CATEGORIES)}, "Alerts of this category"),
+        _query("severity", {"type": "string", "enum": severities}, "Alerts of at least this severity"),
+        _query("source", {"type": "string", "minLength": 1}, "Alerts from this source"),
+        _query("material", {"type": "string", "minLength": 1}, "Alerts naming this material"),
+        _query("country", {"type": "string", "minLength": 1}, "Alerts naming this country"),
+        _query("since", moment, "Raised at or after: ISO 8601, or a duration back from now (24h)"),
+        _query("until", moment, "Raised before: ISO 8601, or a duration back from now"),
+        _query("cursor", {"type": "string"}, "The `next_cursor` of the previous page"),
+    ]
+
+
+def _outbox_params() -> list[dict[str, Any]]:
+    return [
+        _query("status", {"type": "string", "enum": ["pending", "dead"]}, "Only these (default: both)"),
+        _query("destination", {"type": "string"}, "Only this destination"),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": OUTBOX_MAX, "default": 100}, "Entries"),
+    ]
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _error_responses(statuses: tuple[int, ...]) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": _ref("ErrorResponse")}}}
+    return {str(s): {"description": _ERRORS[s], "content": error} for s in sorted(statuses)}
+
+
+def _ref(model: str) -> str:
+    return _REF.format(model=model)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """`GET /api/v1/openapi.json`."""
+    return web.json_response(document(), dumps=functools.partial(json.dumps, ensure_ascii=False))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi)
