@@ -8,6 +8,8 @@ includes Redis's per-key overhead and the sorted-set and hash encodings in use a
 - seen: a story marked seen without an alert (its item and link claim keys, with TTLs);
 - alerted: a story alerted to one destination and delivered, with 10 near-duplicate band keys remembered
   (`stories.BANDS`): the claim keys, the alert JSON, the delivery hash and its index entries;
+- kept: one item's record as `store_items` keeps it (every item a source lists, matched or not: its
+  text, source, fetch time and rules), written in batches of 20 as a poll does;
 - the same on a Redis Cluster key layout (the hash-tagged prefix: two bytes longer per key).
 
 Uses $REDIS_URL if set (keys under `rwbench:` and `{rwbench}:`, deleted after; the figures are only as
@@ -26,6 +28,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bench_store import NOW, alert, start_redis, story_keys
+from rarewatch.models import SeenItem
 from rarewatch.store import keys
 from rarewatch.store.redis import RedisStore
 from rarewatch.stories import BANDS
@@ -62,7 +65,14 @@ async def bench(url: str, n: int) -> None:
             await store.claim(story_keys(10_000_000 + i), TTL, NOW, a, ["webhook"], remember=bands)
             return await store.mark_delivered(a.id, "webhook", NOW)
 
+        async def kept(i: int, store: RedisStore = store) -> object:
+            if i % 20:
+                return None
+            batch = [SeenItem(alert(20_000_000 + j).item, NOW, "pack-1", ()) for j in range(i, i + 20)]
+            return await store.record_items(batch, NOW)
+
         results[f"seen, no alert{label}"] = await per_item(raw, n, seen)
+        results[f"kept item record (store_items){label}"] = await per_item(raw, n, kept)
         results[f"alerted to 1 destination, delivered{label}"] = await per_item(raw, n, alerted)
         await store.close()
         async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
