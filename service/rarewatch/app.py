@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from watchfiles import Change, awatch
 
-from rarewatch import __version__, health
+from rarewatch import __version__, dashboard, health
 from rarewatch.api import LIFECYCLE, POLLER, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import ConfigError, RuleError
@@ -88,6 +88,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
     app.cleanup_ctx.append(reload_ctx)
     add_routes(app)
     health.add_routes(app)
+    dashboard.add_routes(app)
     return app
 
 
