@@ -150,13 +150,14 @@ async function runPlayground(form) {
     const li = el("li", null, { class: "why-not", "data-rule": w.rule });
     li.append(el("strong", w.rule), document.createTextNode(" [" + w.category + "]"));
     const reasons = el("ul");
-    for (const f of w.failed) {
+    // The API leaves out a reason that does not apply (an empty list).
+    for (const f of w.failed || []) {
       reasons.append(el("li", "did not hold: " + f));
     }
-    if (w.vetoed_by.length) {
+    if ((w.vetoed_by || []).length) {
       reasons.append(el("li", "vetoed by: " + w.vetoed_by.join(", ")));
     }
-    if (w.discounted.length) {
+    if ((w.discounted || []).length) {
       reasons.append(el("li", "found but excluded or negated: " + w.discounted.join(", ")));
     }
     li.append(reasons);
