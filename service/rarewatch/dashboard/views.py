@@ -33,7 +33,7 @@ from rarewatch.api_silences import view as silence_view
 from rarewatch.categories import ALERT_CATEGORIES
 from rarewatch.dashboard.chart import bar_chart, colour, daily_counts
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Severity
+from rarewatch.models import Alert, Severity, SourceState
 from rarewatch.runtime import Runtime
 
 ALERTS_SHOWN = 100
@@ -144,7 +144,8 @@ async def _sources(runtime: Runtime) -> list[dict[str, Any]]:
     return out
 
 
-def _status(state: Any, health: str | None) -> str:
+def _status(state: SourceState | None, health: str | None) -> str:
+    """One word for the sources table: never polled, the open health problem, failing or ok."""
     if state is None:
         return "never polled"
     if health:
