@@ -12,6 +12,7 @@ from rarewatch.api_backtest import BACKTEST_MAX_BYTES
 from rarewatch.app import build_web_app
 from rarewatch.clock import FakeClock
 from rarewatch.models import Item, SeenItem
+from rarewatch.store import open_store
 from rarewatch.store.sqlite import SQLiteStore
 from tests.integration.api_support import (
     READ,
@@ -25,6 +26,7 @@ from tests.integration.api_support import (
     fill,
 )
 from tests.integration.test_api_guard import served
+from tests.integration.test_silences import store_url  # noqa: F401  (the fixture: SQLite, then Redis)
 from tests.support import TEST_RULES
 
 NOW = T0 + timedelta(days=1)
@@ -124,6 +126,28 @@ async def test_silence_writes_are_guarded_like_reload(tmp_path: Path) -> None:
     assert (anonymous, reader, expire, cross_site, listing) == (401, 401, 401, 403, 401)
     assert unknown == 404 and "no silence 'nope'" in missing["error"]
     assert disabled == 403
+
+
+async def test_silences_and_items_on_either_store(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+    """The same API on SQLite and on a real redis-server."""
+    kept = open_store(store_url)
+    await kept.open()
+    try:
+        await kept.record_items(
+            [seen(1, "Gallium smuggling case", ["test-licensing"]), seen(2, "Copper")], NOW
+        )
+    finally:
+        await kept.close()
+    app = build_web_app(api_settings(tmp_path, store=store_url, token=WRITE_TOKEN), clock=FakeClock(NOW))
+    body = {"matchers": [{"name": "source", "value": "wire"}], "duration": "1d", "reason": "r", "author": "a"}
+    async with served(app) as base:
+        status, made, _ = await call("POST", f"{base}/api/v1/silences", json=body, headers=WRITE)
+        _, listed, _ = await call("GET", f"{base}/api/v1/silences")
+        _, expired, _ = await call("POST", f"{base}/api/v1/silences/{made['id']}/expire", headers=WRITE)
+        _, unmatched, _ = await call("GET", f"{base}/api/v1/items?matched=false")
+    assert status == 201 and [s["id"] for s in listed["silences"]] == [made["id"]]
+    assert expired["state"] == "expired"
+    assert [i["id"] for i in unmatched["items"]] == ["i2"]
 
 
 # --- items ----------------------------------------------------------------------------------------------
