@@ -97,3 +97,16 @@ async def test_unknown_static_files_are_404(tmp_path: Path) -> None:
         status, _, _ = await call("GET", base + "/static/..%2fviews.py")
         other, _, _ = await call("GET", base + "/static/settings.py")
     assert (status, other) == (404, 404)
+
+
+async def test_an_alerts_silence_link_fills_the_silence_form(tmp_path: Path) -> None:
+    await fill(tmp_path / "state.db", [alert(0)])
+    async with served(build_web_app(api_settings(tmp_path), clock=FakeClock(NOW))) as base:
+        _, overview, _ = await call("GET", base + "/")
+        _, form, _ = await call(
+            "GET", base + "/silences?story=alert-0&category=prosecution&rule=%22%3E%3Cb%3E"
+        )
+    assert 'href="/silences?story=alert-0"' in overview
+    assert 'name="story" value="alert-0"' in form
+    assert "<option selected>prosecution</option>" in form
+    assert 'name="rule" value="&#34;&gt;&lt;b&gt;"' in form, "a prefilled value is escaped"

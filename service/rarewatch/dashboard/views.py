@@ -33,7 +33,7 @@ from rarewatch.api_silences import view as silence_view
 from rarewatch.categories import ALERT_CATEGORIES
 from rarewatch.dashboard.chart import bar_chart, colour, daily_counts
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Severity, SourceState
+from rarewatch.models import SILENCE_FIELDS, Alert, Severity, SourceState
 from rarewatch.runtime import Runtime
 
 ALERTS_SHOWN = 100
@@ -209,12 +209,14 @@ async def silences(request: web.Request) -> web.Response:
     except StoreError as exc:
         return render(request, "error.html", title="Store unavailable", message=str(exc))
     views = sorted((silence_view(s, now) for s in found), key=lambda v: v.state == "expired")
+    # `?story=ID` (the overview's "silence" link on an alert) and the other fields fill the form.
+    prefill = {k: v for k, v in request.query.items() if k in SILENCE_FIELDS}
     return render(
         request,
         "silences.html",
         title="Silences",
         silences=views,
-        fields=["rule", "source", "category", "material", "story"],
+        prefill=prefill,
         rules=sorted(r.id for r in runtime.ruleset.rules),
         sources=[p.source.name for p in runtime.sources],
         categories=ALERT_CATEGORIES,
