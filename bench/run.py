@@ -12,6 +12,7 @@ BENCHES = [
     "bench_matcher.py",
     "bench_match_cli.py",
     "bench_store.py",
+    "bench_redis_memory.py",
     "bench_pipeline.py",
     "bench_delivery.py",
 ]

@@ -44,7 +44,7 @@ from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
-from rarewatch.store.base import Store
+from rarewatch.store.base import Store, checking_marker
 from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
@@ -218,6 +218,14 @@ class Pipeline:
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
             self._recorded = {}  # and the items it kept: record them again
+        # The poll's writes check the marker it began with, not one another poll adopts meanwhile.
+        if self.guard is None or self.guard.marker is None:
+            return await self._poll_checked(polled, forgot, force=force)
+        with checking_marker(self.guard.marker.id):
+            return await self._poll_checked(polled, forgot, force=force)
+
+    async def _poll_checked(self, polled: PolledSource, forgot: bool, *, force: bool) -> SourceRun:
+        """`_poll` once the marker is checked (`forgot`: the store lost its memory)."""
         name = polled.source.name
         state = await self.store.get_source_state(name) or SourceState()
         now = self.clock.now()

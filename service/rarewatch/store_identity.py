@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from rarewatch.clock import Clock
 from rarewatch.models import Alert, Item, Match, Severity
-from rarewatch.store.base import Store, StoreMarker
+from rarewatch.store.base import Store, StoreMarker, checking_marker
 from rarewatch.store.keys import ops_key
 
 log = logging.getLogger(__name__)
@@ -173,4 +173,5 @@ class StoreGuard:
         self.store.expect_marker(marker.id)
         alert = operational_alert(marker, self.where, previous, now)
         routed = tuple(self.route(alert)) if self.route is not None else ()
-        await self.store.claim([ops_key(alert.id)], self.ttl, now, alert, routed or self.destinations)
+        with checking_marker(marker.id):  # called inside a poll that began with the old marker
+            await self.store.claim([ops_key(alert.id)], self.ttl, now, alert, routed or self.destinations)

@@ -1,7 +1,7 @@
-"""Several `rarewatch run` replicas on one real redis-server and a local feed farm: each source is fetched
-by one replica per interval, a SIGKILLed replica's sources are taken over, every alert reaches the webhook
-receiver exactly once, a Redis that loses its data (FLUSHALL) re-sends nothing and raises one operational
-alert, and SIGTERM releases a replica's leases."""
+"""Several `rarewatch run` replicas on one real redis-server (and on a three-master Redis Cluster) and a local
+feed farm: each source is fetched by one replica per interval, a SIGKILLed replica's sources are taken over,
+every alert reaches the webhook receiver exactly once, a Redis that loses its data (FLUSHALL) re-sends
+nothing and raises one operational alert, and SIGTERM releases a replica's leases."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from rarewatch.store.keys import RedisKeys, cluster_prefix
+from rarewatch.store.redis_client import RedisClient, connect
 from tests.conftest import RedisServer, free_port
 from tests.e2e.test_cli import SECRET
 from tests.support import TEST_RULES, WebhookReceiver, rss, serve, webhook_receiver
@@ -190,19 +191,30 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A redis-server of this test's own, or the session's three-master cluster (flushed too: no other test
+    runs meanwhile, and each keeps its keys under its own prefix)."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("own_redis").url)
+    return str(request.getfixturevalue("redis_cluster_url"))
+
+
 async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
-    tmp_path: Path, own_redis: RedisServer
+    tmp_path: Path, store_url: str
 ) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
-    redis = aioredis.from_url(own_redis.url, decode_responses=True)
+    redis: RedisClient = connect(store_url, connect_timeout=2.0, timeout=5.0)
+    cluster = store_url.startswith("redis+cluster:")
+    names = RedisKeys(cluster_prefix("rarewatch:") if cluster else "rarewatch:")
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         async with feed_farm() as (farm, base), webhook_receiver() as hook:
             for n in range(FEEDS):
                 farm.add_story(n, 0)
             for name in ("r1", "r2", "r3"):
-                config = write_config(tmp_path, name, own_redis.url, base, hook.url)
+                config = write_config(tmp_path, name, store_url, base, hook.url)
                 procs[name] = await start(config, tmp_path / f"{name}.log")
             await wait_for(lambda: len(delivered(hook)) >= FEEDS, 60, "the first round of alerts")
 
@@ -263,10 +275,10 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
             pid2 = procs["r2"].pid
             procs["r2"].send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(procs["r2"].wait(), 30) == 0
-            leases = [key async for key in redis.scan_iter(match="rarewatch:lease:*")]
+            leases = [key async for key in redis.scan_iter(match=f"{names.prefix}lease:*")]
             holders = [await redis.get(key) for key in leases]
             assert not [h for h in holders if h and f":{pid2}:" in h], "r2's leases are released on SIGTERM"
-            members = await redis.zrange("rarewatch:replicas", 0, -1)
+            members = await redis.zrange(names.replicas, 0, -1)
             assert not [m for m in members if f":{pid2}:" in m]
             for key in leases:
                 assert await redis.pttl(key) > 0, f"{key} has a TTL"
@@ -280,4 +292,7 @@ async def test_replicas_share_the_sources_take_over_and_deliver_each_alert_once(
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(proc.wait(), 30)
+        if cluster:  # the session's cluster outlives this test: leave none of its keys behind
+            async for key in redis.scan_iter(match=f"{names.prefix}*"):
+                await redis.delete(key)
         await redis.aclose()

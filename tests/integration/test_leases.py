@@ -1,5 +1,6 @@
 """Leases on a real Redis: one holder at a time, only the holder extends or releases, a lease lapses within
-its period, sources spread over the live replicas and move when one leaves, and every key has a TTL."""
+its period, sources spread over the live replicas and move when one leaves, and every key has a TTL. Each
+test runs on one redis-server, on a three-master Redis Cluster and through one redis-sentinel."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from rarewatch.clock import SystemClock
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import NoLeases, leases_for, open_store
-from rarewatch.store.keys import RedisKeys
+from rarewatch.store.keys import RedisKeys, cluster_prefix
 from rarewatch.store.redis import RedisStore
+from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.redis_leases import RedisLeases
 
 pytestmark = pytest.mark.redis
@@ -27,24 +29,34 @@ LONG = timedelta(seconds=30)
 NAMES = [f"feed-{n}" for n in range(40)]
 
 
+@pytest.fixture(
+    params=["redis_url", "redis_cluster_url", "redis_sentinel_url"],
+    ids=["redis", "redis-cluster", "redis-sentinel"],
+)
+def url(request: pytest.FixtureRequest) -> str:
+    """One redis-server, the test cluster, or the master behind the test sentinel."""
+    return str(request.getfixturevalue(request.param))
+
+
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.from_url(redis_url, decode_responses=True)
+async def client(url: str) -> AsyncIterator[RedisClient]:
+    redis = connect(url, connect_timeout=2.0, timeout=5.0)
     yield redis
-    await redis.aclose()
+    await close(redis)
 
 
 @pytest.fixture
-def keys() -> RedisKeys:
-    return RedisKeys(f"leases-{secrets.token_hex(4)}:")  # the suite shares one server
+def keys(client: RedisClient) -> RedisKeys:
+    prefix = f"leases-{secrets.token_hex(4)}:"  # the suite shares one server
+    return RedisKeys(cluster_prefix(prefix) if isinstance(client, RedisCluster) else prefix)
 
 
-def replica(client: aioredis.Redis, keys: RedisKeys, name: str) -> RedisLeases:
+def replica(client: RedisClient, keys: RedisKeys, name: str) -> RedisLeases:
     return RedisLeases(client, keys, "test", token=name)
 
 
 async def test_one_holder_at_a_time_and_only_the_holder_extends_or_releases(
-    client: aioredis.Redis, keys: RedisKeys
+    client: RedisClient, keys: RedisKeys
 ) -> None:
     a, b = replica(client, keys, "a"), replica(client, keys, "b")
     assert await a.hold("destination", "tickets", timedelta(seconds=5))
@@ -62,7 +74,7 @@ async def test_one_holder_at_a_time_and_only_the_holder_extends_or_releases(
 
 
 async def test_a_lapsed_lease_is_taken_over_and_never_freed_by_its_old_holder(
-    client: aioredis.Redis, keys: RedisKeys
+    client: RedisClient, keys: RedisKeys
 ) -> None:
     a, b = replica(client, keys, "a"), replica(client, keys, "b")
     assert await a.hold("destination", "tickets", timedelta(milliseconds=200))
@@ -76,7 +88,7 @@ async def test_a_lapsed_lease_is_taken_over_and_never_freed_by_its_old_holder(
 
 
 async def test_sources_spread_over_live_replicas_and_move_when_one_leaves(
-    client: aioredis.Redis, keys: RedisKeys
+    client: RedisClient, keys: RedisKeys
 ) -> None:
     a, b, c = (replica(client, keys, name) for name in "abc")
     for r in (a, b, c):
@@ -107,7 +119,7 @@ async def test_sources_spread_over_live_replicas_and_move_when_one_leaves(
 
 
 async def test_a_replica_that_stops_beating_drops_out_of_the_membership(
-    client: aioredis.Redis, keys: RedisKeys, monkeypatch: pytest.MonkeyPatch
+    client: RedisClient, keys: RedisKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("rarewatch.store.redis_leases.MEMBER_TTL", timedelta(milliseconds=300))
     a, b = replica(client, keys, "a"), replica(client, keys, "b")
@@ -118,7 +130,7 @@ async def test_a_replica_that_stops_beating_drops_out_of_the_membership(
     assert await b.beat() == ("b",)
 
 
-async def test_every_key_has_a_ttl(client: aioredis.Redis, keys: RedisKeys) -> None:
+async def test_every_key_has_a_ttl(client: RedisClient, keys: RedisKeys) -> None:
     a = replica(client, keys, "host:123:0123456789abcdef")
     await a.start()
     assert await a.hold("source", "ministry-of-commerce-announcements", LONG)
@@ -137,17 +149,17 @@ async def test_every_key_has_a_ttl(client: aioredis.Redis, keys: RedisKeys) -> N
     assert [key async for key in client.scan_iter(match=f"{keys.prefix}*")] == []
 
 
-async def test_sqlite_needs_no_leases_and_redis_gets_them(tmp_path: object, redis_url: str) -> None:
+async def test_sqlite_needs_no_leases_and_redis_gets_them(tmp_path: object, url: str) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path}/state.db")
     assert isinstance(leases_for(sqlite), NoLeases)
     assert await NoLeases().hold("source", "any", LONG)
-    redis_store = open_store(redis_url)
+    redis_store = open_store(url)
     assert isinstance(leases_for(redis_store), RedisLeases)
     await redis_store.close()
 
 
 async def test_one_replica_at_a_time_drains_a_destination(
-    client: aioredis.Redis, keys: RedisKeys, tmp_path: Path
+    client: RedisClient, keys: RedisKeys, tmp_path: Path
 ) -> None:
     store = RedisStore(client, prefix=keys.prefix)
     await store.open()

@@ -1,4 +1,6 @@
-"""The `Store` contract, run against both implementations: SQLite on a real file, and a real redis-server.
+"""The `Store` contract, run against both implementations: SQLite on a real file, and a real redis-server,
+alone, as a three-master Redis Cluster (whose keys carry a hash tag: `keys.cluster_prefix`), and as the
+master one redis-sentinel names.
 
 Every Redis test works under its own key prefix (deleted afterwards), so tests never see each other's data.
 The one place the backends differ is what a TTL is measured against: SQLite compares stored expiry times
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from rarewatch.errors import StoreError
 from rarewatch.models import (
@@ -36,8 +39,9 @@ from rarewatch.models import (
     SourceState,
 )
 from rarewatch.store import Store, keys, open_store
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker
+from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, checking_marker
 from rarewatch.store.redis import RedisStore
+from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # on the hour: the start of an hour-long counting window
@@ -77,9 +81,43 @@ def only(deliveries: list[Delivery], alert_id: str, destination: str) -> Deliver
     return found
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+REDIS_BACKENDS = [
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis-cluster", marks=pytest.mark.redis),
+    pytest.param("redis-sentinel", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture(params=["sqlite", *REDIS_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of one server (`redis://`), of the test cluster (`redis+cluster://`), or of the master
+    behind the test sentinel (`redis+sentinel://`)."""
+    return backend_url(request, str(request.param))
+
+
+def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
+    name = {
+        "redis": "redis_url",
+        "redis-cluster": "redis_cluster_url",
+        "redis-sentinel": "redis_sentinel_url",
+    }[backend]
+    return str(request.getfixturevalue(name))
+
+
+def raw_client(url: str) -> RedisClient:
+    """A plain client of the server or cluster a store URL names, to look at or damage what a store wrote."""
+    return connect(url, connect_timeout=2.0, timeout=5.0)
+
+
+async def delete_keys(client: RedisClient, prefix: str) -> None:
+    """Delete the keys under `prefix` (on a cluster, every node is scanned)."""
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
 
 
 @pytest.fixture
@@ -87,7 +125,7 @@ async def make_store(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[MakeStore]:
     """Opens stores of the backend under test; all share one SQLite file, or one Redis key prefix."""
-    redis_url = str(request.getfixturevalue("redis_url")) if backend == "redis" else ""
+    redis_url = backend_url(request, backend) if backend != "sqlite" else ""
     prefix = f"rwtest:{uuid.uuid4().hex[:12]}:"
     opened: list[Store] = []
 
@@ -106,11 +144,10 @@ async def make_store(
     yield make
     for store in opened:
         await store.close()
-    if backend == "redis":
-        client = Redis.from_url(redis_url)
-        async for key in client.scan_iter(match=f"{prefix}*"):
-            await client.delete(key)
-        await client.aclose()
+    if backend != "sqlite":
+        client = raw_client(redis_url)
+        await delete_keys(client, keys.cluster_prefix(prefix) if backend == "redis-cluster" else prefix)
+        await close(client)
 
 
 @pytest.fixture
@@ -338,7 +375,7 @@ async def test_reclaim_after_expiry_creates_fresh_deliveries(make_store: MakeSto
     ttl, later = (timedelta(hours=1), T0 + timedelta(hours=2)) if backend == "sqlite" else (0.3 * SEC, T0)
     assert await store.claim(["item:1"], ttl, T0, make_alert(1), ["hook"]) is True
     await store.mark_delivered("alert-1", "hook", T0 + SEC)
-    if backend == "redis":
+    if backend != "sqlite":
         await asyncio.sleep(0.5)
     assert await store.claim(["item:1"], ttl, later, make_alert(1, later), ["hook"]) is True
     [delivery] = await store.deliveries()
@@ -466,7 +503,7 @@ async def test_delivered_since_forgets_a_reclaimed_story(make_store: MakeStore, 
     assert await store.claim(["item:1"], ttl, T0, make_alert(1), ["hook"])
     await store.mark_delivered("alert-1", "hook", T0 + MIN)
     assert await store.delivered_since("hook", T0) == 1
-    if backend == "redis":
+    if backend != "sqlite":
         await asyncio.sleep(0.5)
     assert await store.claim(["item:1"], ttl, later, make_alert(1, later), ["hook"])  # a fresh record
     assert await store.delivered_since("hook", T0) == 0
@@ -744,12 +781,11 @@ async def test_sqlite_notices_its_file_truncated_in_place(tmp_path: Path) -> Non
         await store.close()
 
 
-@pytest.mark.redis
-async def test_redis_marker_is_gone_after_flushall_and_recreated_with_the_layout(redis_url: str) -> None:
-    prefix = f"rwtest:{uuid.uuid4().hex[:12]}:"
-    store = RedisStore(redis_url, prefix=prefix)
+async def test_redis_marker_is_gone_after_flushall_and_recreated_with_the_layout(any_redis_url: str) -> None:
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
     await store.open()
-    client = Redis.from_url(redis_url, decode_responses=True)
+    prefix = store._keys.prefix  # with its hash tag on a cluster
+    client = raw_client(any_redis_url)
     try:
         marker = await store.create_marker(StoreMarker.new(T0))
         assert await store.get_marker() == marker
@@ -762,7 +798,7 @@ async def test_redis_marker_is_gone_after_flushall_and_recreated_with_the_layout
     finally:
         async for key in client.scan_iter(match=f"{prefix}*"):
             await client.delete(key)
-        await client.aclose()
+        await close(client)
         await store.close()
 
 
@@ -993,7 +1029,7 @@ async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None
     finally:
         async for key in client.scan_iter(match=f"{prefix}*"):
             await client.delete(key)
-        await client.aclose()
+        await close(client)
 
 
 async def test_outbox_stats_count_pending_and_dead_per_destination_with_the_oldest_pending(
@@ -1044,14 +1080,14 @@ async def test_unrouted_alerts_are_bounded(
     for n in range(5):
         await store.record_unrouted(make_alert(n, T0 + n * MIN), T0 + n * MIN)
     assert [a.id for a in await store.unrouted(limit=10)] == ["alert-4", "alert-3", "alert-2"]
-    if backend == "redis":
+    if backend != "sqlite":
         assert isinstance(store, RedisStore)
-        client = Redis.from_url(str(request.getfixturevalue("redis_url")))
+        client = raw_client(backend_url(request, backend))
         try:
             ttl_ms = await client.pttl(store._keys.unrouted)
             data_ttl_ms = await client.pttl(store._keys.unrouted_alert("alert-4"))
         finally:
-            await client.aclose()
+            await close(client)
         limit_ms = keys.UNROUTED_TTL // timedelta(milliseconds=1)
         assert 0 < ttl_ms <= limit_ms and 0 < data_ttl_ms <= limit_ms, "the Redis records expire"
 
@@ -1067,18 +1103,16 @@ async def test_a_resend_claim_delivers_an_unrouted_alert_once(store: Store) -> N
     ]
 
 
-@pytest.mark.redis
-async def test_an_alert_claim_is_refused_once_redis_lost_the_marker_it_expects(
-    request: pytest.FixtureRequest,
-) -> None:
+async def test_an_alert_claim_is_refused_once_redis_lost_the_marker_it_expects(any_redis_url: str) -> None:
     """A FLUSHALL between the pipeline's marker check and its claim must not re-send an old story: the
-    claim script itself checks the marker the process last saw."""
-    store = RedisStore(str(request.getfixturevalue("redis_url")), prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    claim script itself checks the marker the process last saw (on a cluster, the marker shares the
+    claim keys' hash slot, so the script can read it)."""
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
     await store.open()
     marker = await store.create_marker(StoreMarker.new(T0))
     store.expect_marker(marker.id)
     assert await store.claim(["story-1"], WEEK, T0, make_alert(1), ["hook"]) is True
-    client = Redis.from_url(str(request.getfixturevalue("redis_url")))
+    client = raw_client(any_redis_url)
     try:
         await client.flushall()
         with pytest.raises(StoreError, match="lost its data"):
@@ -1096,7 +1130,96 @@ async def test_an_alert_claim_is_refused_once_redis_lost_the_marker_it_expects(
         assert await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"]) is True
     finally:
         await client.flushall()
-        await client.aclose()
+        await close(client)
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_a_cluster_store_keeps_every_key_of_its_prefix_in_one_hash_slot(redis_cluster_url: str) -> None:
+    """The claim script touches claims, the alert, its outbox records and the marker at once: on a cluster
+    they must share a slot, or the script fails with CROSSSLOT. A second prefix may live on another shard."""
+    stores = [RedisStore(redis_cluster_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:") for _ in range(2)]
+    client = raw_client(redis_cluster_url)
+    assert isinstance(client, RedisCluster)
+    try:
+        await client.initialize()
+        assert len(client.get_primaries()) == 3, "the test cluster has three masters"
+        for store in stores:
+            await store.open()
+            store.expect_marker((await store.create_marker(StoreMarker.new(T0))).id)
+            assert await claim_alert(store, 1, dests=("hook", "slack"))
+            await store.mark_delivered("alert-1", "hook", T0 + SEC)
+            await store.record_unrouted(make_alert(2), T0)
+            found = [key async for key in client.scan_iter(match=f"{store._keys.prefix}*")]
+            assert len(found) >= 12 and store._keys.prefix.startswith("{rwtest:")
+            assert len({client.keyslot(key) for key in found}) == 1
+    finally:
+        for store in stores:
+            await delete_keys(client, store._keys.prefix)
+            await store.close()
+        await close(client)
+
+
+async def test_a_source_state_write_is_refused_once_redis_lost_the_marker_it_expects(
+    any_redis_url: str,
+) -> None:
+    """A poll that read a source's state before a FLUSHALL must not write it back after: the source's next
+    poll would then not be its first, and would alert on everything the emptied store forgot."""
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    await store.open()
+    client = raw_client(any_redis_url)
+    try:
+        marker = await store.create_marker(StoreMarker.new(T0))
+        store.expect_marker(marker.id)
+        await store.put_source_state("wire", SourceState(initialized=True))
+        await client.flushall()
+        with pytest.raises(StoreError, match="state of source 'wire' not recorded"):
+            await store.put_source_state("wire", SourceState(initialized=True))
+        assert await store.get_source_state("wire") is None, "the emptied store keeps no stale state"
+        fresh = await store.create_marker(StoreMarker.new(T0 + MIN, marker.id, after_loss=True))
+        store.expect_marker(fresh.id)
+        await store.put_source_state("wire", SourceState())
+        assert await store.get_source_state("wire") == SourceState()
+    finally:
+        await client.flushall()
+        await close(client)
+        await store.close()
+
+
+async def test_a_task_checks_the_marker_it_began_with_not_one_adopted_meanwhile(any_redis_url: str) -> None:
+    """`checking_marker`: a poll that began before a loss stays refused even after another poll of the same
+    process adopted the new marker store-wide; a poll begun after it goes through."""
+    store = RedisStore(any_redis_url, prefix=f"rwtest:{uuid.uuid4().hex[:12]}:")
+    await store.open()
+    client = raw_client(any_redis_url)
+    try:
+        old = await store.create_marker(StoreMarker.new(T0))
+        store.expect_marker(old.id)
+        began = asyncio.Event()
+        adopted = asyncio.Event()
+
+        async def poll_begun_before_the_loss() -> None:
+            with checking_marker(old.id):
+                began.set()
+                await adopted.wait()
+                with pytest.raises(StoreError, match="lost its data"):
+                    await store.claim(["story-1"], WEEK, T0, make_alert(1), ["hook"])
+                with pytest.raises(StoreError, match="not recorded"):
+                    await store.put_source_state("wire", SourceState(initialized=True))
+
+        task = asyncio.create_task(poll_begun_before_the_loss())
+        await began.wait()
+        await client.flushall()
+        new = await store.create_marker(StoreMarker.new(T0 + MIN, old.id, after_loss=True))
+        store.expect_marker(new.id)  # another poll noticed the loss and adopted the new marker
+        adopted.set()
+        await task
+        assert await store.due_deliveries(T0 + MIN) == [] and await store.get_source_state("wire") is None
+        with checking_marker(new.id):
+            assert await store.claim(["story-2"], WEEK, T0 + MIN, make_alert(2), ["hook"]) is True
+    finally:
+        await client.flushall()
+        await close(client)
         await store.close()
 
 

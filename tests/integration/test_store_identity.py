@@ -3,18 +3,21 @@ re-sent, one error is logged, one operational alert reaches every destination, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from rarewatch.clock import FakeClock
+from rarewatch.errors import StoreError
 from rarewatch.models import FetchResult, SourceState
 from rarewatch.pipeline import PolledSource
 from rarewatch.runtime import open_runtime
@@ -191,3 +194,73 @@ async def test_a_store_that_forgets_during_a_fetch_re_sends_nothing(
     if client is not None:
         await client.flushdb()
         await client.aclose()
+
+
+class LosesItBeforeTheFirstClaim:
+    """The real store, except that once armed, its next claim runs just after `lose()`: the loss lands after
+    the poll's last marker check, and another poll of the same process has noticed it already."""
+
+    def __init__(self, store: object, lose: Callable[[], Awaitable[None]]) -> None:
+        self._store, self._lose, self.armed = store, lose, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def claim(self, *args: Any, **kwargs: Any) -> bool:
+        if self.armed:
+            self.armed = False
+            await self._lose()
+        return bool(await self._store.claim(*args, **kwargs))  # type: ignore[attr-defined]
+
+
+@pytest.mark.redis
+async def test_a_poll_keeps_the_marker_it_began_with_when_another_poll_adopts_a_new_one(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The poll read its source's state before the FLUSHALL and passed both marker checks; another poll then
+    noticed the loss and adopted the new marker. This poll's claims must check the marker it began with
+    (refused), not the new one (which would re-send every story the emptied store forgot)."""
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
+    stories = [item(n, title, timedelta(minutes=n + 1)) for n, title in enumerate(TITLES)]
+    async with feed_server() as feeds, webhook_receiver() as hook:
+        feeds.feeds["/wire.xml"] = rss(stories)
+        settings = Settings(
+            store=redis_url,
+            rules=[str(tmp_path / "rules.yaml")],
+            sources=[{"name": "wire", "type": "feed", "url": feeds.url("/wire.xml")}],
+            destinations=[{"name": "tickets", "type": "webhook", "url": hook.url}],
+            routes=[{"to": ["tickets"]}],
+            config_dir=tmp_path,
+        )
+        clock = FakeClock(NOW)
+        async with open_runtime(settings, clock=clock) as runtime:
+            pipeline, guard = runtime.pipeline, runtime.pipeline.guard
+            assert guard is not None
+
+            async def lose() -> None:
+                await client.flushall()
+                await asyncio.create_task(guard.check())  # another poll (its own task) notices first
+
+            await pipeline.run_source(runtime.sources[0])
+            await runtime.outbox.flush()
+            first = hook.delivered_ids()
+            assert len(first) == len(TITLES)
+
+            later = item(9, "Rare earth export licence rules extended to magnets", timedelta(0))
+            feeds.feeds["/wire.xml"] = rss([later, *stories])  # changed: no 304, the items are admitted
+            store = LosesItBeforeTheFirstClaim(pipeline.store, lose)
+            pipeline.store = store  # type: ignore[assignment]
+            store.armed = True
+            clock.advance(timedelta(minutes=10))
+            with pytest.raises(StoreError, match="lost its data"):
+                await pipeline.run_source(runtime.sources[0])
+            clock.advance(timedelta(minutes=10))
+            run = await pipeline.run_source(runtime.sources[0])  # the source's first poll on the new store
+            assert run.alerts == ()
+            await runtime.outbox.flush()
+            new = [p for p in hook.payloads() if p["id"] not in first]
+            assert [p["categories"] for p in new] == [[OPERATIONAL_CATEGORY]], "nothing re-sent"
+    await client.flushdb()
+    await client.aclose()

@@ -30,9 +30,11 @@ pending delivery of the destination due at once, so a receiver that was down get
 it is back, not on each delivery's stretched backoff. A Retry-After also pauses the destination's lane
 until then (what a 429 asks for). Paused and open lanes report their waiting deliveries as `deferred`.
 
-Guarantees. A delivery is recorded as delivered only after `send` returned. A crash (or a store
-failure) between `send` returning and `mark_delivered` means the delivery is sent again later: delivery
-is at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
+Guarantees. A delivery is recorded as delivered only after `send` returned. When the store fails to record
+it (Redis restarting), the process remembers the delivery as sent and records it at the start of the
+destination's next pass, before reading what is due, so a store outage alone never re-sends. A crash
+between `send` returning and `mark_delivered` means the delivery is sent again later: delivery is
+at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
 Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once; with several
 replicas on one Redis, a lane's pass goes ahead only in the replica holding the destination's lease
 (`store.leases`, `DESTINATION_LEASE`, extended on every pass), so one replica drains a destination at a time.
@@ -193,6 +195,8 @@ class Outbox:
         self._max_per_hour = dict(max_per_hour or {})
         self._max_retry_after = max_retry_after
         self._disabled: dict[str, str] = {}
+        # Sent, but the store failed to record it: destination -> alert id -> (delivered at, receipt).
+        self._unrecorded: dict[str, dict[str, tuple[datetime, str | None]]] = {}
         self._lanes = {
             name: _Lane(Breaker(breaker_threshold, breaker_cooldown, breaker_max_cooldown))
             for name in self._notifiers
@@ -280,6 +284,7 @@ class Outbox:
         async with lane.lock:
             if not await self._leases.hold("destination", dest, DESTINATION_LEASE):
                 return _Tally(full=False)  # another replica drains this destination
+            await self._record_unrecorded(dest)
             now = self._clock.now()
             while lane.retries and lane.retries[0] <= now:
                 heapq.heappop(lane.retries)
@@ -296,6 +301,24 @@ class Outbox:
                 stop.set()
                 raise
             return tally
+
+    async def _record_unrecorded(self, dest: str) -> None:
+        """Record the deliveries sent while the store could not record them (raising `StoreError` while it
+        still cannot), so they are not read as due and sent again."""
+        waiting = self._unrecorded.get(dest, {})
+        for alert_id, (when, receipt) in list(waiting.items()):
+            await self._store.mark_delivered(alert_id, dest, when, receipt)
+            del waiting[alert_id]
+            log.info("delivery of %s to %r recorded after the store came back", alert_id, dest)
+
+    async def _mark_delivered(self, delivery: Delivery, receipt: str | None = None) -> None:
+        """Record a sent delivery; if the store fails, keep it for `_record_unrecorded` and re-raise."""
+        dest, when = delivery.destination, self._clock.now()
+        try:
+            await self._store.mark_delivered(delivery.alert_id, dest, when, receipt)
+        except StoreError:
+            self._unrecorded.setdefault(dest, {})[delivery.alert_id] = (when, receipt)
+            raise
 
     async def _probe_candidate(self, lane: _Lane, dest: str, now: datetime) -> list[Delivery]:
         """An open breaker due for its probe, with nothing due: probe with the oldest pending delivery."""
@@ -411,7 +434,7 @@ class Outbox:
             return
         await self._succeeded(lane, notifier.name)
         for delivery in present:
-            await self._store.mark_delivered(delivery.alert_id, delivery.destination, self._clock.now())
+            await self._mark_delivered(delivery)
             tally.delivered += 1
             self._log_delivered(delivery)
 
@@ -433,7 +456,7 @@ class Outbox:
         except Exception as exc:  # noqa: BLE001 - any failure of a send is a failed attempt, never a stuck lane
             await self._failed(lane, delivery, _as_delivery_error(exc, dest), tally)
             return
-        await self._store.mark_delivered(delivery.alert_id, dest, self._clock.now(), receipt)
+        await self._mark_delivered(delivery, receipt)
         tally.delivered += 1
         self._log_delivered(delivery)
         await self._succeeded(lane, dest)

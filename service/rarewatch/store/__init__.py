@@ -8,8 +8,9 @@ __all__ = ["ItemRetention", "Leases", "NoLeases", "Store", "leases_for", "open_s
 
 
 def open_store(url: str, *, items: ItemRetention | None = None) -> Store:
-    """Build the store an URL names: `sqlite:///path` (the default) or `redis://host:port/db`, keeping
-    seen items as `items` says (default: `ItemRetention()`).
+    """Build the store an URL names: `sqlite:///path` (the default), `redis://host:port/db`,
+    `redis+cluster://host:port` or `redis+sentinel://host:port/service`, keeping seen items as `items`
+    says (default: `ItemRetention()`).
 
     Raises ValueError, showing the scheme and host only, for a URL of another kind (`check_store_url`)."""
     check_store_url(url)

@@ -6,8 +6,10 @@ Both implementations (SQLite, the embedded default; Redis) pass one contract sui
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -64,6 +66,31 @@ class OutboxStats:
     oldest_pending: datetime | None = None
 
 
+# The identity marker the current asyncio task's writes must find (see `checking_marker`); unset: the
+# store-wide one (`Store.expect_marker`).
+_TASK_MARKER: ContextVar[str | None] = ContextVar("rarewatch_task_marker")
+
+
+@contextlib.contextmanager
+def checking_marker(marker_id: str | None) -> Iterator[None]:
+    """Within this block, in this asyncio task only, every marker-checked write (alert claims, source
+    state) checks `marker_id` rather than the store-wide expected marker. A poll runs in the marker it
+    began with: when another poll of the same process notices a loss and adopts the new marker meanwhile,
+    this poll's writes, planned on what the store held before, are refused instead of passing the new
+    marker's check (its claims would re-send old stories, its source state would make the next poll of
+    an emptied store look like a later one). None: no check."""
+    token = _TASK_MARKER.set(marker_id)
+    try:
+        yield
+    finally:
+        _TASK_MARKER.reset(token)
+
+
+def task_marker(store_wide: str | None) -> str | None:
+    """The marker the current task's writes must find: `checking_marker`'s, else `store_wide`."""
+    return _TASK_MARKER.get(store_wide)
+
+
 @dataclass(frozen=True, slots=True)
 class ItemRetention:
     """How long, and how many, seen items a store keeps (`store_items:` in the configuration): each for
@@ -97,8 +124,9 @@ class Store(Protocol):
         """Release connections. Idempotent."""
 
     def expect_marker(self, marker_id: str | None) -> None:
-        """From now on, refuse (with `StoreError`) any alert claim once the store's identity marker is not
-        `marker_id` (None: no check). Redis checks it inside the claim script; SQLite needs no check."""
+        """From now on, refuse (with `StoreError`) any alert claim or source-state write once the store's
+        identity marker is not `marker_id` (None: no check; `checking_marker` overrides it for one task).
+        Redis checks it inside the claim and write scripts; SQLite needs no check."""
 
     async def get_marker(self) -> StoreMarker | None:
         """The store's identity marker, or None when it has none (new, emptied or replaced). One cheap read;

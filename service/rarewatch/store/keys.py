@@ -146,6 +146,21 @@ _SEP = "\x1f"  # ASCII unit separator: cannot appear in a destination name or an
 _SEQ_WIDTH = 16  # digits of the zero-padded sequence number that starts an outbox member
 
 
+def cluster_prefix(prefix: str) -> str:
+    """The key prefix on Redis Cluster: `prefix` made a hash tag, so every key of one store maps to one hash
+    slot (`rarewatch:` becomes `{rarewatch}:`). The claim script touches the claim keys of a story, the
+    alert, its delivery records, the outbox indexes and the identity marker in one atomic step, and a link
+    or near-duplicate claim is shared by stories from any source, so no finer tag keeps those keys together:
+    one store lives on one shard (another prefix, another shard). A prefix that already holds a tag (`{…}`)
+    is kept as given. On one server (not a cluster) keys carry no tag and keep their names."""
+    start = prefix.find("{")
+    if start >= 0 and prefix.find("}", start + 1) > start + 1:
+        return prefix
+    if prefix.endswith(":") and len(prefix) > 1:
+        return "{" + prefix[:-1] + "}:"
+    return "{" + prefix + "}"
+
+
 def member_suffix(destination: str) -> str:
     """How every outbox member of `destination` ends (members are `<seq>␟<alert id>␟<destination>`)."""
     return f"{_SEP}{destination}"

@@ -4,7 +4,8 @@ Atomicity comes from Redis running one command or Lua script at a time: a claim 
 alert is `SET NX PX`; any other claim is one script that checks every key, claims them, records the alert
 and creates the outbox records, all or nothing. Key names come from `keys.RedisKeys`; the scripts
 (`redis_scripts.py`) receive every name they use as an argument. (History trimming and purging delete keys
-they compute from a prefix, so the scripts suit a single Redis or a replica set, not Redis Cluster.)
+they compute from a prefix: on Redis Cluster that prefix is a hash tag, `keys.cluster_prefix`, so every key
+of one store, named in KEYS or built from the prefix, is in one hash slot and each script runs on one node.)
 
 Every Redis failure (down, timeout, a script error) becomes a `StoreError`. The client reconnects on its
 own, so the same store works again once Redis is back.
@@ -18,9 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,7 +28,22 @@ from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, by_creation, expired
+from rarewatch.store.base import (
+    ItemRetention,
+    OutboxStats,
+    StoreMarker,
+    by_creation,
+    expired,
+    task_marker,
+)
+from rarewatch.store.redis_client import (
+    RedisClient,
+    close,
+    connect,
+    decodes_responses,
+    describe,
+    is_cluster_url,
+)
 from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
@@ -63,7 +77,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client_or_url: Redis | str,
+        client_or_url: RedisClient | str,
         prefix: str = "rarewatch:",
         *,
         history_limit: int = 10_000,
@@ -72,21 +86,20 @@ class RedisStore:
         items: ItemRetention | None = None,
     ) -> None:
         """A URL makes a client this store owns (and closes), with the given timeouts in seconds, so a
-        dead server fails fast instead of hanging. A client passed in must use `decode_responses=True`."""
+        dead server fails fast instead of hanging. A client passed in must use `decode_responses=True`.
+        On Redis Cluster (`redis+cluster://`, or a `RedisCluster` client) the prefix becomes a hash tag
+        (`keys.cluster_prefix`)."""
         if isinstance(client_or_url, str):
-            client_or_url = Redis.from_url(
-                client_or_url,
-                decode_responses=True,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=timeout,
-                # One quick retry: it reconnects a pooled connection that died with a restarted server.
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-            )
+            cluster = is_cluster_url(client_or_url)
+            client_or_url = connect(client_or_url, connect_timeout=connect_timeout, timeout=timeout)
             self._owns_client = True
-        elif not client_or_url.connection_pool.connection_kwargs.get("decode_responses"):
+        elif not decodes_responses(client_or_url):
             raise ValueError("RedisStore needs a client created with decode_responses=True")
         else:
+            cluster = isinstance(client_or_url, RedisCluster)
             self._owns_client = False
+        if cluster:
+            prefix = k.cluster_prefix(prefix)
         self._redis = client_or_url
         self.found_blank = False  # an empty Redis looks like a new one
         self._expected_marker: str | None = None  # see expect_marker
@@ -100,18 +113,18 @@ class RedisStore:
         self._retry_script = client_or_url.register_script(lua.RETRY)
         self._purge_script = client_or_url.register_script(lua.PURGE)
         self._set_version_script = client_or_url.register_script(lua.SET_VERSION)
+        self._put_source_script = client_or_url.register_script(lua.PUT_SOURCE)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
-        """A store on `redis://host:port/db` (or `rediss://`, `unix://`), owning its client."""
+        """A store on `redis://host:port/db` (or `rediss://`, `unix://`, a cluster's
+        `redis+cluster://host:port`, or `redis+sentinel://host:26379/service`), owning its client."""
         return cls(url, **options)
 
     @property
     def where(self) -> str:
-        """The server, for messages: host:port/db or the socket path."""
-        kw = self._redis.connection_pool.connection_kwargs
-        place = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
-        return f"{place}/{kw.get('db', 0)} (prefix {self._keys.prefix!r})"
+        """The server, for messages: host:port/db, the socket path or the cluster, and the prefix."""
+        return f"{describe(self._redis)} (prefix {self._keys.prefix!r})"
 
     def __repr__(self) -> str:
         return f"RedisStore({self.where})"
@@ -159,7 +172,7 @@ class RedisStore:
     async def close(self) -> None:
         """Close the connections of a client this store created. Idempotent."""
         if self._owns_client:
-            await self._redis.aclose()
+            await close(self._redis)
 
     # --- identity marker ---------------------------------------------------------------------------------
 
@@ -243,19 +256,24 @@ class RedisStore:
             k.claim_value(alert.id if alert is not None else None),
             len(remember_keys),
             *per_dest,
-            self._expected_marker or "",
+            task_marker(self._expected_marker) or "",
         ]
         result = int(await self._claim_script(keys=script_keys, args=args))
         if result < 0:
-            raise StoreError(
-                f"Redis store at {self.where} lost its data (identity marker {self._expected_marker} is gone"
-                " or replaced): claim refused; the next check marks what the sources list as seen"
-            )
+            raise self._lost("claim refused")
         return result == 1
 
+    def _lost(self, what: str) -> StoreError:
+        return StoreError(
+            f"Redis store at {self.where} lost its data (identity marker "
+            f"{task_marker(self._expected_marker)} is gone or replaced): {what}; the next check marks what "
+            "the sources list as seen"
+        )
+
     def expect_marker(self, marker_id: str | None) -> None:
-        """Make every alert claim check, in its script, that the identity marker is still `marker_id`, so
-        a server emptied after the last marker check cannot make a claim re-send an old story."""
+        """Make every alert claim and source-state write check, in its script, that the identity marker is
+        still `marker_id`, so a server emptied after the last marker check cannot make a claim re-send an
+        old story (`base.checking_marker` overrides it for one task)."""
         self._expected_marker = marker_id
 
     @_translated
@@ -306,8 +324,12 @@ class RedisStore:
 
     @_translated
     async def put_source_state(self, source: str, state: SourceState) -> None:
-        """Replace the stored state of `source`."""
-        await self._redis.set(self._keys.source(source), json.dumps(state.to_dict()))
+        """Replace the stored state of `source`, if the identity marker is the one expected (a state written
+        into an emptied server would make that source's next poll look like a later one, not its first)."""
+        keys = [self._keys.source(source), self._keys.marker]
+        args = [json.dumps(state.to_dict()), task_marker(self._expected_marker) or ""]
+        if int(await self._put_source_script(keys=keys, args=args)) < 0:
+            raise self._lost(f"state of source {source!r} not recorded")
 
     # --- alert history ------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import socket
 from datetime import timedelta
 from typing import cast
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from rarewatch.errors import StoreError
@@ -19,6 +18,7 @@ from rarewatch.policies.placement import preferred
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.leases import LeaseKind
+from rarewatch.store.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def new_token() -> str:
 class RedisLeases:
     """Leases and replica membership on Redis (keys `lease:<kind>:<name>` and `replicas`, both with TTLs)."""
 
-    def __init__(self, redis: Redis, keys: k.RedisKeys, where: str, token: str | None = None) -> None:
+    def __init__(self, redis: RedisClient, keys: k.RedisKeys, where: str, token: str | None = None) -> None:
         """`redis` must decode responses; `where` names the server in errors."""
         self._redis = redis
         self._keys = keys

@@ -151,6 +151,18 @@ end
 return n
 """
 
+# KEYS: one source's state, the identity marker.
+# ARGV: the state JSON, the marker id the caller expects ('' = no check).
+# Returns 1 (written) or -1 (the marker is gone or another: not written, as for CLAIM).
+PUT_SOURCE = """
+if ARGV[2] ~= '' then
+  local marker = redis.call('GET', KEYS[2])
+  if not marker or cjson.decode(marker).id ~= ARGV[2] then return -1 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: the layout version key.
 # ARGV: the version to record; a newer one already recorded is kept.
 SET_VERSION = """

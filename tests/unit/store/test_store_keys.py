@@ -43,6 +43,34 @@ def test_redis_keys_live_under_the_prefix() -> None:
     assert len(set(names)) == len(names)
 
 
+def _every_key(k: keys.RedisKeys) -> list[str]:
+    return [
+        k.claim("item:{x}"), k.claim("link:1"), k.alert("a"), k.alerts, k.alert_refs, k.delivery("a", "hook"),
+        k.outbox_all, k.outbox(DeliveryStatus.DEAD), k.outbox_due, k.seq, k.source("{mofcom}"), k.version,
+        k.counter("rule:a", 7), k.delivered("hook"), k.marker, k.unrouted, k.unrouted_alert("a"),
+        k.lease("source", "s"), k.replicas, k.delivery_prefix + "b", k.alert_prefix + "c",
+    ]  # fmt: skip
+
+
+def test_on_a_cluster_every_key_of_one_store_shares_one_hash_slot() -> None:
+    from redis.crc import key_slot
+
+    for prefix in ("rarewatch:", "team-a", "app:{shard-7}:"):
+        names = _every_key(keys.RedisKeys(keys.cluster_prefix(prefix)))
+        assert len({key_slot(name.encode()) for name in names}) == 1, prefix
+    assert keys.cluster_prefix("rarewatch:") == "{rarewatch}:"
+    assert keys.cluster_prefix("team-a") == "{team-a}"
+    assert keys.cluster_prefix("app:{shard-7}:") == "app:{shard-7}:"  # the operator's own tag is kept
+    assert keys.cluster_prefix("odd{}:") == "{odd{}}:"  # an empty tag is no tag
+
+
+def test_on_one_server_key_names_carry_no_tag_and_stay_as_they_were() -> None:
+    k = keys.RedisKeys()
+    assert k.claim("item:1") == "rarewatch:claim:item:1"
+    assert k.marker == "rarewatch:marker" and k.lease("source", "s") == "rarewatch:lease:source:s"
+    assert all("{" not in name for name in _every_key(k) if "{x}" not in name and "{mofcom}" not in name)
+
+
 def test_an_outbox_member_names_its_record() -> None:
     k = keys.RedisKeys("rw:")
     sep, width = keys.MEMBER_SEPARATOR, keys.MEMBER_SEQ_WIDTH

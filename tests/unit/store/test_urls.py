@@ -8,7 +8,7 @@ import pytest
 
 from rarewatch.httputil import redact_url
 from rarewatch.store import open_store
-from rarewatch.store.urls import check_store_url
+from rarewatch.store.urls import SentinelTarget, check_store_url, parse_sentinel_url
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,10 @@ from rarewatch.store.urls import check_store_url
         "redis://:secret@cache.internal:6379",
         "rediss://user:secret@cache.internal/3",
         "unix:///run/redis.sock",
+        "redis+cluster://127.0.0.1:7000",
+        "rediss+cluster://user:secret@cache.internal:7000/0",
+        "redis+sentinel://127.0.0.1:26379/mymaster",
+        "rediss+sentinel://user:secret@s1:26379,s2:26380,s3/mymaster/2",
     ],
 )
 def test_accepted_store_urls(url: str) -> None:
@@ -41,6 +45,12 @@ def test_accepted_store_urls(url: str) -> None:
         ("redis://:hunter2@/0", "needs a host"),
         ("redis://:hunter2@cache/zero", "must be a number, as in"),
         ("unix://", "needs the socket's path"),
+        ("redis+cluster://:hunter2@cache:7000/2", "database 0 only"),
+        ("redis+cluster://:hunter2@/0", "needs a host"),
+        ("redis+sentinel://admin:hunter2@s1:26379", "names the monitored service"),
+        ("redis+sentinel://admin:hunter2@s1:26379/m/zero", "must be a number"),
+        ("redis+sentinel://admin:hunter2@s1:port/m", "port in redis+sentinel://s1:port must be a number"),
+        ("redis+sentinel://admin:hunter2@s1,:26379/m", "each sentinel's host"),
     ],
 )
 def test_refused_store_urls_say_why_without_credentials(url: str, phrase: str) -> None:
@@ -59,3 +69,17 @@ def test_open_store_refuses_what_the_check_refuses_without_credentials() -> None
 def test_describe_keeps_scheme_and_host_only() -> None:
     assert redact_url("redis://user:pw@cache:6379/0?x=secret", keep_path=False) == "redis://cache:6379"
     assert redact_url("sqlite:///state.db", keep_path=False) == "sqlite:"
+
+
+def test_a_sentinel_url_names_its_sentinels_service_database_and_credentials() -> None:
+    target = parse_sentinel_url("rediss+sentinel://app:p%40ss@s1:26380,s2/my%20master/3")
+    assert target == SentinelTarget(
+        sentinels=(("s1", 26380), ("s2", 26379)),
+        service="my master",
+        db=3,
+        username="app",
+        password="p@ss",
+        tls=True,
+    )
+    plain = parse_sentinel_url("redis+sentinel://127.0.0.1:26379/mymaster")
+    assert (plain.db, plain.username, plain.password, plain.tls) == (0, None, None, False)

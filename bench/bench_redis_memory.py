@@ -1,0 +1,105 @@
+"""Bytes of Redis memory per tracked item, as the pipeline stores them, on a fresh redis-server.
+
+    python bench/bench_redis_memory.py [--n 5000]
+
+Three cases, each measured as the growth of `INFO memory` `used_memory` over n items divided by n (so it
+includes Redis's per-key overhead and the sorted-set and hash encodings in use at that size):
+
+- seen: a story marked seen without an alert (its item and link claim keys, with TTLs);
+- alerted: a story alerted to one destination and delivered, with 10 near-duplicate band keys remembered
+  (`stories.BANDS`): the claim keys, the alert JSON, the delivery hash and its index entries;
+- kept: one item's record as `store_items` keeps it (every item a source lists, matched or not: its
+  text, source, fetch time and rules), written in batches of 20 as a poll does;
+- the same on a Redis Cluster key layout (the hash-tagged prefix: two bytes longer per key).
+
+Uses $REDIS_URL if set (keys under `rwbench:` and `{rwbench}:`, deleted after; the figures are only as
+exact as that server is quiet), else starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from bench_store import NOW, alert, start_redis, story_keys
+from rarewatch.models import SeenItem
+from rarewatch.store import keys
+from rarewatch.store.redis import RedisStore
+from rarewatch.stories import BANDS
+
+TTL = timedelta(days=7)
+
+
+async def used_memory(raw: Redis) -> int:
+    info = await raw.info("memory")
+    return int(info["used_memory"])
+
+
+async def per_item(raw: Redis, n: int, add: Callable[[int], Awaitable[object]]) -> float:
+    before = await used_memory(raw)
+    for i in range(n):
+        await add(i)
+    return (await used_memory(raw) - before) / n
+
+
+async def bench(url: str, n: int) -> None:
+    raw = Redis.from_url(url, decode_responses=True)
+    results: dict[str, float] = {}
+    # "rwbench:" is as long as the default "rarewatch:", and never a real store's prefix.
+    for label, prefix in (("", "rwbench:"), (" (cluster key layout)", keys.cluster_prefix("rwbench:"))):
+        store = RedisStore(url, prefix=prefix)
+        await store.open()
+
+        async def seen(i: int, store: RedisStore = store) -> object:
+            return await store.claim(story_keys(i), TTL, NOW)
+
+        async def alerted(i: int, store: RedisStore = store) -> object:
+            a = alert(10_000_000 + i)
+            bands = [keys.similar_key(b, f"{i:08x}{b:08x}") for b in range(BANDS)]
+            await store.claim(story_keys(10_000_000 + i), TTL, NOW, a, ["webhook"], remember=bands)
+            return await store.mark_delivered(a.id, "webhook", NOW)
+
+        async def kept(i: int, store: RedisStore = store) -> object:
+            if i % 20:
+                return None
+            batch = [SeenItem(alert(20_000_000 + j).item, NOW, "pack-1", ()) for j in range(i, i + 20)]
+            return await store.record_items(batch, NOW)
+
+        results[f"seen, no alert{label}"] = await per_item(raw, n, seen)
+        results[f"kept item record (store_items){label}"] = await per_item(raw, n, kept)
+        results[f"alerted to 1 destination, delivered{label}"] = await per_item(raw, n, alerted)
+        await store.close()
+        async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
+            await raw.delete(key)
+    await raw.aclose()
+    print(f"\nRedis memory per tracked item ({n} items per case; {url})")
+    for name, value in results.items():
+        print(f"  {name:<55} {value:>8,.0f} bytes")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="items per case")
+    n = parser.parse_args().n
+    with tempfile.TemporaryDirectory(prefix="rarewatch-bench-") as tmp:
+        server = start_redis(Path(tmp))
+        if server is None:
+            print("Redis: skipped (no REDIS_URL and no redis-server on PATH)")
+            return
+        url, proc = server
+        try:
+            await bench(url, n)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
