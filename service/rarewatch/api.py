@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rarewatch import api_feedback, api_openapi, api_outbox, api_rules
+from rarewatch import (
+    api_backtest,
+    api_feedback,
+    api_items,
+    api_openapi,
+    api_outbox,
+    api_rules,
+    api_silences,
+)
 from rarewatch.api_base import (
     LIFECYCLE,
     POLLER,
@@ -203,4 +211,7 @@ def add_routes(app: web.Application) -> None:
     api_rules.add_routes(app)
     api_outbox.add_routes(app)
     api_feedback.add_routes(app)
+    api_silences.add_routes(app)
+    api_items.add_routes(app)
+    api_backtest.add_routes(app)
     api_openapi.add_routes(app)

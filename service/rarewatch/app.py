@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from watchfiles import Change, awatch
 
-from rarewatch import __version__, health, slack_interactions
+from rarewatch import __version__, dashboard, health, slack_interactions
 from rarewatch.api import LIFECYCLE, POLLER, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import ConfigError, RuleError
@@ -91,6 +91,7 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
     secret = settings.slack.signing_secret
     slack_interactions.add_routes(app, secret.get_secret_value() if secret is not None else None)
     _warn_unanswered_buttons(settings)
+    dashboard.add_routes(app)
     return app
 
 
