@@ -29,7 +29,15 @@ from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, by_creation, expired
+from rarewatch.store.base import (
+    ClaimRequest,
+    ItemRetention,
+    OutboxStats,
+    StoreMarker,
+    by_creation,
+    claim_in_turn,
+    expired,
+)
 from rarewatch.store.redis_leases import RedisLeases
 
 P = ParamSpec("P")
@@ -252,6 +260,10 @@ class RedisStore:
                 " or replaced): claim refused; the next check marks what the sources list as seen"
             )
         return result == 1
+
+    async def claim_many(self, requests: Sequence[ClaimRequest], ttl: timedelta, now: datetime) -> int:
+        """One claim script after another (each is one round trip already); see `Store.claim_many`."""
+        return await claim_in_turn(self, requests, ttl, now)
 
     def expect_marker(self, marker_id: str | None) -> None:
         """Make every alert claim check, in its script, that the identity marker is still `marker_id`, so
