@@ -16,6 +16,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1167,6 +1168,12 @@ async def test_seen_items_are_kept_once_newest_first(store: Store) -> None:
     assert await store.seen_items(T0 + MIN) == found[:2]  # since is inclusive
     assert await store.seen_items(T0, limit=1) == found[:1]
     assert await store.record_items([], T0 + HOUR) == 0
+
+
+async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:
+    odd = SeenItem(replace(make_alert(4).item, title="half a pair \ud800 稀土 \x00"), T0, "v1", ())
+    assert await store.record_items([odd, seen(5)], T0) == 2
+    assert sorted(await store.seen_items(T0), key=lambda s: s.item.id) == [odd, seen(5)]
 
 
 async def test_seen_items_are_forgotten_after_keep(make_store: MakeStore) -> None:

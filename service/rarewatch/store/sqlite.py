@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
 from rarewatch.store import keys as k
@@ -373,7 +375,7 @@ class SQLiteStore:
         """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
         if not items or self._items.max <= 0:
             return 0
-        rows = [(s.item.id, k.to_us(s.fetched), json.dumps(s.to_dict())) for s in items]
+        rows = [(s.item.id, k.to_us(s.fetched), _dumps(s.to_dict())) for s in items]
         return await self._run(partial(self._record_items, rows, k.to_us(now)))
 
     def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
@@ -703,6 +705,15 @@ def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connec
             " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
             (limit,),
         )
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """JSON text through orjson (a fetch's seen items are a large part of a cold cycle's writes), or the
+    standard library for what orjson refuses (a lone surrogate in text from a JSON source)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(data)
 
 
 def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> Any:
