@@ -1,6 +1,7 @@
 """Matcher throughput: items/s of `Ruleset.match` against a naive matcher, on a synthetic corpus.
 
     python bench/bench_matcher.py [--items 20000] [--extra-rules 500] [--naive-seconds 5] [--seed 7]
+    python bench/bench_matcher.py --scaling 10,1000,10000 [--items 5000]
 
 The corpus (generated here, deterministic) mixes English and Chinese news-like items, about 5% of them
 real matches, plus near misses (a material without an action, an action without a material) and the
@@ -10,6 +11,11 @@ each against a baseline measured in the same run: one compiled regex per term pe
 evaluated in turn. The baseline also reports how often both matchers find the same matches: it knows
 terms, word forms, `near` and its scopes, but not the occurrence filters (negation, hedges, exclusions,
 case-sensitive terms), so it fires on some items the pack rightly leaves alone.
+
+`--scaling N,M,...` measures instead how the cost per item grows with the number of rules: the bundled
+pack plus N generated rules for each N, each cost against the first N's measured in the same run (the
+target: 10,000 rules at most twice the cost of 10). The packs are loaded before any is timed, and the
+garbage collector is frozen after loading, as `rarewatch match` and the service do.
 """
 
 from __future__ import annotations
@@ -248,15 +254,47 @@ def measure(label: str, paths: list[Path], items: Sequence[Item], budget: float)
     print(f"  speed-up        {fast / slow:>10.1f} x    (same matches on {same} items)")
 
 
+def scaling(counts: Sequence[int], items: Sequence[Item], rng: random.Random) -> None:
+    """Matching cost per item with the bundled pack plus each count of generated rules, against the
+    first count's, measured in one process (the packs loaded first, then timed one after another)."""
+    packs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            extra = Path(tmp) / f"extra-{n}.yaml"
+            extra.write_text(extra_rules(n, random.Random(rng.random())), encoding="utf-8")
+            started = time.perf_counter()
+            packs.append((n, load_ruleset([bundled_rules_dir(), extra]), time.perf_counter() - started))
+    gc.collect()
+    gc.freeze()  # the packs are not garbage: full collections need not walk them while timing
+    largest = packs[-1][1]
+    quiet = [item for item in items if not largest.match(item)]  # items the largest pack fires nothing on
+    base: tuple[float, float] = (0.0, 0.0)
+    for n, ruleset, load_s in packs:
+        fast, found = rate(ruleset.match, items, budget=60)
+        calm, _ = rate(ruleset.match, quiet, budget=60)
+        base = base if base[0] else (fast, calm)
+        fired = sum(len(f) for f in found) / max(1, sum(1 for f in found if f))
+        print(
+            f"pack + {n:>6,} generated rules ({len(ruleset.rules):,} rules, loaded in {load_s:5.1f} s):"
+            f" {fast:>8,.0f} items/s = {base[0] / fast:4.2f}x the cost of {counts[0]:,};"
+            f" on the {len(quiet):,} items no pack fires on {calm:>8,.0f} items/s = {base[1] / calm:4.2f}x;"
+            f" {fired:.1f} rules fire per matching item"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--extra-rules", type=int, default=500)
     parser.add_argument("--naive-seconds", type=float, default=5.0, help="time budget of the baseline")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scaling", help="comma-separated counts of generated rules, e.g. 10,1000,10000")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     items = corpus(args.items, rng)
+    if args.scaling:
+        scaling([int(n) for n in args.scaling.split(",")], items, rng)
+        return
     pack = bundled_rules_dir()
     measure("bundled rule pack", [pack], items, args.naive_seconds)
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import Store
+from rarewatch.store.base import ClaimRequest
 from rarewatch.store.keys import item_key, link_key
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
@@ -88,7 +89,23 @@ async def store_cases(store: Store, n: int, offset: int) -> dict[str, float]:
             concurrency=16,
         ),
     }
+    # A fetch's admissions (the pipeline): one look-up of every key, then one batch of claims per fetch;
+    # one per fetch is what each matching item cost before batching (a look-up, a claim).
+    for k, per_fetch in enumerate((1, 3, 20), start=3):
+        start = offset + k * n
+        name = f"look-up + claims, {per_fetch} new per fetch"
+        results[name] = per_fetch * await rate(
+            n // per_fetch, lambda f, p=per_fetch, s=start: admit_fetch(store, s + f * p, p, alerts[f * p :])
+        )
     return results
+
+
+async def admit_fetch(store: Store, first: int, count: int, alerts: list[Alert]) -> int:
+    """One fetch's admissions: look up the story keys of `count` new stories, then claim them in a batch."""
+    keys = [story_keys(first + i) for i in range(count)]
+    await store.held([k for pair in keys for k in pair], NOW)
+    requests = [ClaimRequest(tuple(pair), alerts[i], DESTS) for i, pair in enumerate(keys)]
+    return await store.claim_many(requests, TTL, NOW)
 
 
 # --- SQLite -----------------------------------------------------------------------------------------------

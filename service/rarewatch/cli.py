@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the terms that fired to each match, and why each rule that was close did not (why_not)",
     )
+    match.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="match in N worker processes (default 1); the output keeps the input's order",
+    )
     _rules_config(match)
     match.add_argument("file", nargs="?", default="-", help="JSON Lines input (default: standard input)")
 
@@ -196,6 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "match":
         from rarewatch.commands.rules import match_jsonl
@@ -205,9 +223,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         cache = RulesetCache(default_cache_dir())
         try:
             if args.file == "-":
-                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check, cache)
+                return match_jsonl(paths, args.explain, sys.stdin, sys.stdout, check, cache, args.jobs)
             with open(args.file, encoding="utf-8") as infile:
-                return match_jsonl(paths, args.explain, infile, sys.stdout, check, cache)
+                return match_jsonl(paths, args.explain, infile, sys.stdout, check, cache, args.jobs)
         except OSError as exc:
             print(f"rarewatch: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE

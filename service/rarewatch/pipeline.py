@@ -13,8 +13,8 @@ import logging
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -44,7 +44,7 @@ from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
-from rarewatch.store.base import Store, checking_marker
+from rarewatch.store.base import ClaimRequest, Store, checking_marker
 from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
@@ -138,6 +138,84 @@ class _Admitted:
     unrouted: tuple[Alert, ...] = ()
     seen: int = 0
     silenced: tuple[Alert, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One claim of a fetch's batch, and what it means once made."""
+
+    index: int  # the item's position among the fetch's matching items
+    request: ClaimRequest
+    kind: Literal["seen", "record", "send", "unrouted", "silenced"]
+    retry_on_loss: bool = True  # a lost claim is looked at again (not for an update over its cap)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one fetch's admissions did, counted as the claims are made."""
+
+    matched: int
+    seen: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    unrouted: list[Alert] = field(default_factory=list)
+    silenced: list[Alert] = field(default_factory=list)
+
+    def add(self, outcome: _Outcome, *, seen: bool = False) -> None:
+        self.seen += seen
+        if outcome.alert is not None:
+            kept = self.silenced if outcome.silenced else self.unrouted if outcome.unrouted else self.alerts
+            kept.append(outcome.alert)
+
+    def admitted(self) -> _Admitted:
+        return _Admitted(
+            self.matched, tuple(self.alerts), tuple(self.unrouted), self.seen, tuple(self.silenced)
+        )
+
+
+class _Planned:
+    """What a fetch's admissions know is held: the keys the one look-up found, plus those the claims
+    already decided in this fetch take (and the alerts they record), as the store will hold them."""
+
+    def __init__(
+        self, held: dict[str, str | None], recorded: Callable[[str], Awaitable[Alert | None]]
+    ) -> None:
+        """`held`: what the look-up found; `recorded`: an alert from the history by id."""
+        self._held = held
+        self._alerts: dict[str, Alert] = {}
+        self._recorded = recorded
+
+    def of(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """The keys among `keys` held, with their owners, in `keys` order."""
+        held = self._held
+        return {key: held[key] for key in dict.fromkeys(keys) if key in held}
+
+    async def look(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """`of`, as the look-up `Pipeline._decide` awaits."""
+        return self.of(keys)
+
+    async def alert(self, alert_id: str) -> Alert | None:
+        """An alert a claim of this fetch records, or else one from the history."""
+        return self._alerts.get(alert_id) or await self._recorded(alert_id)
+
+    def take(self, request: ClaimRequest) -> None:
+        """Count `request` as made: its keys held by its alert, its remembered keys where free."""
+        owner = request.alert.id if request.alert is not None else None
+        self._held.update(dict.fromkeys(request.keys, owner))
+        for key in request.remember:
+            self._held.setdefault(key, owner)
+        if request.alert is not None:
+            self._alerts[request.alert.id] = request.alert
+
+
+def _lookup_keys(item: Item, old: bool, backfill_from: datetime | None) -> list[str]:
+    """Every key admitting `item` may look at: its story keys and, unless it is a first poll's old item,
+    its title signatures and, for a backfill, its backfill key."""
+    keys = list(story_keys(item))
+    if not old:
+        keys += signature_keys(item.title)
+        if backfill_from is not None and item.published >= backfill_from:
+            keys.append(backfill_key(item.id))
+    return keys
 
 
 _Found = tuple[Item, list[Match], bool]
@@ -356,30 +434,53 @@ class Pipeline:
         self, polled: PolledSource, found: Sequence[_Found], state: SourceState, now: datetime
     ) -> _Admitted:
         """Claim each matching story once; return how many items matched, the new alerts (to send, and
-        unrouted) and how many old items a first poll marked seen."""
+        unrouted) and how many old items a first poll marked seen.
+
+        One fetch's admissions cost two store round trips, not two per item: one look-up of every key
+        the matching items could hit, then every claim in one batch (`Store.claim_many`; SQLite makes it
+        one transaction). Each item is decided in turn against what the look-up found plus what the
+        claims decided before it take, so two reports of one story in one fetch are still one story.
+        Every claim stays atomic in the store: when one loses a race (a key taken since the look-up), the
+        batch stops there and the rest of the fetch is admitted one item at a time, looking again."""
+        todo = [(item, matches, from_article) for item, matches, from_article in found if matches]
+        if not todo:  # most polls list nothing new that matches: no store round trip at all
+            return _Admitted()
         first_poll = not state.initialized
         lookback = max(polled.initial_lookback, polled.backfill or polled.initial_lookback)
         cutoff = now - lookback
         backfill_from = now - polled.backfill if polled.backfill is not None else None
-        matched, seen, alerts, unrouted, silenced = 0, 0, list[Alert](), list[Alert](), list[Alert]()
-        # Read once per poll, and only when something matched: most polls list nothing new.
-        silences = await self.store.silences() if any(m for _, m, _ in found) else []
-        for item, matches, from_article in found:
-            if not matches:
-                continue
-            matched += 1
+        silences = await self.store.silences()
+        looked = [
+            _lookup_keys(item, first_poll and item.published < cutoff, backfill_from) for item, _, _ in todo
+        ]
+        planned = _Planned(await self.store.held([key for keys in looked for key in keys], now), self._alert)
+        steps: list[_Step] = []
+        for index, (item, matches, from_article) in enumerate(todo):
             if first_poll and item.published < cutoff:
                 # A new source's back catalogue: remember it as seen, alert on nothing old.
-                if await self.store.claim(story_keys(item), self.dedup_window, now):
-                    seen += 1
-                continue
-            located = list(locate(self.ruleset, item, matches, from_article=from_article))
-            backfill = backfill_from is not None and item.published >= backfill_from
-            outcome = await self._admit_one(item, located, now, silences, backfill=backfill)
-            if outcome.alert is not None:
-                kept = silenced if outcome.silenced else unrouted if outcome.unrouted else alerts
-                kept.append(outcome.alert)
-        return _Admitted(matched, tuple(alerts), tuple(unrouted), seen, tuple(silenced))
+                keys = story_keys(item)
+                step = None if planned.of(keys) else _Step(index, ClaimRequest(keys), "seen")
+            else:
+                located = list(locate(self.ruleset, item, matches, from_article=from_article))
+                backfill = backfill_from is not None and item.published >= backfill_from
+                plan = await self._decide(item, located, now, planned.look, planned.alert, backfill=backfill)
+                step = self._step(index, plan, now, silences)
+            if step is not None:
+                planned.take(step.request)
+                steps.append(step)
+        made = await self.store.claim_many([s.request for s in steps], self.dedup_window, now) if steps else 0
+        tally = _Tally(matched=len(todo))
+        for step in steps[:made]:
+            tally.add(await self._made(step, now), seen=step.kind == "seen")
+        if made < len(steps):  # a claim lost a race: the rest one at a time, each looking again
+            for item, matches, from_article in todo[steps[made].index :]:
+                if first_poll and item.published < cutoff:
+                    tally.add(NOTHING, seen=await self.store.claim(story_keys(item), self.dedup_window, now))
+                    continue
+                located = list(locate(self.ruleset, item, matches, from_article=from_article))
+                backfill = backfill_from is not None and item.published >= backfill_from
+                tally.add(await self._admit_one(item, located, now, silences, backfill=backfill))
+        return tally.admitted()
 
     async def _admit_one(
         self,
@@ -390,8 +491,8 @@ class Pipeline:
         *,
         backfill: bool = False,
     ) -> _Outcome:
-        """Claim one matching item: a new story (alert), another report of a known one (update), or
-        nothing when this very item was seen before. Returns what was claimed."""
+        """Claim one matching item on its own: a new story (alert), another report of a known one (update),
+        or nothing when this very item was seen before. Returns what was claimed."""
         for _ in range(2):
             outcome = await self._try_admit(item, matches, now, silences, backfill=backfill)
             if not outcome.contended:
@@ -408,19 +509,53 @@ class Pipeline:
         *,
         backfill: bool = False,
     ) -> _Outcome:
-        """One attempt; `contended` when a concurrent poll claimed a key between our look and our claim
-        (then the caller looks again, and this item usually becomes an update of that story). With
-        `backfill`, an item marked seen without an alert (its id's key held by no alert) is admitted once
-        more, under its backfill key."""
+        """One attempt, looking in the store; `contended` when a concurrent poll claimed a key between our
+        look and our claim (then the caller looks again, and this item usually becomes an update of that
+        story)."""
+
+        async def look(keys: Sequence[str]) -> dict[str, str | None]:
+            return await self.store.held(keys, now)
+
+        plan = await self._decide(item, matches, now, look, self._alert, backfill=backfill)
+        step = self._step(0, plan, now, silences)
+        if step is None:
+            return NOTHING
+        request = step.request
+        claimed = await self.store.claim(
+            request.keys,
+            self.dedup_window,
+            now,
+            request.alert,
+            request.destinations,
+            held_until=request.held_until,
+            remember=request.remember,
+        )
+        if not claimed:
+            return _Outcome(contended=step.retry_on_loss)
+        return await self._made(step, now)
+
+    async def _decide(
+        self,
+        item: Item,
+        matches: list[Match],
+        now: datetime,
+        look: Callable[[Sequence[str]], Awaitable[dict[str, str | None]]],
+        alert_of: Callable[[str], Awaitable[Alert | None]],
+        *,
+        backfill: bool = False,
+    ) -> Plan:
+        """What to do with one matching item, given `look` (which of some keys are held, by whom) and
+        `alert_of` (a recorded alert by id). With `backfill`, an item marked seen without an alert (its
+        id's key held by no alert) is admitted once more, under its backfill key."""
         keys = story_keys(item)
         similar = signature_keys(item.title)
-        held = await self.store.held(keys + similar, now)
+        held = await look(keys + similar)
         if backfill and keys[0] in held and held[keys[0]] is None:
             held = {k: v for k, v in held.items() if k not in keys}
             keys = (backfill_key(item.id),)
-            held.update(await self.store.held(keys, now))
+            held.update(await look(keys))
         if is_seen(keys, held):
-            return NOTHING
+            return Plan(Action.SEEN)
         sendable = await self._unthrottled(matches, now)
         entities = self.ruleset.entities(item)
         alert = Alert(
@@ -435,9 +570,9 @@ class Pipeline:
         )
         found = {}
         for owner in candidates(keys, similar, held):
-            if (known := await self._alert(owner)) is not None:
+            if (known := await alert_of(owner)) is not None:
                 found[owner] = known
-        plan = await self._admit_plan(
+        return await self._admit_plan(
             alert,
             keys,
             similar,
@@ -446,7 +581,6 @@ class Pipeline:
             throttled=not sendable,
             now=now,
         )
-        return await self._carry_out(plan, now, silences)
 
     async def _admit_plan(
         self,
@@ -475,56 +609,43 @@ class Pipeline:
             now=now,
         )
 
-    async def _carry_out(self, plan: Plan, now: datetime, silences: Sequence[Silence] = ()) -> _Outcome:
-        """Claim what `plan` says: the alert sent, recorded unrouted or silenced, or whether a concurrent
-        poll won."""
+    def _step(self, index: int, plan: Plan, now: datetime, silences: Sequence[Silence] = ()) -> _Step | None:
+        """The claim `plan` says to make (None: nothing to claim): the alert sent, recorded, recorded
+        unrouted, or recorded silenced (a silence muting it)."""
         if plan.action is Action.SEEN or plan.alert is None:
-            return NOTHING
+            return None
         alert = plan.alert
         if plan.action in (Action.SEND, Action.UNROUTED):
             muted = silenced_by(alert, silences, now)
             if muted is not None:
-                return await self._record_silenced(plan, replace(alert, silenced_by=muted.id), now)
+                # Claimed and recorded (with `silenced_by`), delivered nowhere: it is seen and listed, and
+                # the claim keeps it from being sent when the silence ends.
+                muted_alert = replace(alert, silenced_by=muted.id)
+                return _Step(index, ClaimRequest(plan.keys, muted_alert, remember=plan.remember), "silenced")
         if plan.action is Action.RECORD:
             log.info("alert %s recorded, not sent (%s)", alert.id, plan.reason)
-            claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert)
-            # A concurrent poll claimed a key first: look again, unless the update cap decided it anyway.
-            return _Outcome(contended=not claimed and plan.reason == THROTTLED)
+            # Lost to a concurrent poll: look again, unless the update cap decided it anyway.
+            return _Step(
+                index, ClaimRequest(plan.keys, alert), "record", retry_on_loss=plan.reason == THROTTLED
+            )
         if plan.action is Action.UNROUTED:
-            return await self._record_unrouted(plan, alert, now)
-        claimed = await self.store.claim(
-            plan.keys,
-            self.dedup_window,
-            now,
-            alert,
-            plan.destinations,
-            held_until=plan.held_until,
-            remember=plan.remember,
-        )
-        if not claimed:
-            return _Outcome(contended=True)
-        log_alert(log, alert, plan.destinations)
-        self._remember_alert(alert)
-        return _Outcome(alert)
+            return _Step(index, ClaimRequest(plan.keys, alert, remember=plan.remember), "unrouted")
+        request = ClaimRequest(plan.keys, alert, plan.destinations, plan.held_until, plan.remember)
+        return _Step(index, request, "send")
 
-    async def _record_silenced(self, plan: Plan, alert: Alert, now: datetime) -> _Outcome:
-        """Claim an alert a silence muted and record it (with `silenced_by`), delivered nowhere: it is seen
-        and listed, and the claim keeps it from being sent when the silence ends."""
-        claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert, remember=plan.remember)
-        if not claimed:
-            return _Outcome(contended=True)
-        log.info("alert %s silenced by %s: recorded, not sent", alert.id, alert.silenced_by)
+    async def _made(self, step: _Step, now: datetime) -> _Outcome:
+        """What a claim made means: log the alert, keep it among the unrouted ones, remember it."""
+        alert = step.request.alert
+        if alert is None or step.kind == "record":
+            return NOTHING
+        if step.kind == "silenced":
+            log.info("alert %s silenced by %s: recorded, not sent", alert.id, alert.silenced_by)
+        elif step.kind == "unrouted":
+            await self._keep_unrouted(alert, now)
+        else:
+            log_alert(log, alert, step.request.destinations)
         self._remember_alert(alert)
-        return _Outcome(alert, silenced=True)
-
-    async def _record_unrouted(self, plan: Plan, alert: Alert, now: datetime) -> _Outcome:
-        """Claim an alert no route took and keep it among the unrouted alerts, to be sent later."""
-        claimed = await self.store.claim(plan.keys, self.dedup_window, now, alert, remember=plan.remember)
-        if not claimed:
-            return _Outcome(contended=True)
-        await self._keep_unrouted(alert, now)
-        self._remember_alert(alert)
-        return _Outcome(alert, unrouted=True)
+        return _Outcome(alert, unrouted=step.kind == "unrouted", silenced=step.kind == "silenced")
 
     async def _keep_unrouted(self, alert: Alert, now: datetime) -> None:
         """Record a claimed alert that no route took among the unrouted ones (to be sent later) and say so."""

@@ -126,14 +126,26 @@ class StoreGuard:
         self.marker: StoreMarker | None = None
         self.lost_memory = False  # the store forgot while this process ran (or on start): see the module
         self._lock = asyncio.Lock()
+        self._reads = 0  # marker reads begun, numbered in order
+        self._fresh = 0  # the number of the last read that succeeded
 
     async def check(self) -> bool:
         """Compare the store's marker with the one held (raising `StoreError` when the store is away);
-        returns `lost_memory`."""
+        returns `lost_memory`.
+
+        Checks that wait for one another share a read: when a read that began after this call succeeded
+        while it waited for the lock, its verdict is as fresh as a read of its own, and is returned. (A
+        cycle polls many sources at once, and each poll checks twice.)"""
+        asked = self._reads
         async with self._lock:
+            if self._fresh > asked:
+                return self.lost_memory
+            self._reads += 1
+            read = self._reads
             found = await self.store.get_marker()
             verdict = assess(self.marker, found, blank=self.marker is None and self.store.found_blank)
             if verdict is Verdict.SAME:
+                self._fresh = read
                 return self.lost_memory
             if verdict is Verdict.START:
                 self.marker = found
@@ -150,6 +162,7 @@ class StoreGuard:
                 await self._lost(found)
             # Claims check the marker themselves from now on: a loss between two checks refuses them.
             self.store.expect_marker(self.marker.id if self.marker else None)
+            self._fresh = read
         return self.lost_memory
 
     def _recent(self, marker: StoreMarker) -> bool:

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from rarewatch.models import (
     VoteKind,
 )
 from rarewatch.store import Store, keys, open_store
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, checking_marker
+from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, StoreMarker, checking_marker
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
@@ -208,6 +209,57 @@ async def test_concurrent_claims_of_one_story_have_one_winner(make_store: MakeSt
     )
     assert sum(results) == 1
     assert len(await first.deliveries()) == 1
+
+
+async def test_claim_many_makes_each_claim_in_order(store: Store) -> None:
+    alerts = [make_alert(n) for n in range(3)]
+    requests = [
+        ClaimRequest(("item:0", "link:0"), alerts[0], ("hook",), remember=("sim:a",)),
+        ClaimRequest(("item:seen",)),  # no alert: only marked seen
+        ClaimRequest(("item:2",), alerts[2], ("hook", "slack"), {"slack": T0 + HOUR}, ("sim:a", "sim:b")),
+    ]
+    assert await store.claim_many(requests, WEEK, T0) == 3
+    assert await store.held(["item:0", "link:0", "item:seen", "item:2", "sim:a", "sim:b"], T0 + SEC) == {
+        "item:0": "alert-0",
+        "link:0": "alert-0",
+        "item:seen": None,
+        "item:2": "alert-2",
+        "sim:a": "alert-0",  # remembered by the first claim of the batch, kept by the later one
+        "sim:b": "alert-2",
+    }
+    assert sorted(a.id for a in await store.recent_alerts()) == ["alert-0", "alert-2"]
+    assert await store.get_alert("alert-2") == alerts[2]
+    assert [(d.alert_id, d.destination, d.digest) for d in await store.deliveries()] == [
+        ("alert-0", "hook", False),
+        ("alert-2", "hook", False),
+        ("alert-2", "slack", True),
+    ]
+    assert await store.claim_many([], WEEK, T0) == 0
+
+
+async def test_claim_many_stops_at_the_first_refused_claim(store: Store) -> None:
+    assert await claim_alert(store, 1)
+    requests = [
+        ClaimRequest(("item:5",), make_alert(5), ("hook",)),
+        ClaimRequest(("item:6", "link:1"), make_alert(6), ("hook",), remember=("sim:x",)),  # link:1 is held
+        ClaimRequest(("item:7",), make_alert(7), ("hook",)),  # free, but after the refused one
+    ]
+    assert await store.claim_many(requests, WEEK, T0) == 1
+    assert await store.held(["item:5", "item:6", "sim:x", "item:7"], T0 + SEC) == {"item:5": "alert-5"}
+    assert await store.get_alert("alert-6") is None
+    assert await store.get_alert("alert-7") is None
+    assert {d.alert_id for d in await store.deliveries()} == {"alert-1", "alert-5"}
+    # A later claim of the same keys in one batch is refused: the earlier one took them.
+    twice = [ClaimRequest(("item:8",)), ClaimRequest(("item:9", "item:8"))]
+    assert await store.claim_many(twice, WEEK, T0) == 1
+    assert await store.held(["item:9"], T0) == {}
+
+
+async def test_claim_many_checks_each_request(store: Store) -> None:
+    with pytest.raises(ValueError, match="key"):
+        await store.claim_many([ClaimRequest(())], WEEK, T0)
+    with pytest.raises(ValueError, match="alert"):
+        await store.claim_many([ClaimRequest(("item:1",), remember=("sim:a",))], WEEK, T0)
 
 
 # --- owners: held() and remember() -------------------------------------------------------------------------
@@ -1241,6 +1293,12 @@ async def test_seen_items_are_kept_once_newest_first(store: Store) -> None:
     assert await store.seen_items(T0 + MIN) == found[:2]  # since is inclusive
     assert await store.seen_items(T0, limit=1) == found[:1]
     assert await store.record_items([], T0 + HOUR) == 0
+
+
+async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:
+    odd = SeenItem(replace(make_alert(4).item, title="half a pair \ud800 稀土 \x00"), T0, "v1", ())
+    assert await store.record_items([odd, seen(5)], T0) == 2
+    assert sorted(await store.seen_items(T0), key=lambda s: s.item.id) == [odd, seen(5)]
 
 
 async def test_seen_items_are_forgotten_after_keep(make_store: MakeStore) -> None:

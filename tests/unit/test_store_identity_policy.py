@@ -176,3 +176,41 @@ async def test_the_operational_alert_follows_the_routes_and_reaches_everyone_whe
             assert sorted(d.destination for d in deliveries) == expected
         finally:
             await store.close()
+
+
+class _CountingStore(SQLiteStore):
+    """A real SQLite store counting marker reads."""
+
+    reads = 0
+
+    async def get_marker(self) -> StoreMarker | None:
+        self.reads += 1
+        return await super().get_marker()
+
+
+async def test_checks_that_wait_for_one_another_share_a_fresh_read(tmp_path: Path) -> None:
+    import asyncio
+
+    store = _CountingStore(tmp_path / "state.db")
+    await store.open()
+    guard = StoreGuard(
+        store, where="sqlite:///state.db", clock=FakeClock(T0), destinations=(), ttl=timedelta(days=7)
+    )
+    try:
+        assert await guard.check() is False
+        store.reads = 0
+        # Twenty polls check at once: the first reads; the others were called while that read was under
+        # way, so the second reads again, and the eighteen after it share that read's verdict.
+        assert await asyncio.gather(*(guard.check() for _ in range(20))) == [False] * 20
+        assert store.reads == 2
+        # A check after those reads have finished reads again (never a verdict older than the call).
+        assert await guard.check() is False and store.reads == 3
+        # A loss between two checks is seen by the next one.
+        other = SQLiteStore(tmp_path / "state.db")
+        await other.open()
+        await other.reset_marker(StoreMarker("cccc", T0))
+        await other.close()
+        assert await asyncio.gather(*(guard.check() for _ in range(5))) == [True] * 5
+        assert store.reads == 5
+    finally:
+        await store.close()

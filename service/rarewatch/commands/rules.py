@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from rarewatch.commands.match_pool import match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -76,6 +77,7 @@ def match_jsonl(
     out: TextIO,
     check: Callable[[Ruleset], None] | None = None,
     cache: RulesetCache | None = None,
+    jobs: int = 1,
 ) -> int:
     """Match JSON Lines items from `infile` against the rules under `paths`; one JSON line out per line in.
 
@@ -84,7 +86,8 @@ def match_jsonl(
     being the line number when the input has none. A line that is not a JSON object gets an `"error"`
     and no matches, and the run goes on; blank lines at the end of the input are ignored. Returns 2
     (message on stderr) when the rules are invalid, else 0. Output is written in batches, and flushed
-    whenever reading the next line could wait. `cache` keeps the compiled pack between runs.
+    whenever reading the next line could wait. `cache` keeps the compiled pack between runs. `jobs` > 1
+    matches in that many worker processes (`match_pool`); the output is the same, in the same order.
     """
     try:
         ruleset = load_checked(paths, check, cache)
@@ -92,17 +95,30 @@ def match_jsonl(
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
+    if jobs > 1:
+        results = match_parallel(ruleset, explain, jobs, infile, batch.input_would_wait)
+        lines = (result for chunk in results for result in chunk)
+    else:
+        lines = (
+            (n, encode_line(ruleset, line, n, explain) if line.strip() else None)
+            for n, line in enumerate(infile, start=1)
+        )
     blanks: list[int] = []  # blank lines are reported only once a later line shows they are not trailing
-    for number, line in enumerate(infile, start=1):
-        if not line.strip():
+    for number, encoded in lines:
+        if encoded is None:
             blanks.append(number)
             continue
         for blank in blanks:
             batch.add(_encode({"id": blank, "matches": [], "error": "empty line"}))
         blanks.clear()
-        batch.add(_encode(_match_line(ruleset, line, number, explain)))
+        batch.add(encoded)
     batch.flush()
     return 0
+
+
+def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
+    """The output line for input line `number` (not blank)."""
+    return _encode(_match_line(ruleset, line, number, explain))
 
 
 class _Batch:
@@ -118,6 +134,10 @@ class _Batch:
         self._out = out
         self._lines: list[str] = []
         self._input_fd = _waitable_fd(infile)
+
+    def input_would_wait(self) -> bool:
+        """Whether reading the next input line could wait (never for a regular file)."""
+        return self._input_fd is not None and _would_wait(self._input_fd)
 
     def add(self, line: str) -> None:
         self._lines.append(line)

@@ -29,10 +29,12 @@ from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence,
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.base import (
+    ClaimRequest,
     ItemRetention,
     OutboxStats,
     StoreMarker,
     by_creation,
+    claim_in_turn,
     expired,
     task_marker,
 )
@@ -269,6 +271,10 @@ class RedisStore:
             f"{task_marker(self._expected_marker)} is gone or replaced): {what}; the next check marks what "
             "the sources list as seen"
         )
+
+    async def claim_many(self, requests: Sequence[ClaimRequest], ttl: timedelta, now: datetime) -> int:
+        """One claim script after another (each is one round trip already); see `Store.claim_many`."""
+        return await claim_in_turn(self, requests, ttl, now)
 
     def expect_marker(self, marker_id: str | None) -> None:
         """Make every alert claim and source-state write check, in its script, that the identity marker is

@@ -18,12 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
-from rarewatch.store.base import ItemRetention, OutboxStats, StoreMarker, expired
+from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, StoreMarker, expired
 from rarewatch.store.base import by_creation as _by_creation
 
 T = TypeVar("T")
@@ -39,6 +41,8 @@ _PENDING, _DELIVERED, _DEAD = (s.value for s in DeliveryStatus)
 Held = tuple[int, str | None]  # a held key's expiry (us) and owner
 # An alert to record: id, created (us), JSON, and per destination (name, first attempt (us), digest flag).
 _Record = tuple[str, int, str, list[tuple[str, int, int]]]
+# One prepared claim: its keys, their owner, the alert to record (None: only mark seen), keys to remember.
+_Claim = tuple[list[str], str | None, _Record | None, list[str]]
 
 
 class SQLiteStore:
@@ -209,55 +213,77 @@ class SQLiteStore:
         if remember and alert is None:
             raise ValueError("claim can only remember keys for an alert")
         now_us, ttl_us = k.to_us(now), k.ttl_ms(ttl) * 1000
-        unique = list(dict.fromkeys(keys))
-        if self._held.any_held(unique, now_us):
-            return False  # most claims are repeats (every poll re-reads the feed): no thread hop, no I/O
-        expires = now_us + ttl_us
+        request = ClaimRequest(tuple(keys), alert, tuple(destinations), held_until, tuple(remember))
+        return await self._claim_batch([request], now_us, now_us + ttl_us) == 1
+
+    async def claim_many(self, requests: Sequence[ClaimRequest], ttl: timedelta, now: datetime) -> int:
+        """Make `requests` in order in one transaction, stopping at the first that fails; see
+        `Store.claim_many`. One worker round trip for a whole fetch's admissions."""
+        for request in requests:
+            if not request.keys:
+                raise ValueError("claim needs at least one key")
+            if request.remember and request.alert is None:
+                raise ValueError("claim can only remember keys for an alert")
+        now_us, ttl_us = k.to_us(now), k.ttl_ms(ttl) * 1000
+        return await self._claim_batch(requests, now_us, now_us + ttl_us)
+
+    async def _claim_batch(self, requests: Sequence[ClaimRequest], now_us: int, expires: int) -> int:
+        """Prepare each claim (in memory), make them on the worker thread, and remember what they hold."""
+        batch: list[_Claim] = []
+        for request in requests:
+            unique = list(dict.fromkeys(request.keys))
+            if self._held.any_held(unique, now_us):
+                break  # most claims are repeats (every poll re-reads the feed): no thread hop, no I/O
+            batch.append(self._prepare(request, unique, now_us))
+        if not batch:
+            return 0
+        made, entries = await self._run(partial(self._claim, batch, expires, now_us))
+        self._held.add(entries, now_us)
+        return made
+
+    def _prepare(self, request: ClaimRequest, unique: list[str], now_us: int) -> _Claim:
+        """One claim's rows: its keys, its owner, its alert record and the remembered keys to check."""
         # Remembered keys already known held keep their owner: only the others are checked in the file.
-        known = self._held.owners(list(dict.fromkeys(remember)), now_us)
-        extra = [key for key in dict.fromkeys(remember) if key not in known and key not in unique]
-        owner: str | None = None
-        record: _Record | None = None
-        if alert is not None:
-            owner, hold = alert.id, held_until or {}
-            dests = [
-                (dest, k.to_us(hold[dest]), 1) if dest in hold else (dest, now_us, 0)
-                for dest in dict.fromkeys(destinations)
-            ]
-            record = (alert.id, k.to_us(alert.created), json.dumps(alert.to_dict()), dests)
-        claim = partial(self._claim, unique, expires, owner, now_us, record, extra)
-        claimed, entries = await self._run(claim)
-        self._held.add({**dict.fromkeys(unique, (expires, owner)), **entries} if claimed else entries, now_us)
-        return claimed
+        remember = list(dict.fromkeys(request.remember))
+        known = self._held.owners(remember, now_us)
+        extra = [key for key in remember if key not in known and key not in unique]
+        alert = request.alert
+        if alert is None:
+            return unique, None, None, extra
+        hold = request.held_until or {}
+        dests = [
+            (dest, k.to_us(hold[dest]), 1) if dest in hold else (dest, now_us, 0)
+            for dest in dict.fromkeys(request.destinations)
+        ]
+        return unique, alert.id, (alert.id, k.to_us(alert.created), json.dumps(alert.to_dict()), dests), extra
 
     def _claim(
-        self,
-        keys: list[str],
-        expires: int,
-        owner: str | None,
-        now_us: int,
-        record: _Record | None,
-        remember: list[str],
-        conn: sqlite3.Connection,
-    ) -> tuple[bool, dict[str, Held]]:
-        """Claim on the worker thread. Returns (True, each remembered key's entry) when claimed, else
-        (False, the held keys with expiry and owner)."""
+        self, batch: list[_Claim], expires: int, now_us: int, conn: sqlite3.Connection
+    ) -> tuple[int, dict[str, Held]]:
+        """Claim on the worker thread, in one transaction, up to the first claim that finds a key held.
+        Returns how many were made and the entries now known held (claimed, remembered, or found held)."""
+        made, known = 0, dict[str, Held]()
+        sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
         with _immediate(conn):
-            held = _held_rows(keys, now_us, conn)
-            if held:
-                return False, held
-            sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
-            conn.executemany(sql, [(key, expires, owner) for key in keys])
-            entries = _remember_rows(remember, (expires, owner), now_us, conn) if remember else {}
-            if record is not None:
-                _record_alert(conn, *record, now_us)
-        if now_us >= self._next_cleanup_us:
+            for keys, owner, record, remember in batch:
+                held = _held_rows(keys, now_us, conn)
+                if held:
+                    known.update(held)
+                    break
+                conn.executemany(sql, [(key, expires, owner) for key in keys])
+                known.update(dict.fromkeys(keys, (expires, owner)))
+                if remember:
+                    known.update(_remember_rows(remember, (expires, owner), now_us, conn))
+                if record is not None:
+                    _record_alert(conn, *record, now_us)
+                made += 1
+        if made and now_us >= self._next_cleanup_us:
             self._next_cleanup_us = now_us + self._cleanup_interval_us
             try:
                 _cleanup(conn, now_us, self._history_limit)
-            except sqlite3.Error as exc:  # the claim is committed: report it, and clean up next time
+            except sqlite3.Error as exc:  # the claims are committed: report it, and clean up next time
                 log.warning("SQLite store %s: cleanup of expired claims failed: %s", self.path, exc)
-        return True, entries
+        return made, known
 
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
         """The keys among `keys` held at `now` (claimed or remembered), with their owners, in `keys` order."""
@@ -349,7 +375,7 @@ class SQLiteStore:
         """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
         if not items or self._items.max <= 0:
             return 0
-        rows = [(s.item.id, k.to_us(s.fetched), json.dumps(s.to_dict())) for s in items]
+        rows = [(s.item.id, k.to_us(s.fetched), _dumps(s.to_dict())) for s in items]
         return await self._run(partial(self._record_items, rows, k.to_us(now)))
 
     def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
@@ -710,6 +736,15 @@ def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connec
             " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
             (limit,),
         )
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """JSON text through orjson (a fetch's seen items are a large part of a cold cycle's writes), or the
+    standard library for what orjson refuses (a lone surrogate in text from a JSON source)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(data)
 
 
 def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> Any:

@@ -124,3 +124,29 @@ def test_match_jsonl_exits_2_on_invalid_rules(
     assert match_jsonl([path], False, io.StringIO("{}\n"), out) == 2
     assert out.getvalue() == ""
     assert str(path) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
+    write_rules: RuleWriter, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    from rarewatch.commands import match_pool
+
+    monkeypatch.setattr(match_pool, "CHUNK", 7)  # many chunks, so their order matters
+    rules = write_rules(GOOD)
+    titles = ["Rare-earth export licences tightened", "Software export licence", "", "weather"]
+    lines = "".join(
+        "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
+        for n in range(199)
+    )
+    lines += "\n\n"  # trailing blank lines: no output, as with one process
+    outs = []
+    for j in (1, jobs):
+        out = io.StringIO()
+        assert match_jsonl([rules], False, io.StringIO(lines), out, jobs=j) == 0
+        outs.append(out.getvalue())
+    assert outs[1] == outs[0]
+    ids = [json.loads(line)["id"] for line in outs[0].splitlines()]
+    assert ids == list(range(1, 200)), "one line out per line in, in order"
+    fired = sum(n % 4 == 0 and n % 11 != 5 and n % 13 != 4 for n in range(199))
+    assert sum('"lic"' in line for line in outs[0].splitlines()) == fired
