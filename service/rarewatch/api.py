@@ -69,8 +69,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def sources(request: web.Request) -> web.Response:
-    """Each source's health: last success, last error, consecutive failures, backoff."""
+    """Each source's health: last success, last error, consecutive failures, backoff, next run."""
     runtime = request.app[RUNTIME]
+    poller = request.app.get(POLLER)
     out = []
     for polled in runtime.sources:
         try:
@@ -80,6 +81,9 @@ async def sources(request: web.Request) -> web.Response:
         entry = {"name": polled.source.name, "interval_seconds": polled.interval.total_seconds()}
         entry.update(state.to_dict() if state else {"never_polled": True})
         entry.pop("extra", None)
+        when = poller.next_run(polled.source.name) if poller is not None else None
+        if when is not None:
+            entry["next_run"] = when.isoformat()
         out.append(SourceView.model_validate(entry))
     # Unset fields left out: a source never polled is {name, interval_seconds, never_polled}, as before.
     return json_body(SourcesResponse(sources=out), exclude_unset=True)
@@ -200,12 +204,20 @@ async def poll_source(request: web.Request) -> web.Response:
     )
 
 
+async def moved(request: web.Request) -> web.Response:
+    """`GET /sources` and `/alerts`, the paths of earlier releases: a permanent redirect (308) to their
+    `/api/v1/` home, with the query string kept, so old scripts and bookmarks keep working."""
+    raise web.HTTPPermanentRedirect(location=f"/api/v1{request.raw_path}")
+
+
 def add_routes(app: web.Application) -> None:
     """The API's routes, and its middlewares: JSON errors (outermost), then the read guard."""
     app.middlewares.extend([json_errors, guard_reads])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/sources", sources)
     app.router.add_get("/api/v1/alerts", alerts)
+    app.router.add_get("/sources", moved)
+    app.router.add_get("/alerts", moved)
     app.router.add_post("/-/reload", reload)
     app.router.add_post("/api/v1/sources/{name}/poll", poll_source)
     api_rules.add_routes(app)

@@ -46,6 +46,9 @@ class SourceView(_Response):
     last_error: str | None = None
     consecutive_failures: int | None = None
     not_before: str | None = Field(None, description="Backoff or Retry-After: no fetch before this time.")
+    next_run: str | None = Field(
+        None, description="When the scheduler polls this source next (RFC 3339); absent when not scheduled."
+    )
     initialized: bool | None = None
     health: SourceHealthView | None = None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -73,6 +73,13 @@ class Poller:
             )
         self.scheduler.start()
         self.workers.start()
+
+    def next_run(self, name: str) -> datetime | None:
+        """When the scheduler runs source `name` next (None: not scheduled, or the scheduler not started).
+        With several replicas, the poll at that time fetches only if this replica holds the lease."""
+        job = self.scheduler.get_job(f"source:{name}")
+        when = getattr(job, "next_run_time", None) if job is not None else None
+        return when if isinstance(when, datetime) else None
 
     async def stop(self) -> None:
         """Stop scheduling, cancel the polls in flight and wait for them to end before the store closes;

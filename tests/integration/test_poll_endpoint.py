@@ -7,6 +7,7 @@ real local feed server that can be told to fail.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,30 @@ async def test_a_source_is_polled_now_past_its_backoff(tmp_path: Path) -> None:
             assert status == 200
             assert (body["source"], body["result"], body["items"], body["error"]) == ("wire", "ok", 1, None)
             assert feeds.hits["/wire.xml"] == 3
+
+
+async def test_sources_say_when_each_is_polled_next_and_old_paths_redirect(tmp_path: Path) -> None:
+    async with feed_server() as feeds:
+        feeds.feeds["/wire.xml"] = rss([STORY])
+        async with (
+            served(build_web_app(settings(tmp_path, feeds))) as base,
+            aiohttp.ClientSession() as session,
+        ):
+            for _ in range(100):  # the poll at start
+                if feeds.hits["/wire.xml"]:
+                    break
+                await asyncio.sleep(0.05)
+            async with session.get(f"{base}/api/v1/sources") as resp:
+                [wire] = (await resp.json())["sources"]
+            async with session.get(f"{base}/alerts?limit=2", allow_redirects=False) as moved_alerts:
+                alerts_location = moved_alerts.headers["Location"]
+            async with session.get(f"{base}/sources", allow_redirects=False) as moved_sources:
+                sources_status = moved_sources.status
+            async with session.get(f"{base}/sources") as followed:
+                followed_body = await followed.json()
+    # The next run is the scheduler's: the hourly interval (with its 10 % jitter) after the poll at start.
+    next_run = datetime.fromisoformat(wire["next_run"])
+    ahead = next_run - datetime.fromisoformat(wire["last_attempt"])
+    assert timedelta(minutes=50) < ahead < timedelta(minutes=70)
+    assert (moved_alerts.status, alerts_location) == (308, "/api/v1/alerts?limit=2")
+    assert sources_status == 308 and followed_body["sources"][0]["name"] == "wire"
