@@ -36,6 +36,7 @@ from rarewatch.delivery.registry import DestinationConfig
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
+from rarewatch.policies.retention import DEFAULT_KEEP_DEAD, DEFAULT_KEEP_DELIVERED
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.sources.registry import SourceConfig
@@ -121,6 +122,14 @@ class HttpConfig(Strict):
     header_timeout: PositiveDuration = timedelta(seconds=10)
 
 
+class OutboxRetentionConfig(Strict):
+    """How long finished delivery records are kept after their creation (`rarewatch.policies.retention`):
+    then they, and the alerts only they kept beyond the history, are forgotten. Pending ones never are."""
+
+    delivered: PositiveDuration = DEFAULT_KEEP_DELIVERED
+    dead: PositiveDuration = DEFAULT_KEEP_DEAD
+
+
 class OutboxConfig(Strict):
     max_age: Duration = timedelta(hours=72)  # then a delivery is dead-lettered
     batch: int = Field(default=100, gt=0)  # deliveries per pass of one destination
@@ -128,6 +137,7 @@ class OutboxConfig(Strict):
     breaker_threshold: int = Field(default=10, ge=0)  # failures in a row that open a circuit; 0: never
     breaker_cooldown: Duration = timedelta(seconds=10)  # open this long before one probe
     breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
+    retention: OutboxRetentionConfig = Field(default_factory=OutboxRetentionConfig)
 
 
 class SourceHealthConfig(Strict):
