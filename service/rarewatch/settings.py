@@ -32,7 +32,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from rarewatch.configtypes import Duration, EnvSecret, PositiveDuration, Strict
 from rarewatch.delivery import console, webhook
+from rarewatch.delivery.outbox import STORM_WINDOW
 from rarewatch.delivery.registry import DestinationConfig
+from rarewatch.durations import format_duration
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
@@ -138,6 +140,20 @@ class OutboxConfig(Strict):
     breaker_cooldown: Duration = timedelta(seconds=10)  # open this long before one probe
     breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
     retention: OutboxRetentionConfig = Field(default_factory=OutboxRetentionConfig)
+
+    @model_validator(mode="after")
+    def _retention_outlasts_the_storm_guard(self) -> OutboxConfig:
+        # A delivery can be made as late as `max_age` after its creation, and the storm guard
+        # (`max_alerts_per_hour`) counts delivered records of the last STORM_WINDOW: forgetting one sooner
+        # would let a storm through.
+        least = self.max_age + STORM_WINDOW
+        if self.retention.delivered <= least:
+            raise ValueError(
+                f"retention.delivered ({format_duration(self.retention.delivered)}) must be longer than "
+                f"max_age + {format_duration(STORM_WINDOW)} ({format_duration(least)}), so every "
+                "delivery still counts for max_alerts_per_hour"
+            )
+        return self
 
 
 class SourceHealthConfig(Strict):

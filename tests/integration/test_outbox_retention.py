@@ -25,7 +25,7 @@ async def test_the_poller_sweeps_records_past_their_retention(tmp_path: Path) ->
         rules=[str(tmp_path / "rules.yaml")],
         destinations=[{"name": "hook", "type": "console"}],
         routes=[{"to": ["hook"]}],
-        outbox={"retention": {"delivered": "1d", "dead": "2d"}},
+        outbox={"max_age": "1h", "retention": {"delivered": "1d", "dead": "2d"}},
         config_dir=tmp_path,
     )
     async with open_runtime(settings) as runtime:

@@ -332,3 +332,12 @@ def test_outbox_retention_is_validated_with_file_and_line(
         load_settings(write(tmp_path, text))
     assert info.value.line == line
     assert info.value.file is not None and info.value.file.endswith("rarewatch.yaml")
+
+
+def test_delivered_retention_must_outlast_max_age_and_the_storm_window(tmp_path: Path) -> None:
+    text = "outbox:\n  max_age: 72h\n  retention: {delivered: 73h}\n"
+    with pytest.raises(ConfigError, match=r"retention.delivered \(3d1h\) must be longer") as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.line == 1
+    text = "outbox:\n  max_age: 72h\n  retention: {delivered: 74h}\n"
+    assert load_settings(write(tmp_path, text)).outbox.retention.delivered == timedelta(hours=74)
