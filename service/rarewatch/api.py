@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rarewatch import api_openapi, api_outbox, api_rules
+from rarewatch import (
+    api_backtest,
+    api_feedback,
+    api_items,
+    api_openapi,
+    api_outbox,
+    api_rules,
+    api_silences,
+)
 from rarewatch.api_base import (
     LIFECYCLE,
     POLLER,
@@ -202,4 +210,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/sources/{name}/poll", poll_source)
     api_rules.add_routes(app)
     api_outbox.add_routes(app)
+    api_feedback.add_routes(app)
+    api_silences.add_routes(app)
+    api_items.add_routes(app)
+    api_backtest.add_routes(app)
     api_openapi.add_routes(app)

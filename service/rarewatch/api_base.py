@@ -102,11 +102,15 @@ def bearer_matches(request: web.Request, token: str) -> bool:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+READ_POSTS = frozenset({f"{API_PREFIX}match", f"{API_PREFIX}backtest"})  # compute, store nothing
+
+
 def is_read(request: web.Request) -> bool:
-    """A read of the API: any GET or HEAD under `/api/v1/`, and `POST /api/v1/match` (matches only)."""
+    """A read of the API: any GET or HEAD under `/api/v1/`, and the POSTs that only compute
+    (`POST /api/v1/match`, `POST /api/v1/backtest`)."""
     if not request.path.startswith(API_PREFIX):
         return False
-    return request.method in ("GET", "HEAD") or request.path == f"{API_PREFIX}match"
+    return request.method in ("GET", "HEAD") or request.path in READ_POSTS
 
 
 @web.middleware

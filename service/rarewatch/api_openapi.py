@@ -15,7 +15,10 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 from rarewatch import __version__
-from rarewatch.api_models import MODELS, MatchRequest
+from rarewatch.api_backtest import BACKTEST_MAX_BYTES, YAML_TYPES
+from rarewatch.api_feedback import FEEDBACK_MAX_BYTES
+from rarewatch.api_items import Q_MAX
+from rarewatch.api_models import MODELS, BacktestRequest, FeedbackRequest, MatchRequest, SilenceRequest
 from rarewatch.api_outbox import OUTBOX_MAX
 from rarewatch.api_query import ALERTS_MAX
 from rarewatch.api_rules import MATCH_MAX_BYTES
@@ -27,11 +30,15 @@ _ERRORS = {
     400: "A parameter or body that is not valid",
     401: "A token is needed (`WWW-Authenticate` says which scheme)",
     403: "Disabled (no http.token nor http.enable_lifecycle), or a cross-site request",
-    404: "No such source or destination, or nothing to retry",
-    413: f"The body is larger than {MATCH_MAX_BYTES // 1024} KiB",
+    404: "No such source, destination, alert or silence, or nothing to retry",
+    413: (
+        f"The body is larger than the operation takes (match: {MATCH_MAX_BYTES // 1024} KiB, "
+        f"feedback: {FEEDBACK_MAX_BYTES // 1024} KiB, backtest: {BACKTEST_MAX_BYTES // 1024} KiB)"
+    ),
     415: "A body of another content type",
     503: "The store does not answer, or the scheduler is not running",
 }
+_REQUESTS = (MatchRequest, SilenceRequest, BacktestRequest, FeedbackRequest)
 _READ = (400, 401, 503)
 _WRITE = (401, 403, 415, 503)
 
@@ -39,7 +46,7 @@ _WRITE = (401, 403, 415, 503)
 @functools.cache
 def document() -> dict[str, Any]:
     """The whole document (built once: the models do not change while the process runs)."""
-    modes = [(m, "validation" if m is MatchRequest else "serialization") for m in MODELS]
+    modes = [(m, "validation" if m in _REQUESTS else "serialization") for m in MODELS]
     _, defs = models_json_schema(modes, ref_template=_REF)  # type: ignore[arg-type]
     return {
         "openapi": "3.1.0",
@@ -92,6 +99,27 @@ def _paths() -> dict[str, Any]:
                 [_path("alert_id"), _query("destination", {"type": "string"}, "Only to this destination")],
             )
         },
+        "/api/v1/alerts/{alert_id}/feedback": {"post": _feedback_op()},
+        "/api/v1/silences": {
+            "get": _op(
+                "silences",
+                "Active and pending silences",
+                "SilencesResponse",
+                _READ,
+                [_query("all", {"type": "boolean", "default": False}, "The ended ones too")],
+            ),
+            "post": _body_op(
+                _op("createSilence", "Add a silence", "SilenceView", (400, 401, 403, 413, 415, 503), ok=201),
+                "SilenceRequest",
+            ),
+        },
+        "/api/v1/silences/{id}/expire": {
+            "post": _op("expireSilence", "End a silence now", "SilenceView", (*_WRITE, 404), [_path("id")])
+        },
+        "/api/v1/items": {
+            "get": _op("items", "Kept items, matched or not", "ItemsResponse", _READ, _item_params())
+        },
+        "/api/v1/backtest": {"post": _backtest_op()},
         "/api/v1/sources/{name}/poll": {
             "post": _op(
                 "pollSource",
@@ -118,13 +146,22 @@ def _paths() -> dict[str, Any]:
 
 
 def _op(
-    op_id: str, summary: str, model: str, errors: tuple[int, ...], params: list[dict[str, Any]] | None = None
+    op_id: str,
+    summary: str,
+    model: str,
+    errors: tuple[int, ...],
+    params: list[dict[str, Any]] | None = None,
+    *,
+    ok: int = 200,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": _ref(model)}}}},
+            str(ok): {
+                "description": "OK",
+                "content": {"application/json": {"schema": {"$ref": _ref(model)}}},
+            },
             **_error_responses(errors),
         },
     }
@@ -149,6 +186,59 @@ def _match_op() -> dict[str, Any]:
         },
     }
     return op
+
+
+def _feedback_op() -> dict[str, Any]:
+    op = _op(
+        "alertFeedback",
+        "Record a reader's vote on an alert (one per voter, the last wins), as the Slack buttons do",
+        "FeedbackResponse",
+        (*_WRITE, 400, 404, 413),
+        [_path("alert_id")],
+    )
+    return _body_op(op, "FeedbackRequest")
+
+
+def _body_op(op: dict[str, Any], model: str) -> dict[str, Any]:
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": _ref(model)}}}}
+    return op
+
+
+def _backtest_op() -> dict[str, Any]:
+    op = _op(
+        "backtest",
+        "Replay the kept items through the rules in use with one file changed (nothing is stored)",
+        "BacktestResponse",
+        (401, 413, 415, 503),
+        [
+            _query("file", {"type": "string"}, "With a YAML body: the file name (default backtest.yaml)"),
+            _query("since", {"type": "string"}, "With a YAML body: items fetched within (default 30d)"),
+        ],
+    )
+    bad = {"application/json": {"schema": {"$ref": _ref("RuleErrorResponse")}}}
+    op["responses"]["400"] = {
+        "description": "A bad request, or a rule file that is not valid",
+        "content": bad,
+    }
+    yaml = {"schema": {"type": "string"}}
+    op["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": _ref("BacktestRequest")}},
+            **{t: yaml for t in YAML_TYPES[:1]},
+        },
+    }
+    return op
+
+
+def _item_params() -> list[dict[str, Any]]:
+    return [
+        _query("limit", {"type": "integer", "minimum": 1, "default": 50}, f"At most {ALERTS_MAX} are listed"),
+        _query("matched", {"type": "boolean"}, "Only items that fired a rule (true) or fired none (false)"),
+        _query("q", {"type": "string", "maxLength": Q_MAX}, "Text in the title, summary or link (any case)"),
+        _query("source", {"type": "string", "minLength": 1}, "Items from this source"),
+        _query("cursor", {"type": "string"}, "The `next_cursor` of the previous page"),
+    ]
 
 
 def _alert_params() -> list[dict[str, Any]]:

@@ -108,7 +108,12 @@ def select(alerts: Sequence[Alert], query: AlertQuery) -> Iterator[Alert]:
 
 def encode_cursor(alert: Alert) -> str:
     """An opaque cursor pointing just past `alert`."""
-    raw = json.dumps([alert.created.isoformat(), alert.id], separators=(",", ":")).encode()
+    return encode_position(alert.created, alert.id)
+
+
+def encode_position(moment: datetime, key: str) -> str:
+    """An opaque cursor pointing just past the entry at (`moment`, `key`) of a newest-first listing."""
+    raw = json.dumps([moment.isoformat(), key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -124,6 +129,16 @@ def decode_cursor(cursor: str) -> Position:
 
 def _order(alert: Alert) -> tuple[datetime, str]:
     return (alert.created, alert.id)
+
+
+def parse_limit(value: str | None) -> int:
+    """`?limit=`: a whole number from 1 (default `ALERTS_DEFAULT`, at most `ALERTS_MAX`); `QueryError`."""
+    return _limit(value)
+
+
+def parse_flag(query: Mapping[str, str], name: str) -> bool:
+    """`?name=true|false` (default false); `QueryError` for anything else."""
+    return _flag(query, name)
 
 
 def _limit(value: str | None) -> int:

@@ -97,7 +97,7 @@ def _item(content_type: str, body: bytes, charset: str | None) -> MatchRequest:
         try:
             return MatchRequest.model_validate_json(body)
         except ValidationError as exc:
-            raise web.HTTPBadRequest(text=f"not an item: {_problems(exc)}") from None
+            raise web.HTTPBadRequest(text=f"not an item: {problems(exc)}") from None
     if content_type == "text/plain":
         try:
             text = body.decode(charset or "utf-8")
@@ -108,7 +108,7 @@ def _item(content_type: str, body: bytes, charset: str | None) -> MatchRequest:
     raise web.HTTPUnsupportedMediaType(text="send application/json (an item) or text/plain")
 
 
-def _problems(exc: ValidationError) -> str:
+def problems(exc: ValidationError) -> str:
     """pydantic's errors, one line: where and what, without its documentation links."""
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from watchfiles import Change, awatch
 
-from rarewatch import __version__, health
+from rarewatch import __version__, dashboard, health, slack_interactions
 from rarewatch.api import LIFECYCLE, POLLER, RUNTIME, Lifecycle, add_routes
 from rarewatch.clock import Clock
 from rarewatch.errors import ConfigError, RuleError
@@ -88,7 +88,24 @@ def build_web_app(settings: Settings, *, clock: Clock | None = None) -> web.Appl
     app.cleanup_ctx.append(reload_ctx)
     add_routes(app)
     health.add_routes(app)
+    secret = settings.slack.signing_secret
+    slack_interactions.add_routes(app, secret.get_secret_value() if secret is not None else None)
+    _warn_unanswered_buttons(settings)
+    dashboard.add_routes(app)
     return app
+
+
+def _warn_unanswered_buttons(settings: Settings) -> None:
+    """Feedback buttons whose clicks this process cannot take: say so once, at start."""
+    if settings.slack.signing_secret is not None:
+        return
+    names = [d.name for d in settings.destinations if getattr(d, "feedback_buttons", False)]
+    if names:
+        log.warning(
+            "slack destination(s) %s show feedback buttons, but slack.signing_secret is not set: clicks are "
+            "not recorded here (set it, or feedback_buttons: false)",
+            ", ".join(names),
+        )
 
 
 async def _reload_and_log(runtime: Runtime) -> None:

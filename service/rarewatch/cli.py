@@ -97,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--since", default="30d", metavar="DURATION", help="items fetched within (30d)")
     backtest.add_argument("--json", action="store_true", help="one JSON object instead of the text report")
 
+    feedback = sub.add_parser("feedback", help="readers' votes on alerts (Slack buttons, the API)")
+    feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True, metavar="SUBCOMMAND")
+    export = with_config(
+        feedback_sub.add_parser("export", help="the votes as labelled JSON Lines for `rarewatch eval`")
+    )
+    export.add_argument("--since", default="30d", metavar="DURATION", help="votes cast within (30d)")
+    export.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write here (default: standard output)"
+    )
     silence = sub.add_parser("silence", help="mute a rule, source, category, material or story for a while")
     silence_sub = silence.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
     add = with_config(silence_sub.add_parser("add", help="add a silence (every matcher given must fit)"))
@@ -236,6 +245,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(backtest(settings, args.rules, since, sys.stdout, as_json=args.json))
     if args.command == "silence":
         return _silence(settings, args)
+    if args.command == "feedback":
+        from rarewatch.commands.feedback import feedback_export
+
+        since = _positive_duration("--since", args.since)
+        return asyncio.run(feedback_export(settings, since, args.output, sys.stdout, sys.stderr))
     if args.command == "outbox":
         from rarewatch.commands.service import outbox_command
 

@@ -26,6 +26,10 @@ in `labels` and not predicted; a false positive when C is predicted and in neith
 A predicted C that is only in `also` counts as neither. A negative "alerts" when it has any predicted
 category outside its `also`.
 
+Per rule (`rule_false_positives`): the items each rule fired on with a category in neither `labels` nor
+`also`, negatives first. On a set exported from readers' votes (`rarewatch feedback export`) these are
+the rules behind the "not relevant" votes.
+
 The confusion table counts items by required category (rows, `(negative)` for an item without labels)
 and predicted category (columns, `(none)` when nothing is predicted). An item counts once in every
 cell of its required x predicted pairs, so an export-licensing item predicted trade-restrictions shows
@@ -356,6 +360,56 @@ def _ordered(categories: Iterable[str]) -> list[str]:
     """Known categories in their fixed order, then any other predicted category alphabetically."""
     extra = sorted(set(categories) - set(CATEGORIES))
     return [*CATEGORIES, *extra]
+
+
+# --------------------------------------------------------------------------- per rule
+
+RuleFirer = Callable[[LabelledItem], Iterable[tuple[str, str]]]
+"""The (rule id, category) of every rule that fires on an item."""
+_RULE_IDS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class RuleFalsePositives:
+    """One rule's false positives: the items it fired on with a category they neither require nor allow
+    (`items`, negatives first), and how many of those are negatives."""
+
+    rule: str
+    category: str
+    items: tuple[str, ...]
+    negatives: int
+
+
+def rule_false_positives(items: Sequence[LabelledItem], fire: RuleFirer) -> list[RuleFalsePositives]:
+    """Each rule that raised a false positive, most first (then by rule id)."""
+    found: dict[tuple[str, str], list[LabelledItem]] = {}
+    for item in items:
+        for rule, category in dict.fromkeys(fire(item)):
+            if category not in item.labels and category not in item.also:
+                found.setdefault((rule, category), []).append(item)
+    rows = []
+    for (rule, category), wrong in found.items():
+        ordered = sorted(wrong, key=lambda i: not i.is_negative)  # stable: file order within each group
+        negatives = sum(1 for i in wrong if i.is_negative)
+        rows.append(RuleFalsePositives(rule, category, tuple(i.id for i in ordered), negatives))
+    return sorted(rows, key=lambda r: (-len(r.items), r.rule, r.category))
+
+
+def format_rule_false_positives(rows: Sequence[RuleFalsePositives]) -> list[str]:
+    """The per-rule section of the report: each rule, its count, and the first item ids."""
+    if not rows:
+        return ["rules firing outside the labels: none"]
+    lines = [
+        "rules firing outside the labels (false positives; negatives, e.g. 'not relevant' votes, first):"
+    ]
+    for row in rows:
+        shown = ", ".join(row.items[:_RULE_IDS_SHOWN])
+        more = f", … {len(row.items) - _RULE_IDS_SHOWN} more" if len(row.items) > _RULE_IDS_SHOWN else ""
+        lines.append(
+            f"  {row.rule} [{row.category}]: {len(row.items)} ({row.negatives} negative"
+            f"{'s' if row.negatives != 1 else ''}): {shown}{more}"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- report

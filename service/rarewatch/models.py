@@ -442,3 +442,45 @@ class Silence:
             author=str(data.get("author", "")),
             created=datetime.fromisoformat(data["created"]),
         )
+
+
+class VoteKind(enum.StrEnum):
+    """A reader's verdict on an alert (the Slack buttons, `POST /api/v1/alerts/{id}/feedback`)."""
+
+    RELEVANT = "relevant"
+    NOT_RELEVANT = "not_relevant"
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One reader's feedback on one alert: `who` is the voter's stable identity (`slack:<user id>` for a
+    Slack button, the caller's `who` through the API), `name` how to show them, `via` where the vote came
+    from (`slack` or `api`). A store keeps one vote per (alert, who): a later one replaces it."""
+
+    alert_id: str
+    who: str
+    vote: VoteKind
+    at: datetime
+    name: str = ""
+    via: str = "api"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "who": self.who,
+            "vote": self.vote.value,
+            "at": self.at.isoformat(),
+            "name": self.name,
+            "via": self.via,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Vote:
+        return cls(
+            alert_id=str(data["alert_id"]),
+            who=str(data["who"]),
+            vote=VoteKind(data["vote"]),
+            at=datetime.fromisoformat(data["at"]),
+            name=str(data.get("name", "")),
+            via=str(data.get("via", "api")),
+        )

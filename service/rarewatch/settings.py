@@ -132,6 +132,14 @@ class OutboxRetentionConfig(Strict):
     dead: PositiveDuration = DEFAULT_KEEP_DEAD
 
 
+class SlackAppConfig(Strict):
+    """The Slack app whose interactivity URL `rarewatch run` serves (`POST /slack/interactions`): the
+    feedback buttons' clicks. Without a signing secret the URL is not served."""
+
+    # The app's Signing Secret (Basic Information page); "${SLACK_SIGNING_SECRET}" reads the environment.
+    signing_secret: EnvSecret | None = None
+
+
 class OutboxConfig(Strict):
     max_age: Duration = timedelta(hours=72)  # then a delivery is dead-lettered
     batch: int = Field(default=100, gt=0)  # deliveries per pass of one destination
@@ -227,6 +235,7 @@ class Settings(BaseSettings):
     dedup_window: Duration = timedelta(days=30)
     store_items: StoreItemsConfig = Field(default_factory=StoreItemsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    slack: SlackAppConfig = Field(default_factory=SlackAppConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)

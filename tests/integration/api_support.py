@@ -23,12 +23,12 @@ WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def api_settings(tmp_path: Path, **http: Any) -> Settings:
+def api_settings(tmp_path: Path, store: str | None = None, **http: Any) -> Settings:
     rules = tmp_path / "rules"
     rules.mkdir(exist_ok=True)
     (rules / "test.yaml").write_text(TEST_RULES, encoding="utf-8")
     return Settings(
-        store=f"sqlite:///{tmp_path / 'state.db'}",
+        store=store or f"sqlite:///{tmp_path / 'state.db'}",
         rules=[str(rules)],
         # Port 9 (discard) on 127.0.0.1: refused at once, and polled only at start (interval 1h).
         sources=[{"name": "wire", "type": "feed", "url": "http://127.0.0.1:9/feed.xml", "interval": "1h"}],  # type: ignore[list-item]

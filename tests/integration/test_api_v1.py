@@ -29,7 +29,15 @@ from tests.integration.api_support import (
 from tests.integration.test_api_guard import served
 from tests.support import TEST_RULES
 
-READS = ["/api/v1/sources", "/api/v1/alerts", "/api/v1/rules", "/api/v1/outbox", "/api/v1/openapi.json"]
+READS = [
+    "/api/v1/sources",
+    "/api/v1/alerts",
+    "/api/v1/rules",
+    "/api/v1/outbox",
+    "/api/v1/openapi.json",
+    "/api/v1/silences",
+    "/api/v1/items",
+]
 
 
 @pytest.mark.parametrize("path", READS)

@@ -18,7 +18,7 @@ from tests.integration.api_support import READ, READ_TOKEN, WRITE_TOKEN, alert, 
 from tests.integration.test_api_guard import served
 
 # The operations that change state are left out: schemathesis would poll sources and retry deliveries.
-WRITES = ("pollSource", "retryOutbox", "retryAlert", "purgeOutbox")
+WRITES = ("pollSource", "retryOutbox", "retryAlert", "purgeOutbox", "createSilence", "expireSilence")
 
 
 async def test_the_document_is_valid_openapi_31_from_the_models(tmp_path: Path) -> None:
@@ -35,6 +35,8 @@ async def test_the_document_is_valid_openapi_31_from_the_models(tmp_path: Path) 
     )
     get_ops = {path for path, ops in doc["paths"].items() if "get" in ops}
     assert {"/api/v1/sources", "/api/v1/alerts", "/api/v1/rules", "/api/v1/outbox"} <= get_ops
+    assert {"/api/v1/silences", "/api/v1/items"} <= get_ops
+    assert "post" in doc["paths"]["/api/v1/backtest"] and "post" in doc["paths"]["/api/v1/silences"]
 
 
 async def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(tmp_path: Path) -> None:
@@ -81,4 +83,5 @@ async def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(tmp_path:
     assert process.returncode == 0, report[-6000:]
     cases = {case.get("name") for case in ElementTree.parse(tmp_path / "junit.xml").iter("testcase")}
     tested = {"GET /api/v1/sources", "GET /api/v1/alerts", "GET /api/v1/rules", "GET /api/v1/outbox"}
-    assert tested | {"POST /api/v1/match"} <= cases, cases
+    more = {"GET /api/v1/silences", "GET /api/v1/items", "POST /api/v1/backtest"}
+    assert tested | more | {"POST /api/v1/match"} <= cases, cases

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,9 +25,10 @@ from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpServer
 
 from rarewatch.clock import FakeClock
-from rarewatch.delivery.slack import SlackNotifier
+from rarewatch.delivery.config import NotifierDeps
+from rarewatch.delivery.slack import SlackDestination, SlackNotifier, build
 from rarewatch.errors import DeliveryError
-from rarewatch.models import Alert, Item, Match, Severity
+from rarewatch.models import Alert, AlertKind, Item, Match, Severity
 
 TOKEN = "xoxb-123-456-secretsecret"
 CHANNEL = "C0RAREARTH"
@@ -89,12 +91,31 @@ def problems_in(message: dict[str, Any]) -> list[str]:
             texts.extend(e["text"] for e in elements)
             if not 1 <= len(elements) <= 10 or any(not 1 <= len(e["text"]) <= 3000 for e in elements):
                 problems.append("bad context")
+        elif kind == "actions":
+            problems.extend(_button_problems(block))
         elif kind != "divider":
             problems.append(f"unexpected block type {kind}")
     for t in texts:
         rest = _ALLOWED_TOKEN.sub("", t).replace("\n> ", "\n").removeprefix("> ")
         if "<" in rest or ">" in rest or any(p in t for p in PINGS):
             problems.append(f"unescaped control sequence in {t!r:.200}")
+    return problems
+
+
+def _button_problems(block: dict[str, Any]) -> list[str]:
+    """Block Kit's limits on an actions block of buttons."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+        return ["an actions block needs 1-25 elements"]
+    problems = []
+    for button in elements:
+        text = button.get("text", {})
+        if button.get("type") != "button" or text.get("type") != "plain_text":
+            problems.append(f"not a plain-text button: {button!r:.100}")
+        elif not 1 <= len(text.get("text", "")) <= 75 or not 1 <= len(button.get("value", "")) <= 2000:
+            problems.append("button text or value out of bounds")
+        if not 1 <= len(button.get("action_id", "")) <= 255:
+            problems.append("button action_id out of bounds")
     return problems
 
 
@@ -598,3 +619,54 @@ async def test_without_a_session_the_notifier_owns_and_closes_one(
     assert own is not None and not own.closed
     await notifier.close()
     assert own.closed
+
+
+# ---------------------------------------------------------------------------------------------------
+# Feedback buttons
+
+
+def _actions(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for b in message["blocks"] if b["type"] == "actions"]
+
+
+async def test_feedback_buttons_arrive_as_a_valid_actions_block(make: Make, slack: FakeSlack) -> None:
+    await make.api(feedback_buttons=True).send(make_alert())
+    await make.webhook(feedback_buttons=True).send(make_alert())
+    assert slack.problems == []
+    for message in slack.messages:
+        [actions] = _actions(message)
+        assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
+            ("rarewatch_feedback_relevant", "alert-1"),
+            ("rarewatch_feedback_not_relevant", "alert-1"),
+        ]
+
+
+async def test_no_buttons_when_switched_off_nor_on_updates_and_digests(make: Make, slack: FakeSlack) -> None:
+    alert = make_alert()
+    await make.api().send(alert)
+    notifier = make.api(feedback_buttons=True)
+    await notifier.send(replace(alert, id="u1", kind=AlertKind.UPDATE, story="alert-1"))
+    await notifier.send(replace(alert, id="d1", kind=AlertKind.DIGEST, children=(alert,)))
+    assert slack.problems == []
+    assert [_actions(m) for m in slack.messages] == [[], [], []]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [({}, 1), ({"feedback_buttons": False}, 0)])
+async def test_a_configured_destination_has_buttons_unless_switched_off(
+    make: Make, slack: FakeSlack, setting: dict[str, Any], expected: int
+) -> None:
+    config = SlackDestination.model_validate(
+        {
+            "type": "slack",
+            "name": "s",
+            "channel": CHANNEL,
+            "token": TOKEN,
+            "api_url": slack.api_url,
+            **setting,
+        }
+    )
+    notifier = build(config, NotifierDeps(make.session, make.clock, sys.stdout, lambda p: p))
+    assert isinstance(notifier, SlackNotifier)
+    await notifier.send(make_alert())
+    assert slack.problems == []
+    assert len(_actions(slack.messages[0])) == expected

@@ -39,6 +39,8 @@ from rarewatch.models import (
     Severity,
     Silence,
     SourceState,
+    Vote,
+    VoteKind,
 )
 from rarewatch.policies.retention import OutboxRetention
 from rarewatch.store import Store, keys, open_store
@@ -849,7 +851,7 @@ async def test_sqlite_migrates_a_version_1_file(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION >= 7
         assert await store.claim(["item:1"], WEEK, T0) is False  # data kept
         assert await claim_alert(store, 2)
         assert [d.alert_id for d in await store.due_deliveries(T0)] == ["alert-2"]
@@ -921,7 +923,7 @@ async def test_sqlite_migrates_a_version_2_file_in_place(tmp_path: Path) -> None
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION >= 7
         # Old rows read with the new fields' defaults: no owner, no receipt, not held for a digest.
         assert await store.held(["item:1"], T0) == {"item:1": None}
         assert await store.claim(["item:1"], WEEK, T0) is False
@@ -1330,7 +1332,7 @@ async def test_sqlite_migrates_a_version_6_file_to_keep_silences(tmp_path: Path)
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION == 7
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION >= 7
         await store.add_silence(make_silence(1), T0)
         assert await store.silences() == [make_silence(1)]
     finally:
@@ -1381,3 +1383,69 @@ async def test_forget_deliveries_oldest_first_within_limit_and_never_pending(sto
     with pytest.raises(ValueError, match="never forgotten"):
         await store.forget_deliveries(PENDING, T0 + DAY)
     assert len(await store.deliveries(PENDING)) == 3  # every slack record, however old
+
+
+# --- votes ------------------------------------------------------------------------------------------------
+
+RELEVANT, NOT_RELEVANT = VoteKind.RELEVANT, VoteKind.NOT_RELEVANT
+
+
+def make_vote(alert: int, who: str, vote: VoteKind = RELEVANT, at: datetime = T0) -> Vote:
+    return Vote(f"alert-{alert}", f"slack:{who}", vote, at, name=who, via="slack")
+
+
+async def test_votes_are_kept_one_per_voter_and_alert_the_last_one_wins(store: Store) -> None:
+    await store.record_vote(make_vote(1, "ana", RELEVANT, T0))
+    await store.record_vote(make_vote(1, "bo", NOT_RELEVANT, T0 + MIN))
+    await store.record_vote(make_vote(2, "ana", NOT_RELEVANT, T0 + 2 * MIN))
+    changed = make_vote(1, "ana", NOT_RELEVANT, T0 + HOUR)
+    await store.record_vote(changed)
+    assert await store.votes(T0) == [
+        make_vote(1, "bo", NOT_RELEVANT, T0 + MIN),
+        make_vote(2, "ana", NOT_RELEVANT, T0 + 2 * MIN),
+        changed,
+    ], "oldest first; ana's second vote on alert-1 replaced her first"
+
+
+async def test_votes_since_and_limit_give_the_newest(store: Store) -> None:
+    for n in range(5):
+        await store.record_vote(make_vote(n, "ana", at=T0 + n * MIN))
+    assert [v.alert_id for v in await store.votes(T0 + 2 * MIN)] == ["alert-2", "alert-3", "alert-4"]
+    assert [v.alert_id for v in await store.votes(T0, limit=2)] == ["alert-3", "alert-4"]
+    assert await store.votes(T0, limit=0) == []
+
+
+async def test_votes_are_forgotten_after_their_keep_and_beyond_their_limit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.record_vote(make_vote(1, "ana", at=T0))
+    later = T0 + keys.VOTE_KEEP + SEC
+    await store.record_vote(make_vote(2, "ana", at=later))
+    assert [v.alert_id for v in await store.votes(T0 - WEEK)] == ["alert-2"], "older than VOTE_KEEP"
+    monkeypatch.setattr(keys, "VOTE_LIMIT", 2)
+    for n in (3, 4):
+        await store.record_vote(make_vote(n, "ana", at=later + n * MIN))
+    assert [v.alert_id for v in await store.votes(T0 - WEEK)] == ["alert-3", "alert-4"], "the newest 2"
+
+
+async def test_sqlite_migrates_a_version_7_file_to_keep_votes(tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
+    with sqlite3.connect(path) as conn:
+        for statements in keys.MIGRATIONS[:7]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 7")
+        conn.execute(
+            f"INSERT INTO {keys.SILENCES} (id, ends, data) VALUES (?, ?, ?)",
+            ("sil-1", keys.to_us(T0 + WEEK), json.dumps(make_silence(1).to_dict())),
+        )
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert sqlite_pragma(path, "user_version") == keys.SCHEMA_VERSION >= 8
+        assert await store.silences() == [make_silence(1)], "what v7 kept is still there"
+        await store.record_vote(make_vote(1, "ana"))
+        assert await store.votes(T0) == [make_vote(1, "ana")]
+    finally:
+        await store.close()

@@ -21,7 +21,9 @@ from rarewatch.evaluation import (
     format_confusion,
     format_report,
     format_report_by,
+    format_rule_false_positives,
     load_labelled,
+    rule_false_positives,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "labelled.jsonl"
@@ -488,3 +490,35 @@ def test_dataset_covers_every_bare_element_symbol(dataset: list[LabelledItem]) -
 def test_dataset_has_no_duplicate_titles(dataset: list[LabelledItem]) -> None:
     titles = Counter(i.title for i in dataset)
     assert [t for t, n in titles.items() if n > 1] == []
+
+
+# --------------------------------------------------------------------------- per rule
+
+
+def test_rules_firing_outside_the_labels_are_listed_most_first_negatives_first() -> None:
+    items = [item("pos", {EL}), item("neg-1"), item("also", {EL}, {TR}), item("neg-2"), item("wrong", {PR})]
+    fired = {
+        "pos": [("lic", EL), ("tr", TR)],
+        "neg-1": [("lic", EL)],
+        "also": [("lic", EL), ("tr", TR)],  # TR is in `also`: no false positive
+        "neg-2": [("tr", TR), ("tr", TR)],  # one rule firing twice counts once
+        "wrong": [("lic", EL)],
+    }
+    rows = rule_false_positives(items, lambda i: fired[i.id])
+    assert [(r.rule, r.category, r.items, r.negatives) for r in rows] == [
+        ("lic", EL, ("neg-1", "wrong"), 1),
+        ("tr", TR, ("neg-2", "pos"), 1),
+    ]
+    lines = format_rule_false_positives(rows)
+    assert lines[1] == f"  lic [{EL}]: 2 (1 negative): neg-1, wrong"
+
+
+def test_no_rule_outside_the_labels_says_none() -> None:
+    assert rule_false_positives([item("pos", {EL})], lambda i: [("lic", EL)]) == []
+    assert format_rule_false_positives([]) == ["rules firing outside the labels: none"]
+
+
+def test_long_rule_listings_are_cut() -> None:
+    items = [item(f"n{i:02}") for i in range(12)]
+    [row] = rule_false_positives(items, lambda i: [("lic", EL)])
+    assert format_rule_false_positives([row])[1].endswith("n09, … 2 more")

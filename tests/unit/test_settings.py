@@ -341,3 +341,20 @@ def test_delivered_retention_must_outlast_max_age_and_the_storm_window(tmp_path:
     assert info.value.line == 1
     text = "outbox:\n  max_age: 72h\n  retention: {delivered: 74h}\n"
     assert load_settings(write(tmp_path, text)).outbox.retention.delivered == timedelta(hours=74)
+
+
+def test_the_slack_signing_secret_is_read_from_the_environment_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "8f742231b10e8888abcd99yyyzzz85a5")
+    settings = load_settings(write(tmp_path, 'slack: {signing_secret: "${SLACK_SIGNING_SECRET}"}\n'))
+    assert settings.slack.signing_secret is not None
+    assert settings.slack.signing_secret.get_secret_value() == "8f742231b10e8888abcd99yyyzzz85a5"
+    assert "8f742231" not in repr(settings)
+    assert load_settings(write(tmp_path, "store: sqlite:///x.db\n")).slack.signing_secret is None
+
+
+def test_an_unknown_slack_key_names_its_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, "store: sqlite:///x.db\nslack:\n  signing_secrett: x\n"))
+    assert info.value.line == 3 and "signing_secrett" in str(info.value)

@@ -1,9 +1,10 @@
 """`rarewatch eval`: score a rule pack against a labelled JSONL set (see `rarewatch.evaluation`).
 
 Prints precision, recall and F1 per category, the share of negatives that alert, the items the pack
-got wrong and the confusion table between categories; with `by` (`lang`, `script`, `origin`), the same
-scores and table again for each value of that item field. It reports and does not judge: the exit
-status is 0 whatever the scores (2 when the rules or the data cannot be loaded).
+got wrong, the confusion table between categories and the rules that fired outside the labels (on a
+set exported from readers' votes: the rules behind the "not relevant" votes); with `by` (`lang`,
+`script`, `origin`), the same scores and table again for each value of that item field. It reports and
+does not judge: the exit status is 0 whatever the scores (2 when the rules or the data cannot be loaded).
 `tests/unit/test_rule_pack_quality.py` holds the thresholds.
 """
 
@@ -22,7 +23,9 @@ from rarewatch.evaluation import (
     evaluate_by,
     format_report,
     format_report_by,
+    format_rule_false_positives,
     load_labelled,
+    rule_false_positives,
 )
 from rarewatch.ruleset import Ruleset, load_ruleset
 
@@ -38,6 +41,14 @@ def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
         return {m.category for m in ruleset.match_fields(fields, lang=item.lang)}
 
     return predict
+
+
+def _firer(ruleset: Ruleset) -> Callable[[LabelledItem], list[tuple[str, str]]]:
+    def fire(item: LabelledItem) -> list[tuple[str, str]]:
+        fields = {"title": item.title, "summary": item.summary}
+        return [(m.rule, m.category) for m in ruleset.match_fields(fields, lang=item.lang)]
+
+    return fire
 
 
 def evaluate_command(
@@ -79,4 +90,6 @@ def evaluate_command(
     else:
         overall, by_value = evaluate_by(items, _predictor(ruleset), by)
         print(format_report_by(overall, by_value, by), file=out)
+    print("", file=out)
+    print("\n".join(format_rule_false_positives(rule_false_positives(items, _firer(ruleset)))), file=out)
     return 0

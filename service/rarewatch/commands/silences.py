@@ -1,80 +1,33 @@
 """`rarewatch silence add|list|expire`: mute a rule, a source, a category, a material or one story for a
 while, as Alertmanager's silences (see `rarewatch.policies.silences`).
 
-The matchers are checked at `add` against what exists (the rule pack, the configured sources, the
-categories, the pack's materials, the alert history for a story id), with a did-you-mean, so a typo never
-becomes a silence that mutes nothing. The store is opened on its own: these commands never alert.
+The matchers are checked at `add` against what exists (`rarewatch.silence_check`, shared with the API),
+with a did-you-mean, so a typo never becomes a silence that mutes nothing. The store is opened on its own:
+these commands never alert.
 """
 
 from __future__ import annotations
 
-import difflib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from rarewatch.categories import ALERT_CATEGORIES
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.errors import ConfigError
-from rarewatch.models import SILENCE_FIELDS, Silence
-from rarewatch.normalize import canonical_link
-from rarewatch.route_check import BUILTIN_RULES, entity_names
+from rarewatch.models import Silence
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.runtime import item_retention
 from rarewatch.settings import Settings
-from rarewatch.store import Store, open_store
+from rarewatch.silence_check import check_matchers, checked_story_values, did_you_mean, known_names
+from rarewatch.store import open_store
 
 EXIT_OK = 0
 
 
 def known_values(settings: Settings, ruleset: Ruleset) -> dict[str, frozenset[str]]:
-    """What each matcher field (but `story`) may name: the pack's rule ids, the configured sources, the
-    categories, the pack's materials (lower case, as alerts are matched)."""
-    return {
-        "rule": frozenset((*(r.id for r in ruleset.rules), *BUILTIN_RULES)),
-        "source": frozenset(s.name for s in settings.sources),
-        "category": frozenset(ALERT_CATEGORIES),
-        "material": entity_names(ruleset, "materials"),
-    }
-
-
-def check_matchers(
-    matchers: Sequence[tuple[str, str]], known: Mapping[str, frozenset[str]]
-) -> tuple[tuple[str, str], ...]:
-    """The matchers, materials in lower case; `ConfigError` (with a did-you-mean) for one naming nothing,
-    and for none at all. A `story` matcher is checked by the caller (it may name a story yet to come)."""
-    if not matchers:
-        flags = ", ".join(f"--{name}" for name in SILENCE_FIELDS)
-        raise ConfigError(f"silence add: give at least one matcher ({flags})")
-    checked = []
-    for name, value in matchers:
-        if name == "material":
-            value = value.lower()
-        valid = known.get(name)
-        if valid is not None and value not in valid:
-            raise ConfigError(f"--{name}: unknown {name} {value!r}{_did_you_mean(value, valid)}")
-        checked.append((name, value))
-    return tuple(checked)
-
-
-def _did_you_mean(value: str, valid: Iterable[str]) -> str:
-    names = sorted(valid)
-    close = difflib.get_close_matches(value.lower(), names, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    if not names:
-        return f"{hint} (none are defined)"
-    listed = ", ".join(names) if len(names) <= 12 else f"{len(names)} known"
-    return f"{hint} ({listed})"
-
-
-async def _story(store: Store, value: str) -> str:
-    """A `--story` value as matched: a link in canonical form, or the id of an alert in the history."""
-    if value.startswith(("http://", "https://")):
-        return canonical_link(value)
-    if await store.get_alert(value) is not None:
-        return value
-    raise ConfigError(f"--story: {value!r} is neither an http(s) link nor the id of a recorded alert")
+    """What each matcher field (but `story`) may name, for the configured sources (see `silence_check`)."""
+    return known_names(ruleset, (s.name for s in settings.sources))
 
 
 async def silence_add(
@@ -98,7 +51,7 @@ async def silence_add(
     store = open_store(settings.store_url(), items=item_retention(settings))
     await store.open()
     try:
-        checked = tuple([(n, await _story(store, v)) if n == "story" else (n, v) for n, v in checked])
+        checked = await checked_story_values(store, checked)
         silence = Silence(str(uuid.uuid4()), checked, now, now + duration, reason, author, now)
         await store.add_silence(silence, now)
     finally:
@@ -142,7 +95,7 @@ async def silence_expire(
     finally:
         await store.close()
     if silence is None:
-        raise ConfigError(f"no silence {silence_id!r}{_did_you_mean(silence_id, before)}")
+        raise ConfigError(f"no silence {silence_id!r}{did_you_mean(silence_id, before)}")
     was = before.get(silence_id)
     if was is not None and was.ends <= now:
         print(f"silence {silence_id} had already ended at {_when(silence.ends)}", file=out)

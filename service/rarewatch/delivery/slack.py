@@ -86,8 +86,10 @@ class SlackNotifier:
         min_interval: float = 1.0,
         sleep: Sleep = asyncio.sleep,
         timeout: float = 10.0,
+        feedback_buttons: bool = False,
     ) -> None:
-        """Raises ValueError unless given exactly one of (token and channel) or webhook_url."""
+        """Raises ValueError unless given exactly one of (token and channel) or webhook_url. With
+        `feedback_buttons`, each new alert's message ends with the "Relevant" / "Not relevant" buttons."""
         _check_credentials(channel, token, webhook_url)
         self.name = name
         self._channel = channel
@@ -100,6 +102,7 @@ class SlackNotifier:
         self._min_interval = timedelta(seconds=min_interval)
         self._sleep = sleep
         self._timeout = timeout
+        self._feedback = feedback_buttons
         self._last_post: dict[str, datetime] = {}
         self._web: AsyncWebClient | None = None
         self._hook: AsyncWebhookClient | None = None
@@ -122,7 +125,9 @@ class SlackNotifier:
         if alert.kind is AlertKind.UPDATE:
             text, blocks = build_followup(alert, first.item.link if first else None)
         else:
-            text, blocks = build_message(alert)
+            # A digest is no stored alert: nothing a vote could be recorded with.
+            feedback = self._feedback and alert.kind is AlertKind.ALERT
+            text, blocks = build_message(alert, feedback=feedback)
         # An incoming webhook always posts to the one channel it was created for.
         await self._wait_turn(self._channel or "webhook")
         try:
@@ -281,6 +286,10 @@ class SlackDestination(DestinationConfigBase):
     token: EnvSecret | None = None  # xoxb-...; "${SLACK_BOT_TOKEN}" reads the environment
     webhook_url: EnvSecret | None = None
     api_url: str | None = None  # non-default Slack API hosts (GovSlack, test servers)
+    # The "Relevant" / "Not relevant" buttons under each new alert. A click goes to the Slack app's
+    # interactivity URL, which `rarewatch run` serves at /slack/interactions once `slack.signing_secret`
+    # is set; set false for a workspace whose app has no interactivity URL.
+    feedback_buttons: bool = True
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackDestination:
@@ -301,4 +310,5 @@ def build(config: SlackDestination, deps: NotifierDeps) -> Notifier:
         api_url=config.api_url,
         session=deps.session,
         clock=deps.clock,
+        feedback_buttons=config.feedback_buttons,
     )

@@ -17,6 +17,7 @@ An alert becomes (fallback text, blocks):
              > …the text around the first hit…
     context  …and 3 more matches (only when some were left out)
     context  Rules: `licensing`, `shortage` · Alert: `a1b2c3`
+    actions  [Relevant] [Not relevant]   (with feedback buttons: see `feedback_block`)
 
 Feed text is untrusted. Everything that comes from a feed (or from configuration) goes through
 `escape_mrkdwn`, so it can never mention `<!channel>`, `<!here>`, `<@U…>`, `<#C…>` or disguise a link;
@@ -53,6 +54,12 @@ NAME_MAX = 200  # source names, categories, rule ids
 GLOSS_MAX = 1000
 
 ELLIPSIS = "…"
+
+# The feedback buttons: Slack posts a click to the app's interactivity URL (`rarewatch.slack_interactions`)
+# with these ids and the alert id as the value. Stable: a message posted by an older rarewatch still works.
+FEEDBACK_BLOCK_ID = "rarewatch_feedback"
+FEEDBACK_RELEVANT = "rarewatch_feedback_relevant"
+FEEDBACK_NOT_RELEVANT = "rarewatch_feedback_not_relevant"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # mrkdwn's formatting characters, shown as lookalikes in feed text so that a title cannot make itself
 # bold, italic, struck through or code: `*` ∗ (U+2217), `_` ˍ (U+02CD), `~` ∼ (U+223C), backtick ˋ (U+02CB).
@@ -174,8 +181,9 @@ def slack_date(when: datetime) -> str:
 # Messages
 
 
-def build_message(alert: Alert) -> tuple[str, list[Block]]:
-    """The fallback text and Block Kit blocks for `alert` (layout in the module docstring)."""
+def build_message(alert: Alert, *, feedback: bool = False) -> tuple[str, list[Block]]:
+    """The fallback text and Block Kit blocks for `alert` (layout in the module docstring); with
+    `feedback`, the "Relevant" / "Not relevant" buttons last (always kept within the block limit)."""
     matches = sorted(alert.matches, key=lambda m: (-m.severity, m.rule))
     shown = matches[:MAX_MATCH_SECTIONS]
     view = present(alert)
@@ -190,7 +198,33 @@ def build_message(alert: Alert) -> tuple[str, list[Block]]:
     if len(matches) > len(shown):
         blocks.append(context_block(f"…and {len(matches) - len(shown)} more matches"))
     blocks.append(context_block(_rules_text(view.rules, alert.id)))
-    return fallback_text(alert), blocks[:MAX_BLOCKS]
+    if not feedback:
+        return fallback_text(alert), blocks[:MAX_BLOCKS]
+    return fallback_text(alert), [*blocks[: MAX_BLOCKS - 1], feedback_block(alert.id)]
+
+
+def feedback_block(alert_id: str) -> Block:
+    """The actions block of two buttons a reader votes with; each carries the alert id as its value."""
+    return {
+        "type": "actions",
+        "block_id": FEEDBACK_BLOCK_ID,
+        "elements": [
+            _button("Relevant", FEEDBACK_RELEVANT, alert_id, "primary"),
+            _button("Not relevant", FEEDBACK_NOT_RELEVANT, alert_id, None),
+        ],
+    }
+
+
+def _button(text: str, action_id: str, value: str, style: str | None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
 
 
 def build_followup(alert: Alert, first_permalink: str | None) -> tuple[str, list[Block]]:

@@ -80,7 +80,7 @@ def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ru
     With a `cache`, a pack compiled earlier from the same files (names and contents) by the same code
     is read back from it instead, and a freshly compiled pack is stored in it.
     """
-    files = [(str(file), _read(file)) for file in rule_files(paths)]
+    files = read_rule_files(paths)
     if cache is None:
         return _compile(files, paths)
     key = cache_key(files)
@@ -89,6 +89,17 @@ def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ru
         ruleset = _compile(files, paths)
         cache.put(key, ruleset)
     return ruleset
+
+
+def read_rule_files(paths: Sequence[Path]) -> list[tuple[str, str]]:
+    """(name, text) of every rule file under `paths`, as `load_ruleset` reads them."""
+    return [(str(file), _read(file)) for file in rule_files(paths)]
+
+
+def load_texts(files: Sequence[tuple[str, str]]) -> Ruleset:
+    """Validate and compile a pack given as (file name, YAML text) pairs (the API's backtest: a posted
+    file beside the files in use); `RuleError` names the file and line, as `load_ruleset` does."""
+    return _compile(files, [Path(name) for name, _ in files])
 
 
 def _compile(files: Sequence[tuple[str, str]], paths: Sequence[Path]) -> Ruleset:

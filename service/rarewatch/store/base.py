@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,3 +269,12 @@ class Store(Protocol):
     async def expire_silence(self, silence_id: str, now: datetime) -> Silence | None:
         """End a silence at `now` (one that already ended keeps its end); returns it as stored now, or None
         when there is no such silence."""
+
+    async def record_vote(self, vote: Vote) -> None:
+        """Keep `vote`, replacing the same voter's (`vote.who`) earlier vote on that alert: the vote
+        recorded last wins. Then forget votes cast more than `VOTE_KEEP` before `vote.at`, and those
+        beyond the newest `VOTE_LIMIT`."""
+
+    async def votes(self, since: datetime, limit: int = 100_000) -> list[Vote]:
+        """The votes cast at or after `since`, oldest first (by time, then alert id, then voter), at most
+        `limit` (the newest of them when more were cast)."""

@@ -61,6 +61,7 @@ COUNTERS = "counters"  # (key, window number) -> count, expires (us): fixed-wind
 UNROUTED = "unrouted"  # alerts no route took: id -> created (us), Alert.to_dict() JSON (newest kept)
 SEEN_ITEMS = "seen_items"  # items as fetched, matched or not: id -> fetched (us), SeenItem.to_dict() JSON
 SILENCES = "silences"  # id -> ends (us), Silence.to_dict() JSON
+VOTES = "votes"  # readers' feedback: (alert_id, who) -> at (us), Vote.to_dict() JSON; one vote per voter
 META = "store_meta"  # name -> value: the store's own records (`MARKER_NAME`: the identity marker, JSON)
 MARKER_NAME = "marker"
 
@@ -123,12 +124,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # v7: silences (`rarewatch silence add|list|expire`).
     (f"CREATE TABLE {SILENCES} (id TEXT PRIMARY KEY, ends INTEGER NOT NULL, data TEXT NOT NULL)",),
+    # v8: readers' votes on alerts (Slack buttons, `POST /api/v1/alerts/{id}/feedback`), one per voter and
+    # alert, read by time for `rarewatch feedback export`.
+    (
+        f"""CREATE TABLE {VOTES} (
+            alert_id TEXT NOT NULL,
+            who TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (alert_id, who)
+        ) WITHOUT ROWID""",
+        f"CREATE INDEX {VOTES}_at ON {VOTES} (at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # How long a silence that ended stays listed (`silence list --all`) before the store forgets it.
 SILENCE_KEEP = timedelta(days=30)
+
+# Votes are kept this long after they were cast, and never more than the newest `VOTE_LIMIT` (a week of
+# readers' votes is a test set; a year of them is plenty).
+VOTE_KEEP = timedelta(days=365)
+VOTE_LIMIT = 100_000
 
 # How many unrouted alerts are kept (the newest), and in Redis for how long after the last one was recorded.
 UNROUTED_LIMIT = 10_000
@@ -194,6 +212,9 @@ class RedisKeys:
     - `seen_item:<id>`       string with PX ttl (`keep`): that item's SeenItem.to_dict() JSON
     - `silences`             hash silence id -> Silence.to_dict() JSON (ended ones dropped `SILENCE_KEEP`
                              after their end, when a silence is added)
+    - `votes`                hash `<alert id>␟<who>` -> Vote.to_dict() JSON: one vote per voter and alert
+    - `votes_at`             zset `<alert id>␟<who>` -> at (us): the votes by time, trimmed to `VOTE_KEEP`
+                             and `VOTE_LIMIT`; both keys expire `VOTE_KEEP` after the last vote
     - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
                              `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
                              destination's outbox
@@ -289,6 +310,21 @@ class RedisKeys:
     @property
     def silences(self) -> str:
         return f"{self.prefix}silences"
+
+    # --- votes (`record_vote`, `rarewatch feedback export`) --------------------------------------------
+
+    @property
+    def votes(self) -> str:
+        return f"{self.prefix}votes"
+
+    @property
+    def votes_at(self) -> str:
+        return f"{self.prefix}votes_at"
+
+    @staticmethod
+    def vote_field(alert_id: str, who: str) -> str:
+        """The field (and index member) of one voter's vote on one alert."""
+        return f"{alert_id}{_SEP}{who}"
 
     # --- replicas (leases): see `store.leases` ---------------------------------------------------------
 

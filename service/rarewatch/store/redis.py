@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.base import (
@@ -481,6 +481,52 @@ class RedisStore:
         if after != before:
             await self._redis.hset(self._keys.silences, silence_id, json.dumps(after.to_dict()))
         return after
+
+    # --- votes -----------------------------------------------------------------------------------------
+
+    @_translated
+    async def record_vote(self, vote: Vote) -> None:
+        """`HSET` the vote (replacing the voter's earlier one) and index it by time in one round trip,
+        then forget the votes past the retention. Votes are rare (a reader's click): the two keys are
+        written without a transaction (a vote indexed but not yet recorded is skipped by `votes`)."""
+        kk, keep_ms = self._keys, k.ttl_ms(k.VOTE_KEEP, "vote retention")
+        field = kk.vote_field(vote.alert_id, vote.who)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(kk.votes, field, json.dumps(vote.to_dict()))
+        pipe.zadd(kk.votes_at, {field: k.to_us(vote.at)})
+        pipe.pexpire(kk.votes, keep_ms)
+        pipe.pexpire(kk.votes_at, keep_ms)
+        await pipe.execute()
+        await self._trim_votes(k.to_us(vote.at - k.VOTE_KEEP))
+
+    async def _trim_votes(self, cutoff_us: int) -> None:
+        """Forget the votes cast before `cutoff_us`, and the oldest beyond `VOTE_LIMIT`."""
+        kk = self._keys
+        old = _strs(await self._redis.zrangebyscore(kk.votes_at, "-inf", f"({cutoff_us}"))
+        excess = int(await self._redis.zcard(kk.votes_at)) - len(old) - k.VOTE_LIMIT
+        if excess > 0:
+            old += _strs(await self._redis.zrange(kk.votes_at, len(old), len(old) + excess - 1))
+        for start in range(0, len(old), _PAGE):
+            page = old[start : start + _PAGE]
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hdel(kk.votes, *page)
+            pipe.zrem(kk.votes_at, *page)
+            await pipe.execute()
+
+    @_translated
+    async def votes(self, since: datetime, limit: int = 100_000) -> list[Vote]:
+        """The votes cast at or after `since`, oldest first (the newest `limit` of them)."""
+        if limit <= 0:
+            return []
+        kk = self._keys
+        fields = _strs(
+            await self._redis.zrevrangebyscore(kk.votes_at, "+inf", k.to_us(since), start=0, num=limit)
+        )
+        found: list[Vote] = []
+        for start in range(0, len(fields), _PAGE):
+            raws = await self._redis.hmget(kk.votes, fields[start : start + _PAGE])
+            found += [Vote.from_dict(json.loads(raw)) for raw in raws if raw is not None]
+        return sorted(found, key=lambda v: (v.at, v.alert_id, v.who))
 
     # --- outbox -------------------------------------------------------------------------------------------
 

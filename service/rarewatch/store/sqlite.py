@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState
+from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
@@ -388,6 +388,22 @@ class SQLiteStore:
         raw = await self._run(partial(_expire_silence, silence_id, now))
         return Silence.from_dict(json.loads(raw)) if raw is not None else None
 
+    # --- votes -----------------------------------------------------------------------------------------
+
+    async def record_vote(self, vote: Vote) -> None:
+        """Insert or replace the voter's vote and trim to the retention, in one transaction."""
+        row = (vote.alert_id, vote.who, k.to_us(vote.at), json.dumps(vote.to_dict()))
+        await self._run(partial(_record_vote, row, k.to_us(vote.at - k.VOTE_KEEP), k.VOTE_LIMIT))
+
+    async def votes(self, since: datetime, limit: int = 100_000) -> list[Vote]:
+        """The votes cast at or after `since`, oldest first (the newest `limit` of them)."""
+        sql = (
+            f"SELECT data FROM (SELECT data, at, alert_id, who FROM {k.VOTES} WHERE at >= ?"
+            " ORDER BY at DESC, alert_id DESC, who DESC LIMIT ?) ORDER BY at, alert_id, who"
+        )
+        rows = await self._run(partial(_fetchall, sql, (k.to_us(since), max(0, limit))))
+        return [Vote.from_dict(json.loads(row[0])) for row in rows]
+
     # --- outbox -------------------------------------------------------------------------------------------
 
     async def due_deliveries(
@@ -684,6 +700,21 @@ def _expire_silence(silence_id: str, now: datetime, conn: sqlite3.Connection) ->
         sql = f"UPDATE {k.SILENCES} SET ends = ?, data = ? WHERE id = ?"
         conn.execute(sql, (k.to_us(silence.ends), raw, silence_id))
     return raw
+
+
+def _record_vote(
+    row: tuple[str, str, int, str], cutoff_us: int, limit: int, conn: sqlite3.Connection
+) -> None:
+    """Keep one vote (replacing the voter's earlier one on that alert), then forget the votes cast before
+    `cutoff_us` and those beyond the newest `limit`."""
+    with _immediate(conn):
+        conn.execute(f"INSERT OR REPLACE INTO {k.VOTES} (alert_id, who, at, data) VALUES (?, ?, ?, ?)", row)
+        conn.execute(f"DELETE FROM {k.VOTES} WHERE at < ?", (cutoff_us,))
+        conn.execute(
+            f"DELETE FROM {k.VOTES} WHERE (alert_id, who) IN (SELECT alert_id, who FROM {k.VOTES}"
+            " ORDER BY at DESC, alert_id DESC, who DESC LIMIT -1 OFFSET ?)",
+            (limit,),
+        )
 
 
 def _trim_items(conn: sqlite3.Connection, cutoff_us: int, limit: int) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from rarewatch.delivery.slack_blocks import (
     CONTEXT_ELEMENTS_MAX,
+    FEEDBACK_NOT_RELEVANT,
+    FEEDBACK_RELEVANT,
     HEADER_MAX,
     MAX_BLOCKS,
     TEXT_MAX,
@@ -79,6 +81,11 @@ def assert_within_limits(blocks: list[dict[str, Any]]) -> None:
         elif block["type"] == "context":
             assert 1 <= len(block["elements"]) <= CONTEXT_ELEMENTS_MAX
             assert all(1 <= len(e["text"]) <= TEXT_MAX for e in block["elements"])
+        elif block["type"] == "actions":
+            assert 1 <= len(block["elements"]) <= 25
+            for button in block["elements"]:
+                assert button["type"] == "button" and 1 <= len(button["text"]["text"]) <= 75
+                assert len(button["action_id"]) <= 255 and 1 <= len(button["value"]) <= 2000
     json.dumps(blocks)  # JSON-ready
 
 
@@ -392,4 +399,38 @@ def test_the_facts_say_which_text_matched() -> None:
     located = replace(alert, matches=tuple(replace(m, matched_in="article") for m in alert.matches))
     _, blocks = build_message(located)
     assert blocks[2]["elements"][-1]["text"] == "Matched in: *article*"
+    assert_within_limits(blocks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Feedback buttons
+
+
+def test_feedback_adds_relevant_and_not_relevant_buttons_carrying_the_alert_id_last() -> None:
+    _, plain = build_message(make_alert())
+    _, blocks = build_message(make_alert(), feedback=True)
+    assert blocks[:-1] == plain, "the buttons are added, nothing else changes"
+    actions = blocks[-1]
+    assert actions["type"] == "actions" and actions["block_id"] == "rarewatch_feedback"
+    buttons = [(b["text"]["text"], b["action_id"], b["value"]) for b in actions["elements"]]
+    assert buttons == [
+        ("Relevant", "rarewatch_feedback_relevant", "a1b2c3"),
+        ("Not relevant", "rarewatch_feedback_not_relevant", "a1b2c3"),
+    ]
+    assert (buttons[0][1], buttons[1][1]) == (FEEDBACK_RELEVANT, FEEDBACK_NOT_RELEVANT)
+    assert_within_limits(blocks)
+
+
+def test_without_feedback_there_are_no_buttons() -> None:
+    _, blocks = build_message(make_alert())
+    assert all(b["type"] != "actions" for b in blocks)
+
+
+def test_the_buttons_survive_the_fifty_block_limit() -> None:
+    matches = tuple(Match(f"rule-{i:03}", f"cat-{i}", Severity.MEDIUM, ("t",), "s") for i in range(200))
+    texts_ = [f"line {i}" for i in range(60)]
+    alert = make_alert(matches=matches, summary=" ".join(texts_))
+    _, blocks = build_message(alert, feedback=True)
+    assert len(blocks) <= MAX_BLOCKS
+    assert blocks[-1]["type"] == "actions"
     assert_within_limits(blocks)
