@@ -10,7 +10,12 @@ includes Redis's per-key overhead and the sorted-set and hash encodings in use a
   (`stories.BANDS`): the claim keys, the alert JSON, the delivery hash and its index entries;
 - kept: one item's record as `store_items` keeps it (every item a source lists, matched or not: its
   text, source, fetch time and rules), written in batches of 20 as a poll does;
-- the same on a Redis Cluster key layout (the hash-tagged prefix: two bytes longer per key).
+- the same on a Redis Cluster key layout (the hash-tagged prefix: two bytes longer per key);
+- retention: alerted and delivered as above, measured before and after the outbox retention sweep
+  (`outbox.retention`, `Store.forget_deliveries`) forgets the delivered records, for alerts beyond the
+  history (`history_limit`, 10 000 newest by default): what remains is the claim and band keys, which
+  expire on their own with the dedup window. Before retention existed, the "before" figure was the
+  steady state: every delivered alert stayed until `rarewatch outbox purge`.
 
 Uses $REDIS_URL if set (keys under `rwbench:` and `{rwbench}:`, deleted after; the figures are only as
 exact as that server is quiet), else starts its own.
@@ -28,7 +33,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bench_store import NOW, alert, start_redis, story_keys
-from rarewatch.models import SeenItem
+from rarewatch.models import DeliveryStatus, SeenItem
+from rarewatch.policies.retention import OutboxRetention
 from rarewatch.store import keys
 from rarewatch.store.redis import RedisStore
 from rarewatch.stories import BANDS
@@ -75,12 +81,36 @@ async def bench(url: str, n: int) -> None:
         results[f"kept item record (store_items){label}"] = await per_item(raw, n, kept)
         results[f"alerted to 1 destination, delivered{label}"] = await per_item(raw, n, alerted)
         await store.close()
+        if not label:
+            results.update(await retention(url, prefix + "ret:", raw, n))
         async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
             await raw.delete(key)
     await raw.aclose()
     print(f"\nRedis memory per tracked item ({n} items per case; {url})")
     for name, value in results.items():
-        print(f"  {name:<55} {value:>8,.0f} bytes")
+        print(f"  {name:<60} {value:>8,.0f} bytes")
+
+
+async def retention(url: str, prefix: str, raw: Redis, n: int) -> dict[str, float]:
+    """Bytes per delivered alert beyond the history, before and after the retention sweep."""
+    store = RedisStore(url, prefix=prefix, history_limit=0)  # every alert here is beyond the history
+    await store.open()
+    before = await used_memory(raw)
+    for i in range(n):
+        a = alert(30_000_000 + i)
+        bands = [keys.similar_key(b, f"{i:08x}{b:08x}") for b in range(BANDS)]
+        await store.claim(story_keys(30_000_000 + i), TTL, NOW, a, ["webhook"], remember=bands)
+        await store.mark_delivered(a.id, "webhook", NOW)
+    kept = (await used_memory(raw) - before) / n
+    cutoff = NOW + OutboxRetention().delivered + timedelta(seconds=1)
+    while await store.forget_deliveries(DeliveryStatus.DELIVERED, cutoff, 1000):
+        pass
+    swept = (await used_memory(raw) - before) / n
+    await store.close()
+    return {
+        "delivered, beyond the history, before the retention sweep": kept,
+        "delivered, beyond the history, after the retention sweep": swept,
+    }
 
 
 async def main() -> None:

@@ -30,6 +30,7 @@ from rarewatch.httputil import redact_url
 from rarewatch.metrics import Metrics
 from rarewatch.models import Severity
 from rarewatch.pipeline import Pipeline, PolledSource
+from rarewatch.policies.retention import OutboxRetention
 from rarewatch.policies.source_health import HealthPolicy
 from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
@@ -206,6 +207,9 @@ async def open_runtime(
                 d.name: d.max_alerts_per_hour for d in settings.destinations if d.max_alerts_per_hour
             },
             leases=leases,
+            retention=OutboxRetention(
+                delivered=settings.outbox.retention.delivered, dead=settings.outbox.retention.dead
+            ),
         )
         router = build_router(settings)
         guard = StoreGuard(

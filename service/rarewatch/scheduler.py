@@ -3,7 +3,9 @@
 With several replicas on one Redis, every replica schedules every source, and a poll goes ahead only in the
 replica holding the source's lease (`store.leases`). Each source job has `max_instances=1` and coalescing,
 so a slow source never piles up runs; intervals get jitter so many sources do not hit the network at the
-same instant. A poll only enqueues: its deliveries are written to the outbox with the claim, the
+same instant. One more job sweeps the outbox's finished records past their retention
+(`policies.retention`) every `SWEEP_EVERY`, so the store stays bounded without `outbox purge`. A poll only
+enqueues: its deliveries are written to the outbox with the claim, the
 destinations' workers are woken, and the poll returns without waiting for any delivery (`delivery.workers`).
 """
 
@@ -22,6 +24,7 @@ from rarewatch.delivery.outbox import FlushReport, Outbox
 from rarewatch.delivery.workers import DeliveryWorkers
 from rarewatch.errors import StoreError
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun
+from rarewatch.policies.retention import SWEEP_EVERY
 from rarewatch.store.leases import Leases, NoLeases
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,14 @@ class Poller:
                 next_run_time=now,
                 misfire_grace_time=int(interval),
             )
+        self.scheduler.add_job(
+            self.sweep,
+            IntervalTrigger(seconds=SWEEP_EVERY.total_seconds()),
+            id="outbox:retention",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
         self.scheduler.start()
         self.workers.start()
 
@@ -137,6 +148,20 @@ class Poller:
             await self.on_run(run)
         if run.alerts or run.ops_alert is not None:
             self.workers.wake()
+
+    async def sweep(self) -> None:
+        """Forget the outbox records past their retention (a scheduled job): a store outage is logged, and
+        the next sweep catches up."""
+        try:
+            forgotten = await self.outbox.sweep()
+        except StoreError as exc:
+            log.error("outbox: store unavailable, retention sweep skipped: %s", exc)
+            return
+        if any(forgotten.values()):
+            log.info(
+                "outbox: forgot %s past their retention",
+                ", ".join(f"{n} {status} deliveries" for status, n in forgotten.items() if n),
+            )
 
     async def flush(self) -> None:
         """One pass of every destination now (tests, tools): a store outage is logged; deliveries wait."""

@@ -32,10 +32,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from rarewatch.configtypes import Duration, EnvSecret, PositiveDuration, Strict
 from rarewatch.delivery import console, webhook
+from rarewatch.delivery.outbox import STORM_WINDOW
 from rarewatch.delivery.registry import DestinationConfig
+from rarewatch.durations import format_duration
 from rarewatch.errors import ConfigError
 from rarewatch.models import Severity
 from rarewatch.paths import bundled_rules_dir, default_config_file
+from rarewatch.policies.retention import DEFAULT_KEEP_DEAD, DEFAULT_KEEP_DELIVERED
 from rarewatch.sources import html as html_source
 from rarewatch.sources import json_api
 from rarewatch.sources.registry import SourceConfig
@@ -121,6 +124,14 @@ class HttpConfig(Strict):
     header_timeout: PositiveDuration = timedelta(seconds=10)
 
 
+class OutboxRetentionConfig(Strict):
+    """How long finished delivery records are kept after their creation (`rarewatch.policies.retention`):
+    then they, and the alerts only they kept beyond the history, are forgotten. Pending ones never are."""
+
+    delivered: PositiveDuration = DEFAULT_KEEP_DELIVERED
+    dead: PositiveDuration = DEFAULT_KEEP_DEAD
+
+
 class SlackAppConfig(Strict):
     """The Slack app whose interactivity URL `rarewatch run` serves (`POST /slack/interactions`): the
     feedback buttons' clicks. Without a signing secret the URL is not served."""
@@ -136,6 +147,21 @@ class OutboxConfig(Strict):
     breaker_threshold: int = Field(default=10, ge=0)  # failures in a row that open a circuit; 0: never
     breaker_cooldown: Duration = timedelta(seconds=10)  # open this long before one probe
     breaker_max_cooldown: Duration = timedelta(seconds=30)  # each failed probe doubles it, up to this
+    retention: OutboxRetentionConfig = Field(default_factory=OutboxRetentionConfig)
+
+    @model_validator(mode="after")
+    def _retention_outlasts_the_storm_guard(self) -> OutboxConfig:
+        # A delivery can be made as late as `max_age` after its creation, and the storm guard
+        # (`max_alerts_per_hour`) counts delivered records of the last STORM_WINDOW: forgetting one sooner
+        # would let a storm through.
+        least = self.max_age + STORM_WINDOW
+        if self.retention.delivered <= least:
+            raise ValueError(
+                f"retention.delivered ({format_duration(self.retention.delivered)}) must be longer than "
+                f"max_age + {format_duration(STORM_WINDOW)} ({format_duration(least)}), so every "
+                "delivery still counts for max_alerts_per_hour"
+            )
+        return self
 
 
 class SourceHealthConfig(Strict):

@@ -82,6 +82,7 @@ class FeedFarm:
 
     stories: dict[int, list[dict[str, str]]] = field(default_factory=lambda: defaultdict(list))
     fetches: list[tuple[int, str, float]] = field(default_factory=list)
+    feeds: int = FEEDS
 
     async def handle(self, request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
@@ -102,7 +103,7 @@ class FeedFarm:
     def count(
         self, since: float, until: float, who: Callable[[str], bool] = lambda r: True
     ) -> dict[int, int]:
-        counts = dict.fromkeys(range(FEEDS), 0)
+        counts = dict.fromkeys(range(self.feeds), 0)
         for n, replica, at in self.fetches:
             if since <= at < until and who(replica):
                 counts[n] += 1
@@ -110,20 +111,31 @@ class FeedFarm:
 
 
 @asynccontextmanager
-async def feed_farm() -> AsyncIterator[tuple[FeedFarm, str]]:
-    farm = FeedFarm()
+async def feed_farm(feeds: int = FEEDS) -> AsyncIterator[tuple[FeedFarm, str]]:
+    """One aiohttp server serving `feeds` feed paths."""
+    farm = FeedFarm(feeds=feeds)
     app = web.Application()
     app.router.add_get("/f{n}.xml", farm.handle)
     async with serve(app) as server:
         yield farm, str(server.make_url("/"))
 
 
-def write_config(tmp_path: Path, replica: str, store: str, base: str, hook: str) -> Path:
+def write_config(
+    tmp_path: Path,
+    replica: str,
+    store: str,
+    base: str,
+    hook: str,
+    *,
+    feeds: int = FEEDS,
+    interval: float = INTERVAL,
+    source_options: str = "",
+) -> Path:
     """One replica's configuration: the same sources and store as the others, its name in a header."""
     sources = "\n".join(
-        f'  - {{name: f{n}, type: feed, url: "{base}f{n}.xml", interval: {INTERVAL:g}s, '
-        f"allow_fast_poll: true, headers: {{X-Replica: {replica}}}}}"
-        for n in range(FEEDS)
+        f'  - {{name: f{n}, type: feed, url: "{base}f{n}.xml", interval: {interval:g}s, '
+        f"allow_fast_poll: true, {source_options}headers: {{X-Replica: {replica}}}}}"
+        for n in range(feeds)
     )
     config = tmp_path / f"{replica}.yaml"
     config.write_text(

@@ -35,6 +35,9 @@ def api_settings(tmp_path: Path, store: str | None = None, **http: Any) -> Setti
         destinations=[{"name": "archive", "type": "jsonl", "path": "alerts.jsonl"}],  # type: ignore[list-item]
         routes=[{"to": ["archive"]}],  # type: ignore[list-item]
         http={"port": 0, **http},  # type: ignore[arg-type]
+        # The fixtures' records are dated at a fixed day in the past: keep them from the outbox's
+        # retention sweep at start (`policies.retention`), whatever today's date.
+        outbox={"retention": {"delivered": "36500d", "dead": "36500d"}},  # type: ignore[arg-type]
         config_dir=tmp_path,
     )
 

@@ -27,6 +27,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from rarewatch.clock import FakeClock
+from rarewatch.delivery.outbox import Outbox
 from rarewatch.errors import StoreError
 from rarewatch.models import (
     Alert,
@@ -41,6 +43,7 @@ from rarewatch.models import (
     Vote,
     VoteKind,
 )
+from rarewatch.policies.retention import OutboxRetention
 from rarewatch.store import Store, keys, open_store
 from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, StoreMarker, checking_marker
 from rarewatch.store.redis import RedisStore
@@ -52,6 +55,7 @@ WEEK = timedelta(days=7)
 HOUR = timedelta(hours=1)
 MIN = timedelta(minutes=1)
 SEC = timedelta(seconds=1)
+DAY = timedelta(days=1)
 PENDING, DELIVERED, DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
 
 MakeStore = Callable[..., Awaitable[Store]]
@@ -1391,6 +1395,52 @@ async def test_sqlite_migrates_a_version_6_file_to_keep_silences(tmp_path: Path)
         assert await store.silences() == [make_silence(1)]
     finally:
         await store.close()
+
+
+# --- outbox retention (`policies.retention`, swept by `Outbox.sweep`) --------------------------------------
+
+
+async def test_retention_sweep_forgets_finished_records_and_their_alerts_never_pending(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(history_limit=1)
+    for n in (1, 2, 3):
+        await claim_alert(store, n, now=T0 + n * SEC)
+    await claim_alert(store, 4, now=T0 + 40 * DAY)  # the newest: the only one the history keeps
+    await store.mark_delivered("alert-1", "hook", T0 + 2 * SEC)
+    await store.mark_dead("alert-2", "hook", "gone", T0 + 3 * SEC)
+    await store.mark_delivered("alert-4", "hook", T0 + 40 * DAY)
+    # alert-3 stays pending (a receiver down since): work still to do, whatever its age.
+    clock = FakeClock(T0 + 40 * DAY)
+    outbox = Outbox(store, {}, clock=clock, batch=1, retention=OutboxRetention(30 * DAY, 90 * DAY))
+
+    assert await outbox.sweep() == {DELIVERED: 1, DEAD: 0}
+    remaining = [(d.alert_id, d.status) for d in await store.deliveries()]
+    assert remaining == [("alert-2", DEAD), ("alert-3", PENDING), ("alert-4", DELIVERED)]
+    assert await store.get_alert("alert-1") is None  # out of the history, and no record keeps it
+    assert await store.get_alert("alert-3") == make_alert(3, T0 + 3 * SEC)
+
+    clock.set(T0 + 100 * DAY)
+    assert await outbox.sweep() == {DELIVERED: 1, DEAD: 1}
+    assert [(d.alert_id, d.status) for d in await store.deliveries()] == [("alert-3", PENDING)]
+    assert await store.get_alert("alert-2") is None
+    assert await store.get_alert("alert-4") == make_alert(4, T0 + 40 * DAY)  # the history's newest
+    assert await store.get_alert("alert-3") == make_alert(3, T0 + 3 * SEC)
+    assert [d.alert_id for d in await store.due_deliveries(T0 + 100 * DAY)] == ["alert-3"]
+
+
+async def test_forget_deliveries_oldest_first_within_limit_and_never_pending(store: Store) -> None:
+    for n in (1, 2, 3):
+        await claim_alert(store, n, now=T0 + n * SEC, dests=("hook", "slack"))
+        await store.mark_delivered(f"alert-{n}", "hook", T0 + n * SEC)
+    assert await store.forget_deliveries(DELIVERED, T0 + 3 * SEC, limit=1) == 1
+    assert [d.alert_id for d in await store.deliveries(DELIVERED)] == ["alert-2", "alert-3"]
+    assert await store.forget_deliveries(DELIVERED, T0 + 3 * SEC) == 1  # alert-3: not before T0 + 3 s
+    assert [d.alert_id for d in await store.deliveries(DELIVERED)] == ["alert-3"]
+    assert await store.forget_deliveries(DEAD, T0 + DAY) == 0
+    with pytest.raises(ValueError, match="never forgotten"):
+        await store.forget_deliveries(PENDING, T0 + DAY)
+    assert len(await store.deliveries(PENDING)) == 3  # every slack record, however old
 
 
 # --- votes ------------------------------------------------------------------------------------------------

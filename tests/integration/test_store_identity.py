@@ -212,6 +212,13 @@ class LosesItBeforeTheFirstClaim:
             await self._lose()
         return bool(await self._store.claim(*args, **kwargs))  # type: ignore[attr-defined]
 
+    async def claim_many(self, *args: Any, **kwargs: Any) -> int:
+        """A fetch's admissions come as one batch (`Store.claim_many`): the loss lands before it."""
+        if self.armed:
+            self.armed = False
+            await self._lose()
+        return int(await self._store.claim_many(*args, **kwargs))  # type: ignore[attr-defined]
+
 
 @pytest.mark.redis
 async def test_a_poll_keeps_the_marker_it_began_with_when_another_poll_adopts_a_new_one(

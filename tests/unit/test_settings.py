@@ -310,6 +310,39 @@ def test_store_items_bad_keep_names_its_line(tmp_path: Path) -> None:
     assert info.value.line == 3
 
 
+def test_outbox_retention_defaults_and_values(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "sources: []\n")).outbox.retention.delivered == timedelta(days=30)
+    text = "outbox:\n  retention: {delivered: 7d, dead: 180d}\n"
+    retention = load_settings(write(tmp_path, text)).outbox.retention
+    assert (retention.delivered, retention.dead) == (timedelta(days=7), timedelta(days=180))
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("outbox:\n  batch: 10\n  retention:\n    delivered: 0s\n", "outbox.retention.delivered", 4),
+        ("outbox:\n  retention:\n    dead: soon\n", "outbox.retention.dead", 3),
+        ("outbox:\n  retention:\n    pending: 1d\n", "outbox.retention.pending", 3),
+    ],
+)
+def test_outbox_retention_is_validated_with_file_and_line(
+    tmp_path: Path, text: str, message: str, line: int
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.line == line
+    assert info.value.file is not None and info.value.file.endswith("rarewatch.yaml")
+
+
+def test_delivered_retention_must_outlast_max_age_and_the_storm_window(tmp_path: Path) -> None:
+    text = "outbox:\n  max_age: 72h\n  retention: {delivered: 73h}\n"
+    with pytest.raises(ConfigError, match=r"retention.delivered \(3d1h\) must be longer") as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.line == 1
+    text = "outbox:\n  max_age: 72h\n  retention: {delivered: 74h}\n"
+    assert load_settings(write(tmp_path, text)).outbox.retention.delivered == timedelta(hours=74)
+
+
 def test_the_slack_signing_secret_is_read_from_the_environment_and_never_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

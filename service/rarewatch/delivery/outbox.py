@@ -73,6 +73,7 @@ from rarewatch.delivery.payload import digest_alert
 from rarewatch.errors import DeliveryError, StoreError
 from rarewatch.logs import log_delivery
 from rarewatch.models import Alert, AlertKind, Delivery, DeliveryStatus
+from rarewatch.policies.retention import OutboxRetention, forget_before
 from rarewatch.store.base import Store
 from rarewatch.store.leases import DESTINATION_LEASE, Leases, NoLeases
 
@@ -174,9 +175,11 @@ class Outbox:
         breaker_cooldown: timedelta = DEFAULT_BREAKER_COOLDOWN,
         breaker_max_cooldown: timedelta = DEFAULT_BREAKER_MAX_COOLDOWN,
         leases: Leases | None = None,
+        retention: OutboxRetention | None = None,
     ) -> None:
         """`leases`: with several replicas on one store, a destination's outbox is drained only by the
-        replica holding its lease (`store.leases`); None: this process drains every destination."""
+        replica holding its lease (`store.leases`); None: this process drains every destination.
+        `retention`: how long `sweep` keeps delivered and dead records (`policies.retention`)."""
         if not schedule:
             raise ValueError("the retry schedule needs at least one delay")
         if not 0 <= jitter < 1:
@@ -185,6 +188,7 @@ class Outbox:
             raise ValueError("batch must be at least 1")
         self._store = store
         self._leases = leases or NoLeases()
+        self._retention = retention or OutboxRetention()
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._max_age = max_age
@@ -263,6 +267,20 @@ class Outbox:
         if lane.paused_until is not None and lane.paused_until > self._clock.now():
             return lane.paused_until  # told to wait: nothing before then
         return lane.retries[0] if lane.retries else None
+
+    async def sweep(self) -> dict[DeliveryStatus, int]:
+        """Forget the delivered and dead records older than the retention (`policies.retention`), a batch
+        at a time so no single store call runs long; returns how many of each. Never touches pending ones.
+        Raises `StoreError` when the store is away (the next sweep catches up)."""
+        forgotten: dict[DeliveryStatus, int] = {}
+        for status, before in forget_before(self._retention, self._clock.now()).items():
+            total = 0
+            while (n := await self._store.forget_deliveries(status, before, self._batch)) > 0:
+                total += n
+                if n < self._batch:
+                    break
+            forgotten[status] = total
+        return forgotten
 
     async def park_unconfigured(self) -> dict[str, int]:
         """Park the due deliveries of destinations no longer configured; how many, per destination."""

@@ -9,4 +9,5 @@ the rules of the decision and are tested on their own, with injected clocks and 
 - `throttle.unthrottled`: the matches whose rule is within its `throttle`.
 - `updates.over_update_cap`: whether a story has had its share of updates.
 - `digest.delivery_plan`: which destinations get an alert now and which hold it for a digest.
+- `retention.forget_before`: which finished outbox records (delivered, dead) the store forgets.
 """

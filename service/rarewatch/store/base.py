@@ -263,6 +263,11 @@ class Store(Protocol):
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
         """Delete delivery records of a status; returns how many."""
 
+    async def forget_deliveries(self, status: DeliveryStatus, before: datetime, limit: int = 1000) -> int:
+        """Delete at most `limit` delivery records of `status` created before `before`, oldest first (the
+        outbox retention, `policies.retention`), with the alerts only they kept (out of the history);
+        returns how many. Only delivered and dead records can be forgotten: `ValueError` for pending."""
+
     async def outbox_stats(self) -> dict[str, OutboxStats]:
         """Per destination with any pending or dead delivery: how many of each, and the oldest pending's
         creation time (deliveries held for a digest are pending too)."""

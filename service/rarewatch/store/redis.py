@@ -730,6 +730,21 @@ class RedisStore:
     @_translated
     async def purge(self, status: DeliveryStatus, destination: str | None = None) -> int:
         """Delete the delivery records of `status` (and `destination`); returns how many."""
+        return await self._purge(status, destination, "+inf", -1)
+
+    @_translated
+    async def forget_deliveries(self, status: DeliveryStatus, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` records of `status` created before `before` (a range of the status index,
+        whose scores are creation times), and the alerts only they kept; see `Store.forget_deliveries`."""
+        if status is _PENDING:
+            raise ValueError("pending deliveries are never forgotten")
+        if limit <= 0:
+            return 0
+        return await self._purge(status, None, f"({k.to_us(before)}", limit)
+
+    async def _purge(self, status: DeliveryStatus, destination: str | None, upto: str, limit: int) -> int:
+        """Delete the records of `status` (of `destination`) with a creation score up to `upto`, at most
+        `limit` (-1: all), with the alerts no record or the history keeps any more."""
         kk = self._keys
         keys = [kk.outbox(status), kk.outbox_all, kk.outbox_due, kk.alert_refs, kk.alerts]
         flag = "0" if destination is None else "1"
@@ -740,6 +755,8 @@ class RedisStore:
             k.MEMBER_SEQ_WIDTH,
             kk.alert_prefix,
             kk.delivered_prefix,
+            upto,
+            limit,
         ]
         return int(await self._purge_script(keys=keys, args=args))
 

@@ -131,10 +131,12 @@ return n
 
 # KEYS: outbox:<status>, outbox:all, outbox:due, alert_refs, alerts.
 # ARGV: filter by destination ('1'/'0'), destination, delivery key prefix, member seq width, alert key prefix,
-#       delivered index key prefix.
+#       delivered index key prefix, the highest creation score to delete ('+inf': any; '(<us>': before),
+#       at most how many (-1: all).
 PURGE = """
 local n = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[7], 'LIMIT', 0, ARGV[8])
+for _, m in ipairs(members) do
   local hkey = ARGV[3] .. string.sub(m, tonumber(ARGV[4]) + 2)
   local f = redis.call('HMGET', hkey, 'alert_id', 'destination')
   if ARGV[1] == '0' or f[2] == ARGV[2] then

@@ -533,6 +533,16 @@ class SQLiteStore:
         where, params = _filter(status, destination)
         return await self._run(partial(_execute, f"DELETE FROM {k.DELIVERIES}{where}", params))
 
+    async def forget_deliveries(self, status: DeliveryStatus, before: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` records of `status` created before `before`, oldest first, and the alerts
+        beyond the history limit they alone kept; see `Store.forget_deliveries`."""
+        if status is DeliveryStatus.PENDING:
+            raise ValueError("pending deliveries are never forgotten")
+        if limit <= 0:
+            return 0
+        args = (status.value, k.to_us(before), limit)
+        return await self._run(partial(_forget_deliveries, args, self._history_limit))
+
 
 _NEVER: Held = (0, None)
 
@@ -669,17 +679,34 @@ def _record_alert(
     )
 
 
+# The alerts beyond the newest `history_limit` that no delivery uses (parameter: history_limit).
+_TRIM_HISTORY = (
+    f"DELETE FROM {k.ALERTS} WHERE id IN (SELECT id FROM {k.ALERTS} ORDER BY created DESC, rowid DESC"
+    f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})"
+)
+
+
 def _cleanup(conn: sqlite3.Connection, now_us: int, history_limit: int) -> None:
     """Delete expired claims and counters, and history beyond the newest `history_limit` alerts that no
     delivery uses."""
     with _immediate(conn):
         conn.execute(f"DELETE FROM {k.CLAIMS} WHERE expires <= ?", (now_us,))
         conn.execute(f"DELETE FROM {k.COUNTERS} WHERE expires <= ?", (now_us,))
-        conn.execute(
-            f"DELETE FROM {k.ALERTS} WHERE id IN (SELECT id FROM {k.ALERTS} ORDER BY created DESC, rowid DESC"
-            f" LIMIT -1 OFFSET ?) AND id NOT IN (SELECT alert_id FROM {k.DELIVERIES})",
-            (history_limit,),
-        )
+        conn.execute(_TRIM_HISTORY, (history_limit,))
+
+
+def _forget_deliveries(args: tuple[str, int, int], history_limit: int, conn: sqlite3.Connection) -> int:
+    """Delete the oldest records of one status created before a time (at most a number), then the alerts
+    beyond the newest `history_limit` no delivery uses any more; returns how many records."""
+    with _immediate(conn):
+        forgotten = conn.execute(
+            f"DELETE FROM {k.DELIVERIES} WHERE rowid IN (SELECT rowid FROM {k.DELIVERIES}"
+            " WHERE status = ? AND created < ? ORDER BY created LIMIT ?)",
+            args,
+        ).rowcount
+        if forgotten:
+            conn.execute(_TRIM_HISTORY, (history_limit,))
+    return forgotten
 
 
 def _add_silence(row: tuple[str, int, str], forget_before_us: int, conn: sqlite3.Connection) -> None:
