@@ -15,6 +15,8 @@ BENCHES = [
     "bench_redis_memory.py",
     "bench_pipeline.py",
     "bench_delivery.py",
+    "bench_memory.py",
+    "bench_latency.py",
 ]
 
 
