@@ -184,6 +184,17 @@ class RedisClusterServers:
         self.procs = []
 
 
+def _redis_binaries(url_variable: str) -> tuple[str, str]:
+    """redis-server and redis-cli for a fixture that starts its own servers: a failure under CI (where
+    .ci/run installs them), else a skip that names `url_variable` as the alternative."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        if IN_CI:
+            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
+        pytest.skip(f"redis-server is not installed (apt-get install redis-server, or set {url_variable})")
+    return binary, cli
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The `redis+cluster://` URL of a three-master Redis Cluster started for this test session
@@ -191,11 +202,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     if os.environ.get("REDIS_CLUSTER_URL"):
         yield os.environ["REDIS_CLUSTER_URL"]
         return
-    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if binary is None or cli is None:
-        if IN_CI:
-            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
-        pytest.skip("redis-server is not installed (apt-get install redis-server, or set REDIS_CLUSTER_URL)")
+    binary, cli = _redis_binaries("REDIS_CLUSTER_URL")
     cluster = RedisClusterServers(binary, cli, tmp_path_factory.mktemp("redis-cluster"))
     try:
         cluster.start()
@@ -257,11 +264,7 @@ def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     if os.environ.get("REDIS_SENTINEL_URL"):
         yield os.environ["REDIS_SENTINEL_URL"]
         return
-    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if binary is None or cli is None:
-        if IN_CI:
-            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
-        pytest.skip("redis-server is not installed (apt-get install redis-server, or set REDIS_SENTINEL_URL)")
+    binary, cli = _redis_binaries("REDIS_SENTINEL_URL")
     master = RedisServer(binary, tmp_path_factory.mktemp("redis-master"))
     sentinel = RedisSentinel(binary, cli, tmp_path_factory.mktemp("redis-sentinel"), master.port)
     master.start()
