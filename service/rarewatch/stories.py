@@ -29,6 +29,30 @@ _NOISE = re.compile(r"[\W_]+", re.UNICODE)
 _TOKEN = re.compile(r"[\u3400-\u9fff]+|[^\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_LATIN = re.compile(r"[^\W\d_]+", re.UNICODE)
+_DOTTED = re.compile(r"\b([A-Z])\.([A-Z])\.?")  # "U.S." -> "US", "U.K" -> "UK"
+# Names that rewrites of one story swap freely: the same actor, so never a sign of another event.
+_NAME_ALIASES = {
+    "beijing": "china",
+    "chinese": "china",
+    "prc": "china",
+    "mofcom": "china",
+    "washington": "us",
+    "usa": "us",
+    "america": "us",
+    "american": "us",
+    "bis": "us",
+    "tokyo": "japan",
+    "japanese": "japan",
+    "brussel": "eu",
+    "european": "eu",
+    "europe": "eu",
+    "seoul": "korea",
+    "korean": "korea",
+}
+TITLE_CASE_SHARE = 0.6
+"""Above this share of capitalised words (first word and short words aside) a title is in Title Case,
+and its capitals say nothing about names."""
 
 
 def title_key(title: str) -> str:
@@ -78,7 +102,42 @@ def signature_keys(title: str) -> tuple[str, ...]:
 
 
 def same_story(a: str, b: str, threshold: float = DEFAULT_THRESHOLD) -> bool:
-    """Whether two titles report the same story: similar shingles (Jaccard ≥ threshold), same numbers."""
+    """Whether two titles report the same story: similar shingles (Jaccard ≥ threshold), same numbers,
+    and no name swapped for another (`swapped_names`)."""
     if set(_NUMBER.findall(a)) != set(_NUMBER.findall(b)):
         return False
-    return jaccard(shingles(a), shingles(b)) >= threshold
+    return jaccard(shingles(a), shingles(b)) >= threshold and not swapped_names(a, b)
+
+
+def _word(token: str) -> str:
+    """A word's comparable form: lower case, a plural "s" dropped, a known alias resolved."""
+    word = token.lower()
+    word = word[:-1] if len(word) > 3 and word.endswith("s") else word
+    return _NAME_ALIASES.get(word, word)
+
+
+def _latin_tokens(title: str) -> list[str]:
+    text = unicodedata.normalize("NFKC", title).strip()
+    return _LATIN.findall(_DOTTED.sub(r"\1\2", _OUTLET_SUFFIX.sub("", text)))
+
+
+def names(title: str) -> frozenset[str]:
+    """The capitalised words after the first (acronyms anywhere) in comparable form (`_word`): who or
+    what a sentence-case headline is about. Empty for a Title Case or all-capitals headline, whose
+    capitals name nothing, and for Chinese, which has none."""
+    tokens = _latin_tokens(title)
+    rest = [t for t in tokens[1:] if len(t) > 3]
+    if rest and sum(t[0].isupper() for t in rest) / len(rest) > TITLE_CASE_SHARE:
+        return frozenset()
+    found = {t for t in tokens[1:] if t[0].isupper()}
+    found.update(t for t in tokens[:1] if len(t) > 1 and t.isupper())
+    return frozenset(_word(t) for t in found)
+
+
+def swapped_names(a: str, b: str) -> bool:
+    """Each title names someone the other does not mention at all ("US adds Acme processor to the
+    Entity List" / "US adds Zenith processor to the Entity List"): two events however alike the rest.
+    A name on one side only ("…, Reuters reports") is an outlet's addition, not another event."""
+    words_a = {_word(t) for t in _latin_tokens(a)}
+    words_b = {_word(t) for t in _latin_tokens(b)}
+    return bool(names(a) - words_b) and bool(names(b) - words_a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rarewatch.stories import jaccard, same_story, shingles, signature_keys, title_key
+from rarewatch.stories import jaccard, names, same_story, shingles, signature_keys, swapped_names, title_key
 
 SAME = [
     (
@@ -20,12 +20,32 @@ SAME = [
         "Japan adds antimony to export licence list",
         "Japan adds antimony to export licence list, effective December",
     ),
+    # Title Case says nothing about names; a rewrite naming the same actor differently is no new event
+    (
+        "China Adds Seven Rare Earths To Export Control List",
+        "China adds seven rare earths to export control list",
+    ),
+    (
+        "China Restricts Gallium And Germanium Exports To United States Chipmakers",
+        "China Curbs Gallium And Germanium Exports To United States Chipmakers",
+    ),
+    (
+        "China halts magnet exports to Washington defence suppliers",
+        "China halts magnet exports to US defence suppliers",
+    ),
+    (
+        "Gallium curbs tighten as MOFCOM adds licence checks",
+        "Gallium curbs tighten as Beijing adds licence checks",
+    ),
 ]
 DIFFERENT = [
     ("China curbs rare earth exports - Reuters", "US adds rare earth firm to Entity List - Reuters"),
     ("中国对七种中重稀土实施出口管制", "商务部：对镓锗相关物项实施出口管制"),
     ("China adds 7 rare earths to export control list", "China adds 5 rare earths to export control list"),
     ("Myanmar border closure halts rare earth shipments", "Vietnam opens new rare earth refinery"),
+    # one name swapped for another: alike in every other word, two listings
+    ("US adds Acme processor to the Entity List", "US adds Zenith processor to the Entity List"),
+    ("China puts Skydio on its unreliable entity list", "China puts Lockheed on its unreliable entity list"),
 ]
 
 
@@ -56,3 +76,18 @@ def test_signature_is_stable_and_banded() -> None:
     assert len(keys) == 10
     assert all(k.startswith("sim:") for k in keys)
     assert signature_keys("   ") == ()
+
+
+def test_names_are_capitalised_words_after_the_first_and_acronyms() -> None:
+    assert names("BIS adds Acme to the list, Beijing says") == {"us", "acme", "china"}
+    assert names("Exclusive: China halts magnet exports") == {"china"}
+
+
+def test_title_case_and_chinese_headlines_name_nothing() -> None:
+    assert names("China Adds Acme Processor To The Entity List") == frozenset()
+    assert names("商务部将两家美国企业列入不可靠实体清单") == frozenset()
+
+
+def test_a_name_on_one_side_only_is_no_swap() -> None:
+    assert not swapped_names("China halts magnet exports, Reuters reports", "China halts magnet exports")
+    assert swapped_names("US lists Acme", "US lists Zenith")
