@@ -8,7 +8,9 @@ item id and the link), so the sequential figures are the ones that matter; most 
 of stories already seen (every poll re-reads the whole feed).
 
 Baselines: for SQLite, a naive store (autocommit per statement, rollback journal, synchronous=FULL, in the
-event loop thread); for Redis, bare `SET NX PX` round trips with redis.asyncio.
+event loop thread); for Redis, bare `SET NX PX` round trips with redis.asyncio. For Redis it then prints the
+server's CPU time per call (from `INFO cpu`): what bounds one Redis shared by many processes, where
+the figures above are bound by the client's round trips.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import Store
 from rarewatch.store.base import ClaimRequest
-from rarewatch.store.keys import item_key, link_key
+from rarewatch.store.keys import item_key, link_key, similar_key
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
@@ -190,7 +193,8 @@ async def bench_redis(n: int, url: str) -> None:
     store = RedisStore(url, prefix=prefix)
     await store.open()
     results = await store_cases(store, n, 0)
-    results["one key, no alert (SET NX PX)"] = await rate(n, lambda i: store.claim([f"single:{i}"], TTL, NOW))
+    results["one key, no alert"] = await rate(n, lambda i: store.claim([f"single:{i}"], TTL, NOW))
+    server = await server_costs(raw, store, n)
     await store.close()
     async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
         await raw.delete(key)
@@ -200,6 +204,48 @@ async def bench_redis(n: int, url: str) -> None:
     print(f"  baseline: bare SET NX PX round trips         {baseline:>10,.0f} claims/s")
     for name, value in results.items():
         print(f"  {name:<42} {value:>10,.0f} claims/s   x{value / baseline:,.2f} baseline")
+    print("  redis-server CPU per call (INFO cpu, user + system):")
+    for name, value in server.items():
+        print(f"  {name:<42} {value:>10,.1f} µs")
+
+
+async def server_us(raw: Redis, n: int, call: Callable[[int], Awaitable[object]]) -> float:
+    """Microseconds of redis-server CPU per `call` (`INFO cpu`, user + system: the scripts, the commands and
+    the network I/O): what bounds one Redis's throughput when many processes share it, unlike a round
+    trip. Only as exact as the server is otherwise idle (the benchmark's own server is)."""
+
+    async def cpu() -> float:
+        info = cast("dict[str, float]", await raw.info("cpu"))
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    before = await cpu()
+    for i in range(n):
+        await call(i)
+    return (await cpu() - before) * 1e6 / n
+
+
+async def server_costs(raw: Redis, store: Store, n: int) -> dict[str, float]:
+    """Server time of the pipeline's Redis calls, on fresh keys: a new story alerted to 2 destinations
+    with its 10 near-duplicate band keys remembered, a new story seen (2 keys), a repeat, a look-up."""
+    alerts = [alert(60_000_000 + i) for i in range(n)]
+    bands = [[similar_key(b, f"{i:08x}{b:08x}") for b in range(10)] for i in range(n)]
+    await store.claim(["warm-up"], TTL, NOW)  # load the scripts first
+
+    def seen(i: int) -> Awaitable[bool]:
+        return store.claim(story_keys(70_000_000 + i), TTL, NOW)
+
+    return {
+        "new story + alert + 10 band keys": await server_us(
+            raw,
+            n,
+            lambda i: store.claim(story_keys(60_000_000 + i), TTL, NOW, alerts[i], DESTS, remember=bands[i]),
+        ),
+        "new story, no alert (2 keys)": await server_us(raw, n, seen),
+        "repeat of a claimed story": await server_us(raw, n, seen),
+        "look-up of 2 keys (held)": await server_us(
+            raw, n, lambda i: store.held(story_keys(80_000_000 + i), NOW)
+        ),
+    }
 
 
 async def main() -> None:

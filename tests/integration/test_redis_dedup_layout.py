@@ -95,6 +95,8 @@ async def test_a_key_is_held_by_its_own_expiry_not_its_buckets(
         },
     )
     await client.pexpire(shard, 120_000)
+    await client.hset(names.dedup_bucket(width, bucket), mapping={"l": 0, "p": 0})  # its linear-hashing state
+    await client.pexpire(names.dedup_bucket(width, bucket), 120_000)
     await client.hset(names.dedup, str(width), str(now + 60_000))
     await client.pexpire(names.dedup, 120_000)
     assert await store.held(["item:gone", "item:live"], T0) == {"item:live": "alert-1"}

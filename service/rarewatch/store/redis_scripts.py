@@ -36,8 +36,10 @@ local function dd_bucket(ctx, width, n)
   local name = ctx.prefix .. string.format('%d:%d', width, n)
   local b = ctx.buckets[name]
   if not b then
+    -- Every bucket that holds keys has its state hash (written with its first key): a look-up skips the
+    -- buckets that have none without reading their shards.
     local f = redis.call('HMGET', name, 'l', 'p')
-    b = {name = name, l = tonumber(f[1] or '0'), p = tonumber(f[2] or '0'),
+    b = {name = name, l = tonumber(f[1] or '0'), p = tonumber(f[2] or '0'), empty = not f[1],
          ends = string.format('%d', (n + 1) * width)}
     ctx.buckets[name] = b
   end
@@ -58,7 +60,8 @@ local function dd_get(ctx, field, key)
   for _, s in ipairs(ctx.series) do
     local width = s[1]
     for n = math.floor(ctx.now / width), math.floor(s[2] / width) do
-      local v = redis.call('HGET', dd_shard(dd_bucket(ctx, width, n), h), field)
+      local b = dd_bucket(ctx, width, n)
+      local v = not b.empty and redis.call('HGET', dd_shard(b, h), field)
       if v then
         local cut = string.find(v, '=', 1, true)
         local offset = tonumber(cut and string.sub(v, 1, cut - 1) or v)
@@ -105,6 +108,11 @@ end
 local function dd_put(ctx, field, width, expires, owner)
   local n = math.floor(expires / width)
   local b = dd_bucket(ctx, width, n)
+  if b.empty then
+    redis.call('HSET', b.name, 'l', 0, 'p', 0)
+    redis.call('PEXPIREAT', b.name, b.ends)
+    b.empty = false
+  end
   local shard = dd_shard(b, dd_hash(field))
   redis.call('HSET', shard, field, string.format('%d', expires - n * width) .. owner)
   redis.call('PEXPIREAT', shard, b.ends)
