@@ -216,13 +216,15 @@ def member_suffix(destination: str) -> str:
 class RedisKeys:
     """Key names under one prefix.
 
-    - `dedup`                hash, the dedup registry: `<W>` -> the latest expiry (ms, Redis time) of any
-                             key in the buckets of width W; `legacy` -> until when layout-2 `claim:` keys
-                             may live (set by the upgrade); the key expires with the latest of them
-    - `dedup:<W>:<n>`        hash: bucket n of width W (keys expiring in [n*W, (n+1)*W) ms): its linear
-                             hashing state `l` (level) and `p` (split pointer), PEXPIREAT (n+1)*W
-    - `dedup:<W>:<n>:<i>`    hash: shard i of that bucket, `dedup_field(key)` -> `<E - n*W>` (ms) and, for
-                             an owned key, `=<owner>`; PEXPIREAT (n+1)*W
+    - `dedup`                hash, the dedup registry, read whole by every look-up: `<W>` -> the latest
+                             expiry (ms, Redis time) of any key in the buckets of width W; `<W>:<n>` ->
+                             `<l>:<p>`, the linear-hashing state (level, split pointer) of bucket n of
+                             width W (the keys expiring in [n*W, (n+1)*W) ms), present while it holds
+                             keys; `legacy` -> until when layout-2 `claim:` keys may live (set by the
+                             upgrade). Ended entries are dropped by the next write; the key expires with
+                             the latest of them
+    - `dedup:<W>:<n>:<i>`    hash: shard i of bucket n of width W, `dedup_field(key)` -> `<E - n*W>` (ms)
+                             and, for an owned key, `=<owner>`; PEXPIREAT (n+1)*W
     - `claim:<key>`          (layout 2, read only until the upgrade's `legacy` time) string with PX ttl: a
                              dedup claim or remembered key (value: `claim_value`)
     - `counter:<n>:<key>`    integer with PX ttl: count in fixed window number n (`count_in_window`)
@@ -279,8 +281,9 @@ class RedisKeys:
         """What every bucket and shard name starts with (`dedup:<W>:<n>`, `dedup:<W>:<n>:<i>`)."""
         return f"{self.prefix}dedup:"
 
-    def dedup_bucket(self, width_ms: int, number: int) -> str:
-        return f"{self.dedup_prefix}{width_ms}:{number}"
+    def dedup_shard(self, width_ms: int, number: int, shard: int) -> str:
+        """Shard `shard` of bucket `number` of width `width_ms`."""
+        return f"{self.dedup_prefix}{width_ms}:{number}:{shard}"
 
     def counter(self, key: str, bucket: int) -> str:
         return f"{self.prefix}counter:{bucket}:{key}"

@@ -17,33 +17,30 @@ local function dd_hash(field)
   return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
 end
 
+-- The registry in one read: the series (width -> latest expiry), the buckets that hold keys (with their
+-- linear-hashing state) and the legacy time. What ended (a series whose keys all expired, a bucket past
+-- its end) is ignored, and dropped by the next write.
 local function dd_open(registry, prefix, legacy_prefix, limit)
   local t = redis.call('TIME')
   local ctx = {registry = registry, prefix = prefix, legacy_prefix = legacy_prefix, limit = tonumber(limit),
                now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), series = {}, gone = {},
-               buckets = {}, legacy = 0, changed = false}
+               buckets = {}, dirty = {}, legacy = 0, changed = false}
   local raw = redis.call('HGETALL', registry)
   for i = 1, #raw, 2 do
-    local value = tonumber(raw[i + 1])
-    if raw[i] == 'legacy' then ctx.legacy = value
-    elseif value > ctx.now then ctx.series[#ctx.series + 1] = {tonumber(raw[i]), value}
-    else ctx.gone[#ctx.gone + 1] = raw[i] end
+    local name, value = raw[i], raw[i + 1]
+    local width, n = string.match(name, '^(%d+):(%d+)$')
+    if width then
+      width, n = tonumber(width), tonumber(n)
+      if (n + 1) * width > ctx.now then
+        local l, p = string.match(value, '^(%d+):(%d+)$')
+        ctx.buckets[name] = {name = prefix .. name, field = name, l = tonumber(l), p = tonumber(p),
+                             ends = string.format('%d', (n + 1) * width)}
+      else ctx.gone[#ctx.gone + 1] = name end
+    elseif name == 'legacy' then ctx.legacy = tonumber(value)
+    elseif tonumber(value) > ctx.now then ctx.series[#ctx.series + 1] = {tonumber(name), tonumber(value)}
+    else ctx.gone[#ctx.gone + 1] = name end
   end
   return ctx
-end
-
-local function dd_bucket(ctx, width, n)
-  local name = ctx.prefix .. string.format('%d:%d', width, n)
-  local b = ctx.buckets[name]
-  if not b then
-    -- Every bucket that holds keys has its state hash (written with its first key): a look-up skips the
-    -- buckets that have none without reading their shards.
-    local f = redis.call('HMGET', name, 'l', 'p')
-    b = {name = name, l = tonumber(f[1] or '0'), p = tonumber(f[2] or '0'), empty = not f[1],
-         ends = string.format('%d', (n + 1) * width)}
-    ctx.buckets[name] = b
-  end
-  return b
 end
 
 local function dd_shard(b, h)
@@ -60,8 +57,8 @@ local function dd_get(ctx, field, key)
   for _, s in ipairs(ctx.series) do
     local width = s[1]
     for n = math.floor(ctx.now / width), math.floor(s[2] / width) do
-      local b = dd_bucket(ctx, width, n)
-      local v = not b.empty and redis.call('HGET', dd_shard(b, h), field)
+      local b = ctx.buckets[string.format('%d:%d', width, n)]
+      local v = b and redis.call('HGET', dd_shard(b, h), field)
       if v then
         local cut = string.find(v, '=', 1, true)
         local offset = tonumber(cut and string.sub(v, 1, cut - 1) or v)
@@ -78,7 +75,7 @@ end
 
 -- Split the bucket's shard at its split pointer in two (linear hashing), rewriting both, so each is a
 -- fresh listpack again.
-local function dd_split(b)
+local function dd_split(ctx, b)
   local size = 2 ^ b.l
   local from = b.name .. string.format(':%d', b.p)
   local to = b.name .. string.format(':%d', b.p + size)
@@ -100,23 +97,23 @@ local function dd_split(b)
   end
   b.p = b.p + 1
   if b.p == size then b.l, b.p = b.l + 1, 0 end
-  redis.call('HSET', b.name, 'l', b.l, 'p', b.p)
-  redis.call('PEXPIREAT', b.name, b.ends)
+  ctx.dirty[b.field] = b
 end
 
 -- Hold `field` until `expires` (ms) in the buckets of `width`; `owner` is '' or '=<owner>'.
 local function dd_put(ctx, field, width, expires, owner)
   local n = math.floor(expires / width)
-  local b = dd_bucket(ctx, width, n)
-  if b.empty then
-    redis.call('HSET', b.name, 'l', 0, 'p', 0)
-    redis.call('PEXPIREAT', b.name, b.ends)
-    b.empty = false
+  local id = string.format('%d:%d', width, n)
+  local b = ctx.buckets[id]
+  if not b then
+    b = {name = ctx.prefix .. id, field = id, l = 0, p = 0, ends = string.format('%d', (n + 1) * width)}
+    ctx.buckets[id] = b
+    ctx.dirty[id] = b
   end
   local shard = dd_shard(b, dd_hash(field))
   redis.call('HSET', shard, field, string.format('%d', expires - n * width) .. owner)
   redis.call('PEXPIREAT', shard, b.ends)
-  if redis.call('HLEN', shard) > ctx.limit then dd_split(b) end
+  if redis.call('HLEN', shard) > ctx.limit then dd_split(ctx, b) end
   for _, s in ipairs(ctx.series) do
     if s[1] == width then
       if expires > s[2] then s[2], ctx.changed = expires, true end
@@ -127,10 +124,11 @@ local function dd_put(ctx, field, width, expires, owner)
   ctx.changed = true
 end
 
--- Record the registry's changes: new latest expiries, series that ended; the registry lives as long as
--- the latest of them (and the legacy keys).
+-- Record the registry's changes: new buckets and split states, new latest expiries, what ended. The
+-- registry lives as long as the latest expiry of any key (and the legacy keys).
 local function dd_commit(ctx)
   if #ctx.gone > 0 then redis.call('HDEL', ctx.registry, unpack(ctx.gone)) end
+  for id, b in pairs(ctx.dirty) do redis.call('HSET', ctx.registry, id, string.format('%d:%d', b.l, b.p)) end
   if not ctx.changed then return end
   local last = ctx.legacy
   for _, s in ipairs(ctx.series) do
