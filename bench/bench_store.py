@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -32,7 +33,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Item, Match, Severity
-from rarewatch.store import Store
+from rarewatch.store import Store, keys
 from rarewatch.store.base import ClaimRequest
 from rarewatch.store.keys import item_key, link_key, similar_key
 from rarewatch.store.redis import RedisStore
@@ -224,26 +225,63 @@ async def server_us(raw: Redis, n: int, call: Callable[[int], Awaitable[object]]
     return (await cpu() - before) * 1e6 / n
 
 
-async def server_costs(raw: Redis, store: Store, n: int) -> dict[str, float]:
+async def server_costs(raw: Redis, store: RedisStore, n: int) -> dict[str, float]:
     """Server time of the pipeline's Redis calls, on fresh keys: a new story alerted to 2 destinations
     with its 10 near-duplicate band keys remembered, a new story seen (2 keys), a repeat, a look-up."""
     alerts = [alert(60_000_000 + i) for i in range(n)]
-    bands = [[similar_key(b, f"{i:08x}{b:08x}") for b in range(10)] for i in range(n)]
     await store.claim(["warm-up"], TTL, NOW)  # load the scripts first
+    costs = await server_cases(raw, store, n, alerts, 60_000_000)
+    if hasattr(keys, "dedup_width_ms"):
+        # Dedup layout 3 with a full window behind it: every bucket of the window holds keys, as after a
+        # window of polling, so a look-up of a new key reads one shard in each (the cases above, on a
+        # fresh store, find one bucket).
+        await fill_window(raw, store)
+        full = await server_cases(raw, store, n, alerts, 90_000_000)
+        costs.update({f"{name}, full window": value for name, value in full.items()})
+    return costs
+
+
+async def fill_window(raw: Redis, store: RedisStore) -> None:
+    """Give every bucket of the TTL's window 90 keys (one unsplit shard each), as a window of claims
+    would have, by writing the layout directly (Redis time cannot be moved on)."""
+    seconds, micros = await raw.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    ttl = int(TTL.total_seconds() * 1000)
+    width = keys.dedup_width_ms(ttl)
+    names = store._keys
+    registry: dict[str, str] = {str(width): str(now + ttl)}
+    for bucket in range(now // width, (now + ttl) // width + 1):
+        shard = names.dedup_shard(width, bucket, 0)
+        offset = max(0, now + 1000 - bucket * width)  # expiring after now: live
+        fields = {keys.dedup_field(f"fill:{bucket}:{j}"): str(offset) for j in range(90)}
+        await raw.hset(shard, mapping=fields)  # type: ignore[arg-type]
+        await raw.pexpireat(shard, (bucket + 1) * width)
+        registry[f"{width}:{bucket}"] = "0:0"
+    await raw.hset(names.dedup, mapping=registry)  # type: ignore[arg-type]
+    await raw.pexpireat(names.dedup, now + ttl)
+
+
+async def server_cases(
+    raw: Redis, store: RedisStore, n: int, alerts: list[Alert], base: int
+) -> dict[str, float]:
+    """The four calls of `server_costs` on keys of their own (`base` keeps them apart)."""
+    bands = [[similar_key(b, f"{base}:{i}:{b}") for b in range(10)] for i in range(n)]
 
     def seen(i: int) -> Awaitable[bool]:
-        return store.claim(story_keys(70_000_000 + i), TTL, NOW)
+        return store.claim(story_keys(base + 10_000_000 + i), TTL, NOW)
 
     return {
         "new story + alert + 10 band keys": await server_us(
             raw,
             n,
-            lambda i: store.claim(story_keys(60_000_000 + i), TTL, NOW, alerts[i], DESTS, remember=bands[i]),
+            lambda i: store.claim(
+                story_keys(base + i), TTL, NOW, replace(alerts[i], id=f"{base}:{i}"), DESTS, remember=bands[i]
+            ),
         ),
         "new story, no alert (2 keys)": await server_us(raw, n, seen),
         "repeat of a claimed story": await server_us(raw, n, seen),
         "look-up of 2 keys (held)": await server_us(
-            raw, n, lambda i: store.held(story_keys(80_000_000 + i), NOW)
+            raw, n, lambda i: store.held(story_keys(base + 20_000_000 + i), NOW)
         ),
     }
 

@@ -186,11 +186,14 @@ def cluster_prefix(prefix: str) -> str:
 
 # The bucketed dedup keys (layout v3). A key claimed (or remembered) for `ttl` from Redis time t expires at
 # E = t + ttl; it lives in the bucket of width W = ttl // DEDUP_BUCKETS (ms) that contains E, and that
-# bucket's hashes expire at the bucket's end: so a key's memory is freed at most W after E, with no
-# sweeper. Each bucket is split into shards by linear hashing on the key's digest, a shard being split as
-# soon as an insert takes it past DEDUP_SHARD_LIMIT fields: shards stay below Redis's default
+# bucket's hashes expire at the bucket's end: so a key's memory is freed less than W after E, with no
+# sweeper, while the key itself is held exactly until E (the scripts compare E with Redis time). A look-up
+# reads one shard in each bucket that can hold a live key: DEDUP_BUCKETS + 1 at most. Fewer buckets
+# would mean fewer reads per key and more memory held past expiry (up to 1/DEDUP_BUCKETS of the window).
+# Each bucket is split into shards by linear hashing on the key's digest, a shard being split as soon as
+# an insert takes it past DEDUP_SHARD_LIMIT fields: shards stay below Redis's default
 # `hash-max-listpack-entries` (128) and so stay compact listpacks, whatever the rate of new stories.
-DEDUP_BUCKETS = 8
+DEDUP_BUCKETS = 4
 DEDUP_SHARD_LIMIT = 96
 DEDUP_DIGEST_BYTES = 16
 

@@ -40,6 +40,16 @@ local function dd_open(registry, prefix, legacy_prefix, limit)
     elseif tonumber(value) > ctx.now then ctx.series[#ctx.series + 1] = {tonumber(name), tonumber(value)}
     else ctx.gone[#ctx.gone + 1] = name end
   end
+  -- The buckets a look-up reads, once per script: those of a live series that held keys when it began
+  -- (the callers pass distinct keys, and look each one up before writing it).
+  ctx.live = {}
+  for _, s in ipairs(ctx.series) do
+    local width = s[1]
+    for n = math.floor(ctx.now / width), math.floor(s[2] / width) do
+      local b = ctx.buckets[string.format('%d:%d', width, n)]
+      if b then ctx.live[#ctx.live + 1] = {n * width, b} end
+    end
+  end
   return ctx
 end
 
@@ -47,23 +57,19 @@ local function dd_shard(b, h)
   local size = 2 ^ b.l
   local i = h % size
   if i < b.p then i = h % (2 * size) end
-  return b.name .. string.format(':%d', i)
+  return b.name .. ':' .. i
 end
 
 -- The claim value of a held key ('1': no owner, '=<owner>'), or false. A key is held while its own
 -- expiry is ahead of Redis time: the bucket may outlive it by up to one width, its fields never do.
 local function dd_get(ctx, field, key)
   local h = dd_hash(field)
-  for _, s in ipairs(ctx.series) do
-    local width = s[1]
-    for n = math.floor(ctx.now / width), math.floor(s[2] / width) do
-      local b = ctx.buckets[string.format('%d:%d', width, n)]
-      local v = b and redis.call('HGET', dd_shard(b, h), field)
-      if v then
-        local cut = string.find(v, '=', 1, true)
-        local offset = tonumber(cut and string.sub(v, 1, cut - 1) or v)
-        if n * width + offset > ctx.now then return cut and string.sub(v, cut) or '1' end
-      end
+  for _, live in ipairs(ctx.live) do
+    local v = redis.call('HGET', dd_shard(live[2], h), field)
+    if v then
+      local cut = string.find(v, '=', 1, true)
+      local offset = tonumber(cut and string.sub(v, 1, cut - 1) or v)
+      if live[1] + offset > ctx.now then return cut and string.sub(v, cut) or '1' end
     end
   end
   if ctx.now < ctx.legacy then
