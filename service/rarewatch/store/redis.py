@@ -55,6 +55,7 @@ R = TypeVar("R")
 
 _PENDING, _DELIVERED, _DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
 _PAGE = 500  # outbox records read per round trip when filtering by destination
+_HELD_PAGE = 200  # dedup keys looked up per script (about 1,000 shard reads with a full window)
 
 
 def _translated(
@@ -322,12 +323,15 @@ class RedisStore:
 
     @_translated
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
-        """The keys among `keys` held now (Redis time: `now` is not used), with owners, in `keys` order."""
+        """The keys among `keys` held now (Redis time: `now` is not used), with owners, in `keys` order.
+        One script per `_HELD_PAGE` keys: each key reads a shard in every live bucket, and a fetch's
+        thousands of keys in one script would hold up every other client of the server meanwhile."""
         unique = list(dict.fromkeys(keys))
-        if not unique:
-            return {}
-        args = [self._keys.dedup_prefix, self._keys.claim_prefix, *_fields(unique)]
-        values = cast("list[str | None]", await self._held_script(keys=[self._keys.dedup], args=args))
+        values: list[str | None] = []
+        for start in range(0, len(unique), _HELD_PAGE):
+            page = unique[start : start + _HELD_PAGE]
+            args = [self._keys.dedup_prefix, self._keys.claim_prefix, *_fields(page)]
+            values += cast("list[str | None]", await self._held_script(keys=[self._keys.dedup], args=args))
         return {key: k.claim_owner(v) for key, v in zip(unique, values, strict=True) if v is not None}
 
     @_translated
