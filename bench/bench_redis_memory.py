@@ -2,8 +2,17 @@
 
     python bench/bench_redis_memory.py [--n 5000]
 
-Three cases, each measured as the growth of `INFO memory` `used_memory` over n items divided by n (so it
-includes Redis's per-key overhead and the sorted-set and hash encodings in use at that size):
+The dedup keys first, in both layouts, side by side (the baseline is layout 2, as rarewatch 2026.x before
+layout 3 stored them: one `claim:<key>` string with its own PX TTL per key, written here with the very
+commands that layout's scripts ran; layout 3 is the store as it is now: the keys as 16-byte fields of
+bucketed hashes split into listpack-sized shards, `keys.RedisKeys`):
+
+- dedup key, no owner: a story marked seen (item and link keys), per key;
+- dedup key, owned: a story's claim and band keys held for its alert (the value names the alert), per key.
+
+Then the cases below. Each figure is the growth of `INFO memory` `used_memory` over n items divided by n
+(per key: by the keys of one item), so it includes Redis's per-key overhead and the sorted-set and hash
+encodings in use at that size:
 
 - seen: a story marked seen without an alert (its item and link claim keys, with TTLs);
 - alerted: a story alerted to one destination and delivered, with 10 near-duplicate band keys remembered
@@ -40,6 +49,58 @@ from rarewatch.store.redis import RedisStore
 from rarewatch.stories import BANDS
 
 TTL = timedelta(days=7)
+TTL_MS = 7 * 86_400_000
+
+
+def band_keys(i: int) -> list[str]:
+    """The near-duplicate band keys an alerted story remembers (`stories.BANDS` of them)."""
+    return [keys.similar_key(b, f"{i:08x}{b:08x}") for b in range(BANDS)]
+
+
+async def dedup_layouts(url: str, raw: Redis, n: int) -> dict[str, float]:
+    """Bytes per dedup key, layout 2 (the baseline) and layout 3, without and with an owner."""
+    results: dict[str, float] = {}
+    old = keys.RedisKeys("rwbench:old:")
+
+    async def old_seen(i: int) -> object:
+        pipe = raw.pipeline(transaction=False)
+        for key in story_keys(40_000_000 + i):
+            pipe.set(old.claim(key), keys.claim_value(None), px=TTL_MS)
+        return await pipe.execute()
+
+    async def old_owned(i: int) -> object:
+        pipe = raw.pipeline(transaction=False)
+        owner = keys.claim_value(alert(50_000_000 + i).id)
+        for key in [*story_keys(50_000_000 + i), *band_keys(i)]:
+            pipe.set(old.claim(key), owner, px=TTL_MS)
+        return await pipe.execute()
+
+    store = RedisStore(url, prefix="rwbench:new:")
+    await store.open()
+    # Load the scripts first: the server's script cache is paid once, not per key.
+    await store.claim(["warm-up"], TTL, NOW)
+    await store.remember(["warm-up:owned"], "warm-up", TTL, NOW)
+
+    async def new_seen(i: int) -> object:
+        return await store.claim(story_keys(40_000_000 + i), TTL, NOW)
+
+    async def new_owned(i: int) -> object:
+        return await store.remember(
+            [*story_keys(50_000_000 + i), *band_keys(i)], alert(50_000_000 + i).id, TTL, NOW
+        )
+
+    owned = 2 + BANDS
+    results["dedup key, no owner: layout 2 (baseline, one string each)"] = (
+        await per_item(raw, n, old_seen) / 2
+    )
+    results["dedup key, no owner: layout 3 (bucketed listpack shards)"] = await per_item(raw, n, new_seen) / 2
+    results["dedup key, owned: layout 2 (baseline)"] = await per_item(raw, n, old_owned) / owned
+    results["dedup key, owned: layout 3"] = await per_item(raw, n, new_owned) / owned
+    await store.close()
+    for prefix in ("rwbench:old:", "rwbench:new:"):
+        async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
+            await raw.delete(key)
+    return results
 
 
 async def used_memory(raw: Redis) -> int:
@@ -56,7 +117,7 @@ async def per_item(raw: Redis, n: int, add: Callable[[int], Awaitable[object]]) 
 
 async def bench(url: str, n: int) -> None:
     raw = Redis.from_url(url, decode_responses=True)
-    results: dict[str, float] = {}
+    results = await dedup_layouts(url, raw, n)
     # "rwbench:" is as long as the default "rarewatch:", and never a real store's prefix.
     for label, prefix in (("", "rwbench:"), (" (cluster key layout)", keys.cluster_prefix("rwbench:"))):
         store = RedisStore(url, prefix=prefix)
@@ -67,7 +128,7 @@ async def bench(url: str, n: int) -> None:
 
         async def alerted(i: int, store: RedisStore = store) -> object:
             a = alert(10_000_000 + i)
-            bands = [keys.similar_key(b, f"{i:08x}{b:08x}") for b in range(BANDS)]
+            bands = band_keys(i)
             await store.claim(story_keys(10_000_000 + i), TTL, NOW, a, ["webhook"], remember=bands)
             return await store.mark_delivered(a.id, "webhook", NOW)
 
@@ -88,7 +149,7 @@ async def bench(url: str, n: int) -> None:
     await raw.aclose()
     print(f"\nRedis memory per tracked item ({n} items per case; {url})")
     for name, value in results.items():
-        print(f"  {name:<60} {value:>8,.0f} bytes")
+        print(f"  {name:<62} {value:>8,.0f} bytes")
 
 
 async def retention(url: str, prefix: str, raw: Redis, n: int) -> dict[str, float]:
@@ -98,7 +159,7 @@ async def retention(url: str, prefix: str, raw: Redis, n: int) -> dict[str, floa
     before = await used_memory(raw)
     for i in range(n):
         a = alert(30_000_000 + i)
-        bands = [keys.similar_key(b, f"{i:08x}{b:08x}") for b in range(BANDS)]
+        bands = band_keys(i)
         await store.claim(story_keys(30_000_000 + i), TTL, NOW, a, ["webhook"], remember=bands)
         await store.mark_delivered(a.id, "webhook", NOW)
     kept = (await used_memory(raw) - before) / n

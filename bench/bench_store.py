@@ -8,7 +8,9 @@ item id and the link), so the sequential figures are the ones that matter; most 
 of stories already seen (every poll re-reads the whole feed).
 
 Baselines: for SQLite, a naive store (autocommit per statement, rollback journal, synchronous=FULL, in the
-event loop thread); for Redis, bare `SET NX PX` round trips with redis.asyncio.
+event loop thread); for Redis, bare `SET NX PX` round trips with redis.asyncio. For Redis it then prints the
+server's CPU time per call (from `INFO cpu`): what bounds one Redis shared by many processes, where
+the figures above are bound by the client's round trips.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from redis.asyncio import Redis
 
 from rarewatch.models import Alert, Item, Match, Severity
-from rarewatch.store import Store
+from rarewatch.store import Store, keys
 from rarewatch.store.base import ClaimRequest
-from rarewatch.store.keys import item_key, link_key
+from rarewatch.store.keys import item_key, link_key, similar_key
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.sqlite import SQLiteStore
 
@@ -190,7 +194,8 @@ async def bench_redis(n: int, url: str) -> None:
     store = RedisStore(url, prefix=prefix)
     await store.open()
     results = await store_cases(store, n, 0)
-    results["one key, no alert (SET NX PX)"] = await rate(n, lambda i: store.claim([f"single:{i}"], TTL, NOW))
+    results["one key, no alert"] = await rate(n, lambda i: store.claim([f"single:{i}"], TTL, NOW))
+    server = await server_costs(raw, store, n)
     await store.close()
     async for key in raw.scan_iter(match=f"{prefix}*", count=1000):
         await raw.delete(key)
@@ -200,6 +205,85 @@ async def bench_redis(n: int, url: str) -> None:
     print(f"  baseline: bare SET NX PX round trips         {baseline:>10,.0f} claims/s")
     for name, value in results.items():
         print(f"  {name:<42} {value:>10,.0f} claims/s   x{value / baseline:,.2f} baseline")
+    print("  redis-server CPU per call (INFO cpu, user + system):")
+    for name, value in server.items():
+        print(f"  {name:<42} {value:>10,.1f} µs")
+
+
+async def server_us(raw: Redis, n: int, call: Callable[[int], Awaitable[object]]) -> float:
+    """Microseconds of redis-server CPU per `call` (`INFO cpu`, user + system: the scripts, the commands and
+    the network I/O): what bounds one Redis's throughput when many processes share it, unlike a round
+    trip. Only as exact as the server is otherwise idle (the benchmark's own server is)."""
+
+    async def cpu() -> float:
+        info = cast("dict[str, float]", await raw.info("cpu"))
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    before = await cpu()
+    for i in range(n):
+        await call(i)
+    return (await cpu() - before) * 1e6 / n
+
+
+async def server_costs(raw: Redis, store: RedisStore, n: int) -> dict[str, float]:
+    """Server time of the pipeline's Redis calls, on fresh keys: a new story alerted to 2 destinations
+    with its 10 near-duplicate band keys remembered, a new story seen (2 keys), a repeat, a look-up."""
+    alerts = [alert(60_000_000 + i) for i in range(n)]
+    await store.claim(["warm-up"], TTL, NOW)  # load the scripts first
+    costs = await server_cases(raw, store, n, alerts, 60_000_000)
+    if hasattr(keys, "dedup_width_ms"):
+        # Dedup layout 3 with a full window behind it: every bucket of the window holds keys, as after a
+        # window of polling, so a look-up of a new key reads one shard in each (the cases above, on a
+        # fresh store, find one bucket).
+        await fill_window(raw, store)
+        full = await server_cases(raw, store, n, alerts, 90_000_000)
+        costs.update({f"{name}, full window": value for name, value in full.items()})
+    return costs
+
+
+async def fill_window(raw: Redis, store: RedisStore) -> None:
+    """Give every bucket of the TTL's window 90 keys (one unsplit shard each), as a window of claims
+    would have, by writing the layout directly (Redis time cannot be moved on)."""
+    seconds, micros = await raw.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    ttl = int(TTL.total_seconds() * 1000)
+    width = keys.dedup_width_ms(ttl)
+    names = store._keys
+    registry: dict[str, str] = {str(width): str(now + ttl)}
+    for bucket in range(now // width, (now + ttl) // width + 1):
+        shard = names.dedup_shard(width, bucket, 0)
+        offset = max(0, now + 1000 - bucket * width)  # expiring after now: live
+        fields = {keys.dedup_field(f"fill:{bucket}:{j}"): str(offset) for j in range(90)}
+        await raw.hset(shard, mapping=fields)  # type: ignore[arg-type]
+        await raw.pexpireat(shard, (bucket + 1) * width)
+        registry[f"{width}:{bucket}"] = "0:0"
+    await raw.hset(names.dedup, mapping=registry)  # type: ignore[arg-type]
+    await raw.pexpireat(names.dedup, now + ttl)
+
+
+async def server_cases(
+    raw: Redis, store: RedisStore, n: int, alerts: list[Alert], base: int
+) -> dict[str, float]:
+    """The four calls of `server_costs` on keys of their own (`base` keeps them apart)."""
+    bands = [[similar_key(b, f"{base}:{i}:{b}") for b in range(10)] for i in range(n)]
+
+    def seen(i: int) -> Awaitable[bool]:
+        return store.claim(story_keys(base + 10_000_000 + i), TTL, NOW)
+
+    return {
+        "new story + alert + 10 band keys": await server_us(
+            raw,
+            n,
+            lambda i: store.claim(
+                story_keys(base + i), TTL, NOW, replace(alerts[i], id=f"{base}:{i}"), DESTS, remember=bands[i]
+            ),
+        ),
+        "new story, no alert (2 keys)": await server_us(raw, n, seen),
+        "repeat of a claimed story": await server_us(raw, n, seen),
+        "look-up of 2 keys (held)": await server_us(
+            raw, n, lambda i: store.held(story_keys(base + 20_000_000 + i), NOW)
+        ),
+    }
 
 
 async def main() -> None:

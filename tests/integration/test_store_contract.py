@@ -1068,7 +1068,7 @@ async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None
         await writer.open()
         await claim_alert(writer, 1, dests=("hook", "slack"))
         await writer.mark_delivered("alert-1", "hook", T0 + SEC)
-        await client.set(names.claim("item:1"), "1", px=60_000)  # v1 claim value, no owner
+        await client.set(names.claim("item:v1"), "1", px=60_000)  # v1 claim key and value, no owner
         await client.delete(names.delivered("hook"))
         for dest in ("hook", "slack"):
             await client.hdel(names.delivery("alert-1", dest), "digest", "receipt")
@@ -1076,8 +1076,8 @@ async def test_redis_upgrades_a_layout_1_prefix_in_place(redis_url: str) -> None
 
         store = RedisStore(client, prefix=prefix)
         await store.open()
-        assert await client.get(names.version) == str(keys.REDIS_LAYOUT_VERSION) == "2"
-        assert await store.held(["item:1", "link:1"], T0) == {"item:1": None, "link:1": "alert-1"}
+        assert await client.get(names.version) == str(keys.REDIS_LAYOUT_VERSION) == "3"
+        assert await store.held(["item:v1", "link:1"], T0) == {"item:v1": None, "link:1": "alert-1"}
         assert await store.delivered_since("hook", T0) == 1  # the delivered index was rebuilt
         assert await store.get_delivery("alert-1", "slack") == Delivery(
             "alert-1", "slack", PENDING, 0, T0, T0

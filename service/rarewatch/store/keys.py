@@ -158,7 +158,12 @@ UNROUTED_TTL = timedelta(days=30)
 # `counter:` keys. A v1 store is upgraded in place on open() (v1 claim values read as "no owner"; the
 # delivered index is filled from the delivered records); rarewatch builds that only know v1 then refuse
 # it, so an old process cannot send held digest deliveries one by one or leave the delivered index stale.
-REDIS_LAYOUT_VERSION = 2
+# v3 (from v2): dedup keys live in bucketed hashes (`dedup:`, see `RedisKeys`), no longer one `claim:<key>`
+# string each. On upgrade, open() records until when the v2 `claim:` keys may live (their longest TTL);
+# until then every look-up reads them too, so a story seen before the upgrade is not alerted again. A v2
+# rarewatch refuses a v3 prefix on open(), but one still running would not see the bucketed claims: stop
+# every old process before starting a new one.
+REDIS_LAYOUT_VERSION = 3
 DELIVERED_INDEX_SPAN = timedelta(hours=24)  # `delivered:<dest>` keeps this much history (storm guard)
 _SEP = "\x1f"  # ASCII unit separator: cannot appear in a destination name or an alert id in practice
 _SEQ_WIDTH = 16  # digits of the zero-padded sequence number that starts an outbox member
@@ -179,6 +184,32 @@ def cluster_prefix(prefix: str) -> str:
     return "{" + prefix + "}"
 
 
+# The bucketed dedup keys (layout v3). A key claimed (or remembered) for `ttl` from Redis time t expires at
+# E = t + ttl; it lives in the bucket of width W = ttl // DEDUP_BUCKETS (ms) that contains E, and that
+# bucket's hashes expire at the bucket's end: so a key's memory is freed less than W after E, with no
+# sweeper, while the key itself is held exactly until E (the scripts compare E with Redis time). A look-up
+# reads one shard in each bucket that can hold a live key: DEDUP_BUCKETS + 1 at most. Fewer buckets
+# would mean fewer reads per key and more memory held past expiry (up to 1/DEDUP_BUCKETS of the window).
+# Each bucket is split into shards by linear hashing on the key's digest, a shard being split as soon as
+# an insert takes it past DEDUP_SHARD_LIMIT fields: shards stay below Redis's default
+# `hash-max-listpack-entries` (128) and so stay compact listpacks, whatever the rate of new stories.
+DEDUP_BUCKETS = 4
+DEDUP_SHARD_LIMIT = 96
+DEDUP_DIGEST_BYTES = 16
+
+
+def dedup_width_ms(ttl_ms: int) -> int:
+    """The bucket width (ms) of keys held for `ttl_ms`: a look-up reads at most DEDUP_BUCKETS + 1 buckets
+    of that width, and a key's memory outlives its expiry by less than one width."""
+    return max(1, ttl_ms // DEDUP_BUCKETS)
+
+
+def dedup_field(key: str) -> bytes:
+    """The hash field of a logical key: the first 16 bytes of its SHA-256 (raw bytes, not hex). Two keys
+    share a field only by a 128-bit collision (as `link_key` already hashes links to 128 bits)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:DEDUP_DIGEST_BYTES]
+
+
 def member_suffix(destination: str) -> str:
     """How every outbox member of `destination` ends (members are `<seq>␟<alert id>␟<destination>`)."""
     return f"{_SEP}{destination}"
@@ -188,7 +219,17 @@ def member_suffix(destination: str) -> str:
 class RedisKeys:
     """Key names under one prefix.
 
-    - `claim:<key>`          string with PX ttl: a dedup claim or remembered key (value: `claim_value`)
+    - `dedup`                hash, the dedup registry, read whole by every look-up: `<W>` -> the latest
+                             expiry (ms, Redis time) of any key in the buckets of width W; `<W>:<n>` ->
+                             `<l>:<p>`, the linear-hashing state (level, split pointer) of bucket n of
+                             width W (the keys expiring in [n*W, (n+1)*W) ms), present while it holds
+                             keys; `legacy` -> until when layout-2 `claim:` keys may live (set by the
+                             upgrade). Ended entries are dropped by the next write; the key expires with
+                             the latest of them
+    - `dedup:<W>:<n>:<i>`    hash: shard i of bucket n of width W, `dedup_field(key)` -> `<E - n*W>` (ms)
+                             and, for an owned key, `=<owner>`; PEXPIREAT (n+1)*W
+    - `claim:<key>`          (layout 2, read only until the upgrade's `legacy` time) string with PX ttl: a
+                             dedup claim or remembered key (value: `claim_value`)
     - `counter:<n>:<key>`    integer with PX ttl: count in fixed window number n (`count_in_window`)
     - `alert:<id>`           string: Alert.to_dict() JSON
     - `alerts`               zset id -> created (us): the history, capped
@@ -227,7 +268,25 @@ class RedisKeys:
     prefix: str = "rarewatch:"
 
     def claim(self, key: str) -> str:
-        return f"{self.prefix}claim:{key}"
+        """A layout-2 claim key (read, never written, after the upgrade to layout 3)."""
+        return f"{self.claim_prefix}{key}"
+
+    @property
+    def claim_prefix(self) -> str:
+        return f"{self.prefix}claim:"
+
+    @property
+    def dedup(self) -> str:
+        return f"{self.prefix}dedup"
+
+    @property
+    def dedup_prefix(self) -> str:
+        """What every bucket and shard name starts with (`dedup:<W>:<n>`, `dedup:<W>:<n>:<i>`)."""
+        return f"{self.prefix}dedup:"
+
+    def dedup_shard(self, width_ms: int, number: int, shard: int) -> str:
+        """Shard `shard` of bucket `number` of width `width_ms`."""
+        return f"{self.dedup_prefix}{width_ms}:{number}:{shard}"
 
     def counter(self, key: str, bucket: int) -> str:
         return f"{self.prefix}counter:{bucket}:{key}"

@@ -1,11 +1,13 @@
 """The Redis store: several rarewatch processes can share one Redis.
 
-Atomicity comes from Redis running one command or Lua script at a time: a claim of one key without an
-alert is `SET NX PX`; any other claim is one script that checks every key, claims them, records the alert
-and creates the outbox records, all or nothing. Key names come from `keys.RedisKeys`; the scripts
-(`redis_scripts.py`) receive every name they use as an argument. (History trimming and purging delete keys
-they compute from a prefix: on Redis Cluster that prefix is a hash tag, `keys.cluster_prefix`, so every key
-of one store, named in KEYS or built from the prefix, is in one hash slot and each script runs on one node.)
+Atomicity comes from Redis running one command or Lua script at a time: a claim, with an alert or not, is
+one script that checks every key, claims them, records the alert and creates the outbox records, all or
+nothing. Dedup keys are fields of bucketed, sharded hashes (layout v3, `keys.RedisKeys`): the scripts read
+Redis time, check each key's own expiry, and let whole buckets expire. Key names come from `keys.RedisKeys`;
+the scripts (`redis_scripts.py`) receive every name they use, or the prefix to build it from, as an
+argument. (History trimming, purging and the dedup buckets use keys computed from a prefix: on Redis
+Cluster that prefix is a hash tag, `keys.cluster_prefix`, so every key of one store, named in KEYS or built
+from the prefix, is in one hash slot and each script runs on one node.)
 
 Every Redis failure (down, timeout, a script error) becomes a `StoreError`. The client reconnects on its
 own, so the same store works again once Redis is back.
@@ -53,6 +55,7 @@ R = TypeVar("R")
 
 _PENDING, _DELIVERED, _DEAD = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD
 _PAGE = 500  # outbox records read per round trip when filtering by destination
+_HELD_PAGE = 200  # dedup keys looked up per script (about 1,000 shard reads with a full window)
 
 
 def _translated(
@@ -116,6 +119,9 @@ class RedisStore:
         self._purge_script = client_or_url.register_script(lua.PURGE)
         self._set_version_script = client_or_url.register_script(lua.SET_VERSION)
         self._put_source_script = client_or_url.register_script(lua.PUT_SOURCE)
+        self._held_script = client_or_url.register_script(lua.HELD)
+        self._remember_script = client_or_url.register_script(lua.REMEMBER)
+        self._legacy_script = client_or_url.register_script(lua.LEGACY)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -145,8 +151,11 @@ class RedisStore:
                 f"Redis store at {self.where} has key layout version {version}, newer than this rarewatch "
                 f"supports ({k.REDIS_LAYOUT_VERSION}); upgrade rarewatch or use another prefix"
             )
-        elif int(version) < k.REDIS_LAYOUT_VERSION:
-            await self._upgrade_from_v1()
+        else:
+            if int(version) < 2:
+                await self._upgrade_from_v1()
+            if int(version) < 3:
+                await self._upgrade_from_v2()
 
     async def _upgrade_from_v1(self) -> None:
         """Layout v1 -> v2: index the delivered records by destination (v1 claim values already read as
@@ -168,7 +177,34 @@ class RedisStore:
         span = k.DELIVERED_INDEX_SPAN // timedelta(microseconds=1)
         for destination, last in newest.items():
             await self._redis.zremrangebyscore(kk.delivered(destination), "-inf", f"({last - span}")
-        await self._set_version_script(keys=[kk.version], args=[k.REDIS_LAYOUT_VERSION])
+        await self._set_version_script(keys=[kk.version], args=[2])
+
+    async def _upgrade_from_v2(self) -> None:
+        """Layout v2 -> v3: find how long the longest-lived `claim:` key still lives, and record that look-ups
+        read those keys until then (no story seen before the upgrade is claimed again). Safe to run twice
+        or concurrently: the later time wins."""
+        longest = 0
+        page: list[str] = []
+        pattern = _glob_escape(self._keys.claim_prefix) + "*"
+        async for key in self._redis.scan_iter(match=pattern, count=1000):
+            page.append(key)
+            if len(page) >= _PAGE:
+                longest = max(longest, await self._longest_ttl(page))
+                page = []
+        longest = max(longest, await self._longest_ttl(page))
+        if longest > 0:
+            await self._legacy_script(keys=[self._keys.dedup], args=[longest])
+        await self._set_version_script(keys=[self._keys.version], args=[3])
+
+    async def _longest_ttl(self, names: Sequence[str]) -> int:
+        """The longest remaining TTL (ms) among `names`; one without a TTL counts as `_FOREVER`."""
+        if not names:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.pttl(name)
+        ttls = [int(t) for t in await pipe.execute()]
+        return max(_FOREVER if t == -1 else t for t in ttls)
 
     @_translated
     async def close(self) -> None:
@@ -213,7 +249,7 @@ class RedisStore:
         held_until: Mapping[str, datetime] | None = None,
         remember: Sequence[str] = (),
     ) -> bool:
-        """Claim `keys` for `ttl` (Redis time: `now` dates the records, not the expiry), then `SET NX` each
+        """Claim `keys` for `ttl` (Redis time: `now` dates the records, not the expiry), then hold each free
         key of `remember`, in one script; see `Store.claim`."""
         if not keys:
             raise ValueError("claim needs at least one key")
@@ -221,11 +257,10 @@ class RedisStore:
             raise ValueError("claim can only remember keys for an alert")
         ms = k.ttl_ms(ttl)
         unique = list(dict.fromkeys(keys))
-        claim_keys = [self._keys.claim(key) for key in unique]
-        remember_keys = [self._keys.claim(key) for key in dict.fromkeys(remember) if key not in unique]
-        if alert is None and len(claim_keys) == 1:
-            # Nothing is sent for a bare key, so a lost server costs nothing here: no marker check.
-            return bool(await self._redis.set(claim_keys[0], k.claim_value(None), nx=True, px=ms))
+        remember_keys = [key for key in dict.fromkeys(remember) if key not in unique]
+        # Nothing is sent for one bare key, so a lost server costs nothing there: no marker check (as the
+        # `SET NX` of layout 2 had none).
+        marker = "" if alert is None and len(unique) == 1 else task_marker(self._expected_marker) or ""
         dests = list(dict.fromkeys(destinations)) if alert is not None else []
         kk = self._keys
         fixed = [kk.seq, kk.alerts, kk.alert_refs, kk.outbox_all, *self._status_sets(_PENDING), kk.outbox_due]
@@ -235,15 +270,14 @@ class RedisStore:
             kk.alert(alert_id),
             *(kk.delivery(alert_id, d) for d in dests),
             *(kk.delivered(d) for d in dests),
-            *claim_keys,
-            *remember_keys,
+            kk.dedup,
             kk.marker,
         ]
         now_us, hold = k.to_us(now), held_until or {}
         per_dest: list[str | int] = []
         for dest in dests:
             per_dest += [dest, k.to_us(hold[dest]), 1] if dest in hold else [dest, now_us, 0]
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             ms,
             len(dests),
             json.dumps(alert.to_dict()) if alert is not None else "",
@@ -258,7 +292,12 @@ class RedisStore:
             k.claim_value(alert.id if alert is not None else None),
             len(remember_keys),
             *per_dest,
-            task_marker(self._expected_marker) or "",
+            *self._dedup_args(),
+            k.dedup_width_ms(ms),
+            len(unique),
+            *_fields(unique),
+            *_fields(remember_keys),
+            marker,
         ]
         result = int(await self._claim_script(keys=script_keys, args=args))
         if result < 0:
@@ -284,25 +323,31 @@ class RedisStore:
 
     @_translated
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
-        """The keys among `keys` held now (Redis time: `now` is not used), with owners, in `keys` order."""
+        """The keys among `keys` held now (Redis time: `now` is not used), with owners, in `keys` order.
+        One script per `_HELD_PAGE` keys: each key reads a shard in every live bucket, and a fetch's
+        thousands of keys in one script would hold up every other client of the server meanwhile."""
         unique = list(dict.fromkeys(keys))
-        if not unique:
-            return {}
-        values = cast("list[str | None]", await self._redis.mget([self._keys.claim(key) for key in unique]))
+        values: list[str | None] = []
+        for start in range(0, len(unique), _HELD_PAGE):
+            page = unique[start : start + _HELD_PAGE]
+            args = [self._keys.dedup_prefix, self._keys.claim_prefix, *_fields(page)]
+            values += cast("list[str | None]", await self._held_script(keys=[self._keys.dedup], args=args))
         return {key: k.claim_owner(v) for key, v in zip(unique, values, strict=True) if v is not None}
 
     @_translated
     async def remember(self, keys: Sequence[str], owner: str, ttl: timedelta, now: datetime) -> None:
-        """Hold each free key of `keys` for `owner` during `ttl` (Redis time), one `SET NX PX` per key in
-        one round trip; held keys keep their owner."""
+        """Hold each free key of `keys` for `owner` during `ttl` (Redis time), in one script; held keys keep
+        their owner."""
         ms = k.ttl_ms(ttl, "remember ttl")
         unique = list(dict.fromkeys(keys))
         if not unique:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for key in unique:
-            pipe.set(self._keys.claim(key), k.claim_value(owner), nx=True, px=ms)
-        await pipe.execute()
+        args = [*self._dedup_args(), k.dedup_width_ms(ms), ms, k.claim_value(owner), *_fields(unique)]
+        await self._remember_script(keys=[self._keys.dedup], args=args)
+
+    def _dedup_args(self) -> list[str | int]:
+        """The arguments every dedup write starts with: bucket prefix, layout-2 claim prefix, shard limit."""
+        return [self._keys.dedup_prefix, self._keys.claim_prefix, k.DEDUP_SHARD_LIMIT]
 
     # --- counters -----------------------------------------------------------------------------------------
 
@@ -765,6 +810,22 @@ class RedisStore:
     def leases(self) -> RedisLeases:
         """This replica's leases on this Redis (see `store.leases`), sharing the store's client."""
         return RedisLeases(self._redis, self._keys, self.where)
+
+
+_FOREVER = 2**50  # ms: how long a layout-2 claim key without a TTL (never written by rarewatch) is read
+
+
+def _fields(keys: Sequence[str]) -> list[bytes | str]:
+    """Each key's dedup field then the key itself (read under layout 2's name until the upgrade's end)."""
+    out: list[bytes | str] = []
+    for key in keys:
+        out += [k.dedup_field(key), key]
+    return out
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _strs(values: object) -> list[str]:
