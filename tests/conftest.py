@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from rarewatch.store.redis_client import RedisClient, close, connect
+
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -282,6 +284,23 @@ def redis_url(redis_server: RedisServer | None) -> str:
     if redis_server is None:
         return os.environ["REDIS_URL"]
     return redis_server.url
+
+
+@pytest.fixture(
+    params=["redis_url", "redis_cluster_url", "redis_sentinel_url"],
+    ids=["redis", "redis-cluster", "redis-sentinel"],
+)
+def redis_any_url(request: pytest.FixtureRequest) -> str:
+    """Each Redis topology in turn: one redis-server, the test cluster, the sentinel's master."""
+    return str(request.getfixturevalue(request.param))
+
+
+@pytest.fixture
+async def redis_any_client(redis_any_url: str) -> AsyncIterator[RedisClient]:
+    """A plain client of `redis_any_url`, closed after the test."""
+    client = connect(redis_any_url, connect_timeout=2.0, timeout=5.0)
+    yield client
+    await close(client)
 
 
 @pytest.fixture

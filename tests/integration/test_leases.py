@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.store import NoLeases, leases_for, open_store
 from rarewatch.store.keys import RedisKeys, cluster_prefix
 from rarewatch.store.redis import RedisStore
-from rarewatch.store.redis_client import RedisClient, close, connect
+from rarewatch.store.redis_client import RedisClient
 from rarewatch.store.redis_leases import RedisLeases
 
 pytestmark = pytest.mark.redis
@@ -29,20 +28,14 @@ LONG = timedelta(seconds=30)
 NAMES = [f"feed-{n}" for n in range(40)]
 
 
-@pytest.fixture(
-    params=["redis_url", "redis_cluster_url", "redis_sentinel_url"],
-    ids=["redis", "redis-cluster", "redis-sentinel"],
-)
-def url(request: pytest.FixtureRequest) -> str:
-    """One redis-server, the test cluster, or the master behind the test sentinel."""
-    return str(request.getfixturevalue(request.param))
+@pytest.fixture
+def url(redis_any_url: str) -> str:
+    return redis_any_url
 
 
 @pytest.fixture
-async def client(url: str) -> AsyncIterator[RedisClient]:
-    redis = connect(url, connect_timeout=2.0, timeout=5.0)
-    yield redis
-    await close(redis)
+def client(redis_any_client: RedisClient) -> RedisClient:
+    return redis_any_client
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from rarewatch.models import Alert, Item
 from rarewatch.store import keys
 from rarewatch.store.redis import RedisStore
-from rarewatch.store.redis_client import RedisClient, close, connect
+from rarewatch.store.redis_client import RedisClient
 
 pytestmark = pytest.mark.redis
 
@@ -29,22 +29,14 @@ HOUR = timedelta(hours=1)
 WEEK_MS, HOUR_MS = 7 * 86_400_000, 3_600_000
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("redis_url", id="redis"),
-        pytest.param("redis_cluster_url", id="redis-cluster"),
-        pytest.param("redis_sentinel_url", id="redis-sentinel"),
-    ]
-)
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(str(request.param)))
+@pytest.fixture
+def url(redis_any_url: str) -> str:
+    return redis_any_url
 
 
 @pytest.fixture
-async def client(url: str) -> AsyncIterator[RedisClient]:
-    raw = connect(url, connect_timeout=2.0, timeout=5.0)
-    yield raw
-    await close(raw)
+def client(redis_any_client: RedisClient) -> RedisClient:
+    return redis_any_client
 
 
 @pytest.fixture
