@@ -20,6 +20,7 @@ from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache
 from rarewatch.ruleset.examples import run_examples
+from rarewatch.ruleset.text import raw_search_text, search_text
 
 _TEXT_FIELDS = ("title", "summary", "content")
 
@@ -190,6 +191,16 @@ def _decode(line: str) -> Any:
     return data
 
 
+def _search_text(raw: str) -> str:
+    """`search_text(plain_text(raw))`, as matching computes it ("" for an empty plain text), without
+    the plain text when it is not needed (`raw_search_text`)."""
+    search = raw_search_text(raw)
+    if search is None:
+        plain = plain_text(raw)
+        search = search_text(plain) if plain else ""
+    return search
+
+
 def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
     try:
         data = _decode(line)
@@ -202,7 +213,10 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
     bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
     if bad:
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
-    fields = {k: plain_text(data.get(k) or "") for k in _TEXT_FIELDS}
+    texts = [data.get(k) or "" for k in _TEXT_FIELDS]
+    if not explain and ruleset.cannot_fire([_search_text(text) for text in texts]):
+        return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+    fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
     records = []
     for m in matches:

@@ -92,6 +92,16 @@ def search_text(raw: str) -> str:
     return " ".join(fold(to_simplified(display_text(raw))).split())
 
 
+def raw_search_text(raw: str) -> str | None:
+    """`search_text` of the plain text of `raw` (see `rarewatch.normalize.plain_text`: tags and entities
+    out, NFKC, whitespace collapsed), computed straight from `raw` when it is ASCII with no markup and no
+    entity: the plain text is then `raw` with its whitespace collapsed, which the search text collapses
+    anyway. None when the plain text is needed first (HTML, an entity, or not ASCII)."""
+    if raw.isascii() and "<" not in raw and "&" not in raw:
+        return " ".join(raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii").split())
+    return None
+
+
 def cased_text(raw: str) -> str:
     """`search_text` with the case kept: same length, same positions. Case-sensitive terms and
     exclusions are checked against it; it is computed only for items where one was found."""
