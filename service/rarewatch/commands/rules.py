@@ -23,6 +23,7 @@ from rarewatch.ruleset.examples import run_examples
 from rarewatch.ruleset.text import raw_search_text, search_text
 
 _TEXT_FIELDS = ("title", "summary", "content")
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def load_checked(
@@ -191,14 +192,13 @@ def _decode(line: str) -> Any:
     return data
 
 
-def _search_text(raw: str) -> str:
-    """`search_text(plain_text(raw))`, as matching computes it ("" for an empty plain text), without
-    the plain text when it is not needed (`raw_search_text`)."""
-    search = raw_search_text(raw)
-    if search is None:
-        plain = plain_text(raw)
-        search = search_text(plain) if plain else ""
-    return search
+def _search_texts(texts: Sequence[str]) -> str:
+    """The search texts of the plain texts of `texts` joined by "\n", as matching computes them (see
+    `Ruleset.cannot_fire`), without the plain texts where they are not needed (`raw_search_text`)."""
+    joined = raw_search_text(texts)
+    if joined is None:
+        joined = "\n".join(search_text(plain) if (plain := plain_text(text)) else "" for text in texts)
+    return joined
 
 
 def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
@@ -210,11 +210,16 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
         return {"id": number, "matches": [], "error": "not a JSON object"}
     item_id = data.get("id")
     item_id = number if item_id is None else item_id
-    bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
-    if bad:
+    title, summary, content = data.get("title"), data.get("summary"), data.get("content")
+    # A JSON decoder's strings are exactly `str`: one set of types says that all are text or null.
+    if (
+        not {type(title), type(summary), type(content), type(data.get("source")), type(data.get("lang"))}
+        <= _TEXT_TYPES
+    ):
+        bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
-    texts = [data.get(k) or "" for k in _TEXT_FIELDS]
-    if not explain and ruleset.cannot_fire([_search_text(text) for text in texts]):
+    texts = (title or "", summary or "", content or "")
+    if not explain and ruleset.cannot_fire(_search_texts(texts)):
         return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
     fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
