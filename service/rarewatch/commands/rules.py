@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import match_parallel
+from rarewatch.commands.match_pool import match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -97,6 +97,16 @@ def match_jsonl(
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
+    if jobs > 1 and not batch.input_can_wait:
+        carried: list[int] = []  # blank lines at the end of the blocks so far
+        for body, trailing in match_blocks(ruleset, explain, jobs, infile):
+            if body:
+                out.write("".join(map(blank_line, carried)) + body)
+                carried = trailing
+            else:
+                carried += trailing
+        out.flush()
+        return 0
     if jobs > 1:
         results = match_parallel(ruleset, explain, jobs, infile, batch.input_would_wait)
         lines = (result for chunk in results for result in chunk)
@@ -111,7 +121,7 @@ def match_jsonl(
             blanks.append(number)
             continue
         for blank in blanks:
-            batch.add(_encode({"id": blank, "matches": [], "error": "empty line"}))
+            batch.add(blank_line(blank))
         blanks.clear()
         batch.add(encoded)
     batch.flush()
@@ -121,6 +131,11 @@ def match_jsonl(
 def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
     """The output line for input line `number` (not blank)."""
     return _encode(_match_line(ruleset, line, number, explain))
+
+
+def blank_line(number: int) -> str:
+    """The output line for blank input line `number` (one that a later line shows is not trailing)."""
+    return _encode({"id": number, "matches": [], "error": "empty line"})
 
 
 class _Batch:
@@ -136,6 +151,11 @@ class _Batch:
         self._out = out
         self._lines: list[str] = []
         self._input_fd = _waitable_fd(infile)
+
+    @property
+    def input_can_wait(self) -> bool:
+        """Whether reading the input could ever wait (a pipe or a terminal, not a file)."""
+        return self._input_fd is not None
 
     def input_would_wait(self) -> bool:
         """Whether reading the next input line could wait (never for a regular file)."""
