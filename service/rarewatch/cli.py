@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
@@ -11,19 +10,22 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rarewatch import __version__
-from rarewatch.durations import parse_positive_duration
 from rarewatch.errors import ConfigError, RuleError, StoreError
-from rarewatch.evaluation import BY_FIELDS
-from rarewatch.logs import LogFormat
-from rarewatch.logs import configure as configure_logs
+from rarewatch.evaluation_fields import BY_FIELDS
 from rarewatch.paths import bundled_rules_dir
-from rarewatch.ruleset import Ruleset
-from rarewatch.settings import Settings, load_settings
+
+# The settings (pydantic, the delivery kinds, aiohttp) and the rule compiler are imported where a command
+# needs them: `rarewatch match` over a small file was mostly start-up, and its start-up mostly imports.
+if TYPE_CHECKING:
+    from rarewatch.logs import LogFormat
+    from rarewatch.ruleset import Ruleset
+    from rarewatch.settings import Settings
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
-RuleCheck = Callable[[Ruleset], None] | None
+RuleCheck = Callable[["Ruleset"], None] | None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -179,6 +181,7 @@ def _rule_source(args: argparse.Namespace, paths: Sequence[Path] | None) -> tupl
     if paths:
         raise ConfigError("give either --config or rule paths (--rules), not both")
     from rarewatch.route_check import check_routes
+    from rarewatch.settings import load_settings
 
     settings = load_settings(args.config)
     return settings.rule_paths(), lambda ruleset: check_routes(settings, ruleset)
@@ -243,11 +246,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         paths, check = _rule_source(args, args.paths)
         return rules_check(paths, sys.stdout, check=check)
+    import asyncio  # here: `match`, `eval` and `rules` never start an event loop
+
     if args.command == "demo":
         from rarewatch.demo.run import run_demo
 
         _configure_logging("warning")
         return asyncio.run(run_demo(sys.stdout))
+    from rarewatch.settings import load_settings
+
     settings = load_settings(args.config)
     _configure_logging(settings.log_level, settings.log_format)
     if args.command == "run":
@@ -292,6 +299,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _silence(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
     from rarewatch.commands.silences import silence_add, silence_expire, silence_list
 
     if args.silence_command == "add":
@@ -313,12 +322,16 @@ def _backfill(value: str | None) -> timedelta | None:
 def _positive_duration(flag: str, value: str) -> timedelta:
     """A flag's positive duration (ConfigError naming the flag otherwise)."""
     try:
+        from rarewatch.durations import parse_positive_duration
+
         return parse_positive_duration(value)
     except ValueError as exc:
         raise ConfigError(f"{flag}: {exc}") from None
 
 
 def _run(settings: Settings) -> int:
+    import asyncio
+
     from rarewatch.app import build_web_app
     from rarewatch.httpserver import serve
 
@@ -356,4 +369,6 @@ def listen(host: str, port: int) -> socket.socket:
 
 def _configure_logging(level: str, fmt: LogFormat = "text") -> None:
     # APScheduler logs every job run at INFO: `configure` keeps its noise down unless debugging.
+    from rarewatch.logs import configure as configure_logs
+
     configure_logs(level, fmt, sys.stderr)

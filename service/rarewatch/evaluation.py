@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from rarewatch.categories import RULE_CATEGORIES
+from rarewatch.evaluation_fields import BY_FIELDS
 
 CATEGORIES: tuple[str, ...] = RULE_CATEGORIES
 """The fixed category names, in report order (the rule categories: `rarewatch.categories`)."""
@@ -56,8 +57,6 @@ _OPTIONAL_KEYS = frozenset({"lang", "also", "trap", "note", "source_url", "origi
 _CHOICES = {"origin": ("synthetic", "real-style"), "script": ("hans", "hant")}
 _ERROR_LIMIT = 50
 
-BY_FIELDS: tuple[str, ...] = ("lang", "script", "origin")
-"""The item fields a report can be split by (`--by`)."""
 NEGATIVE = "(negative)"
 """The confusion table's row of items that require no category."""
 NOTHING = "(none)"

@@ -14,14 +14,16 @@ from typing import Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import match_parallel
+from rarewatch.commands.match_pool import match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache
 from rarewatch.ruleset.examples import run_examples
+from rarewatch.ruleset.text import raw_search_text, search_text
 
 _TEXT_FIELDS = ("title", "summary", "content")
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def load_checked(
@@ -95,6 +97,16 @@ def match_jsonl(
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
+    if jobs > 1 and not batch.input_can_wait:
+        carried: list[int] = []  # blank lines at the end of the blocks so far
+        for body, trailing in match_blocks(ruleset, explain, jobs, infile):
+            if body:
+                out.write("".join(map(blank_line, carried)) + body)
+                carried = trailing
+            else:
+                carried += trailing
+        out.flush()
+        return 0
     if jobs > 1:
         results = match_parallel(ruleset, explain, jobs, infile, batch.input_would_wait)
         lines = (result for chunk in results for result in chunk)
@@ -109,7 +121,7 @@ def match_jsonl(
             blanks.append(number)
             continue
         for blank in blanks:
-            batch.add(_encode({"id": blank, "matches": [], "error": "empty line"}))
+            batch.add(blank_line(blank))
         blanks.clear()
         batch.add(encoded)
     batch.flush()
@@ -119,6 +131,11 @@ def match_jsonl(
 def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
     """The output line for input line `number` (not blank)."""
     return _encode(_match_line(ruleset, line, number, explain))
+
+
+def blank_line(number: int) -> str:
+    """The output line for blank input line `number` (one that a later line shows is not trailing)."""
+    return _encode({"id": number, "matches": [], "error": "empty line"})
 
 
 class _Batch:
@@ -134,6 +151,11 @@ class _Batch:
         self._out = out
         self._lines: list[str] = []
         self._input_fd = _waitable_fd(infile)
+
+    @property
+    def input_can_wait(self) -> bool:
+        """Whether reading the input could ever wait (a pipe or a terminal, not a file)."""
+        return self._input_fd is not None
 
     def input_would_wait(self) -> bool:
         """Whether reading the next input line could wait (never for a regular file)."""
@@ -190,6 +212,15 @@ def _decode(line: str) -> Any:
     return data
 
 
+def _search_texts(texts: Sequence[str]) -> str:
+    """The search texts of the plain texts of `texts` joined by "\n", as matching computes them (see
+    `Ruleset.cannot_fire`), without the plain texts where they are not needed (`raw_search_text`)."""
+    joined = raw_search_text(texts)
+    if joined is None:
+        joined = "\n".join(search_text(plain) if (plain := plain_text(text)) else "" for text in texts)
+    return joined
+
+
 def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
     try:
         data = _decode(line)
@@ -199,10 +230,18 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
         return {"id": number, "matches": [], "error": "not a JSON object"}
     item_id = data.get("id")
     item_id = number if item_id is None else item_id
-    bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
-    if bad:
+    title, summary, content = data.get("title"), data.get("summary"), data.get("content")
+    # A JSON decoder's strings are exactly `str`: one set of types says that all are text or null.
+    if (
+        not {type(title), type(summary), type(content), type(data.get("source")), type(data.get("lang"))}
+        <= _TEXT_TYPES
+    ):
+        bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
-    fields = {k: plain_text(data.get(k) or "") for k in _TEXT_FIELDS}
+    texts = (title or "", summary or "", content or "")
+    if not explain and ruleset.cannot_fire(_search_texts(texts)):
+        return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+    fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
     records = []
     for m in matches:

@@ -86,6 +86,14 @@ class Ruleset:
         raw = tuple(fields.get(name) or "" for name in FIELDS)
         return self._match(raw, source, None if snippet_from is None else FIELDS.index(snippet_from))
 
+    def cannot_fire(self, search: str) -> bool:
+        """Whether no rule can fire on an item whose title, summary and content have the search texts
+        `search` (`text.search_text` of each plain text, "" for an empty one, joined by "\n"): the gate
+        is closed on them. The verdict `match_fields` reaches first on most items, for a caller that can
+        build the search texts more cheaply than from the plain texts (`rarewatch match`). False when
+        the pack has no gate (a rule anchored on no term runs on every item)."""
+        return not self._always and not self._scanner.gate_open(search)
+
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
         `kind: watch` vocabulary (an agency, a list, a control), after exclusions and negation: an item

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import ahocorasick_rs
+
 from rarewatch.ruleset.filters import apply_filters
 from rarewatch.ruleset.nodes import Hit, Scan
 from rarewatch.ruleset.terms import TermTable
@@ -39,16 +41,36 @@ class Scanner:
             gate, self._vetoes = terms.gate_terms(gate)
             self._gate = terms.gate_automata(gate | self._vetoes)
             self._gate_ids = gate
+        self._quick = self._quick_gate()
         self._options = terms.options
         self._latin = terms.latin
+
+    def __getstate__(self) -> dict[str, object]:
+        """The quick gate (`ahocorasick_rs`) does not pickle: it is rebuilt from the gate automata."""
+        return {k: v for k, v in self.__dict__.items() if k != "_quick"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._quick = self._quick_gate()
+
+    def _quick_gate(self) -> tuple[Any | None, Any | None]:
+        """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
+        only tells whether any of them occurs anywhere. Most items hold none, and this library says so
+        in about half the time of a pass of the full gate; a None automaton: nothing can open the gate.
+        """
+        if self._gate is None:
+            return None, None
+        return _any_of(self._gate[0], self._vetoes), _any_of(self._gate[1], self._vetoes)
 
     def gate_open(self, joined: str) -> bool:
         """Whether a term of the gate occurs in `joined` (always True without a gate)."""
         if self._gate is None:
             return True
-        automaton = self._gate[0] if joined.isascii() else self._gate[1]
-        if automaton is None:
-            return False
+        ascii_text = joined.isascii()
+        quick = self._quick[0] if ascii_text else self._quick[1]
+        if quick is None or not quick.find_matches_as_indexes(joined):
+            return False  # no key that could open the gate occurs, even off its word boundaries
+        automaton = self._gate[0] if ascii_text else self._gate[1]
         found = _gate_hits(automaton, joined, self._vetoes)
         if not found:
             return False  # the common case: no subject at all
@@ -121,6 +143,15 @@ def _end_of(text: str, start: int, end: int, check_start: bool, check_end: bool,
             return -1
         return _plural_end(text, end)
     return end
+
+
+def _any_of(automaton: Any | None, vetoes: frozenset[int]) -> Any | None:
+    """An `ahocorasick_rs` automaton of the keys of `automaton` that spell a term other than a veto,
+    or None when there are none."""
+    keys = [key for key, info in automaton.items() if not vetoes.issuperset(info[4])] if automaton else []
+    return (
+        ahocorasick_rs.AhoCorasick(keys, implementation=ahocorasick_rs.Implementation.DFA) if keys else None
+    )
 
 
 def _gate_hits(automaton: Any, text: str, vetoes: frozenset[int]) -> list[tuple[int, int, bool]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from rarewatch.ruleset.chinese import to_simplified
 from rarewatch.ruleset.forms import expand
@@ -90,6 +91,24 @@ def search_text(raw: str) -> str:
     if raw.isascii():
         return _collapse(raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii"))
     return " ".join(fold(to_simplified(display_text(raw))).split())
+
+
+def raw_search_text(raws: Sequence[str]) -> str | None:
+    """The search texts of the plain texts of `raws` joined by "\n" (each `search_text` of
+    `rarewatch.normalize.plain_text`: tags and entities out, NFKC, whitespace collapsed; "" for an empty
+    one), computed straight from `raws` when they are ASCII with no markup and no entity: the plain
+    text is then the raw text with its whitespace collapsed, which the search text collapses anyway.
+    None when the plain texts are needed first (HTML, an entity, not ASCII, or a NUL)."""
+    raw = "\0".join(raws)
+    if not raw.isascii() or "<" in raw or "&" in raw or raw.count("\0") != len(raws) - 1:
+        return None
+    # One fold for all the fields: NUL (neither whitespace nor folded) marks where one field ends.
+    folded = raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
+    if "  " in folded or " \0" in folded or "\0 " in folded or folded[:1] == " " or folded[-1:] == " ":
+        # The collapse, only where there is something to collapse (most texts are single-spaced); a
+        # space it leaves beside a NUL is one it put between two fields' words.
+        folded = " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0")
+    return folded.replace("\0", "\n")
 
 
 def cased_text(raw: str) -> str:

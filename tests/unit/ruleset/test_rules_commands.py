@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -127,12 +130,16 @@ def test_match_jsonl_exits_2_on_invalid_rules(
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize("block", [40, 97, 1 << 20])
 def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
-    write_rules: RuleWriter, monkeypatch: pytest.MonkeyPatch, jobs: int
+    write_rules: RuleWriter, monkeypatch: pytest.MonkeyPatch, jobs: int, block: int
 ) -> None:
     from rarewatch.commands import match_pool
 
     monkeypatch.setattr(match_pool, "CHUNK", 7)  # many chunks, so their order matters
+    # Input that never waits goes in blocks of characters: small ones end inside lines, on blank
+    # lines, and hold no whole line at all (a line longer than a block).
+    monkeypatch.setattr(match_pool, "BLOCK", block)
     rules = write_rules(GOOD)
     titles = ["Rare-earth export licences tightened", "Software export licence", "", "weather"]
     lines = "".join(
@@ -146,7 +153,32 @@ def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
         assert match_jsonl([rules], False, io.StringIO(lines), out, jobs=j) == 0
         outs.append(out.getvalue())
     assert outs[1] == outs[0]
+    # Input that can wait (a pipe) goes line by line instead, in chunks: the same output.
+    out = io.StringIO()
+    with _pipe(lines) as piped:
+        assert match_jsonl([rules], False, piped, out, jobs=jobs) == 0
+    assert out.getvalue() == outs[0]
+    # A run of blank lines, then a last line with no newline.
+    tail = lines.rstrip("\n") + "\n\n\n\n" + json.dumps({"title": titles[0]})
+    tails = []
+    for j in (1, jobs):
+        out = io.StringIO()
+        assert match_jsonl([rules], False, io.StringIO(tail), out, jobs=j) == 0
+        tails.append(out.getvalue())
+    assert tails[1] == tails[0]
+    assert [json.loads(line)["id"] for line in tails[0].splitlines()][-4:] == [200, 201, 202, 203]
     ids = [json.loads(line)["id"] for line in outs[0].splitlines()]
     assert ids == list(range(1, 200)), "one line out per line in, in order"
     fired = sum(n % 4 == 0 and n % 11 != 5 and n % 13 != 4 for n in range(199))
     assert sum('"lic"' in line for line in outs[0].splitlines()) == fired
+
+
+@contextlib.contextmanager
+def _pipe(text: str) -> Iterator[TextIO]:
+    """The read end of a pipe holding `text` (UTF-8, at most a pipe's buffer), its write end closed
+    (so that no forked worker inherits it and keeps the reader from its end of file)."""
+    read_fd, write_fd = os.pipe()
+    with open(write_fd, "w", encoding="utf-8") as writer:
+        writer.write(text)
+    with open(read_fd, encoding="utf-8") as reader:
+        yield reader

@@ -1,0 +1,111 @@
+"""`rarewatch match` decides most items from search texts built straight from the raw fields (no plain
+texts, no `match_fields`): it must give exactly what matching the plain texts gives, on the labelled
+set, on every rule example of the bundled pack, and on texts made to trip a shortcut."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rarewatch.commands.rules import _search_texts, encode_line
+from rarewatch.normalize import plain_text
+from rarewatch.paths import bundled_rules_dir
+from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.schema import Example
+from rarewatch.ruleset.text import raw_search_text, search_text
+
+LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
+FIELDS = ("title", "summary", "content")
+
+# Whitespace, separators, markup, entities, NUL, full-width and Traditional characters, in every field.
+TRICKY = [
+    "",
+    " ",
+    "  China bans  gallium exports ",
+    "China bans gallium exports ",
+    " China bans gallium exports",
+    "rare-earth\texport\nban",
+    "rare\u2013earth export ban",
+    "Rare-Earth EXPORT BAN",
+    "export ban on gallium's\x1crivals",
+    "<b>gallium</b> export ban",
+    "gallium &amp; germanium export ban",
+    "&lt;gallium&gt; export ban",
+    "gallium\x00export ban",
+    "ｇａｌｌｉｕｍ export ban",
+    "稀土出口管製",
+    "中国对镓、锗实施出口管制",
+    "ga\u200bllium export ban",
+    "magnet school export ban",
+    "x-ray - export  --  ban",
+    "`quoted` 'gallium' export ban ",
+]
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> Ruleset:
+    return load_ruleset([bundled_rules_dir()])
+
+
+def reference_search(texts: tuple[str, ...]) -> str:
+    """What `Scanner.scan` searches: the search text of each plain text, joined by newlines."""
+    return "\n".join(search_text(p) if (p := plain_text(t)) else "" for t in texts)
+
+
+def reference_line(ruleset: Ruleset, data: dict[str, Any], number: int) -> str:
+    """The output line by way of the plain texts and `match_fields`, as before the shortcut."""
+    fields = {k: plain_text(data.get(k) or "") for k in FIELDS}
+    matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
+    records = [{"rule": m.rule, "category": m.category, "severity": m.severity.label} for m in matches]
+    item_id = data.get("id")
+    return json.dumps(
+        {"id": number if item_id is None else item_id, "matches": records}, separators=(",", ":")
+    )
+
+
+def items(ruleset: Ruleset) -> Iterator[dict[str, Any]]:
+    """The labelled set, every rule example of the pack, and the tricky texts in each field."""
+    with LABELLED.open(encoding="utf-8") as lines:
+        for line in lines:
+            data = json.loads(line)
+            yield {k: data[k] for k in ("id", "title", "summary", "lang") if k in data}
+    for rule in ruleset.rules:
+        for example in (*rule.examples.match, *rule.examples.no_match):
+            yield _example(example, rule.sources[0] if rule.sources else None)
+    for n, text in enumerate(TRICKY):
+        yield {"id": f"t{n}", "title": text}
+        yield {"id": f"t{n}", "title": "gallium export ban", "content": text}
+        for other in TRICKY:
+            yield {"id": f"t{n}", "title": text, "summary": other, "content": text + other}
+
+
+def _example(example: Example, source: str | None) -> dict[str, Any]:
+    if isinstance(example, str):
+        return {"title": example, "source": source}
+    fields = {"title": example.title, "summary": example.summary, "content": example.content}
+    return {**fields, "source": example.source or source}
+
+
+def test_search_texts_from_raw_fields_are_the_search_texts_of_the_plain_texts(ruleset: Ruleset) -> None:
+    shortcut = 0
+    for data in items(ruleset):
+        texts = tuple(data.get(k) or "" for k in FIELDS)
+        assert _search_texts(texts) == reference_search(texts), texts
+        shortcut += raw_search_text(texts) is not None
+    assert shortcut > 300, "the shortcut is taken for plain ASCII items"
+
+
+def test_match_lines_are_those_of_matching_the_plain_texts(ruleset: Ruleset) -> None:
+    gated = fired = 0
+    for number, data in enumerate(items(ruleset), start=1):
+        line = json.dumps(data, ensure_ascii=False)
+        assert encode_line(ruleset, line, number, False) == reference_line(ruleset, data, number) + "\n", data
+        texts = tuple(data.get(k) or "" for k in FIELDS)
+        gated += ruleset.cannot_fire(_search_texts(texts))
+        fired += bool(ruleset.match_fields({k: plain_text(t) for k, t in zip(FIELDS, texts, strict=True)}))
+    assert gated > 100, "many items are decided at the gate"
+    assert fired > 300, "and many fire"
