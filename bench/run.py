@@ -14,6 +14,7 @@ BENCHES = [
     "bench_store.py",
     "bench_redis_memory.py",
     "bench_pipeline.py",
+    "bench_once.py",
     "bench_delivery.py",
     "bench_memory.py",
     "bench_latency.py",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -101,11 +102,15 @@ def _logfmt(name: str, fields: Mapping[str, Any]) -> str:
     return " ".join([name, *(f"{key}={_value(value)}" for key, value in fields.items())])
 
 
+# What makes a logfmt value need quotes: whitespace (`\s` is `str.isspace`), a quote, "=" or a backslash.
+_NEEDS_QUOTES = re.compile(r"[\s\"'=\\]").search
+
+
 def _value(value: Any) -> str:
     if isinstance(value, list | tuple):
         value = ",".join(str(v) for v in value)
     text = str(value)
-    if text and not any(c.isspace() or c in "\"'=\\" for c in text) and text.isprintable():
+    if text and not _NEEDS_QUOTES(text) and text.isprintable():
         return text
     return json.dumps(text, ensure_ascii=False)  # quoted, with newlines and quotes escaped
 

@@ -385,16 +385,16 @@ class Pipeline:
     async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
         """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
         fired and the pack that judged them: one batched store write per fetch, none for a repeat."""
-        version = self.ruleset.version
+        version, recorded = self.ruleset.version, self._recorded
         fresh = [
-            SeenItem(item, now, version, tuple(m.rule for m in matches))
+            SeenItem(item, now, version, tuple(m.rule for m in matches) if matches else ())
             for item, matches, _ in found
-            if item.id not in self._recorded
+            if item.id not in recorded
         ]
         if not fresh:
             return
         await self.store.record_items(fresh, now)
-        recorded = self._recorded
+        recorded = self._recorded  # the store may have forgotten meanwhile (`_poll` starts anew)
         recorded.update(dict.fromkeys(s.item.id for s in fresh))
         if len(recorded) > RECORDED_ITEMS:
             self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])

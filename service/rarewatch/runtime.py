@@ -35,6 +35,7 @@ from rarewatch.policies.source_health import HealthPolicy
 from rarewatch.route_check import check_destination_paths, check_routes
 from rarewatch.routing import Router, RouteRule
 from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.cache import RulesetCache
 from rarewatch.settings import Settings
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.registry import build_source
@@ -171,12 +172,19 @@ def build_notifier(
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, clock: Clock | None = None, stdout: TextIO | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    stdout: TextIO | None = None,
+    rules_cache: RulesetCache | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the store, load the rules, create the HTTP session and notifiers; close all on exit."""
+    """Open the store, load the rules, create the HTTP session and notifiers; close all on exit.
+
+    With `rules_cache`, a pack compiled earlier from the same rule files by the same code is read back
+    from it (`load_ruleset`), as `rarewatch match` does: a one-shot command then skips the compile."""
     clock = clock or SystemClock()
     # Everything that can be wrong in the configuration fails here, before any connection is opened.
-    ruleset = load_ruleset(settings.rule_paths())
+    ruleset = load_ruleset(settings.rule_paths(), rules_cache)
     check_routes(settings, ruleset)
     check_destination_paths(settings)
     sources = build_sources(settings)

@@ -15,6 +15,7 @@ import hashlib
 import re
 import struct
 import unicodedata
+from functools import lru_cache
 
 from rarewatch.store.keys import similar_key
 
@@ -87,6 +88,7 @@ def _minhash(grams: frozenset[str]) -> list[int]:
     return [min(column) for column in zip(*rows, strict=True)]
 
 
+@lru_cache(maxsize=512)  # a matching item's keys are wanted twice: its fetch's look-up, then its admission
 def signature_keys(title: str) -> tuple[str, ...]:
     """The LSH band keys of a title (`store.keys.similar_key`); empty for a title with no text."""
     grams = shingles(title)

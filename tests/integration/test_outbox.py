@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,6 +139,32 @@ async def test_every_due_delivery_is_sent_and_recorded_exactly_once(
     delivered = await store.deliveries(DeliveryStatus.DELIVERED)
     assert len(delivered) == 6
     assert all(d.attempts == 1 and d.delivered_at == T0 for d in delivered)
+
+
+async def test_a_pass_reads_its_alerts_in_one_store_call(
+    store: SQLiteStore, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "alerts.jsonl"
+    outbox = Outbox(store, {"archive": JsonlNotifier("archive", archive)}, clock=clock)
+    for n in range(5):
+        await enqueue(store, clock, f"a{n}", "archive")
+    reads: list[list[str]] = []
+    get_alerts = store.get_alerts
+
+    async def counted(alert_ids: Sequence[str]) -> dict[str, Alert]:
+        reads.append(list(alert_ids))
+        return await get_alerts(alert_ids)
+
+    async def one_at_a_time(alert_id: str) -> Alert | None:
+        raise AssertionError("an alert read on its own")
+
+    monkeypatch.setattr(store, "get_alerts", counted)
+    monkeypatch.setattr(store, "get_alert", one_at_a_time)
+    assert (await outbox.flush()).delivered == 5
+    assert reads == [[f"a{n}" for n in range(5)]]
+    assert [json.loads(line)["id"] for line in archive.read_text().splitlines()] == [
+        f"a{n}" for n in range(5)
+    ]
 
 
 async def test_backoff_follows_the_schedule_then_dead_letters_after_max_age(

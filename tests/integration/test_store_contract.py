@@ -721,6 +721,18 @@ async def test_get_alert_round_trips(store: Store) -> None:
     assert await store.get_alert("missing") is None
 
 
+async def test_get_alerts_reads_those_held_in_one_call(store: Store) -> None:
+    alerts = [make_alert(n, created=datetime(2026, 3, 1, 12, 0, n, 123456, tzinfo=UTC)) for n in range(3)]
+    for n, alert in enumerate(alerts):
+        await store.claim([f"item:{n}"], WEEK, T0, alert, [])
+    found = await store.get_alerts(["alert-2", "missing", "alert-0", "alert-2"])
+    assert found == {"alert-2": alerts[2], "alert-0": alerts[0]}
+    assert found == {i: a for i in found if (a := await store.get_alert(i)) is not None}
+    assert await store.get_alerts([]) == {}
+    many = [f"alert-{n}" for n in range(1200)]  # more ids than one query or MGET page takes
+    assert set(await store.get_alerts(many)) == {"alert-0", "alert-1", "alert-2"}
+
+
 async def test_history_is_capped_but_alerts_with_deliveries_survive(make_store: MakeStore) -> None:
     store = await make_store(history_limit=2)
     await claim_alert(store, 0, now=T0, dests=("hook",))

@@ -40,6 +40,7 @@ CALLS: list[tuple[str, Callable[[Any], Awaitable[object]]]] = [
     ("get_source_state", lambda s: s.get_source_state("src")),
     ("put_source_state", lambda s: s.put_source_state("src", SourceState())),
     ("get_alert", lambda s: s.get_alert("a")),
+    ("get_alerts", lambda s: s.get_alerts(["a", "b"])),
     ("recent_alerts", lambda s: s.recent_alerts()),
     ("due_deliveries", lambda s: s.due_deliveries(T0)),
     ("deliveries", lambda s: s.deliveries()),

@@ -13,6 +13,7 @@ from rarewatch.durations import format_duration
 from rarewatch.errors import DeliveryError, StoreError
 from rarewatch.models import DeliveryStatus
 from rarewatch.pipeline import SourceRun, run_cycle
+from rarewatch.ruleset.cache import RulesetCache, default_cache_dir
 from rarewatch.runtime import open_runtime
 from rarewatch.settings import Settings
 
@@ -26,9 +27,12 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO, backfill: timed
     dead-lettered by this run, and every delivery still pending afterwards ("to retry": failed ones
     waiting for their next attempt, and those of destinations that are paused or whose circuit is open).
     With `backfill`, matches published within that span alert even when a first poll would mark them (or
-    marked them) seen without an alert.
+    marked them) seen without an alert. The compiled rule pack comes from the rule cache when it holds
+    one of the same files and code (`rarewatch.ruleset.cache`): a run is short, and compiling the pack
+    would be a large part of it.
     """
-    async with open_runtime(settings, stdout=out) as runtime:
+    cache = RulesetCache(default_cache_dir())
+    async with open_runtime(settings, stdout=out, rules_cache=cache) as runtime:
         sources = tuple(replace(p, backfill=backfill) for p in runtime.sources)
         try:
             runs = await run_cycle(runtime.pipeline, sources, force=True)

@@ -354,11 +354,9 @@ class Outbox:
         return not lane.breaker.allow(now)
 
     async def _load_alerts(self, due: Sequence[Delivery]) -> dict[str, Alert | None]:
-        alerts: dict[str, Alert | None] = {}
-        for delivery in due:
-            if delivery.alert_id not in alerts:
-                alerts[delivery.alert_id] = await self._store.get_alert(delivery.alert_id)
-        return alerts
+        """The alert of each delivery (None: missing from the history), read in one store call."""
+        found = await self._store.get_alerts([d.alert_id for d in due])
+        return {d.alert_id: found.get(d.alert_id) for d in due}
 
     async def _drain(
         self,

@@ -33,13 +33,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 from pydantic import model_validator
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from rarewatch.clock import Clock, SystemClock
 from rarewatch.configtypes import EnvSecret
@@ -50,6 +47,10 @@ from rarewatch.delivery.slack_blocks import Block, build_followup, build_message
 from rarewatch.errors import DeliveryError
 from rarewatch.httputil import parse_retry_after
 from rarewatch.models import Alert, AlertKind
+
+if TYPE_CHECKING:  # slack-sdk is imported on first use: a run without a Slack destination never loads it
+    from slack_sdk.web.async_client import AsyncWebClient
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 DEFAULT_API_URL = "https://slack.com/api/"
 # The logger handed to slack-sdk's clients. At debug they log every request with its URL (an incoming
@@ -170,6 +171,8 @@ class SlackNotifier:
 
     async def _post_api(self, text: str, blocks: list[Block], thread_ts: str | None) -> str | None:
         assert self._channel is not None  # checked in __init__
+        from slack_sdk.errors import SlackApiError, SlackRequestError
+
         try:
             resp = await self._web_client().chat_postMessage(
                 channel=self._channel,
@@ -237,6 +240,8 @@ class SlackNotifier:
 
     def _web_client(self) -> AsyncWebClient:
         if self._web is None:
+            from slack_sdk.web.async_client import AsyncWebClient
+
             self._web = AsyncWebClient(
                 token=self._token,
                 base_url=self._api_url,
@@ -249,6 +254,8 @@ class SlackNotifier:
     def _webhook_client(self) -> AsyncWebhookClient:
         if self._hook is None:
             assert self._webhook_url is not None  # checked in __init__
+            from slack_sdk.webhook.async_client import AsyncWebhookClient
+
             self._hook = AsyncWebhookClient(
                 self._webhook_url, session=self._http_session(), retry_handlers=[], logger=SDK_LOG
             )

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-import trafilatura
 from yarl import URL
 
 from rarewatch.clock import Clock, SystemClock
@@ -82,6 +81,8 @@ def extract_lead(body: bytes, content_type: str | None, max_chars: int = LEAD_CH
         raise SourceError(f"not an HTML page: {mime}")
     if b"\x00" in body[:_SNIFF]:
         raise SourceError("not an HTML page: binary content")
+    import trafilatura  # here, not at the top: a run that reads no article never loads it (~0.1 s)
+
     text = trafilatura.extract(
         decode_html(body, content_type),
         include_comments=False,

@@ -23,7 +23,6 @@ import threading
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
 from lxml import etree
 from lxml.etree import _Element
 
@@ -141,6 +140,8 @@ def parse_with_feedparser(
     A recoverable document (feedparser "bozo" with entries) gives its entries, with a warning logged.
     `problem` says why the fast path gave up, for the error when nothing is recovered.
     """
+    import feedparser  # here: most feeds never need it, and a run whose feeds all parse never loads it
+
     headers = {"content-type": content_type or "application/xml"}
     # A BytesIO, never the bytes: feedparser.parse treats a bytes argument as a file path to try opening.
     result = feedparser.parse(io.BytesIO(body), response_headers=headers)

@@ -1,5 +1,7 @@
 """State: dedup claims, source state, alert history and the delivery outbox."""
 
+import sys
+
 from rarewatch.store.base import ItemRetention, Store
 from rarewatch.store.leases import Leases, NoLeases
 from rarewatch.store.urls import check_store_url
@@ -26,6 +28,8 @@ def open_store(url: str, *, items: ItemRetention | None = None) -> Store:
 def leases_for(store: Store) -> Leases:
     """The lease capability of `store`: real leases on Redis (several replicas may share it), none needed on
     SQLite (one process)."""
+    if "rarewatch.store.redis" not in sys.modules:
+        return NoLeases()  # no RedisStore can exist: spare a SQLite run the import of redis (~0.1 s)
     from rarewatch.store.redis import RedisStore
 
     return store.leases() if isinstance(store, RedisStore) else NoLeases()

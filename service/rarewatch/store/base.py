@@ -220,6 +220,9 @@ class Store(Protocol):
     async def get_alert(self, alert_id: str) -> Alert | None:
         """One alert from the history."""
 
+    async def get_alerts(self, alert_ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts of `alert_ids` that the history holds, by id, in one read (`get_alert` of each)."""
+
     async def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The newest alerts first."""
 

@@ -391,6 +391,21 @@ class RedisStore:
         return Alert.from_dict(json.loads(raw)) if raw is not None else None
 
     @_translated
+    async def get_alerts(self, alert_ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts of `alert_ids` the history holds, by id (MGET, a page of keys at a time)."""
+        unique = list(dict.fromkeys(alert_ids))
+        found: dict[str, Alert] = {}
+        for start in range(0, len(unique), _PAGE):
+            page = unique[start : start + _PAGE]
+            raws = await self._redis.mget([self._keys.alert(i) for i in page])
+            found.update(
+                (alert_id, Alert.from_dict(json.loads(raw)))
+                for alert_id, raw in zip(page, raws, strict=True)
+                if raw is not None
+            )
+        return found
+
+    @_translated
     async def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The newest alerts first."""
         if limit <= 0:

@@ -332,6 +332,14 @@ class SQLiteStore:
         row = await self._run(partial(_fetchone, f"SELECT data FROM {k.ALERTS} WHERE id = ?", (alert_id,)))
         return Alert.from_dict(json.loads(row[0])) if row else None
 
+    async def get_alerts(self, alert_ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts of `alert_ids` the history holds, by id: one round trip to the worker thread."""
+        unique = list(dict.fromkeys(alert_ids))
+        if not unique:
+            return {}
+        rows = await self._run(partial(_alert_rows, unique))
+        return {alert_id: Alert.from_dict(json.loads(data)) for alert_id, data in rows}
+
     async def recent_alerts(self, limit: int = 50) -> list[Alert]:
         """The newest alerts first, at most `history_limit` of them (as in Redis: an alert kept past the
         cap because a delivery still refers to it is older than all of those, so never among them)."""
@@ -772,6 +780,19 @@ def _dumps(data: dict[str, Any]) -> str:
         return orjson.dumps(data).decode()
     except TypeError:  # orjson.JSONEncodeError
         return json.dumps(data)
+
+
+def _alert_rows(alert_ids: list[str], conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(id, data) of the alerts among `alert_ids`, a page of ids per query (SQLite's variable limit)."""
+    rows: list[tuple[str, str]] = []
+    for start in range(0, len(alert_ids), _ID_PAGE):
+        page = alert_ids[start : start + _ID_PAGE]
+        sql = f"SELECT id, data FROM {k.ALERTS} WHERE id IN ({','.join('?' * len(page))})"
+        rows += conn.execute(sql, page).fetchall()
+    return rows
+
+
+_ID_PAGE = 500  # ids per `IN (...)`: well below SQLite's oldest limit of 999 variables
 
 
 def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> Any:
