@@ -44,7 +44,7 @@ from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
-from rarewatch.store.base import ClaimRequest, Store, checking_marker
+from rarewatch.store.base import ClaimRequest, Store, checking_marker, claim_one
 from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
@@ -520,17 +520,7 @@ class Pipeline:
         step = self._step(0, plan, now, silences)
         if step is None:
             return NOTHING
-        request = step.request
-        claimed = await self.store.claim(
-            request.keys,
-            self.dedup_window,
-            now,
-            request.alert,
-            request.destinations,
-            held_until=request.held_until,
-            remember=request.remember,
-        )
-        if not claimed:
+        if not await claim_one(self.store, step.request, self.dedup_window, now):
             return _Outcome(contended=step.retry_on_loss)
         return await self._made(step, now)
 

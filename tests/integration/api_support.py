@@ -4,13 +4,17 @@ jsonl destination."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+from rarewatch.httpserver import HeaderDeadline
 from rarewatch.models import Alert, Item, Match, Severity
 from rarewatch.settings import Settings
 from rarewatch.store.sqlite import SQLiteStore
@@ -82,3 +86,19 @@ async def call(
     async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as resp:
         is_json = resp.content_type == "application/json"
         return resp.status, await (resp.json() if is_json else resp.text()), resp
+
+
+@asynccontextmanager
+async def served(app: web.Application, header_timeout: float = 10) -> AsyncIterator[str]:
+    """Serve `app` as `rarewatch run` does (every connection behind a header deadline); yield its URL."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    server = runner.server
+    assert server is not None
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: HeaderDeadline(server(), header_timeout), "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    finally:
+        listener.close()
+        await runner.cleanup()

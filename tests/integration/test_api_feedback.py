@@ -21,8 +21,8 @@ from tests.integration.api_support import (
     api_settings,
     call,
     fill,
+    served,
 )
-from tests.integration.test_api_guard import served
 
 NOW = T0 + timedelta(days=1)
 

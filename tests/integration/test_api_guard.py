@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from rarewatch import runtime
 from rarewatch.app import build_web_app
 from rarewatch.errors import ConfigError
-from rarewatch.httpserver import HeaderDeadline
 from rarewatch.settings import Settings, load_settings
+from tests.integration.api_support import served
 from tests.support import TEST_RULES
 
 TOKEN = "t0ken-for-the-reload-endpoint"
@@ -39,22 +37,6 @@ def settings(tmp_path: Path, **http: Any) -> Settings:
         http={"port": 0, **http},
         config_dir=tmp_path,
     )
-
-
-@asynccontextmanager
-async def served(app: web.Application, header_timeout: float = 10) -> AsyncIterator[str]:
-    """Serve `app` as `rarewatch run` does (every connection behind a header deadline); yield its URL."""
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    server = runner.server
-    assert server is not None
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: HeaderDeadline(server(), header_timeout), "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
-    finally:
-        listener.close()
-        await runner.cleanup()
 
 
 async def post_reload(base: str, **kwargs: Any) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:

@@ -24,9 +24,8 @@ from tests.integration.api_support import (
     api_settings,
     call,
     fill,
+    served,
 )
-from tests.integration.test_api_guard import served
-from tests.integration.test_silences import store_url  # noqa: F401  (the fixture: SQLite, then Redis)
 from tests.support import TEST_RULES
 
 NOW = T0 + timedelta(days=1)
@@ -128,7 +127,7 @@ async def test_silence_writes_are_guarded_like_reload(tmp_path: Path) -> None:
     assert disabled == 403
 
 
-async def test_silences_and_items_on_either_store(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+async def test_silences_and_items_on_either_store(tmp_path: Path, store_url: str) -> None:
     """The same API on SQLite and on a real redis-server."""
     kept = open_store(store_url)
     await kept.open()

@@ -25,8 +25,8 @@ from tests.integration.api_support import (
     api_settings,
     call,
     fill,
+    served,
 )
-from tests.integration.test_api_guard import served
 from tests.support import TEST_RULES
 
 READS = [

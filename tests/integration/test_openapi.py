@@ -14,8 +14,16 @@ from openapi_spec_validator import validate
 from rarewatch.api_models import AlertsResponse, MatchRequest
 from rarewatch.app import build_web_app
 from rarewatch.models import Severity
-from tests.integration.api_support import READ, READ_TOKEN, WRITE_TOKEN, alert, api_settings, call, fill
-from tests.integration.test_api_guard import served
+from tests.integration.api_support import (
+    READ,
+    READ_TOKEN,
+    WRITE_TOKEN,
+    alert,
+    api_settings,
+    call,
+    fill,
+    served,
+)
 
 # The operations that change state are left out: schemathesis would poll sources and retry deliveries.
 WRITES = ("pollSource", "retryOutbox", "retryAlert", "purgeOutbox", "createSilence", "expireSilence")

@@ -4,13 +4,10 @@ and the HTTP API that lists what was silenced."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
-import redis.asyncio as aioredis
 
 from rarewatch.app import build_web_app
 from rarewatch.clock import FakeClock
@@ -18,26 +15,12 @@ from rarewatch.models import DeliveryStatus, Silence
 from rarewatch.pipeline import run_cycle
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.settings import Settings
-from tests.integration.test_api_guard import served
+from tests.integration.api_support import served
 from tests.integration.test_api_guard import settings as api_settings
 from tests.integration.test_pipeline import LICENSING, SECRET, SHORTAGE, http_date
 from tests.support import TEST_RULES, FeedServer, WebhookReceiver, feed_server, rss, webhook_receiver
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The store under test: a SQLite file, or a real redis-server (emptied before and after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    url = str(request.getfixturevalue("redis_url"))
-    client = aioredis.from_url(url)
-    await client.flushdb()
-    yield url
-    await client.flushdb()
-    await client.aclose()
 
 
 def make_settings(tmp_path: Path, feeds: FeedServer, receiver: WebhookReceiver, store: str) -> Settings:

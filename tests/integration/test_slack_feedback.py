@@ -22,8 +22,7 @@ from rarewatch.clock import FakeClock
 from rarewatch.models import Vote, VoteKind
 from rarewatch.settings import Settings, SlackAppConfig
 from rarewatch.store.sqlite import SQLiteStore
-from tests.integration.api_support import T0, alert, api_settings, fill
-from tests.integration.test_api_guard import served
+from tests.integration.api_support import T0, alert, api_settings, fill, served
 
 SECRET = "e3b0c44298fc1c149afbf4c8996fb924"
 NOW = T0 + timedelta(days=1)

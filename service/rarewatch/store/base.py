@@ -112,20 +112,24 @@ class ClaimRequest:
     remember: tuple[str, ...] = ()
 
 
+async def claim_one(store: Store, request: ClaimRequest, ttl: timedelta, now: datetime) -> bool:
+    """`Store.claim` with the arguments a `ClaimRequest` holds."""
+    return await store.claim(
+        request.keys,
+        ttl,
+        now,
+        request.alert,
+        request.destinations,
+        held_until=request.held_until,
+        remember=request.remember,
+    )
+
+
 async def claim_in_turn(store: Store, requests: Sequence[ClaimRequest], ttl: timedelta, now: datetime) -> int:
     """`Store.claim_many` as one `claim` after another: for a store whose claim is already one cheap round
     trip (Redis: one script), batching them saves little."""
     for done, request in enumerate(requests):
-        claimed = await store.claim(
-            request.keys,
-            ttl,
-            now,
-            request.alert,
-            request.destinations,
-            held_until=request.held_until,
-            remember=request.remember,
-        )
-        if not claimed:
+        if not await claim_one(store, request, ttl, now):
             return done
     return len(requests)
 
