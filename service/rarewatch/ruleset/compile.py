@@ -3,6 +3,8 @@ compiled expression per rule, with the index that says which rules a found term 
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -11,6 +13,7 @@ from rarewatch.ruleset.clauses import SCOPES
 from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, TermSet, Weight
 from rarewatch.ruleset.schema import (
     FIELDS,
+    PLACEHOLDER,
     CasedTerm,
     Expr,
     Group,
@@ -22,6 +25,7 @@ from rarewatch.ruleset.schema import (
     TermLike,
     VocabRef,
     Vocabulary,
+    compile_regex,
 )
 from rarewatch.ruleset.terms import PLAIN, NegationCheck, TermOptions, TermTable
 from rarewatch.ruleset.text import canonical_term, term_variants
@@ -71,6 +75,7 @@ class _Compiler:
         self.entities: dict[int, list[tuple[str, str]]] = {}
         self._vocab_nodes: dict[str, TermSet] = {}
         self._regexes = 0
+        self.patterns = _named_patterns(vocabularies)
         self.rule_id = ""
         self.rule_options = PLAIN  # options of the terms written in the current rule
         self._interned: dict[frozenset[int], frozenset[int]] = {}
@@ -87,7 +92,7 @@ class _Compiler:
             return self.vocab(e.vocab, (*loc, "vocab"))
         if isinstance(e, RegexLeaf):
             self._regexes += 1
-            return Regex(e.regex, e.case_sensitive, self._regexes)
+            return Regex(self.expand(e, (*loc, "regex")), e.case_sensitive, self._regexes, e.regex)
         if isinstance(e, NearLeaf):
             left, right = (self.side(s, (*loc, "near", i)) for i, s in enumerate(e.near))
             return Near(left, right, e.within, self.table.latin, SCOPES[e.scope])
@@ -106,6 +111,34 @@ class _Compiler:
                 NoneOf(self.merge_terms([self.expr(c, (*loc, "none", i)) for i, c in enumerate(g.none)]))
             )
         return parts[0] if len(parts) == 1 else AllOf(parts)
+
+    def expand(self, leaf: RegexLeaf, loc: Loc) -> str:
+        """The leaf's regex with each `{{name}}` replaced by its named pattern, checked as compiled."""
+
+        def fragment(m: re.Match[str]) -> str:
+            name = m.group(1)
+            found = self.patterns.get(name)
+            if found is None:
+                close = difflib.get_close_matches(name, self.patterns, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                known = ", ".join(sorted(self.patterns)) or "none defined"
+                raise ExpressionError(
+                    f"unknown pattern {{{{{name}}}}}{hint} (known: {known})", self.rule_id, loc
+                )
+            return f"(?:{found})"
+
+        source = PLACEHOLDER.sub(fragment, leaf.regex)
+        if "{{" in source or "}}" in source:
+            raise ExpressionError(
+                f"regex {leaf.regex!r}: `{{{{` and `}}}}` are kept for named patterns, written {{{{name}}}}",
+                self.rule_id,
+                loc,
+            )
+        try:
+            compile_regex(source, leaf.case_sensitive)
+        except ValueError as exc:
+            raise ExpressionError(f"{exc} (with its named patterns expanded)", self.rule_id, loc) from None
+        return source
 
     def merge_terms(self, options: list[Node]) -> list[Node]:
         """Alternatives that are plain terms or vocabularies become one `TermSet`: one test, not thirty."""
@@ -135,6 +168,13 @@ class _Compiler:
         if self._lookup(name, loc, owner).kind == "glossary":
             raise ExpressionError(
                 f"vocabulary {name!r} is a glossary (English glosses, not terms): it cannot be matched",
+                self.rule_id,
+                loc,
+                owner,
+            )
+        if self._lookup(name, loc, owner).kind == "patterns":
+            raise ExpressionError(
+                f"vocabulary {name!r} holds named patterns: write them as {{{{name}}}} inside a regex",
                 self.rule_id,
                 loc,
                 owner,
@@ -205,6 +245,23 @@ class _Compiler:
             else:
                 negators.add(self.table.add(item))
         return NegationCheck(frozenset(negators), *spec.window())
+
+
+def _named_patterns(vocabularies: Mapping[str, Vocabulary]) -> dict[str, str]:
+    """Every `kind: patterns` vocabulary's patterns by name; a name defined twice is an error at the
+    second definition."""
+    found: dict[str, tuple[str, str]] = {}
+    for vocab_name, vocabulary in vocabularies.items():
+        for name, fragment in vocabulary.patterns.items():
+            first = found.setdefault(name, (fragment, vocab_name))
+            if first[1] != vocab_name:
+                raise ExpressionError(
+                    f"duplicate pattern {name!r} (first defined in vocabulary {first[1]!r})",
+                    "",
+                    ("patterns", name),
+                    vocab_name,
+                )
+    return {name: fragment for name, (fragment, _) in found.items()}
 
 
 def _field_mask(fields: Sequence[str]) -> int:

@@ -26,7 +26,7 @@ def describe(node: Node) -> str:
     if isinstance(node, Near):
         return f"near({describe(node.left)}, {describe(node.right)}) within {node.within}"
     if isinstance(node, Regex):
-        return f"regex /{node.pattern.pattern}/"
+        return f"regex /{node.written}/"
     if isinstance(node, AllOf):
         return "all of (" + "; ".join(describe(c) for c in node.children) + ")"
     if isinstance(node, AnyOf):

@@ -26,6 +26,7 @@ from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_documents
 
 _SUFFIXES = (".yaml", ".yml")
 _KEY = re.compile(r"^[a-z_]+$")  # a YAML key of the schema, as opposed to a pydantic tag
+_NAMED_KEYS = ("entries", "patterns")  # mappings whose keys are names the operator chose
 
 
 M = TypeVar("M", Rule, Vocabulary)
@@ -173,11 +174,12 @@ def _validate(doc: YamlDocument, file: str) -> Rule | Vocabulary:
 def _describe(error: ErrorDetails, more: int, model: type[Rule | Vocabulary]) -> str:
     """A pydantic error as `path.to.value: message`, without pydantic's union tags ("<term>", "VocabRef")."""
     loc = error["loc"]
-    # A glossary's keys are Chinese terms: keep them in the path (`entries.停产`), unlike pydantic's tags.
+    # A glossary's keys (Chinese terms) and pattern names: keep them in the path (`entries.停产`,
+    # `patterns.Bad_Name`), unlike pydantic's tags.
     path = ".".join(
         str(p)
         for i, p in enumerate(loc)
-        if isinstance(p, int) or _KEY.match(p) or (i and loc[i - 1] == "entries" and "[" not in p)
+        if isinstance(p, int) or _KEY.match(p) or (i and loc[i - 1] in _NAMED_KEYS and "[" not in p)
     )
     msg = error_message(error, model)
     message = f"{path}: {msg}" if path else msg

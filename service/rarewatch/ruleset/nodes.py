@@ -182,14 +182,16 @@ def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, H
 class Regex:
     """`{regex: ...}`: searched in each selected field's display text; results cached per item."""
 
-    __slots__ = ("key", "pattern")
+    __slots__ = ("key", "pattern", "written")
     cost = 20
 
-    def __init__(self, source: str, case_sensitive: bool, key: int) -> None:
+    def __init__(self, source: str, case_sensitive: bool, key: int, written: str | None = None) -> None:
         flags = 0 if case_sensitive else re.IGNORECASE
         # The text is NFKC: normalise the pattern too, so a full-width character in it can still match.
         self.pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
         self.key = key  # unique per regex node: the cache key
+        # As the rule file spells it ({{named patterns}} unexpanded): what explanations show.
+        self.written = source if written is None else written
 
     def _search(self, scan: Scan, fields: int) -> Evidence | None:
         cache_key = (self.key, fields)

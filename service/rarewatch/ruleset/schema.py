@@ -126,21 +126,36 @@ class VocabRef(_Strict):
     vocab: VocabName
 
 
+# `{{name}}` in a regex: a named pattern of a `kind: patterns` vocabulary, expanded when the pack compiles.
+PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
+
+
+def compile_regex(source: str, case_sensitive: bool) -> re.Pattern[str]:
+    """A rule's regex as the matcher compiles it (NFKC, like the text it searches); `ValueError` when it
+    is invalid or matches the empty string (it would then match every item)."""
+    flags = 0 if case_sensitive else re.IGNORECASE
+    try:
+        pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {source!r}: {exc}") from None
+    if pattern.search(""):
+        raise ValueError(f"regex {source!r} matches the empty string, so it would match every item")
+    return pattern
+
+
 class RegexLeaf(_Strict):
-    """`{regex: "..."}`: a Python regex searched in the displayed (NFKC) text, case-insensitive by default."""
+    """`{regex: "..."}`: a Python regex searched in the displayed (NFKC) text, case-insensitive by default.
+
+    `{{name}}` stands for a named pattern (see `Vocabulary.patterns`); a regex using one is checked
+    once the pack's patterns are known, when the pack compiles."""
 
     regex: str
     case_sensitive: bool = False
 
     @model_validator(mode="after")
     def _compiles(self) -> RegexLeaf:
-        flags = 0 if self.case_sensitive else re.IGNORECASE
-        try:  # compiled as the matcher will compile it: NFKC, like the text it searches
-            pattern = re.compile(unicodedata.normalize("NFKC", self.regex), flags)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
-        if pattern.search(""):
-            raise ValueError(f"regex {self.regex!r} matches the empty string, so it would match every item")
+        if "{{" not in self.regex:
+            compile_regex(self.regex, self.case_sensitive)
         return self
 
 
@@ -310,7 +325,7 @@ class Rule(_Strict):
 
 
 EntityKind = Literal["materials", "countries"]
-VocabKind = Literal["materials", "countries", "negators", "glossary", "watch"]
+VocabKind = Literal["materials", "countries", "negators", "glossary", "watch", "patterns"]
 ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 EntityName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9 ()./-]*$", max_length=100)]
 GLOSS_MAX = 80
@@ -348,6 +363,32 @@ def _check_gloss(gloss: str) -> str:
 
 GlossKey = Annotated[str, AfterValidator(_check_gloss_key)]
 Gloss = Annotated[str, AfterValidator(_check_gloss)]
+_PATTERN_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+
+
+def _check_pattern_name(name: str) -> str:
+    if not _PATTERN_NAME.match(name) or len(name) > 60:
+        raise ValueError(
+            f"pattern name {name!r} must be lower-case words joined by hyphens (named-country-en)"
+        )
+    return name
+
+
+PatternName = Annotated[str, AfterValidator(_check_pattern_name)]
+
+
+def _check_fragment(fragment: str) -> str:
+    """A named pattern: a regex on its own (it is spliced into rules' regexes as `(?:fragment)`)."""
+    if "{{" in fragment or "}}" in fragment:
+        raise ValueError(f"pattern {fragment!r} uses {{{{...}}}}: a named pattern cannot use another one")
+    try:
+        re.compile(unicodedata.normalize("NFKC", fragment))
+    except re.error as exc:
+        raise ValueError(f"invalid regex {fragment!r}: {exc}") from None
+    return fragment
+
+
+Fragment = Annotated[str, Field(min_length=1), AfterValidator(_check_fragment)]
 
 
 class Vocabulary(_Strict):
@@ -367,6 +408,9 @@ class Vocabulary(_Strict):
       on them, and rules cannot reference the vocabulary.
     * `kind: watch`: agencies, lists and controls worth a closer look (`terms` only): an item that names
       one, or a material, but fires no rule is worth reading in full (`Ruleset.worth_enriching`).
+    * `kind: patterns` + `patterns`: named regex fragments (`{named-country-en: "(?:US|Japan|...)"}`),
+      written `{{named-country-en}}` inside any rule's `regex`, so a long alternation or a set of
+      look-behinds has one home. Not terms: rules cannot reference the vocabulary with `{vocab: ...}`.
     """
 
     vocabulary: VocabName
@@ -375,11 +419,21 @@ class Vocabulary(_Strict):
     kind: VocabKind | None = None
     entities: dict[EntityName, tuple[TermLike, ...]] = Field(default_factory=dict)
     entries: dict[GlossKey, Gloss] = Field(default_factory=dict)
+    patterns: dict[PatternName, Fragment] = Field(default_factory=dict)
     exclude: tuple[Phrase, ...] = ()
     negated_by: Negations = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Vocabulary:
+        if (self.kind == "patterns") != bool(self.patterns):
+            raise ValueError("`patterns` need `kind: patterns`, and that kind needs `patterns`")
+        if self.kind == "patterns":
+            if self.terms or self.entities or self.entries or self.exclude or self.negated_by:
+                raise ValueError(
+                    "a vocabulary of patterns holds `patterns` only (no `terms`, `entities`, `entries`, "
+                    "`exclude` or `negated_by`)"
+                )
+            return self
         if (self.kind == "glossary") != bool(self.entries):
             raise ValueError("`entries` need `kind: glossary`, and a glossary needs `entries`")
         if self.kind == "glossary":

@@ -1,0 +1,135 @@
+"""Named regex patterns: `kind: patterns` vocabularies, written `{{name}}` inside a rule's regex."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rarewatch.errors import RuleError
+from rarewatch.ruleset import Ruleset, load_ruleset
+from tests.unit.ruleset.conftest import RuleWriter, rule
+
+PATTERNS = """\
+vocabulary: targets
+kind: patterns
+patterns:
+  named-country: "US|Japan|South Korea"
+  not-after-a-cause: "(?<!due )(?<!response )"
+"""
+TARGETED = (
+    '{all: [ban, {regex: "\\\\b{{not-after-a-cause}}to\\\\s+{{named-country}}\\\\b", case_sensitive: true}]}'
+)
+
+
+def load_error(path: Path) -> RuleError:
+    with pytest.raises(RuleError) as info:
+        load_ruleset([path])
+    return info.value
+
+
+def fired(ruleset: Ruleset, title: str) -> bool:
+    return bool(ruleset.match_fields({"title": title}))
+
+
+def test_a_named_pattern_is_spliced_into_the_regex(ruleset_of: Callable[[str], Ruleset]) -> None:
+    ruleset = ruleset_of(PATTERNS + "---\n" + rule("a", TARGETED))
+    assert fired(ruleset, "China bans gallium exports to Japan")
+    assert fired(ruleset, "China bans gallium exports to South Korea")
+    assert not fired(ruleset, "China bans gallium exports to Brazil")
+    # The look-behinds of the other pattern hold where it is written.
+    assert not fired(ruleset, "China bans gallium exports due to Japan")
+
+
+def test_each_pattern_is_a_group_of_its_own(ruleset_of: Callable[[str], Ruleset]) -> None:
+    """`to {{named-country}}` must not read as `to US` or `Japan` anywhere: the alternation is grouped."""
+    ruleset = ruleset_of(PATTERNS + "---\n" + rule("a", TARGETED))
+    assert not fired(ruleset, "Japan: a ban on gallium, analysts say")
+
+
+def test_patterns_have_one_home_across_files(write_rules: RuleWriter, tmp_path: Path) -> None:
+    write_rules(PATTERNS, "a/patterns.yaml")
+    write_rules(rule("a", TARGETED), "b/rules.yaml")
+    ruleset = load_ruleset([tmp_path])
+    assert fired(ruleset, "Tokyo hit as Beijing bans exports to Japan")
+
+
+def test_an_unknown_pattern_names_the_line_and_the_closest_name(write_rules: RuleWriter) -> None:
+    text = PATTERNS + "---\n" + rule("a", TARGETED.replace("{{named-country}}", "{{named-contry}}"))
+    err = load_error(write_rules(text))
+    assert (err.line, err.rule_id) == (11, "a")  # the `match:` line
+    assert "unknown pattern {{named-contry}}; did you mean 'named-country'?" in err.message
+
+
+def test_a_pattern_with_no_patterns_defined_is_an_error(write_rules: RuleWriter) -> None:
+    err = load_error(write_rules(rule("a", TARGETED)))
+    assert "unknown pattern {{not-after-a-cause}}" in err.message and "none defined" in err.message
+
+
+def test_a_regex_broken_by_its_expansion_is_an_error(write_rules: RuleWriter) -> None:
+    broken = TARGETED.replace("{{named-country}}\\\\b", "({{named-country}}")
+    err = load_error(write_rules(PATTERNS + "---\n" + rule("a", broken)))
+    assert err.rule_id == "a" and "invalid regex" in err.message and "named patterns expanded" in err.message
+
+
+def test_an_expansion_that_matches_nothing_at_all_is_refused(write_rules: RuleWriter) -> None:
+    text = "vocabulary: p\nkind: patterns\npatterns:\n  maybe: 'x?'\n---\n" + rule(
+        "a", '{all: [ban, {regex: "{{maybe}}"}]}'
+    )
+    err = load_error(write_rules(text))
+    assert "matches the empty string" in err.message
+
+
+def test_stray_braces_are_refused(write_rules: RuleWriter) -> None:
+    err = load_error(write_rules(PATTERNS + "---\n" + rule("a", '{all: [ban, {regex: "to {{Japan"}]}')))
+    assert "kept for named patterns" in err.message
+
+
+def test_a_pattern_defined_twice_is_an_error_at_the_second(write_rules: RuleWriter) -> None:
+    again = PATTERNS.replace("vocabulary: targets", "vocabulary: more")
+    err = load_error(write_rules(PATTERNS + "---\n" + again + "---\n" + rule("a", TARGETED)))
+    assert (
+        err.line == 10 and "duplicate pattern 'named-country'" in err.message and "'targets'" in err.message
+    )
+
+
+def test_a_patterns_vocabulary_is_not_a_list_of_terms(write_rules: RuleWriter) -> None:
+    err = load_error(write_rules(PATTERNS + "---\n" + rule("a", "{all: [ban, {vocab: targets}]}")))
+    assert err.rule_id == "a" and "holds named patterns" in err.message
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("vocabulary: p\npatterns: {x: 'a|b'}\n", "`patterns` need `kind: patterns`"),
+        ("vocabulary: p\nkind: patterns\nterms: [gallium]\n", "`patterns` need `kind: patterns`"),
+        ("vocabulary: p\nkind: patterns\npatterns: {x: 'a'}\nterms: [gallium]\n", "holds `patterns` only"),
+        ("vocabulary: p\nkind: patterns\npatterns: {x: 'a({{y}})'}\n", "cannot use another one"),
+        ("vocabulary: p\nkind: patterns\npatterns: {x: 'a('}\n", "invalid regex"),
+        ("vocabulary: p\nkind: patterns\npatterns: {Bad_Name: 'a'}\n", "patterns.Bad_Name"),
+    ],
+)
+def test_a_patterns_vocabulary_is_checked_at_load(
+    write_rules: RuleWriter, document: str, message: str
+) -> None:
+    err = load_error(write_rules(document + "---\n" + rule("a", "gallium")))
+    assert message in err.message
+
+
+def test_explanations_show_the_regex_as_written(ruleset_of: Callable[[str], Ruleset]) -> None:
+    ruleset = ruleset_of(PATTERNS + "---\n" + rule("a", TARGETED))
+    (why,) = ruleset.why_not({"title": "China bans gallium exports to Brazil"})
+    assert any("{{named-country}}" in group for group in why["failed"])
+
+
+def test_the_bundled_pack_keeps_the_country_list_in_one_place() -> None:
+    """The reason the feature exists: trade-restrictions.yaml names its target countries once, through
+    the patterns of countries.yaml, and they still catch a country-targeted ban."""
+    rules = Path(__file__).parents[3] / "rules"
+    assert "Philippines" not in (rules / "trade-restrictions.yaml").read_text(encoding="utf-8")
+    ruleset = load_ruleset([rules])
+    matches = ruleset.match_fields(
+        {"title": "China bans exports of dual-use items to Japanese military users"}
+    )
+    assert "trade-restrictions" in {m.category for m in matches}
