@@ -17,7 +17,9 @@ as a stock-market board or share ("稀土板块", "rare-earth stocks") is exclud
 Commas do not end a clause: they separate the items of the lists that export-control news is full of
 ("gallium, germanium and antimony"). Colons and dashes do not either: "Rare earths: China tightens
 export rules" is one statement. Negation (`negated_by`) additionally stops at commas (`NEGATION`): a
-negator does not reach past one ("no delays, but a shortage of gallium").
+negator does not reach past one ("no delays, but a shortage of gallium"). The Chinese enumeration comma
+、 is not among them: it only ever separates the items of a list, which a negator before the list covers
+("决定暂时不对稀土、锂和其他关键矿物征收新关税").
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ _CLAUSE = (
 
 SENTENCE = re.compile(_SENTENCE)
 CLAUSE = re.compile(_CLAUSE)
-NEGATION = re.compile(rf"{_CLAUSE}|[,，、]")
+NEGATION = re.compile(rf"{_CLAUSE}|[,，]")
 
 SCOPES: dict[str, re.Pattern[str] | None] = {"field": None, "sentence": SENTENCE, "clause": CLAUSE}
 

@@ -81,6 +81,13 @@ def test_negation_stops_at_a_comma_a_clause_and_a_distance(negation_pack: Rulese
     assert fired(negation_pack, "No word from the ministry on the gallium shortage") == ["r"]  # 4+ words
 
 
+def test_negation_reaches_across_a_chinese_enumeration_comma(negation_pack: Ruleset) -> None:
+    """、 only ever separates the items of a list, so a negator before the list covers what follows it;
+    ， separates clauses and stops it, as a comma does in English."""
+    assert fired(negation_pack, "未出现镓、锗断供") == []
+    assert fired(negation_pack, "镓未见异常，锗断供") == ["r"]
+
+
 def test_an_excluded_negator_does_not_negate(negation_pack: Ruleset) -> None:
     # "not to" is excluded from the negators, and "not" is no negator anyway: an instruction stays.
     assert fired(negation_pack, "Firms told not to expect a gallium ban soon") == ["r"]
