@@ -239,16 +239,19 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
         bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
     texts = (title or "", summary or "", content or "")
-    if not explain and ruleset.cannot_fire(_search_texts(texts)):
-        return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+    if not explain:
+        search = _search_texts(texts)
+        if ruleset.cannot_fire(search):
+            return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+        rules = ruleset.firing_rules(tuple(map(plain_text, texts)), search, data.get("source"))
+        return {
+            "id": item_id,
+            "matches": [{"rule": r.id, "category": r.category, "severity": r.severity.label} for r in rules],
+        }
     fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
-    records = []
-    for m in matches:
-        record: dict[str, Any] = {"rule": m.rule, "category": m.category, "severity": m.severity.label}
-        if explain:
-            record["terms"] = list(m.terms)
-        records.append(record)
-    if not explain:
-        return {"id": item_id, "matches": records}
+    records = [
+        {"rule": m.rule, "category": m.category, "severity": m.severity.label, "terms": list(m.terms)}
+        for m in matches
+    ]
     return {"id": item_id, "matches": records, "why_not": ruleset.why_not(fields, source=data.get("source"))}

@@ -94,6 +94,19 @@ class Ruleset:
         the pack has no gate (a rule anchored on no term runs on every item)."""
         return not self._always and not self._scanner.gate_open(search)
 
+    def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[Rule]:
+        """The rules that fire on an item, sorted by id: the rules of `match_fields`' matches, for a
+        caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
+        title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
+        computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
+        quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
+        scan = self._scanner.scan_searched(plain, search)
+        candidates = self._candidates(scan.masks, source)
+        if not candidates:
+            return []
+        self._scanner.filter(scan)
+        return [rule.rule for rule in candidates if rule.expr.test(scan, rule.fields)]
+
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
         `kind: watch` vocabulary (an agency, a list, a control), after exclusions and negation: an item

@@ -101,6 +101,14 @@ class Scanner:
         joined = "\n".join(search)
         if gated and not self.gate_open(joined):
             return None
+        return self._scan(raw, search, joined, every_term)
+
+    def scan_searched(self, raw: Sequence[str], joined: str) -> Scan:
+        """`scan` (ungated) of fields whose search texts joined by "\n" are `joined`, already computed
+        (the caller asked the gate with them): the fields are not normalised a second time."""
+        return self._scan(raw, joined.split("\n"), joined, every_term=False)
+
+    def _scan(self, raw: Sequence[str], search: Sequence[str], joined: str, every_term: bool) -> Scan:
         hits: dict[int, list[Hit]] = {}
         masks: dict[int, int] = {}
         ascii_automaton, other_automaton = self._all if every_term else (self._ascii, self._other)
@@ -116,6 +124,7 @@ class Scanner:
             apply_filters(
                 self._options, self._latin, scan.hits, scan.masks, scan.search, _CasedTexts(scan.raw)
             )
+            scan.masks_changed()
 
 
 class _CasedTexts:
