@@ -45,25 +45,10 @@ def _work(chunk: list[tuple[int, str]]) -> list[Result]:
 
 
 def _work_block(task: tuple[int, str]) -> BlockResult:
-    from rarewatch.commands.rules import blank_line, encode_line
+    from rarewatch.commands.rules import encode_block
 
     assert _ruleset is not None
-    first, text = task
-    pieces = text.split("\n")
-    last = pieces.pop()  # "" when the block ends with a newline, else the input's last line
-    lines = [piece + "\n" for piece in pieces]  # as a text file yields them, newline kept
-    if last:
-        lines.append(last)
-    out: list[str] = []
-    blanks: list[int] = []
-    for number, line in enumerate(lines, first):
-        if not line.strip():
-            blanks.append(number)
-            continue
-        out.extend(blank_line(blank) for blank in blanks)
-        blanks.clear()
-        out.append(encode_line(_ruleset, line, number, _explain))
-    return "".join(out), blanks
+    return encode_block(_ruleset, task, _explain)
 
 
 def chunks(infile: TextIO, would_wait: Callable[[], bool]) -> Iterator[list[tuple[int, str]]]:

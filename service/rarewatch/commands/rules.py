@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import match_blocks, match_parallel
+from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -97,9 +97,14 @@ def match_jsonl(
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
-    if jobs > 1 and not batch.input_can_wait:
+    if not batch.input_can_wait:
+        done = (
+            match_blocks(ruleset, explain, jobs, infile)
+            if jobs > 1
+            else (encode_block(ruleset, block, explain) for block in blocks(infile))
+        )
         carried: list[int] = []  # blank lines at the end of the blocks so far
-        for body, trailing in match_blocks(ruleset, explain, jobs, infile):
+        for body, trailing in done:
             if body:
                 out.write("".join(map(blank_line, carried)) + body)
                 carried = trailing
@@ -128,9 +133,54 @@ def match_jsonl(
     return 0
 
 
-def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
-    """The output line for input line `number` (not blank)."""
-    return _encode(_match_line(ruleset, line, number, explain))
+def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool = False) -> str:
+    """The output line for input line `number` (not blank). `closed`: the gate is known to be closed
+    on the line's item (`gate_closed`), so it fires nothing once it proves a valid item."""
+    return _encode(_match_line(ruleset, line, number, explain, closed))
+
+
+def encode_block(ruleset: Ruleset, block: tuple[int, str], explain: bool) -> BlockResult:
+    """The output of a block of whole lines (`match_pool.blocks`: the number of its first line, its
+    text): the output lines up to its last non-blank line, and the numbers of the blank lines after
+    that (reported only if a later block shows they are not trailing)."""
+    first, text = block
+    pieces = text.split("\n")
+    last = pieces.pop()  # "" when the block ends with a newline, else the input's last line
+    lines = [piece + "\n" for piece in pieces]  # as a text file yields them, newline kept (error columns)
+    if last:
+        pieces.append(last)
+        lines.append(last)
+    closed = gate_closed(ruleset, pieces, explain)
+    out: list[str] = []
+    blanks: list[int] = []
+    for number, line, shut in zip(range(first, first + len(lines)), lines, closed, strict=True):
+        if not line.strip():
+            blanks.append(number)
+            continue
+        out.extend(blank_line(blank) for blank in blanks)
+        blanks.clear()
+        out.append(encode_line(ruleset, line, number, explain, shut))
+    return "".join(out), blanks
+
+
+def gate_closed(ruleset: Ruleset, lines: Sequence[str], explain: bool) -> list[bool]:
+    """For each of `lines` (without their newline), True when the gate is surely closed on its item
+    (`Ruleset.gate_closed_lines`), asked of all the lines at once: an ASCII JSON line without escapes
+    ("\\"), tags or entities holds its texts verbatim. False for the others, and with `explain` (which
+    looks past the gate)."""
+    if explain:
+        return [False] * len(lines)
+    simple = [i for i, line in enumerate(lines) if _verbatim(line)]
+    closed = [False] * len(lines)
+    for i, shut in zip(simple, ruleset.gate_closed_lines([lines[i] for i in simple]), strict=True):
+        closed[i] = shut
+    return closed
+
+
+def _verbatim(line: str) -> bool:
+    """Whether the texts of this JSON line are exactly as they are written in it (no escape) and their
+    plain texts are theirs with whitespace collapsed (ASCII, no tag, no entity)."""
+    return line.isascii() and "\\" not in line and "<" not in line and "&" not in line
 
 
 def blank_line(number: int) -> str:
@@ -221,7 +271,7 @@ def _search_texts(texts: Sequence[str]) -> str:
     return joined
 
 
-def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
+def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool) -> dict[str, Any]:
     try:
         data = _decode(line)
     except json.JSONDecodeError as exc:
@@ -238,6 +288,8 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
     ):
         bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
+    if closed:
+        return {"id": item_id, "matches": []}
     texts = (title or "", summary or "", content or "")
     if not explain:
         search = _search_texts(texts)

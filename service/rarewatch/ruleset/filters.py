@@ -49,7 +49,8 @@ def apply_filters(
         ):
             changed.add(tid)
     # Many terms share one negation vocabulary: which of its negators the item holds is worked out once
-    # per vocabulary, and again only after a hit is dropped (a dropped negator no longer negates).
+    # per set of negators (interned at compile time, so found by identity, not compared element by
+    # element), and again only after a hit is dropped (a dropped negator no longer negates).
     present_of: dict[frozenset[int], frozenset[int]] = {}
     for tid in found:  # 3. negation, only with a negator of the check present
         for check in options[tid].negations:

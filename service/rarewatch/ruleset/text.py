@@ -33,6 +33,12 @@ _ASCII_FOLD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
     b"abcdefghijklmnopqrstuvwxyz            ",
 )
+# `_ASCII_FOLD` keeping "\n": many lines folded at once stay one per line (`fold_ascii_lines`).
+_ASCII_FOLD_LINES = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz           ",
+)
+_SPACES = re.compile(b"  +")
 # Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
 _ASCII_SEPARATORS = bytes.maketrans(b"-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"            ")
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
@@ -109,6 +115,16 @@ def raw_search_text(raws: Sequence[str]) -> str | None:
         # space it leaves beside a NUL is one it put between two fields' words.
         folded = " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0")
     return folded.replace("\0", "\n")
+
+
+def fold_ascii_lines(text: str) -> bytes:
+    """ASCII `text` folded as search texts are (lower case; separators and whitespace but "\n" to
+    spaces; runs of spaces collapsed), line by line, as bytes. The search text of any ASCII substring
+    of a line (one without a "\n", tags or entities) is a substring of that line's fold: the fold is
+    one character for one, and collapsing a whole line collapses every run inside the substring too.
+    One call for many lines: a prefilter asks an automaton about all of them at once."""
+    folded = text.encode("ascii").translate(_ASCII_FOLD_LINES)
+    return _SPACES.sub(b" ", folded) if b"  " in folded else folded
 
 
 def cased_text(raw: str) -> str:

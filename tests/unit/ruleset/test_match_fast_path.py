@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rarewatch.commands.rules import _search_texts, encode_line
+from rarewatch.commands.rules import _search_texts, encode_block, encode_line, gate_closed
 from rarewatch.normalize import plain_text
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -35,6 +35,8 @@ TRICKY = [
     "<b>gallium</b> export ban",
     "gallium &amp; germanium export ban",
     "&lt;gallium&gt; export ban",
+    "China bans gal<i></i>lium exports",  # a key that only the plain text spells
+    "China bans ga&#108;lium exports",
     "gallium\x00export ban",
     "ｇａｌｌｉｕｍ export ban",
     "稀土出口管製",
@@ -109,3 +111,42 @@ def test_match_lines_are_those_of_matching_the_plain_texts(ruleset: Ruleset) -> 
         fired += bool(ruleset.match_fields({k: plain_text(t) for k, t in zip(FIELDS, texts, strict=True)}))
     assert gated > 100, "many items are decided at the gate"
     assert fired > 300, "and many fire"
+
+
+def test_blocks_give_what_matching_each_line_gives(ruleset: Ruleset) -> None:
+    """A block's lines are first asked of the gate all at once (`gate_closed`, ASCII JSON lines without
+    escapes, tags or entities): the output is still the reference's, line for line, whether the JSON is
+    written with escapes (`ensure_ascii`) or not, and with the JSON's own spacing squeezed or spread."""
+    data = list(items(ruleset))
+    for ensure_ascii in (False, True):
+        for separators in ((", ", ": "), (",", ":"), (" ,  ", " :  ")):
+            lines = [json.dumps(d, ensure_ascii=ensure_ascii, separators=separators) for d in data]
+            body, trailing = encode_block(ruleset, (1, "\n".join(lines) + "\n"), False)
+            expected = [reference_line(ruleset, d, n) + "\n" for n, d in enumerate(data, start=1)]
+            assert body.splitlines(keepends=True) == expected
+            assert trailing == []
+
+
+def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(ruleset: Ruleset) -> None:
+    lines = [json.dumps(d) for d in items(ruleset)]
+    lines += [
+        json.dumps({"title": "Rare  earth\x0cexport  curbs", "summary": "weather"}),  # escaped: not asked
+        '{"title": "RARE-EARTH  export curbs", "summary": "a  b"}',
+        '{"title": "x",   "summary":   "China  bans   GALLIUM  exports"}',
+        '{"title": "magnet school", "content": "no"}',
+        '{"id": "gallium", "title": "weather"}',  # a key outside the texts: asked again, not wrongly closed
+        "not json",
+        "",
+    ]
+    closed = gate_closed(ruleset, lines, False)
+    assert len(closed) == len(lines)
+    assert sum(closed) > 50, "most plain ASCII lines are decided at once"
+    for line, shut in zip(lines, closed, strict=True):
+        if not shut or not line.startswith("{"):  # closed or not, a line that is no item says so
+            continue
+        data = json.loads(line)
+        texts = tuple(data.get(k) or "" for k in FIELDS)
+        assert ruleset.cannot_fire(_search_texts(texts)), line
+    assert not any(gate_closed(ruleset, lines, True)), "--explain looks past the gate"
+    # A gate key, whatever its case, dashes and spaces; and one outside the texts (asked again).
+    assert [closed[-6], closed[-5], closed[-3]] == [False, False, False]
