@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from rarewatch.ruleset.chinese import to_simplified
+from rarewatch.ruleset.chinese import has_traditional, to_simplified
 from rarewatch.ruleset.forms import expand
 
 # Dashes and apostrophes separate words: "rare-earth" = "rare earth", "earth's" = "earth s".
@@ -125,6 +125,24 @@ def fold_ascii_lines(text: str) -> bytes:
     One call for many lines: a prefilter asks an automaton about all of them at once."""
     folded = text.encode("ascii").translate(_ASCII_FOLD_LINES)
     return _SPACES.sub(b" ", folded) if b"  " in folded else folded
+
+
+def joined_search_text(plain: str) -> str | None:
+    """The search texts of plain texts joined by NUL (`normalize.plain_texts_joined`), joined by
+    "\n", in one pass over them all, or None where that would not be exact: text that Traditional to
+    Simplified conversion would change (a phrase may convert differently, or change its length, in
+    a longer text) or that holds a character lower-casing lengthens (`_lower` then goes character by
+    character, which would change how a Greek final sigma in another text lowers). Exact otherwise:
+    NUL is a stable boundary for NFKC, stops the final sigma rule as the end of a text does, and is
+    neither folded nor whitespace."""
+    display = display_text(plain)
+    if has_traditional(display):
+        return None
+    low = display.lower()
+    if len(low) != len(display):
+        return None
+    folded = low.translate(_FOLD) if _SEPARATOR.search(low) else low
+    return " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0").replace("\0", "\n")
 
 
 def cased_text(raw: str) -> str:

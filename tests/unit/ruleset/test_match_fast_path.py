@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from rarewatch.commands.rules import _search_texts, encode_block, encode_line, gate_closed
-from rarewatch.normalize import plain_text
+from rarewatch.normalize import plain_text, plain_texts_joined
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.schema import Example
-from rarewatch.ruleset.text import raw_search_text, search_text
+from rarewatch.ruleset.text import joined_search_text, raw_search_text, search_text
 
 LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 FIELDS = ("title", "summary", "content")
@@ -45,6 +45,19 @@ TRICKY = [
     "magnet school export ban",
     "x-ray - export  --  ban",
     "`quoted` 'gallium' export ban ",
+    # For the texts normalised together: what NFKC, lower-casing and Chinese conversion do at the edges.
+    "ΟΔΟΣ",
+    "Σ gallium",
+    "İstanbul gallium export ban",
+    "\u0301e gallium",
+    "gallium e\u0301",
+    "ﬁnal gallium export ban ﬁ",
+    "\u3000稀土出口管制\u3000",
+    "\u00a0gallium\u00a0",
+    "稀土 出口 許可證",
+    "镓\u200b出口管制",
+    "gallium \ud800 export ban",
+    "ｇａｌｌｉｕｍ\u2028export ban",
 ]
 
 
@@ -93,12 +106,17 @@ def _example(example: Example, source: str | None) -> dict[str, Any]:
 
 
 def test_search_texts_from_raw_fields_are_the_search_texts_of_the_plain_texts(ruleset: Ruleset) -> None:
-    shortcut = 0
+    shortcut = together = 0
     for data in items(ruleset):
         texts = tuple(data.get(k) or "" for k in FIELDS)
         assert _search_texts(texts) == reference_search(texts), texts
         shortcut += raw_search_text(texts) is not None
+        plain = plain_texts_joined(texts)
+        if plain is not None:
+            assert plain.split("\0") == [plain_text(t) for t in texts], texts
+            together += raw_search_text(texts) is None and joined_search_text(plain) is not None
     assert shortcut > 300, "the shortcut is taken for plain ASCII items"
+    assert together > 300, "the others' texts are normalised together where that is exact"
 
 
 def test_match_lines_are_those_of_matching_the_plain_texts(ruleset: Ruleset) -> None:
