@@ -92,6 +92,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
+def without_invisible(s: str) -> str:
+    """`s` without the invisible characters `plain_text` removes (soft hyphen, zero-width ones, BOM)."""
+    return _INVISIBLE.sub("", s)
+
+
 def valid_unicode(s: str) -> str:
     """`s` with every lone surrogate replaced by U+FFFD, so that it always encodes as UTF-8."""
     if s.isascii():

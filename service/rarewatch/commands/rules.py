@@ -8,6 +8,7 @@ import os
 import select
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,11 +17,18 @@ import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import plain_text, plain_texts_joined
+from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache
+from rarewatch.ruleset.chinese import has_traditional
 from rarewatch.ruleset.examples import run_examples
-from rarewatch.ruleset.text import joined_search_text, raw_search_text, search_text
+from rarewatch.ruleset.text import (
+    fold_ascii_lines,
+    fold_lines,
+    joined_search_text,
+    raw_search_text,
+    search_text,
+)
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
@@ -165,22 +173,40 @@ def encode_block(ruleset: Ruleset, block: tuple[int, str], explain: bool) -> Blo
 
 def gate_closed(ruleset: Ruleset, lines: Sequence[str], explain: bool) -> list[bool]:
     """For each of `lines` (without their newline), True when the gate is surely closed on its item
-    (`Ruleset.gate_closed_lines`), asked of all the lines at once: an ASCII JSON line without escapes
-    ("\\"), tags or entities holds its texts verbatim. False for the others, and with `explain` (which
-    looks past the gate)."""
-    if explain:
-        return [False] * len(lines)
-    simple = [i for i, line in enumerate(lines) if _verbatim(line)]
+    (`Ruleset.gate_closed_lines`), asked of all the lines at once: a JSON line without escapes ("\\"),
+    tags or entities holds its texts verbatim, between quotes, and they are folded in place (the ASCII
+    lines together, then the others). False for the other lines, and with `explain` (which looks past
+    the gate)."""
     closed = [False] * len(lines)
-    for i, shut in zip(simple, ruleset.gate_closed_lines([lines[i] for i in simple]), strict=True):
-        closed[i] = shut
+    if explain:
+        return closed
+    verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
+    plain = [i for i in verbatim if lines[i].isascii()]
+    if plain:
+        folded = fold_ascii_lines("\n".join(lines[i] for i in plain))
+        for i, shut in zip(plain, ruleset.gate_closed_lines(folded), strict=True):
+            closed[i] = shut
+    # The others as their plain texts are made (NFKC, invisible characters out), then folded; lines
+    # that `fold_lines` would refuse (Traditional characters, a character lower-casing lengthens) are
+    # left to their item's own gate, so as not to hold back the rest of the block.
+    other = [i for i in verbatim if not lines[i].isascii() and _foldable(lines[i])]
+    if other:
+        text = "\n".join(lines[i] for i in other)
+        folded_other = fold_lines(unicodedata.normalize("NFKC", without_invisible(valid_unicode(text))))
+        if folded_other is not None:
+            for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
+                closed[i] = shut
     return closed
+
+
+def _foldable(line: str) -> bool:
+    return not has_traditional(line) and len(line.lower()) == len(line)
 
 
 def _verbatim(line: str) -> bool:
     """Whether the texts of this JSON line are exactly as they are written in it (no escape) and their
-    plain texts are theirs with whitespace collapsed (ASCII, no tag, no entity)."""
-    return line.isascii() and "\\" not in line and "<" not in line and "&" not in line
+    plain texts are their normalisation with whitespace collapsed (no tag, no entity)."""
+    return "\\" not in line and "<" not in line and "&" not in line
 
 
 def blank_line(number: int) -> str:

@@ -20,7 +20,7 @@ from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.schema import FIELDS, FieldName, Rule, Vocabulary
-from rarewatch.ruleset.text import fold_ascii_lines, search_offset_to_display, snippet
+from rarewatch.ruleset.text import search_offset_to_display, snippet
 
 
 @dataclass(frozen=True)
@@ -94,20 +94,17 @@ class Ruleset:
         the pack has no gate (a rule anchored on no term runs on every item)."""
         return not self._always and not self._scanner.gate_open(search)
 
-    def gate_closed_lines(self, lines: Sequence[str]) -> list[bool]:
-        """For each of `lines` (pure ASCII, without a newline), True when the gate is surely closed on
-        any item whose title, summary and content each occur in that line, verbatim, with no tag or
-        entity ("<", "&"): a JSON line without escapes, for instance. Then `cannot_fire` would say so
-        too, and matching stops there. False when the line may open it (or the pack has no gate): ask
+    def gate_closed_lines(self, folded: bytes) -> list[bool]:
+        """For each line of `folded` (lines folded by `text.fold_ascii_lines` or `text.fold_lines`, split
+        on "\\n"), True when the gate is surely closed on any item whose title, summary and content have
+        search texts that are substrings of that line's fold (those functions say when they are: a JSON
+        line holding its texts verbatim, for instance). Then `cannot_fire` would say so too, and
+        matching stops there. False when the line may open it (or the pack has no gate): ask
         `cannot_fire`. One automaton call over all the lines, rather than one normalisation and one
         gate per item."""
-        maybe = (
-            None
-            if self._always or not lines
-            else self._scanner.gate_may_open_lines(fold_ascii_lines("\n".join(lines)))
-        )
+        maybe = None if self._always else self._scanner.gate_may_open_lines(folded)
         if maybe is None:
-            return [False] * len(lines)
+            return [False] * (folded.count(b"\n") + 1)
         return [not m for m in maybe]
 
     def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[Rule]:

@@ -61,17 +61,17 @@ class Scanner:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
         only tells whether any of them occurs anywhere. Most items hold none, and this library says so
         in about half the time of a pass of the full gate; a None automaton: nothing can open the gate.
-        Then the ASCII one again over bytes, for `gate_may_open_lines` (over a large text, the `str`
-        automaton costs several times more)."""
+        Then the second one again over UTF-8 bytes, for `gate_may_open_lines` (over a large text, the
+        `str` automaton costs several times more): all the keys, as lines may be ASCII or not."""
         if self._gate is None:
             return (None, None), None
         ascii_keys = _keys_of(self._gate[0], self._vetoes)
         other_keys = _keys_of(self._gate[1], self._vetoes)
         quick = (_str_automaton(ascii_keys), _str_automaton(other_keys))
-        if not ascii_keys:
+        if not other_keys:
             return quick, None
         lines = ahocorasick_rs.BytesAhoCorasick(
-            [key.encode("ascii") for key in ascii_keys], implementation=ahocorasick_rs.Implementation.DFA
+            [key.encode("utf-8") for key in other_keys], implementation=ahocorasick_rs.Implementation.DFA
         )
         return quick, lines
 
@@ -92,8 +92,8 @@ class Scanner:
         return any(not veto and not any(a < e and s < b for s, e in vetoes) for a, b, veto in found)
 
     def gate_may_open_lines(self, folded: bytes) -> list[bool] | None:
-        """For each line of `folded` (ASCII text folded by `text.fold_ascii_lines`; its lines are
-        `folded.split(b"\\n")`, an empty one after a final newline), whether a key that
+        """For each line of `folded` (text folded by `text.fold_ascii_lines` or `text.fold_lines`; its
+        lines are `folded.split(b"\\n")`, an empty one after a final newline), whether a key that
         can open the gate occurs in it, off word boundaries too. False for a line says the gate is
         closed on any texts whose search texts are substrings of the line (each within it, as
         `fold_ascii_lines` promises for the lines' substrings). One automaton call for every line: the

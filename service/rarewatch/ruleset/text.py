@@ -39,6 +39,11 @@ _ASCII_FOLD_LINES = bytes.maketrans(
     b"abcdefghijklmnopqrstuvwxyz           ",
 )
 _SPACES = re.compile(b"  +")
+# What `str.split` takes for whitespace (`str.isspace`), but the newline: folded to spaces line by line.
+WHITESPACE = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 # Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
 _ASCII_SEPARATORS = bytes.maketrans(b"-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"            ")
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
@@ -125,6 +130,29 @@ def fold_ascii_lines(text: str) -> bytes:
     One call for many lines: a prefilter asks an automaton about all of them at once."""
     folded = text.encode("ascii").translate(_ASCII_FOLD_LINES)
     return _SPACES.sub(b" ", folded) if b"  " in folded else folded
+
+
+def fold_lines(text: str) -> bytes | None:
+    """`fold_ascii_lines` for text that is not pure ASCII, as UTF-8: NFKC text without invisible
+    characters or lone surrogates (as plain texts are) lower-cased and folded, whitespace but "\\n"
+    collapsed to single spaces. The search text of a substring of a line that is bounded by characters
+    that are stable for NFKC and stop the final sigma rule (a JSON string's quotes) is a substring of
+    the line's fold, as every step goes character by character or whitespace run by run. None when that
+    would not hold: Traditional characters (converted by phrases), a character lower-casing lengthens
+    (`_lower` then goes character by character)."""
+    if has_traditional(text):
+        return None
+    low = text.lower()
+    if len(low) != len(text):
+        return None
+    # A regex and `str.replace` rather than `str.translate`, which looks up every character in Python.
+    folded = _SEPARATOR.sub(" ", low) if _SEPARATOR.search(low) else low
+    for space in WHITESPACE:
+        if space in folded:
+            folded = folded.replace(space, " ")
+    while "  " in folded:
+        folded = folded.replace("  ", " ")
+    return folded.encode("utf-8")
 
 
 def joined_search_text(plain: str) -> str | None:

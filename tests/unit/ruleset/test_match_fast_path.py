@@ -16,7 +16,7 @@ from rarewatch.normalize import plain_text, plain_texts_joined
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.schema import Example
-from rarewatch.ruleset.text import joined_search_text, raw_search_text, search_text
+from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
 LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 FIELDS = ("title", "summary", "content")
@@ -146,7 +146,9 @@ def test_blocks_give_what_matching_each_line_gives(ruleset: Ruleset) -> None:
 
 
 def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(ruleset: Ruleset) -> None:
-    lines = [json.dumps(d) for d in items(ruleset)]
+    unicode_lines = [json.dumps(d, ensure_ascii=False) for d in items(ruleset)]
+    unicode_lines = [line for line in unicode_lines if not line.isascii()]
+    lines = [json.dumps(d) for d in items(ruleset)] + unicode_lines
     lines += [
         json.dumps({"title": "Rare  earth\x0cexport  curbs", "summary": "weather"}),  # escaped: not asked
         '{"title": "RARE-EARTH  export curbs", "summary": "a  b"}',
@@ -159,6 +161,7 @@ def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(rulese
     closed = gate_closed(ruleset, lines, False)
     assert len(closed) == len(lines)
     assert sum(closed) > 50, "most plain ASCII lines are decided at once"
+    assert sum(closed[-7 - len(unicode_lines) : -7]) > 20, "and many others"
     for line, shut in zip(lines, closed, strict=True):
         if not shut or not line.startswith("{"):  # closed or not, a line that is no item says so
             continue
@@ -168,3 +171,12 @@ def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(rulese
     assert not any(gate_closed(ruleset, lines, True)), "--explain looks past the gate"
     # A gate key, whatever its case, dashes and spaces; and one outside the texts (asked again).
     assert [closed[-6], closed[-5], closed[-3]] == [False, False, False]
+
+
+def test_the_line_fold_takes_for_whitespace_what_str_split_takes() -> None:
+    spaces = {c for c in map(chr, range(0x110000)) if c.isspace()}
+    assert set(WHITESPACE) == spaces - {"\n", " "}
+    folded = fold_lines("Rare\u2028\u2028earth  EXPORT\u3000—ban\nΟΔΟΣ")
+    assert folded == "rare earth export ban\nοδος".encode()
+    assert fold_lines("許可證") is None, "Traditional text is left to each item's own gate"
+    assert fold_lines("İstanbul") is None
