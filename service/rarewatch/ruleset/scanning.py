@@ -20,7 +20,7 @@ import ahocorasick_rs
 from rarewatch.ruleset.filters import apply_filters
 from rarewatch.ruleset.nodes import Hit, Scan
 from rarewatch.ruleset.terms import TermTable
-from rarewatch.ruleset.text import cased_text, is_word_char, search_text
+from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
 _NEWLINE = re.compile(b"\n")
 
@@ -218,10 +218,11 @@ def _find_terms(
     n = len(text)
     for last, (length, check_start, check_end, plural_ok, tids) in automaton.iter(text):
         start, end = last - length + 1, last + 1
-        # `_end_of`, inlined: this loop runs once per raw hit of every item that passed the gate.
-        if check_start and start and is_word_char(text[start - 1]):
+        # `_end_of` and `is_word_char`, inlined: this loop runs once per raw hit of every item that
+        # passed the gate, and a function call was a tenth of such an item's time.
+        if check_start and start and (c := text[start - 1]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
             continue
-        if check_end and end < n and is_word_char(text[end]):
+        if check_end and end < n and (c := text[end]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
             if not plural_ok or text[end] not in "se":
                 continue
             end = _plural_end(text, end)
