@@ -12,6 +12,7 @@ import html
 import re
 import time
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -89,6 +90,11 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 # takes it, so one in a title would crash every later write (files, HTTP bodies). Replaced by U+FFFD.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+
+
+def without_invisible(s: str) -> str:
+    """`s` without the invisible characters `plain_text` removes (soft hyphen, zero-width ones, BOM)."""
+    return _INVISIBLE.sub("", s)
 
 
 def valid_unicode(s: str) -> str:
@@ -233,6 +239,22 @@ def plain_text(s: str) -> str:
     if not s.isascii():  # ASCII is already NFKC: skip the normalisation, the common case in English
         s = unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, s)))
     return " ".join(s.split())
+
+
+def plain_texts_joined(texts: Sequence[str]) -> str | None:
+    """`plain_text` of each of `texts`, joined by NUL, in one pass over them all, or None where that
+    would not be exact: markup or an entity (tags could join words across the NUL), a NUL of their
+    own. Exact otherwise: the removals and replacements go character by character, NUL is a stable
+    boundary for NFKC (it neither composes nor reorders with its neighbours, so normalising the whole
+    is normalising each part), and the whitespace collapse only leaves a space beside a NUL where a text
+    began or ended with whitespace, which is taken out again. For many short texts, one call each of
+    the normalisations rather than one per text."""
+    raw = "\0".join(texts)
+    if "<" in raw or "&" in raw or raw.count("\0") != len(texts) - 1:
+        return None
+    if not raw.isascii():
+        raw = unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, raw)))
+    return " ".join(raw.split()).replace(" \0", "\0").replace("\0 ", "\0")
 
 
 def truncate(text: str, limit: int) -> str:

@@ -4,17 +4,22 @@ Each worker holds the rule pack (inherited at fork where the platform forks, so 
 sent once when the worker starts). `Pool.imap` hands the results back in the order the work was read, so
 the output is line for line what one process writes.
 
-Input that never makes rarewatch wait (a regular file) goes to the workers in blocks of text
-(`BLOCK` characters, cut after a newline): the parent only reads, counts newlines and writes what the
-workers send back, one string per block. It reads through the input's own text layer, so lines end
-where one process's lines end. Input that can wait (a pipe, a terminal) goes line by line in chunks of
-at most `CHUNK` lines, cut short when reading on would wait, so a consumer still sees each result before
-rarewatch waits.
+Input that never makes rarewatch wait (a regular file) goes to the workers in blocks of whole lines
+(about `BLOCK` characters or bytes, cut after a newline), each returned as one string. Where the workers
+are forked and the file is UTF-8 with no carriage return (so bytes and text cut lines alike), a task is
+only where its block lies in the file: each worker reads and decodes its own blocks, and the parent only
+finds the cuts, counts newlines and writes (decoding the text and handing it to the workers was most
+of the parent's time, and the parent shares the cores with them). Otherwise the parent reads through
+the input's own text layer, so lines end where one process's lines end. Input that can wait (a pipe, a
+terminal) goes line by line in chunks of at most `CHUNK` lines, cut short when reading on would wait,
+so a consumer still sees each result before rarewatch waits.
 """
 
 from __future__ import annotations
 
+import codecs
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
@@ -28,13 +33,17 @@ Result = tuple[int, str | None]
 # A block's output: the lines up to its last non-blank line, and the numbers of the blank lines after it
 # (reported only if a later line is not blank: blank lines at the end of the input are ignored).
 BlockResult = tuple[str, list[int]]
+# A block of whole lines: (number of its first line, its text), or (number of its first line, offset,
+# length) of its bytes in the input file, which the worker reads itself.
+Block = tuple[int, str] | tuple[int, int, int]
 _ruleset: Ruleset | None = None  # one per worker process
 _explain = False
+_fd = -1  # the input file, inherited at fork, when tasks say where their block lies
 
 
-def _start(ruleset: Ruleset, explain: bool) -> None:
-    global _ruleset, _explain
-    _ruleset, _explain = ruleset, explain
+def _start(ruleset: Ruleset, explain: bool, fd: int = -1) -> None:
+    global _ruleset, _explain, _fd
+    _ruleset, _explain, _fd = ruleset, explain, fd
 
 
 def _work(chunk: list[tuple[int, str]]) -> list[Result]:
@@ -44,26 +53,24 @@ def _work(chunk: list[tuple[int, str]]) -> list[Result]:
     return [(n, encode_line(_ruleset, line, n, _explain) if line.strip() else None) for n, line in chunk]
 
 
-def _work_block(task: tuple[int, str]) -> BlockResult:
-    from rarewatch.commands.rules import blank_line, encode_line
+def _work_block(task: Block) -> BlockResult:
+    from rarewatch.commands.rules import encode_block
 
     assert _ruleset is not None
-    first, text = task
-    pieces = text.split("\n")
-    last = pieces.pop()  # "" when the block ends with a newline, else the input's last line
-    lines = [piece + "\n" for piece in pieces]  # as a text file yields them, newline kept
-    if last:
-        lines.append(last)
-    out: list[str] = []
-    blanks: list[int] = []
-    for number, line in enumerate(lines, first):
-        if not line.strip():
-            blanks.append(number)
-            continue
-        out.extend(blank_line(blank) for blank in blanks)
-        blanks.clear()
-        out.append(encode_line(_ruleset, line, number, _explain))
-    return "".join(out), blanks
+    if len(task) == 3:
+        first, offset, length = task
+        return encode_block(_ruleset, (first, read_span(_fd, offset, length).decode("utf-8")), _explain)
+    return encode_block(_ruleset, task, _explain)
+
+
+def read_span(fd: int, offset: int, length: int) -> bytes:
+    """`length` bytes of the file `fd` from `offset` (fewer at its end), whatever its position."""
+    parts = []
+    while length > 0 and (part := os.pread(fd, length, offset)):
+        parts.append(part)
+        offset += len(part)
+        length -= len(part)
+    return b"".join(parts)
 
 
 def chunks(infile: TextIO, would_wait: Callable[[], bool]) -> Iterator[list[tuple[int, str]]]:
@@ -94,6 +101,48 @@ def blocks(infile: TextIO) -> Iterator[tuple[int, str]]:
         yield number, rest
 
 
+def spans(fd: int, offset: int) -> Iterator[tuple[int, int, int]]:
+    """(number of the first line, offset, length) of whole lines of the file `fd` from `offset`, about
+    `BLOCK` bytes at a time: the cuts of `blocks` on a file whose lines end in "\n" only."""
+    number, start, pending = 1, offset, b""
+    while chunk := read_span(fd, start + len(pending), BLOCK):
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line longer than a block: read on
+            pending = data
+            continue
+        yield number, start, cut
+        number += data.count(b"\n", 0, cut)
+        start += cut
+        pending = data[cut:]
+    if pending:
+        yield number, start, len(pending)
+
+
+def _file_at(infile: TextIO) -> tuple[int, int] | None:
+    """(descriptor, position) of `infile` when its workers can read it by byte spans: a regular file,
+    read as strict UTF-8, nothing of it read ahead, and no carriage return in it (the text layer ends a
+    line at one, `spans` would not); else None."""
+    try:
+        fd = infile.fileno()
+        offset = infile.tell()
+    except (OSError, ValueError):  # io.UnsupportedOperation (StringIO) is both
+        return None
+    utf8 = codecs.lookup(infile.encoding).name == "utf-8" and infile.errors == "strict"
+    if (
+        not utf8
+        or offset != os.lseek(fd, 0, os.SEEK_CUR)
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return None
+    position = offset
+    while chunk := read_span(fd, position, BLOCK):
+        if b"\r" in chunk:
+            return None
+        position += len(chunk)
+    return fd, offset
+
+
 def match_parallel(
     ruleset: Ruleset, explain: bool, jobs: int, infile: TextIO, would_wait: Callable[[], bool]
 ) -> Iterable[list[Result]]:
@@ -104,11 +153,13 @@ def match_parallel(
 
 def match_blocks(ruleset: Ruleset, explain: bool, jobs: int, infile: TextIO) -> Iterable[BlockResult]:
     """Each block's output, in input order, matched by `jobs` processes (input that never waits)."""
-    with _pool(ruleset, explain, jobs) as pool:
-        yield from pool.imap(_work_block, blocks(infile))
+    at = _file_at(infile)
+    tasks: Iterator[Block] = blocks(infile) if at is None else spans(*at)
+    with _pool(ruleset, explain, jobs, -1 if at is None else at[0]) as pool:
+        yield from pool.imap(_work_block, tasks)
 
 
-def _pool(ruleset: Ruleset, explain: bool, jobs: int) -> multiprocessing.pool.Pool:
+def _pool(ruleset: Ruleset, explain: bool, jobs: int, fd: int = -1) -> multiprocessing.pool.Pool:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return context.Pool(jobs, initializer=_start, initargs=(ruleset, explain))
+    return context.Pool(jobs, initializer=_start, initargs=(ruleset, explain, fd))

@@ -8,19 +8,27 @@ import os
 import select
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import match_blocks, match_parallel
+from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import plain_text
+from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache
+from rarewatch.ruleset.chinese import has_traditional
 from rarewatch.ruleset.examples import run_examples
-from rarewatch.ruleset.text import raw_search_text, search_text
+from rarewatch.ruleset.text import (
+    fold_ascii_lines,
+    fold_lines,
+    joined_search_text,
+    raw_search_text,
+    search_text,
+)
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
@@ -97,9 +105,14 @@ def match_jsonl(
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
     batch = _Batch(out, infile)
-    if jobs > 1 and not batch.input_can_wait:
+    if not batch.input_can_wait:
+        done = (
+            match_blocks(ruleset, explain, jobs, infile)
+            if jobs > 1
+            else (encode_block(ruleset, block, explain) for block in blocks(infile))
+        )
         carried: list[int] = []  # blank lines at the end of the blocks so far
-        for body, trailing in match_blocks(ruleset, explain, jobs, infile):
+        for body, trailing in done:
             if body:
                 out.write("".join(map(blank_line, carried)) + body)
                 carried = trailing
@@ -128,9 +141,72 @@ def match_jsonl(
     return 0
 
 
-def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> str:
-    """The output line for input line `number` (not blank)."""
-    return _encode(_match_line(ruleset, line, number, explain))
+def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool = False) -> str:
+    """The output line for input line `number` (not blank). `closed`: the gate is known to be closed
+    on the line's item (`gate_closed`), so it fires nothing once it proves a valid item."""
+    return _encode(_match_line(ruleset, line, number, explain, closed))
+
+
+def encode_block(ruleset: Ruleset, block: tuple[int, str], explain: bool) -> BlockResult:
+    """The output of a block of whole lines (`match_pool.blocks`: the number of its first line, its
+    text): the output lines up to its last non-blank line, and the numbers of the blank lines after
+    that (reported only if a later block shows they are not trailing)."""
+    first, text = block
+    pieces = text.split("\n")
+    last = pieces.pop()  # "" when the block ends with a newline, else the input's last line
+    lines = [piece + "\n" for piece in pieces]  # as a text file yields them, newline kept (error columns)
+    if last:
+        pieces.append(last)
+        lines.append(last)
+    closed = gate_closed(ruleset, pieces, explain)
+    out: list[str] = []
+    blanks: list[int] = []
+    for number, line, shut in zip(range(first, first + len(lines)), lines, closed, strict=True):
+        if not line.strip():
+            blanks.append(number)
+            continue
+        out.extend(blank_line(blank) for blank in blanks)
+        blanks.clear()
+        out.append(encode_line(ruleset, line, number, explain, shut))
+    return "".join(out), blanks
+
+
+def gate_closed(ruleset: Ruleset, lines: Sequence[str], explain: bool) -> list[bool]:
+    """For each of `lines` (without their newline), True when the gate is surely closed on its item
+    (`Ruleset.gate_closed_lines`), asked of all the lines at once: a JSON line without escapes ("\\"),
+    tags or entities holds its texts verbatim, between quotes, and they are folded in place (the ASCII
+    lines together, then the others). False for the other lines, and with `explain` (which looks past
+    the gate)."""
+    closed = [False] * len(lines)
+    if explain:
+        return closed
+    verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
+    plain = [i for i in verbatim if lines[i].isascii()]
+    if plain:
+        folded = fold_ascii_lines("\n".join(lines[i] for i in plain))
+        for i, shut in zip(plain, ruleset.gate_closed_lines(folded), strict=True):
+            closed[i] = shut
+    # The others as their plain texts are made (NFKC, invisible characters out), then folded; lines
+    # that `fold_lines` would refuse (Traditional characters, a character lower-casing lengthens) are
+    # left to their item's own gate, so as not to hold back the rest of the block.
+    other = [i for i in verbatim if not lines[i].isascii() and _foldable(lines[i])]
+    if other:
+        text = "\n".join(lines[i] for i in other)
+        folded_other = fold_lines(unicodedata.normalize("NFKC", without_invisible(valid_unicode(text))))
+        if folded_other is not None:
+            for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
+                closed[i] = shut
+    return closed
+
+
+def _foldable(line: str) -> bool:
+    return not has_traditional(line) and len(line.lower()) == len(line)
+
+
+def _verbatim(line: str) -> bool:
+    """Whether the texts of this JSON line are exactly as they are written in it (no escape) and their
+    plain texts are their normalisation with whitespace collapsed (no tag, no entity)."""
+    return "\\" not in line and "<" not in line and "&" not in line
 
 
 def blank_line(number: int) -> str:
@@ -214,14 +290,17 @@ def _decode(line: str) -> Any:
 
 def _search_texts(texts: Sequence[str]) -> str:
     """The search texts of the plain texts of `texts` joined by "\n", as matching computes them (see
-    `Ruleset.cannot_fire`), without the plain texts where they are not needed (`raw_search_text`)."""
+    `Ruleset.cannot_fire`), without the plain texts where they are not needed (`raw_search_text`), else
+    with one normalisation of the three texts together where that is exact (`joined_search_text`)."""
     joined = raw_search_text(texts)
+    if joined is None and (plain := plain_texts_joined(texts)) is not None:
+        joined = joined_search_text(plain)  # one pass for the three texts (not ASCII, say)
     if joined is None:
         joined = "\n".join(search_text(plain) if (plain := plain_text(text)) else "" for text in texts)
     return joined
 
 
-def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict[str, Any]:
+def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool) -> dict[str, Any]:
     try:
         data = _decode(line)
     except json.JSONDecodeError as exc:
@@ -238,17 +317,22 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool) -> dict
     ):
         bad = [k for k in (*_TEXT_FIELDS, "source", "lang") if not isinstance(data.get(k, ""), str | None)]
         return {"id": item_id, "matches": [], "error": f"not a string: {', '.join(bad)}"}
+    if closed:
+        return {"id": item_id, "matches": []}
     texts = (title or "", summary or "", content or "")
-    if not explain and ruleset.cannot_fire(_search_texts(texts)):
-        return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+    if not explain:
+        search = _search_texts(texts)
+        if ruleset.cannot_fire(search):
+            return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
+        rules = ruleset.firing_rules(tuple(map(plain_text, texts)), search, data.get("source"))
+        return {
+            "id": item_id,
+            "matches": [{"rule": r.id, "category": r.category, "severity": r.severity.label} for r in rules],
+        }
     fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
-    records = []
-    for m in matches:
-        record: dict[str, Any] = {"rule": m.rule, "category": m.category, "severity": m.severity.label}
-        if explain:
-            record["terms"] = list(m.terms)
-        records.append(record)
-    if not explain:
-        return {"id": item_id, "matches": records}
+    records = [
+        {"rule": m.rule, "category": m.category, "severity": m.severity.label, "terms": list(m.terms)}
+        for m in matches
+    ]
     return {"id": item_id, "matches": records, "why_not": ruleset.why_not(fields, source=data.get("source"))}

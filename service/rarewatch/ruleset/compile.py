@@ -244,7 +244,8 @@ class _Compiler:
                 )
             else:
                 negators.add(self.table.add(item))
-        return NegationCheck(frozenset(negators), *spec.window())
+        # Interned: the hit filters work out the negators present once per distinct set (see `filters`).
+        return NegationCheck(self.intern(frozenset(negators)), *spec.window())
 
 
 def _named_patterns(vocabularies: Mapping[str, Vocabulary]) -> dict[str, str]:

@@ -48,15 +48,22 @@ def apply_filters(
             and _keep(hits, tid, _outside, hits, excludes)
         ):
             changed.add(tid)
+    # Many terms share one negation vocabulary: which of its negators the item holds is worked out once
+    # per set of negators (interned at compile time, so found by identity, not compared element by
+    # element), and again only after a hit is dropped (a dropped negator no longer negates).
+    present_of: dict[frozenset[int], frozenset[int]] = {}
     for tid in found:  # 3. negation, only with a negator of the check present
         for check in options[tid].negations:
-            present = check.negators.intersection(hits)
+            present = present_of.get(check.negators)
+            if present is None:
+                present = present_of[check.negators] = check.negators.intersection(hits)
             if (
                 present
                 and tid in hits
                 and _keep(hits, tid, _not_negated, hits, latin, search, tid, check, present)
             ):
                 changed.add(tid)
+                present_of.clear()
     for tid in changed:
         if tid in hits:
             masks[tid] = _mask(hits[tid])
@@ -112,7 +119,7 @@ def _not_negated(
     search: Sequence[str],
     tid: int,
     c: NegationCheck,
-    present: set[int],
+    present: frozenset[int],
 ) -> bool:
     return not _negated(hits, latin, search, tid, hit, c, present)
 
@@ -124,7 +131,7 @@ def _negated(
     tid: int,
     hit: Hit,
     c: NegationCheck,
-    present: set[int],
+    present: frozenset[int],
 ) -> bool:
     """A negator of `c` ends close before the hit (or starts close after it), in the same field and
     clause."""

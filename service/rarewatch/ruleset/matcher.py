@@ -94,6 +94,32 @@ class Ruleset:
         the pack has no gate (a rule anchored on no term runs on every item)."""
         return not self._always and not self._scanner.gate_open(search)
 
+    def gate_closed_lines(self, folded: bytes) -> list[bool]:
+        """For each line of `folded` (lines folded by `text.fold_ascii_lines` or `text.fold_lines`, split
+        on "\\n"), True when the gate is surely closed on any item whose title, summary and content have
+        search texts that are substrings of that line's fold (those functions say when they are: a JSON
+        line holding its texts verbatim, for instance). Then `cannot_fire` would say so too, and
+        matching stops there. False when the line may open it (or the pack has no gate): ask
+        `cannot_fire`. One automaton call over all the lines, rather than one normalisation and one
+        gate per item."""
+        maybe = None if self._always else self._scanner.gate_may_open_lines(folded)
+        if maybe is None:
+            return [False] * (folded.count(b"\n") + 1)
+        return [not m for m in maybe]
+
+    def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[Rule]:
+        """The rules that fire on an item, sorted by id: the rules of `match_fields`' matches, for a
+        caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
+        title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
+        computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
+        quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
+        scan = self._scanner.scan_searched(plain, search)
+        candidates = self._candidates(scan.masks, source)
+        if not candidates:
+            return []
+        self._scanner.filter(scan)
+        return [rule.rule for rule in candidates if rule.expr.test(scan, rule.fields)]
+
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
         `kind: watch` vocabulary (an agency, a list, a control), after exclusions and negation: an item

@@ -42,7 +42,17 @@ class Evidence(NamedTuple):
 class Scan:
     """One item as the rules see it: its fields, their search texts and the term hits found in them."""
 
-    __slots__ = ("_display", "hits", "masks", "near_hits", "raw", "regex_results", "search", "snippets")
+    __slots__ = (
+        "_display",
+        "_found_in",
+        "hits",
+        "masks",
+        "near_hits",
+        "raw",
+        "regex_results",
+        "search",
+        "snippets",
+    )
 
     def __init__(
         self, raw: Sequence[str], search: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
@@ -55,6 +65,20 @@ class Scan:
         self.snippets: dict[Evidence, str] = {}  # rules that fire on the same first hit share a snippet
         self.near_hits: dict[tuple[frozenset[int], int], list[tuple[int, Hit]]] = {}  # see `_hits_of`
         self._display: dict[int, str] = {}
+        self._found_in: dict[int, frozenset[int]] = {}
+
+    def found_in(self, fields: int) -> frozenset[int]:
+        """The term ids found in `fields` (a bit mask), computed once per mask: each rule's terms are
+        then one set test rather than a walk of the item's terms. Call `masks_changed` after changing
+        `masks`."""
+        found = self._found_in.get(fields)
+        if found is None:
+            found = self._found_in[fields] = frozenset(t for t, m in self.masks.items() if m & fields)
+        return found
+
+    def masks_changed(self) -> None:
+        """Forget what `found_in` worked out (the hit filters changed `masks`)."""
+        self._found_in.clear()
 
     def display(self, field: int) -> str:
         """The NFKC text of a field, computed once and only when a regex or a snippet needs it."""
@@ -81,13 +105,9 @@ class TermSet:
         self.labels = labels  # the term table's labels, indexed by term id
 
     def test(self, scan: Scan, fields: int) -> bool:
-        tids = self.tids
-        # Few terms are found in one item: walk those, not the (possibly long) vocabulary. A plain loop:
-        # this is the hottest test, and a generator costs more than the work here.
-        for tid, mask in scan.masks.items():  # noqa: SIM110
-            if mask & fields and tid in tids:
-                return True
-        return False
+        # The hottest test: one set test against the terms found in these fields (`isdisjoint` walks the
+        # smaller side: the item's few terms, not a long vocabulary).
+        return not self.tids.isdisjoint(scan.found_in(fields))
 
     def evidence(self, scan: Scan, fields: int, out: list[Evidence]) -> None:
         for tid in [t for t in scan.masks if t in self.tids]:  # walk the item's few terms, not the list

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from rarewatch.ruleset.chinese import to_simplified
+from rarewatch.ruleset.chinese import has_traditional, to_simplified
 from rarewatch.ruleset.forms import expand
 
 # Dashes and apostrophes separate words: "rare-earth" = "rare earth", "earth's" = "earth s".
@@ -32,6 +32,17 @@ _FOLD = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
 _ASCII_FOLD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
     b"abcdefghijklmnopqrstuvwxyz            ",
+)
+# `_ASCII_FOLD` keeping "\n": many lines folded at once stay one per line (`fold_ascii_lines`).
+_ASCII_FOLD_LINES = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz           ",
+)
+_SPACES = re.compile(b"  +")
+# What `str.split` takes for whitespace (`str.isspace`), but the newline: folded to spaces line by line.
+WHITESPACE = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 # Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
 _ASCII_SEPARATORS = bytes.maketrans(b"-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"            ")
@@ -109,6 +120,57 @@ def raw_search_text(raws: Sequence[str]) -> str | None:
         # space it leaves beside a NUL is one it put between two fields' words.
         folded = " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0")
     return folded.replace("\0", "\n")
+
+
+def fold_ascii_lines(text: str) -> bytes:
+    """ASCII `text` folded as search texts are (lower case; separators and whitespace but "\n" to
+    spaces; runs of spaces collapsed), line by line, as bytes. The search text of any ASCII substring
+    of a line (one without a "\n", tags or entities) is a substring of that line's fold: the fold is
+    one character for one, and collapsing a whole line collapses every run inside the substring too.
+    One call for many lines: a prefilter asks an automaton about all of them at once."""
+    folded = text.encode("ascii").translate(_ASCII_FOLD_LINES)
+    return _SPACES.sub(b" ", folded) if b"  " in folded else folded
+
+
+def fold_lines(text: str) -> bytes | None:
+    """`fold_ascii_lines` for text that is not pure ASCII, as UTF-8: NFKC text without invisible
+    characters or lone surrogates (as plain texts are) lower-cased and folded, whitespace but "\\n"
+    collapsed to single spaces. The search text of a substring of a line that is bounded by characters
+    that are stable for NFKC and stop the final sigma rule (a JSON string's quotes) is a substring of
+    the line's fold, as every step goes character by character or whitespace run by run. None when that
+    would not hold: Traditional characters (converted by phrases), a character lower-casing lengthens
+    (`_lower` then goes character by character)."""
+    if has_traditional(text):
+        return None
+    low = text.lower()
+    if len(low) != len(text):
+        return None
+    # A regex and `str.replace` rather than `str.translate`, which looks up every character in Python.
+    folded = _SEPARATOR.sub(" ", low) if _SEPARATOR.search(low) else low
+    for space in WHITESPACE:
+        if space in folded:
+            folded = folded.replace(space, " ")
+    while "  " in folded:
+        folded = folded.replace("  ", " ")
+    return folded.encode("utf-8")
+
+
+def joined_search_text(plain: str) -> str | None:
+    """The search texts of plain texts joined by NUL (`normalize.plain_texts_joined`), joined by
+    "\n", in one pass over them all, or None where that would not be exact: text that Traditional to
+    Simplified conversion would change (a phrase may convert differently, or change its length, in
+    a longer text) or that holds a character lower-casing lengthens (`_lower` then goes character by
+    character, which would change how a Greek final sigma in another text lowers). Exact otherwise:
+    NUL is a stable boundary for NFKC, stops the final sigma rule as the end of a text does, and is
+    neither folded nor whitespace."""
+    display = display_text(plain)
+    if has_traditional(display):
+        return None
+    low = display.lower()
+    if len(low) != len(display):
+        return None
+    folded = low.translate(_FOLD) if _SEPARATOR.search(low) else low
+    return " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0").replace("\0", "\n")
 
 
 def cased_text(raw: str) -> str:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from rarewatch.commands.rules import _search_texts, encode_line
-from rarewatch.normalize import plain_text
+from rarewatch.commands.rules import _search_texts, encode_block, encode_line, gate_closed
+from rarewatch.normalize import plain_text, plain_texts_joined
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.schema import Example
-from rarewatch.ruleset.text import raw_search_text, search_text
+from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
 LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 FIELDS = ("title", "summary", "content")
@@ -35,6 +35,8 @@ TRICKY = [
     "<b>gallium</b> export ban",
     "gallium &amp; germanium export ban",
     "&lt;gallium&gt; export ban",
+    "China bans gal<i></i>lium exports",  # a key that only the plain text spells
+    "China bans ga&#108;lium exports",
     "gallium\x00export ban",
     "ｇａｌｌｉｕｍ export ban",
     "稀土出口管製",
@@ -43,6 +45,19 @@ TRICKY = [
     "magnet school export ban",
     "x-ray - export  --  ban",
     "`quoted` 'gallium' export ban ",
+    # For the texts normalised together: what NFKC, lower-casing and Chinese conversion do at the edges.
+    "ΟΔΟΣ",
+    "Σ gallium",
+    "İstanbul gallium export ban",
+    "\u0301e gallium",
+    "gallium e\u0301",
+    "ﬁnal gallium export ban ﬁ",
+    "\u3000稀土出口管制\u3000",
+    "\u00a0gallium\u00a0",
+    "稀土 出口 許可證",
+    "镓\u200b出口管制",
+    "gallium \ud800 export ban",
+    "ｇａｌｌｉｕｍ\u2028export ban",
 ]
 
 
@@ -91,12 +106,17 @@ def _example(example: Example, source: str | None) -> dict[str, Any]:
 
 
 def test_search_texts_from_raw_fields_are_the_search_texts_of_the_plain_texts(ruleset: Ruleset) -> None:
-    shortcut = 0
+    shortcut = together = 0
     for data in items(ruleset):
         texts = tuple(data.get(k) or "" for k in FIELDS)
         assert _search_texts(texts) == reference_search(texts), texts
         shortcut += raw_search_text(texts) is not None
+        plain = plain_texts_joined(texts)
+        if plain is not None:
+            assert plain.split("\0") == [plain_text(t) for t in texts], texts
+            together += raw_search_text(texts) is None and joined_search_text(plain) is not None
     assert shortcut > 300, "the shortcut is taken for plain ASCII items"
+    assert together > 300, "the others' texts are normalised together where that is exact"
 
 
 def test_match_lines_are_those_of_matching_the_plain_texts(ruleset: Ruleset) -> None:
@@ -109,3 +129,54 @@ def test_match_lines_are_those_of_matching_the_plain_texts(ruleset: Ruleset) -> 
         fired += bool(ruleset.match_fields({k: plain_text(t) for k, t in zip(FIELDS, texts, strict=True)}))
     assert gated > 100, "many items are decided at the gate"
     assert fired > 300, "and many fire"
+
+
+def test_blocks_give_what_matching_each_line_gives(ruleset: Ruleset) -> None:
+    """A block's lines are first asked of the gate all at once (`gate_closed`, ASCII JSON lines without
+    escapes, tags or entities): the output is still the reference's, line for line, whether the JSON is
+    written with escapes (`ensure_ascii`) or not, and with the JSON's own spacing squeezed or spread."""
+    data = list(items(ruleset))
+    for ensure_ascii in (False, True):
+        for separators in ((", ", ": "), (",", ":"), (" ,  ", " :  ")):
+            lines = [json.dumps(d, ensure_ascii=ensure_ascii, separators=separators) for d in data]
+            body, trailing = encode_block(ruleset, (1, "\n".join(lines) + "\n"), False)
+            expected = [reference_line(ruleset, d, n) + "\n" for n, d in enumerate(data, start=1)]
+            assert body.splitlines(keepends=True) == expected
+            assert trailing == []
+
+
+def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(ruleset: Ruleset) -> None:
+    unicode_lines = [json.dumps(d, ensure_ascii=False) for d in items(ruleset)]
+    unicode_lines = [line for line in unicode_lines if not line.isascii()]
+    lines = [json.dumps(d) for d in items(ruleset)] + unicode_lines
+    lines += [
+        json.dumps({"title": "Rare  earth\x0cexport  curbs", "summary": "weather"}),  # escaped: not asked
+        '{"title": "RARE-EARTH  export curbs", "summary": "a  b"}',
+        '{"title": "x",   "summary":   "China  bans   GALLIUM  exports"}',
+        '{"title": "magnet school", "content": "no"}',
+        '{"id": "gallium", "title": "weather"}',  # a key outside the texts: asked again, not wrongly closed
+        "not json",
+        "",
+    ]
+    closed = gate_closed(ruleset, lines, False)
+    assert len(closed) == len(lines)
+    assert sum(closed) > 50, "most plain ASCII lines are decided at once"
+    assert sum(closed[-7 - len(unicode_lines) : -7]) > 20, "and many others"
+    for line, shut in zip(lines, closed, strict=True):
+        if not shut or not line.startswith("{"):  # closed or not, a line that is no item says so
+            continue
+        data = json.loads(line)
+        texts = tuple(data.get(k) or "" for k in FIELDS)
+        assert ruleset.cannot_fire(_search_texts(texts)), line
+    assert not any(gate_closed(ruleset, lines, True)), "--explain looks past the gate"
+    # A gate key, whatever its case, dashes and spaces; and one outside the texts (asked again).
+    assert [closed[-6], closed[-5], closed[-3]] == [False, False, False]
+
+
+def test_the_line_fold_takes_for_whitespace_what_str_split_takes() -> None:
+    spaces = {c for c in map(chr, range(0x110000)) if c.isspace()}
+    assert set(WHITESPACE) == spaces - {"\n", " "}
+    folded = fold_lines("Rare\u2028\u2028earth  EXPORT\u3000—ban\nΟΔΟΣ")
+    assert folded == "rare earth export ban\nοδος".encode()
+    assert fold_lines("許可證") is None, "Traditional text is left to each item's own gate"
+    assert fold_lines("İstanbul") is None

@@ -182,3 +182,47 @@ def _pipe(text: str) -> Iterator[TextIO]:
         writer.write(text)
     with open(read_fd, encoding="utf-8") as reader:
         yield reader
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("block", [40, 97, 1 << 20])
+def test_match_jsonl_with_jobs_on_a_file_writes_what_one_process_writes(
+    write_rules: RuleWriter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, newline: str, block: int
+) -> None:
+    """A regular file: forked workers read their own blocks by byte offsets (`spans`), where lines end
+    as the text layer ends them (no carriage return); with one, the parent reads the text as before."""
+    from rarewatch.commands import match_pool
+
+    monkeypatch.setattr(match_pool, "BLOCK", block)
+    rules = write_rules(GOOD)
+    titles = ["Rare-earth export licences tightened", "稀土 export licence — 許可證", "", "weather"]
+    lines = "".join(
+        "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
+        for n in range(199)
+    )
+    path = tmp_path / "items.jsonl"
+    for text in (lines + "\n\n", lines + "\n\n\n" + json.dumps({"title": titles[0]}), "{\n" + lines):
+        path.write_bytes(text.replace("\n", newline).encode())
+        outs = []
+        for jobs in (1, 2):
+            out = io.StringIO()
+            with path.open(encoding="utf-8") as infile:
+                assert (match_pool._file_at(infile) is None) == (newline != "\n")
+                assert match_jsonl([rules], False, infile, out, jobs=jobs) == 0
+            outs.append(out.getvalue())
+        assert outs[1] == outs[0]
+        assert len(outs[0].splitlines()) >= 199
+
+
+def test_match_jsonl_with_jobs_on_a_file_that_is_not_utf8_raises_as_one_process_does(
+    write_rules: RuleWriter, tmp_path: Path
+) -> None:
+    from rarewatch.commands import match_pool
+
+    rules = write_rules(GOOD)
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b'{"title": "ok"}\n{"title": "\xff"}\n')
+    for jobs in (1, 2):
+        with path.open(encoding="utf-8") as infile, pytest.raises(UnicodeDecodeError):
+            match_jsonl([rules], False, infile, io.StringIO(), jobs=jobs)
+    assert match_pool._file_at(io.StringIO("{}\n")) is None, "no file: the text goes to the workers"
