@@ -1,6 +1,6 @@
 """The text form that terms are searched in, and the spelling variants a term is searched under.
 
-Search text: NFKC, lower case, hyphens/dashes/apostrophes turned into spaces, every run of whitespace
+Search text: NFKC, lower case, hyphens/dashes/apostrophes/double quotes turned into spaces, every run of whitespace
 collapsed to one space. Terms go through the same function, so "Rare-Earth" in a rule and "rare  earths"
 in a story meet as "rare earth". Lower-casing is kept one character for one character and the only
 step that changes lengths is the whitespace collapse, so a position in the search text can be mapped
@@ -24,19 +24,24 @@ from collections.abc import Sequence
 from rarewatch.ruleset.chinese import has_traditional, to_simplified
 from rarewatch.ruleset.forms import expand
 
-# Dashes and apostrophes separate words: "rare-earth" = "rare earth", "earth's" = "earth s".
-_SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d'`\u2018\u2019\u02bc\uff07"
+# Dashes, apostrophes and double quotes separate words: "rare-earth" = "rare earth", "earth's" = "earth
+# s", and a quoted name is read as if unquoted ("a list of “military end users”" = "a list of military end
+# users"). CJK corner brackets are left alone: Chinese terms match as substrings, with no space to fold.
+_SEPARATORS = (
+    "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d'`\u2018\u2019\u02bc\uff07"
+    '"\u201c\u201d\u201e\u201f\u00ab\u00bb'
+)
 _FOLD = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
 # The same fold for ASCII text, as a bytes table (several times faster than `str.translate`): lower
 # case, and separators and control whitespace to spaces (`str.split` would treat them as spaces anyway).
 _ASCII_FOLD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
-    b"abcdefghijklmnopqrstuvwxyz            ",
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz             ",
 )
 # `_ASCII_FOLD` keeping "\n": many lines folded at once stay one per line (`fold_ascii_lines`).
 _ASCII_FOLD_LINES = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
-    b"abcdefghijklmnopqrstuvwxyz           ",
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\"\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz            ",
 )
 _SPACES = re.compile(b"  +")
 # What `str.split` takes for whitespace (`str.isspace`), but the newline: folded to spaces line by line.
@@ -45,7 +50,7 @@ WHITESPACE = (
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 # Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
-_ASCII_SEPARATORS = bytes.maketrans(b"-'`\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"            ")
+_ASCII_SEPARATORS = bytes.maketrans(b"-'`\"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"             ")
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
 _TOKEN = re.compile(r"\S+")
 

@@ -22,6 +22,11 @@ from rarewatch.ruleset.text import (
         ("ＥＸＰＯＲＴ　ＣＯＮＴＲＯＬ", "export control"),  # full width letters and space
         ("稀土 — 出口", "稀土 出口"),
         ("x\x0by", "x y"),
+        # a quoted name reads as if unquoted, so a phrase term spans the quotes
+        ('list of “Military End Users”', "list of military end users"),
+        ('the "unreliable entity" list', "the unreliable entity list"),
+        ("«liste» „Zitat‟", "liste zitat"),
+        ("列入「不可靠实体清单」", "列入「不可靠实体清单」"),  # CJK brackets are no word separators
         ("", ""),
     ],
 )
@@ -31,7 +36,10 @@ def test_search_text(raw: str, expected: str) -> None:
 
 def test_ascii_fast_path_agrees_with_the_general_path() -> None:
     text = "  Rare-Earth's   EXPORT\tcontrols, `quoted'  "
-    general = " ".join(text.lower().replace("-", " ").replace("'", " ").replace("`", " ").split())
+    text += ' "double" '
+    general = " ".join(
+        text.lower().replace("-", " ").replace("'", " ").replace("`", " ").replace('"', " ").split()
+    )
     assert search_text(text) == general
 
 
