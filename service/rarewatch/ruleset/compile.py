@@ -36,6 +36,14 @@ Loc = tuple[str | int, ...]
 WATCHED_KINDS = frozenset({"materials", "watch"})
 
 
+# The vocabulary kinds that are not terms to match, and what to do instead.
+_UNMATCHABLE: dict[str | None, str] = {
+    "glossary": "is a glossary (English glosses, not terms): it cannot be matched",
+    "patterns": "holds named patterns: write them as {{name}} inside a regex",
+    "negators": "holds negators: use it in `negated_by`, not in an expression",
+}
+
+
 class ExpressionError(ValueError):
     """A rule or vocabulary cannot be compiled; `loc` is the path of the offending value in the rule
     (`rule_id`) or, when `vocabulary` is set, in that vocabulary's document."""
@@ -165,27 +173,10 @@ class _Compiler:
         return TermSet(self.intern(tids), self.table.labels)
 
     def vocab(self, name: str, loc: Loc, owner: str | None = None, negators: bool = False) -> TermSet:
-        if self._lookup(name, loc, owner).kind == "glossary":
-            raise ExpressionError(
-                f"vocabulary {name!r} is a glossary (English glosses, not terms): it cannot be matched",
-                self.rule_id,
-                loc,
-                owner,
-            )
-        if self._lookup(name, loc, owner).kind == "patterns":
-            raise ExpressionError(
-                f"vocabulary {name!r} holds named patterns: write them as {{{{name}}}} inside a regex",
-                self.rule_id,
-                loc,
-                owner,
-            )
-        if not negators and self._lookup(name, loc, owner).kind == "negators":
-            raise ExpressionError(
-                f"vocabulary {name!r} holds negators: use it in `negated_by`, not in an expression",
-                self.rule_id,
-                loc,
-                owner,
-            )
+        kind = self._lookup(name, loc, owner).kind
+        refusal = _UNMATCHABLE.get(kind) if not (negators and kind == "negators") else None
+        if refusal is not None:
+            raise ExpressionError(f"vocabulary {name!r} {refusal}", self.rule_id, loc, owner)
         node = self._vocab_nodes.get(name)
         if node is None:
             vocabulary = self._lookup(name, loc, owner)

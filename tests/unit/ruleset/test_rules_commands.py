@@ -27,6 +27,15 @@ GOOD = rule("lic", "{all: [rare earth, export licence]}") + (
 )
 
 
+def mixed_lines(titles: list[str]) -> str:
+    """199 input lines cycling through `titles`, with a line that is not JSON every 11th and a blank line
+    every 13th: the input the chunked and the multi-process paths must answer line for line."""
+    return "".join(
+        "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
+        for n in range(199)
+    )
+
+
 def run_match(rules: Path, lines: str, explain: bool = False) -> list[dict[str, Any]]:
     out = io.StringIO()
     assert match_jsonl([rules], explain, io.StringIO(lines), out) == 0
@@ -142,10 +151,7 @@ def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
     monkeypatch.setattr(match_pool, "BLOCK", block)
     rules = write_rules(GOOD)
     titles = ["Rare-earth export licences tightened", "Software export licence", "", "weather"]
-    lines = "".join(
-        "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
-        for n in range(199)
-    )
+    lines = mixed_lines(titles)
     lines += "\n\n"  # trailing blank lines: no output, as with one process
     outs = []
     for j in (1, jobs):
@@ -196,10 +202,7 @@ def test_match_jsonl_with_jobs_on_a_file_writes_what_one_process_writes(
     monkeypatch.setattr(match_pool, "BLOCK", block)
     rules = write_rules(GOOD)
     titles = ["Rare-earth export licences tightened", "稀土 export licence — 許可證", "", "weather"]
-    lines = "".join(
-        "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
-        for n in range(199)
-    )
+    lines = mixed_lines(titles)
     path = tmp_path / "items.jsonl"
     for text in (lines + "\n\n", lines + "\n\n\n" + json.dumps({"title": titles[0]}), "{\n" + lines):
         path.write_bytes(text.replace("\n", newline).encode())
