@@ -1,8 +1,8 @@
 """The text form that terms are searched in, and the spelling variants a term is searched under.
 
-Search text: NFKC, lower case, hyphens/dashes/apostrophes/double quotes turned into spaces, every run of whitespace
-collapsed to one space. Terms go through the same function, so "Rare-Earth" in a rule and "rare  earths"
-in a story meet as "rare earth". Lower-casing is kept one character for one character and the only
+Search text: NFKC, lower case, hyphens/dashes/apostrophes/double quotes turned into spaces, every run of
+whitespace collapsed to one space. Terms go through the same function, so "Rare-Earth" in a rule and
+"rare  earths" in a story meet as "rare earth". Lower-casing is kept one character for one character and the only
 step that changes lengths is the whitespace collapse, so a position in the search text can be mapped
 back to the displayed (NFKC) text for snippets, lazily, only for rules that fired.
 
