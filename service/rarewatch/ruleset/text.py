@@ -2,9 +2,9 @@
 
 Search text: NFKC, lower case, hyphens/dashes/apostrophes/double quotes turned into spaces, every run of
 whitespace collapsed to one space. Terms go through the same function, so "Rare-Earth" in a rule and
-"rare  earths" in a story meet as "rare earth". Lower-casing is kept one character for one character and the only
-step that changes lengths is the whitespace collapse, so a position in the search text can be mapped
-back to the displayed (NFKC) text for snippets, lazily, only for rules that fired.
+"rare  earths" in a story meet as "rare earth". Lower-casing is kept one character for one character and
+the only step that changes lengths is the whitespace collapse, so a position in the search text can be
+mapped back to the displayed (NFKC) text for snippets, lazily, only for rules that fired.
 
 Chinese: text holding Traditional characters is converted to Simplified (`chinese.to_simplified`) before
 folding, one character for one, so that Simplified rule terms match Taiwan and Hong Kong stories.
