@@ -23,7 +23,7 @@ from rarewatch.ruleset.text import (
         ("稀土 — 出口", "稀土 出口"),
         ("x\x0by", "x y"),
         # a quoted name reads as if unquoted, so a phrase term spans the quotes
-        ('list of “Military End Users”', "list of military end users"),
+        ("list of “Military End Users”", "list of military end users"),
         ('the "unreliable entity" list', "the unreliable entity list"),
         ("«liste» „Zitat‟", "liste zitat"),
         ("列入「不可靠实体清单」", "列入「不可靠实体清单」"),  # CJK brackets are no word separators
