@@ -21,9 +21,12 @@ import codecs
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rarewatch.ruleset import Ruleset
+from rarewatch.ruleset.core import MatchCore
+
+if TYPE_CHECKING:  # `match` without `--explain` loads only the match core: no pydantic, no schema
+    from rarewatch.ruleset import Ruleset
 
 CHUNK = 1000  # lines per task from a pipe: large enough that the hand-off costs little per line
 BLOCK = 1 << 20  # characters per task from a file: about 2,500 news items of 400 characters
@@ -36,12 +39,12 @@ BlockResult = tuple[str, list[int]]
 # A block of whole lines: (number of its first line, its text), or (number of its first line, offset,
 # length) of its bytes in the input file, which the worker reads itself.
 Block = tuple[int, str] | tuple[int, int, int]
-_ruleset: Ruleset | None = None  # one per worker process
+_ruleset: Ruleset | MatchCore | None = None  # one per worker process
 _explain = False
 _fd = -1  # the input file, inherited at fork, when tasks say where their block lies
 
 
-def _start(ruleset: Ruleset, explain: bool, fd: int = -1) -> None:
+def _start(ruleset: Ruleset | MatchCore, explain: bool, fd: int = -1) -> None:
     global _ruleset, _explain, _fd
     _ruleset, _explain, _fd = ruleset, explain, fd
 
@@ -144,14 +147,16 @@ def _file_at(infile: TextIO) -> tuple[int, int] | None:
 
 
 def match_parallel(
-    ruleset: Ruleset, explain: bool, jobs: int, infile: TextIO, would_wait: Callable[[], bool]
+    ruleset: Ruleset | MatchCore, explain: bool, jobs: int, infile: TextIO, would_wait: Callable[[], bool]
 ) -> Iterable[list[Result]]:
     """Each chunk's results, in input order, matched by `jobs` processes (input that can wait)."""
     with _pool(ruleset, explain, jobs) as pool:
         yield from pool.imap(_work, chunks(infile, would_wait))
 
 
-def match_blocks(ruleset: Ruleset, explain: bool, jobs: int, infile: TextIO) -> Iterable[BlockResult]:
+def match_blocks(
+    ruleset: Ruleset | MatchCore, explain: bool, jobs: int, infile: TextIO
+) -> Iterable[BlockResult]:
     """Each block's output, in input order, matched by `jobs` processes (input that never waits)."""
     at = _file_at(infile)
     tasks: Iterator[Block] = blocks(infile) if at is None else spans(*at)
@@ -159,7 +164,7 @@ def match_blocks(ruleset: Ruleset, explain: bool, jobs: int, infile: TextIO) -> 
         yield from pool.imap(_work_block, tasks)
 
 
-def _pool(ruleset: Ruleset, explain: bool, jobs: int, fd: int = -1) -> multiprocessing.pool.Pool:
+def _pool(ruleset: Ruleset | MatchCore, explain: bool, jobs: int, fd: int = -1) -> multiprocessing.pool.Pool:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return context.Pool(jobs, initializer=_start, initargs=(ruleset, explain, fd))

@@ -11,17 +11,16 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
-from rarewatch.ruleset import Ruleset, load_ruleset
-from rarewatch.ruleset.cache import RulesetCache
+from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.chinese import has_traditional
-from rarewatch.ruleset.examples import run_examples
+from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
     fold_ascii_lines,
     fold_lines,
@@ -29,6 +28,11 @@ from rarewatch.ruleset.text import (
     raw_search_text,
     search_text,
 )
+
+# The whole pack (pydantic rule models, the schema, the compiler) is imported where it is needed:
+# `match` without `--explain` or a configuration's route check only needs the match core.
+if TYPE_CHECKING:
+    from rarewatch.ruleset import Ruleset
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
@@ -39,6 +43,8 @@ def load_checked(
 ) -> Ruleset:
     """The rules under `paths` (through `cache` when given), passed through `check` (a configuration's
     route check) when given. Raises `RuleError` or `ConfigError`."""
+    from rarewatch.ruleset import load_ruleset
+
     ruleset = load_ruleset(paths, cache)
     if check is not None:
         check(ruleset)
@@ -58,6 +64,8 @@ def rules_check(
     do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
     fails, 0 when everything passes.
     """
+    from rarewatch.ruleset.examples import run_examples
+
     try:
         ruleset = load_checked(paths, check)
     except (RuleError, ConfigError) as exc:
@@ -98,9 +106,14 @@ def match_jsonl(
     (message on stderr) when the rules are invalid, else 0. Output is written in batches, and flushed
     whenever reading the next line could wait. `cache` keeps the compiled pack between runs. `jobs` > 1
     matches in that many worker processes (`match_pool`); the output is the same, in the same order.
+    Without `explain` and `check`, only the pack's match core is loaded (from `cache`, when given).
     """
+    ruleset: Ruleset | MatchCore
     try:
-        ruleset = load_checked(paths, check, cache)
+        if explain or check is not None or cache is None:
+            ruleset = load_checked(paths, check, cache)
+        else:
+            ruleset = load_core(paths, cache)
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
@@ -141,13 +154,15 @@ def match_jsonl(
     return 0
 
 
-def encode_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool = False) -> str:
+def encode_line(
+    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool = False
+) -> str:
     """The output line for input line `number` (not blank). `closed`: the gate is known to be closed
     on the line's item (`gate_closed`), so it fires nothing once it proves a valid item."""
     return _encode(_match_line(ruleset, line, number, explain, closed))
 
 
-def encode_block(ruleset: Ruleset, block: tuple[int, str], explain: bool) -> BlockResult:
+def encode_block(ruleset: Ruleset | MatchCore, block: tuple[int, str], explain: bool) -> BlockResult:
     """The output of a block of whole lines (`match_pool.blocks`: the number of its first line, its
     text): the output lines up to its last non-blank line, and the numbers of the blank lines after
     that (reported only if a later block shows they are not trailing)."""
@@ -171,7 +186,7 @@ def encode_block(ruleset: Ruleset, block: tuple[int, str], explain: bool) -> Blo
     return "".join(out), blanks
 
 
-def gate_closed(ruleset: Ruleset, lines: Sequence[str], explain: bool) -> list[bool]:
+def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool) -> list[bool]:
     """For each of `lines` (without their newline), True when the gate is surely closed on its item
     (`Ruleset.gate_closed_lines`), asked of all the lines at once: a JSON line without escapes ("\\"),
     tags or entities holds its texts verbatim, between quotes, and they are folded in place (the ASCII
@@ -300,7 +315,9 @@ def _search_texts(texts: Sequence[str]) -> str:
     return joined
 
 
-def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed: bool) -> dict[str, Any]:
+def _match_line(
+    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool
+) -> dict[str, Any]:
     try:
         data = _decode(line)
     except json.JSONDecodeError as exc:
@@ -321,14 +338,16 @@ def _match_line(ruleset: Ruleset, line: str, number: int, explain: bool, closed:
         return {"id": item_id, "matches": []}
     texts = (title or "", summary or "", content or "")
     if not explain:
+        core = ruleset if isinstance(ruleset, MatchCore) else ruleset.core
         search = _search_texts(texts)
-        if ruleset.cannot_fire(search):
+        if core.cannot_fire(search):
             return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
-        rules = ruleset.firing_rules(tuple(map(plain_text, texts)), search, data.get("source"))
+        rules = core.firing_rules(tuple(map(plain_text, texts)), search, data.get("source"))
         return {
             "id": item_id,
-            "matches": [{"rule": r.id, "category": r.category, "severity": r.severity.label} for r in rules],
+            "matches": [{"rule": r.id, "category": r.category, "severity": r.severity} for r in rules],
         }
+    assert not isinstance(ruleset, MatchCore)  # `match_jsonl` loads the whole pack for `--explain`
     fields = dict(zip(_TEXT_FIELDS, map(plain_text, texts), strict=True))
     matches = ruleset.match_fields(fields, source=data.get("source"), lang=data.get("lang"))
     records = [

@@ -9,6 +9,10 @@ recorded SHA-256; anything else (a missing, truncated, corrupt, foreign or stale
 user could have written) is ignored and the pack is compiled from the files, as without a cache. The
 cache never decides what matches: a hit is the pickled result of compiling the very same inputs.
 
+Each key has two entries: the whole pack (`Ruleset`), and its match core (`core.MatchCore`: what
+`rarewatch match` needs, which unpickles without importing pydantic or the rule schema). Both are
+written together, under the same key, each with its own checksum, and each is checked on its own.
+
 The directory is `$RAREWATCH_CACHE_DIR` when set, else the user cache directory (platformdirs).
 """
 
@@ -26,17 +30,24 @@ import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import platformdirs
 
 import rarewatch
-from rarewatch.ruleset.matcher import Ruleset
+from rarewatch.ruleset.core import MatchCore
+from rarewatch.ruleset.files import read_rule_files
+
+if TYPE_CHECKING:  # imported when a whole pack is read: it needs pydantic, the core does not
+    from rarewatch.ruleset.matcher import Ruleset
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"rarewatch compiled rule pack\n"
+_CORE_MAGIC = b"rarewatch match core\n"
 _KEEP = 8  # entries kept per directory: a few packs (bundled, a test pack, a draft) stay warm
+_T = TypeVar("_T")
 _LIBRARIES = ("pyahocorasick", "opencc", "pydantic", "pydantic-core")
 
 
@@ -72,6 +83,23 @@ def cache_key(files: Sequence[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+def load_core(paths: Sequence[Path], cache: RulesetCache) -> MatchCore:
+    """The match core of the rules under `paths`: from `cache` when it holds one for the same files and
+    code, else the whole pack is loaded and compiled (and cached) as `load_ruleset` does, and its core
+    returned. Raises `RuleError` as `load_ruleset` does (a file that cannot be read; on a miss, any
+    problem in the rules). Imports neither pydantic nor the rule schema on a hit."""
+    files = read_rule_files(paths)
+    key = cache_key(files)
+    core = cache.get_core(key)
+    if core is not None:
+        return core
+    from rarewatch.ruleset.loader import compile_files
+
+    ruleset = cache.get(key) or compile_files(files, paths)
+    cache.put(key, ruleset)  # the core's entry was missing or unusable: write it (and the pack's)
+    return ruleset.core
+
+
 class RulesetCache:
     """Compiled packs in one directory, one file per key. `hits` and `misses` count lookups."""
 
@@ -81,39 +109,59 @@ class RulesetCache:
         self.misses = 0
 
     def path(self, key: str) -> Path:
-        """The file of the entry with this key."""
+        """The file of the whole pack's entry with this key."""
         return self.directory / f"ruleset-{key[:40]}.pickle"
+
+    def core_path(self, key: str) -> Path:
+        """The file of the match core's entry with this key."""
+        return self.directory / f"core-{key[:40]}.pickle"
 
     def get(self, key: str) -> Ruleset | None:
         """The pack stored under `key`, or None when there is no valid entry (never an error)."""
-        ruleset = self._read(self.path(key), key)
-        if ruleset is None:
+        from rarewatch.ruleset.matcher import Ruleset
+
+        found = self._read(self.path(key), key, _MAGIC)
+        return self._counted(self.path(key), found if isinstance(found, Ruleset) else None)
+
+    def get_core(self, key: str) -> MatchCore | None:
+        """The match core stored under `key`, or None when there is no valid entry (never an error).
+        Imports neither pydantic nor the rule schema (unless the entry is not a core's)."""
+        found = self._read(self.core_path(key), key, _CORE_MAGIC)
+        return self._counted(self.core_path(key), found if isinstance(found, MatchCore) else None)
+
+    def put(self, key: str, ruleset: Ruleset) -> None:
+        """Store `ruleset` and its match core under `key`, each atomically; a cache that cannot be
+        written is only logged."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._write(self.path(key), key, _MAGIC, ruleset)
+            self._write(self.core_path(key), key, _CORE_MAGIC, ruleset.core)
+            self._prune(keep=(self.path(key), self.core_path(key)))
+        except OSError as exc:
+            log.info("rule cache not written to %s: %s", self.directory, exc)
+
+    def _counted(self, path: Path, found: _T | None) -> _T | None:
+        if found is None:
             self.misses += 1
             return None
         self.hits += 1
         with contextlib.suppress(OSError):  # a read-only cache still serves
-            os.utime(self.path(key))  # recently used: pruning keeps it
-        return ruleset
+            os.utime(path)  # recently used: pruning keeps it
+        return found
 
-    def put(self, key: str, ruleset: Ruleset) -> None:
-        """Store `ruleset` under `key`, atomically; a cache that cannot be written is only logged."""
-        payload = pickle.dumps(ruleset, protocol=pickle.HIGHEST_PROTOCOL)
+    def _write(self, path: Path, key: str, magic: bytes, value: object) -> None:
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         header = f"{FORMAT} {key} {hashlib.sha256(payload).hexdigest()}\n".encode()
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ruleset-", suffix=".tmp")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ruleset-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(_MAGIC + header + payload)
-                os.replace(tmp, self.path(key))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._prune(keep=self.path(key))
-        except OSError as exc:
-            log.info("rule cache not written to %s: %s", self.directory, exc)
+            with os.fdopen(fd, "wb") as out:
+                out.write(magic + header + payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
-    def _read(self, path: Path, key: str) -> Ruleset | None:
+    def _read(self, path: Path, key: str, magic: bytes) -> object | None:
         try:
             with path.open("rb") as infile:
                 info = os.fstat(infile.fileno())
@@ -126,34 +174,35 @@ class RulesetCache:
         except OSError as exc:
             log.info("rule cache %s ignored: %s", path, exc)
             return None
-        payload = _payload(blob, key)
+        payload = _payload(blob, key, magic)
         if payload is None:
             log.info("rule cache %s ignored: damaged or stale", path)
             return None
         try:
-            ruleset = pickle.loads(payload)
+            found: object = pickle.loads(payload)
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as exc:
             # The checksum matched, so this is an entry of another build that hashed the same: recompile.
             log.info("rule cache %s ignored: %s", path, exc)
             return None
-        return ruleset if isinstance(ruleset, Ruleset) else None
+        return found
 
-    def _prune(self, keep: Path) -> None:
-        """Remove all but the `_KEEP` most recently used entries (and never `keep`)."""
-        entries = sorted(self.directory.glob("ruleset-*.pickle"), key=_mtime, reverse=True)
-        for old in entries[_KEEP:]:
-            if old != keep:
-                old.unlink(missing_ok=True)
+    def _prune(self, keep: tuple[Path, ...]) -> None:
+        """Remove all but the `_KEEP` most recently used entries of each kind (and never `keep`)."""
+        for pattern in ("ruleset-*.pickle", "core-*.pickle"):
+            entries = sorted(self.directory.glob(pattern), key=_mtime, reverse=True)
+            for old in entries[_KEEP:]:
+                if old not in keep:
+                    old.unlink(missing_ok=True)
 
 
-def _payload(blob: bytes, key: str) -> bytes | None:
-    """The pickled pack of an entry whose magic, format, key and checksum are right; else None."""
-    if not blob.startswith(_MAGIC):
+def _payload(blob: bytes, key: str, magic: bytes) -> bytes | None:
+    """The pickled value of an entry whose magic, format, key and checksum are right; else None."""
+    if not blob.startswith(magic):
         return None
-    end = blob.find(b"\n", len(_MAGIC))
+    end = blob.find(b"\n", len(magic))
     if end < 0:
         return None
-    fields = blob[len(_MAGIC) : end].split(b" ")
+    fields = blob[len(magic) : end].split(b" ")
     payload = blob[end + 1 :]
     if len(fields) != 3 or fields[0] != str(FORMAT).encode() or fields[1] != key.encode():
         return None

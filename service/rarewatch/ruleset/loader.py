@@ -19,12 +19,13 @@ from pydantic_core import ErrorDetails
 from rarewatch.errors import RuleError
 from rarewatch.ruleset.cache import RulesetCache, cache_key
 from rarewatch.ruleset.compile import ExpressionError, compile_rules
+from rarewatch.ruleset.files import read_rule_files as read_rule_files
+from rarewatch.ruleset.files import rule_files as rule_files
 from rarewatch.ruleset.matcher import RuleOrigin, Ruleset
 from rarewatch.ruleset.schema import Rule, Vocabulary
 from rarewatch.validation import error_message, ordered_errors
 from rarewatch.yamlpos import YamlDocument, YamlSyntaxError, load_documents
 
-_SUFFIXES = (".yaml", ".yml")
 _KEY = re.compile(r"^[a-z_]+$")  # a YAML key of the schema, as opposed to a pydantic tag
 _NAMED_KEYS = ("entries", "patterns")  # mappings whose keys are names the operator chose
 
@@ -44,37 +45,6 @@ class _Located(Generic[M]):
         return self.doc.line_of(loc)
 
 
-def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """The rule files named by `paths` (files as given, directories searched), each once, in order.
-
-    A directory's hidden files and folders are skipped: a Kubernetes ConfigMap volume keeps its files in
-    a timestamped `..<time>` folder behind links, and errors and `/api/v1/rules` should name the links
-    (`rules/watch.yaml`), which stay the same across updates; editors' `.#x.yaml` files are not rules.
-    """
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = (
-                p for p in path.rglob("*") if p.suffix in _SUFFIXES and _visible(p, path) and p.is_file()
-            )
-            files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise RuleError("no such rule file or directory", file=str(path))
-    seen: set[Path] = set()
-    unique = []
-    for f in files:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            unique.append(f)
-    return unique
-
-
-def _visible(file: Path, root: Path) -> bool:
-    return not any(part.startswith(".") for part in file.relative_to(root).parts)
-
-
 def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ruleset:
     """Load, validate and compile the rules under `paths`; raise `RuleError` on the first problem.
 
@@ -92,15 +62,15 @@ def load_ruleset(paths: Sequence[Path], cache: RulesetCache | None = None) -> Ru
     return ruleset
 
 
-def read_rule_files(paths: Sequence[Path]) -> list[tuple[str, str]]:
-    """(name, text) of every rule file under `paths`, as `load_ruleset` reads them."""
-    return [(str(file), _read(file)) for file in rule_files(paths)]
-
-
 def load_texts(files: Sequence[tuple[str, str]]) -> Ruleset:
     """Validate and compile a pack given as (file name, YAML text) pairs (the API's backtest: a posted
     file beside the files in use); `RuleError` names the file and line, as `load_ruleset` does."""
     return _compile(files, [Path(name) for name, _ in files])
+
+
+def compile_files(files: Sequence[tuple[str, str]], paths: Sequence[Path]) -> Ruleset:
+    """Validate and compile the pack read from `paths` as `files` (`read_rule_files`), without a cache."""
+    return _compile(files, paths)
 
 
 def _compile(files: Sequence[tuple[str, str]], paths: Sequence[Path]) -> Ruleset:
@@ -133,15 +103,6 @@ def _compile(files: Sequence[tuple[str, str]], paths: Sequence[Path]) -> Ruleset
     version = hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:12]
     origins = {rule_id: _origin(r) for rule_id, r in by_id.items()}
     return Ruleset(compiled, version, origins, vocab)
-
-
-def _read(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleError(f"cannot read rule file: {exc.strerror}", file=str(file)) from None
-    except UnicodeDecodeError:
-        raise RuleError("rule file is not UTF-8 text", file=str(file)) from None
 
 
 def _parse(text: str, file: str) -> list[YamlDocument]:

@@ -15,6 +15,7 @@ from typing import Any
 from rarewatch.models import Item, Match
 from rarewatch.ruleset import chinese, explain
 from rarewatch.ruleset.compile import Compiled, CompiledRule
+from rarewatch.ruleset.core import CoreRule, MatchCore, candidate_indexes
 from rarewatch.ruleset.entities import NONE, Entities, collect
 from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
@@ -54,6 +55,16 @@ class Ruleset:
         self.glossary = Glossary.from_vocabularies(vocabularies.values())
         self.version = version
         self.origins = origins
+        self.core = MatchCore(
+            [
+                CoreRule(r.id, r.category, r.severity.label, c.fields, c.sources, c.expr, c.required)
+                for c in compiled.rules
+                for r in (c.rule,)
+            ],
+            compiled.triggers,
+            self._always,
+            self._scanner,
+        )
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as it would."""
@@ -92,7 +103,7 @@ class Ruleset:
         is closed on them. The verdict `match_fields` reaches first on most items, for a caller that can
         build the search texts more cheaply than from the plain texts (`rarewatch match`). False when
         the pack has no gate (a rule anchored on no term runs on every item)."""
-        return not self._always and not self._scanner.gate_open(search)
+        return self.core.cannot_fire(search)
 
     def gate_closed_lines(self, folded: bytes) -> list[bool]:
         """For each line of `folded` (lines folded by `text.fold_ascii_lines` or `text.fold_lines`, split
@@ -102,10 +113,7 @@ class Ruleset:
         matching stops there. False when the line may open it (or the pack has no gate): ask
         `cannot_fire`. One automaton call over all the lines, rather than one normalisation and one
         gate per item."""
-        maybe = None if self._always else self._scanner.gate_may_open_lines(folded)
-        if maybe is None:
-            return [False] * (folded.count(b"\n") + 1)
-        return [not m for m in maybe]
+        return self.core.gate_closed_lines(folded)
 
     def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[Rule]:
         """The rules that fire on an item, sorted by id: the rules of `match_fields`' matches, for a
@@ -113,12 +121,7 @@ class Ruleset:
         title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
         computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
         quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
-        scan = self._scanner.scan_searched(plain, search)
-        candidates = self._candidates(scan.masks, source)
-        if not candidates:
-            return []
-        self._scanner.filter(scan)
-        return [rule.rule for rule in candidates if rule.expr.test(scan, rule.fields)]
+        return [self._by_id[rule.id] for rule in self.core.firing_rules(plain, search, source)]
 
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a
@@ -203,17 +206,8 @@ class Ruleset:
     def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
         """The rules woken by a found term whose required terms were all found (before filtering,
         which only removes hits): the only ones that can fire."""
-        woken = set(self._always)
-        for tid in masks:
-            woken.update(self._triggers.get(tid, ()))
-        candidates = []
-        for index in sorted(woken):
-            rule = self._compiled[index]
-            if rule.sources is not None and source not in rule.sources:
-                continue
-            if all(not required.isdisjoint(masks) for required in rule.required):
-                candidates.append(rule)
-        return candidates
+        indexes = candidate_indexes(self._compiled, self._triggers, self._always, masks, source)
+        return [self._compiled[i] for i in indexes]
 
 
 def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:

@@ -15,6 +15,7 @@ from rarewatch.commands.rules import _search_texts, encode_block, encode_line, g
 from rarewatch.normalize import plain_text, plain_texts_joined
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.schema import Example
 from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
@@ -143,6 +144,24 @@ def test_blocks_give_what_matching_each_line_gives(ruleset: Ruleset) -> None:
             expected = [reference_line(ruleset, d, n) + "\n" for n, d in enumerate(data, start=1)]
             assert body.splitlines(keepends=True) == expected
             assert trailing == []
+
+
+def test_the_match_core_read_back_from_the_cache_gives_the_reference_lines(
+    ruleset: Ruleset, tmp_path: Path
+) -> None:
+    """`rarewatch match` without `--explain` matches with the pack's match core, read back from the rule
+    cache on its own (no rule models): line for line what the whole pack gives, in blocks and alone."""
+    cache = RulesetCache(tmp_path / "cache")
+    load_core([bundled_rules_dir()], cache)  # compiled, both entries written
+    core = load_core([bundled_rules_dir()], cache)
+    assert (cache.hits, cache.misses) == (1, 2)  # the core's entry, after the core's and pack's misses
+    assert core is not ruleset.core
+    data = list(items(ruleset))
+    lines = [json.dumps(d, ensure_ascii=False) for d in data]
+    expected = [reference_line(ruleset, d, n) + "\n" for n, d in enumerate(data, start=1)]
+    body, _ = encode_block(core, (1, "\n".join(lines) + "\n"), False)
+    assert body.splitlines(keepends=True) == expected
+    assert [encode_line(core, line, n, False) for n, line in enumerate(lines, start=1)] == expected
 
 
 def test_the_gate_is_asked_of_many_lines_at_once_and_never_wrongly_closed(ruleset: Ruleset) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 
 from rarewatch.models import Item
 from rarewatch.ruleset import Ruleset, load_ruleset
-from rarewatch.ruleset.cache import _KEEP, RulesetCache, cache_key
+from rarewatch.ruleset.cache import _KEEP, FORMAT, RulesetCache, cache_key, load_core
+from rarewatch.ruleset.core import MatchCore
 from tests.unit.ruleset.conftest import RuleWriter, rule
 
 GALLIUM = rule("ga", "{all: [gallium, export ban]}")
@@ -24,6 +27,18 @@ def fired(ruleset: Ruleset, title: str) -> list[str]:
 def entry(cache_dir: Path) -> Path:
     (path,) = cache_dir.glob("ruleset-*.pickle")
     return path
+
+
+def core_entry(cache_dir: Path) -> Path:
+    (path,) = cache_dir.glob("core-*.pickle")
+    return path
+
+
+def core_fired(core: MatchCore, title: str) -> list[str]:
+    search = "\n".join((title.lower(), "", ""))
+    if core.cannot_fire(search):
+        return []
+    return [r.id for r in core.firing_rules((title, "", ""), search)]
 
 
 def test_an_unchanged_pack_is_read_back_from_the_cache(write_rules: RuleWriter, tmp_path: Path) -> None:
@@ -64,7 +79,7 @@ def test_a_renamed_rule_file_is_a_different_pack(write_rules: RuleWriter, tmp_pa
         pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
         pytest.param(lambda b: b"", id="empty"),
         pytest.param(lambda b: b"\x80\x05garbage", id="garbage"),
-        pytest.param(lambda b: b.replace(b"\n1 ", b"\n9 ", 1), id="other-format"),
+        pytest.param(lambda b: b.replace(f"\n{FORMAT} ".encode(), b"\n9 ", 1), id="other-format"),
     ],
 )
 def test_a_damaged_cache_file_is_ignored_and_rewritten(
@@ -124,3 +139,67 @@ def test_old_entries_are_pruned(write_rules: RuleWriter, tmp_path: Path) -> None
 def test_without_a_cache_nothing_is_written(write_rules: RuleWriter, tmp_path: Path) -> None:
     load_ruleset([write_rules(GALLIUM)])
     assert not list(tmp_path.rglob("*.pickle"))
+
+
+def test_the_match_core_is_read_back_without_the_rule_models(write_rules: RuleWriter, tmp_path: Path) -> None:
+    # What `rarewatch match` loads: the core's own entry, which needs neither pydantic nor the schema.
+    path = write_rules(GALLIUM)
+    cache = tmp_path / "cache"
+    load_ruleset([path], RulesetCache(cache))
+    script = (
+        "import sys; from pathlib import Path; from rarewatch.ruleset.cache import RulesetCache, load_core\n"
+        f"c = RulesetCache(Path({str(cache)!r})); core = load_core([Path({str(path)!r})], c)\n"
+        "s = 'gallium export ban\\n\\n'\n"
+        "fired = [r.id for r in core.firing_rules(('Gallium export ban', '', ''), s)]\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('pydantic', 'rarewatch.ruleset.schema')))\n"
+        "print(c.hits, c.misses, fired, heavy)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[0] == "1 0 ['ga'] []"
+
+
+def test_a_changed_rule_file_invalidates_the_match_core(write_rules: RuleWriter, tmp_path: Path) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    assert core_fired(load_core([path], cache), "gallium export ban") == ["ga"]
+    write_rules(GALLIUM.replace("gallium", "germanium"))
+    changed = load_core([path], cache)
+    assert cache.hits == 0
+    assert core_fired(changed, "gallium export ban") == []
+    assert core_fired(changed, "germanium export ban") == ["ga"]
+    assert core_fired(load_core([path], cache), "germanium export ban") == ["ga"]
+    assert cache.hits == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="flipped-bit"),
+        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
+        pytest.param(lambda b: b"", id="empty"),
+        pytest.param(lambda b: b.replace(b"match core", b"match kore", 1), id="other-magic"),
+    ],
+)
+def test_a_damaged_match_core_is_ignored_and_rewritten(
+    write_rules: RuleWriter, tmp_path: Path, damage: object
+) -> None:
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    load_core([path], cache)
+    stored = core_entry(tmp_path / "cache")
+    stored.write_bytes(damage(stored.read_bytes()))  # type: ignore[operator]
+    again = load_core([path], cache)
+    assert core_fired(again, "gallium export ban") == ["ga"]
+    assert (cache.hits, cache.misses) == (1, 3)  # the pack's entry served; the core's was rewritten
+    load_core([path], cache)
+    assert cache.hits == 2
+
+
+def test_a_whole_pack_entry_is_no_match_core(write_rules: RuleWriter, tmp_path: Path) -> None:
+    # Each entry is read as its own kind only: a pack's file under the core's name is ignored.
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    load_core([path], cache)
+    os.replace(entry(tmp_path / "cache"), core_entry(tmp_path / "cache"))
+    assert core_fired(load_core([path], cache), "gallium export ban") == ["ga"]
+    assert cache.hits == 0

@@ -1,0 +1,107 @@
+"""The match core of a compiled rule pack: what `rarewatch match` needs to say which rules fire on an
+item and to print them, and nothing else (no rule models, no vocabularies, no origins, no examples).
+
+A `Ruleset` holds its core and asks it which rules fire, so both answer alike by construction. The rule
+cache stores the core in an entry of its own, which unpickles without importing pydantic, the rule
+schema or the compiler: reading back the whole pack (its pydantic rule models) and importing what they
+need was most of `match`'s start-up. Anything that needs more than which rules fire (`--explain`, the
+examples, the API, a configuration's route check) loads the whole `Ruleset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rarewatch.ruleset import chinese
+from rarewatch.ruleset.nodes import Node
+from rarewatch.ruleset.scanning import Scanner
+
+
+@dataclass(frozen=True, slots=True)
+class CoreRule:
+    """One rule as matching sees it: its expression and conditions, and what an output line says."""
+
+    id: str
+    category: str
+    severity: str  # the severity's label ("high"), as printed
+    fields: int  # bit mask: 1 title, 2 summary, 4 content
+    sources: frozenset[str] | None
+    expr: Node
+    required: tuple[frozenset[int], ...] = ()  # term sets that must each be found for the rule to fire
+
+
+class MatchCore:
+    """Which rules of a pack fire on an item. Built by `Ruleset` from its compiled pack."""
+
+    def __init__(
+        self,
+        rules: Sequence[CoreRule],
+        triggers: Mapping[int, tuple[int, ...]],
+        always: frozenset[int],
+        scanner: Scanner,
+    ) -> None:
+        self.rules = tuple(rules)  # sorted by rule id, as the compiled pack's
+        self._triggers = triggers
+        self._always = always
+        self._scanner = scanner
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as a `Ruleset` does."""
+        self.__dict__.update(state)
+        chinese.warm_up()
+
+    def cannot_fire(self, search: str) -> bool:
+        """See `Ruleset.cannot_fire`."""
+        return not self._always and not self._scanner.gate_open(search)
+
+    def gate_closed_lines(self, folded: bytes) -> list[bool]:
+        """See `Ruleset.gate_closed_lines`."""
+        maybe = None if self._always else self._scanner.gate_may_open_lines(folded)
+        if maybe is None:
+            return [False] * (folded.count(b"\n") + 1)
+        return [not m for m in maybe]
+
+    def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[CoreRule]:
+        """See `Ruleset.firing_rules`: the same rules, as `CoreRule`s."""
+        scan = self._scanner.scan_searched(plain, search)
+        candidates = candidate_indexes(self.rules, self._triggers, self._always, scan.masks, source)
+        if not candidates:
+            return []
+        self._scanner.filter(scan)
+        rules = self.rules
+        return [rules[i] for i in candidates if rules[i].expr.test(scan, rules[i].fields)]
+
+
+class _Candidate(Protocol):
+    """What `candidate_indexes` reads of a rule (a `CoreRule` or a `compile.CompiledRule`)."""
+
+    @property
+    def sources(self) -> frozenset[str] | None: ...
+
+    @property
+    def required(self) -> tuple[frozenset[int], ...]: ...
+
+
+def candidate_indexes(
+    rules: Sequence[_Candidate],
+    triggers: Mapping[int, tuple[int, ...]],
+    always: frozenset[int],
+    masks: Mapping[int, int],
+    source: str | None,
+) -> list[int]:
+    """The indexes, in order, of the rules woken by a found term (a key of `masks`) whose required terms
+    were all found (before filtering, which only removes hits), and whose sources admit `source`: the
+    only ones that can fire."""
+    woken = set(always)
+    for tid in masks:
+        woken.update(triggers.get(tid, ()))
+    candidates = []
+    for index in sorted(woken):
+        rule = rules[index]
+        if rule.sources is not None and source not in rule.sources:
+            continue
+        if all(not required.isdisjoint(masks) for required in rule.required):
+            candidates.append(index)
+    return candidates
