@@ -60,17 +60,22 @@ def rules_check(
     """Validate the rules under `paths` (and, with `check`, a configuration's routes against them) and run
     their examples.
 
-    Prints each problem as `file:line [rule id]: message` and a summary line. Returns 2 when the rules
+    Prints each problem as `file:line [rule id]: message`, advice (`file:line: warning: …`, a term a
+    vocabulary lists twice) and a summary line. Returns 2 when the rules
     do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
     fails, 0 when everything passes.
     """
     from rarewatch.ruleset.examples import run_examples
+    from rarewatch.ruleset.files import read_rule_files
+    from rarewatch.ruleset.lint import duplicate_terms
 
     try:
         ruleset = load_checked(paths, check)
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
+    for advice in duplicate_terms(read_rule_files(paths)):
+        print(advice, file=out)
     examples = failures = 0
     for result in run_examples(ruleset):
         examples += 1

@@ -74,6 +74,32 @@ def test_rules_check_exits_2_on_invalid_rules(write_rules: RuleWriter) -> None:
     assert not out.getvalue(), "the error goes to standard error"
 
 
+def test_rules_check_warns_of_a_term_a_vocabulary_lists_twice(write_rules: RuleWriter) -> None:
+    vocab = (
+        "vocabulary: acts\n"
+        "terms:\n"
+        "  - export licence\n"  # line 3
+        "  - Export License\n"  # line 4: the same term, in another spelling and case
+        "  - ban~\n"
+        "  - {term: EU, case_sensitive: true}\n"  # line 6
+        "  - {term: EU, case_sensitive: true}\n"  # line 7
+    )
+    path = write_rules(vocab + "---\n" + rule("r", "{vocab: acts}"))
+    out = io.StringIO()
+    assert rules_check([path], out) == 0  # advice, not an error
+    warnings = [line for line in out.getvalue().splitlines() if ": warning: " in line]
+    assert warnings == [
+        f"{path}:4: warning: vocabulary 'acts' lists 'Export License' twice (first at line 3)",
+        f"{path}:7: warning: vocabulary 'acts' lists 'EU' twice (first at line 6)",
+    ]
+
+
+def test_the_bundled_pack_lists_no_term_twice() -> None:
+    out = io.StringIO()
+    rules_check([bundled_rules_dir()], out)
+    assert ": warning: " not in out.getvalue(), out.getvalue()
+
+
 def test_example_of_a_source_restricted_rule_uses_its_first_source(write_rules: RuleWriter) -> None:
     text = rule("r", "gallium", sources="[mofcom]") + (
         "examples:\n  match: [Gallium news]\n  no_match: [{title: Gallium news, source: other}]\n"
