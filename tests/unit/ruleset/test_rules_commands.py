@@ -83,6 +83,8 @@ def test_rules_check_warns_of_a_term_a_vocabulary_lists_twice(write_rules: RuleW
         "  - ban~\n"
         "  - {term: EU, case_sensitive: true}\n"  # line 6
         "  - {term: EU, case_sensitive: true}\n"  # line 7
+        "  - {term: Rare Element, case_sensitive: true}\n"  # a name, matched as capitalised ...
+        "  - rare element\n"  # ... and the words in any case: two terms
     )
     path = write_rules(vocab + "---\n" + rule("r", "{vocab: acts}"))
     out = io.StringIO()
