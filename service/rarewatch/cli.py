@@ -321,9 +321,9 @@ def _backfill(value: str | None) -> timedelta | None:
 
 def _positive_duration(flag: str, value: str) -> timedelta:
     """A flag's positive duration (ConfigError naming the flag otherwise)."""
-    try:
-        from rarewatch.durations import parse_positive_duration
+    from rarewatch.durations import parse_positive_duration
 
+    try:
         return parse_positive_duration(value)
     except ValueError as exc:
         raise ConfigError(f"{flag}: {exc}") from None

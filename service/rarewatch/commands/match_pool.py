@@ -21,7 +21,7 @@ import codecs
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, AnyStr, TextIO
 
 from rarewatch.ruleset.core import MatchCore
 
@@ -88,38 +88,43 @@ def chunks(infile: TextIO, would_wait: Callable[[], bool]) -> Iterator[list[tupl
         yield chunk
 
 
+def _whole_lines(pieces: Iterable[AnyStr], newline: AnyStr) -> Iterator[tuple[int, int, AnyStr]]:
+    """(number of the first line, position from the start, text) of whole lines of the text read as
+    `pieces`, one block per piece, cut after its last newline (a line longer than a piece reads on)."""
+    number, start = 1, 0
+    rest: AnyStr | None = None
+    for piece in pieces:
+        data = piece if rest is None else rest + piece
+        cut = data.rfind(newline) + 1
+        if cut == 0:  # one line longer than a block: read on
+            rest = data
+            continue
+        yield number, start, data[:cut]
+        number += data.count(newline, 0, cut)
+        start += cut
+        rest = data[cut:]
+    if rest:
+        yield number, start, rest
+
+
 def blocks(infile: TextIO) -> Iterator[tuple[int, str]]:
     """(number of the first line, text) of whole lines of `infile`, about `BLOCK` characters at a time."""
-    number, rest = 1, ""
-    while text := infile.read(BLOCK):
-        text = rest + text
-        cut = text.rfind("\n") + 1
-        if cut == 0:  # one line longer than a block: read on
-            rest = text
-            continue
-        yield number, text[:cut]
-        number += text.count("\n", 0, cut)
-        rest = text[cut:]
-    if rest:
-        yield number, rest
+    for number, _, text in _whole_lines(iter(lambda: infile.read(BLOCK), ""), "\n"):
+        yield number, text
 
 
 def spans(fd: int, offset: int) -> Iterator[tuple[int, int, int]]:
     """(number of the first line, offset, length) of whole lines of the file `fd` from `offset`, about
     `BLOCK` bytes at a time: the cuts of `blocks` on a file whose lines end in "\n" only."""
-    number, start, pending = 1, offset, b""
-    while chunk := read_span(fd, start + len(pending), BLOCK):
-        data = pending + chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # one line longer than a block: read on
-            pending = data
-            continue
-        yield number, start, cut
-        number += data.count(b"\n", 0, cut)
-        start += cut
-        pending = data[cut:]
-    if pending:
-        yield number, start, len(pending)
+    for number, start, data in _whole_lines(_pieces(fd, offset), b"\n"):
+        yield number, offset + start, len(data)
+
+
+def _pieces(fd: int, offset: int) -> Iterator[bytes]:
+    """The file `fd` from `offset` to its end, `BLOCK` bytes at a time."""
+    while piece := read_span(fd, offset, BLOCK):
+        yield piece
+        offset += len(piece)
 
 
 def _file_at(infile: TextIO) -> tuple[int, int] | None:
@@ -138,11 +143,8 @@ def _file_at(infile: TextIO) -> tuple[int, int] | None:
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
         return None
-    position = offset
-    while chunk := read_span(fd, position, BLOCK):
-        if b"\r" in chunk:
-            return None
-        position += len(chunk)
+    if any(b"\r" in piece for piece in _pieces(fd, offset)):
+        return None
     return fd, offset
 
 

@@ -19,12 +19,12 @@ from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, mat
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
 from rarewatch.ruleset.cache import RulesetCache, load_core
-from rarewatch.ruleset.chinese import has_traditional
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
     fold_ascii_lines,
     fold_lines,
     joined_search_text,
+    lower_in_place,
     raw_search_text,
     search_text,
 )
@@ -220,7 +220,7 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
 
 
 def _foldable(line: str) -> bool:
-    return not has_traditional(line) and len(line.lower()) == len(line)
+    return lower_in_place(line) is not None
 
 
 def _verbatim(line: str) -> bool:

@@ -64,7 +64,11 @@ class MatchCore:
         return [not m for m in maybe]
 
     def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[CoreRule]:
-        """See `Ruleset.firing_rules`: the same rules, as `CoreRule`s."""
+        """The rules that fire on an item, sorted by id: the rules of `Ruleset.match_fields`' matches, for
+        a caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
+        title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
+        computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
+        quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
         scan = self._scanner.scan_searched(plain, search)
         candidates = candidate_indexes(self.rules, self._triggers, self._always, scan.masks, source)
         if not candidates:

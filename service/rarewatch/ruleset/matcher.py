@@ -57,9 +57,10 @@ class Ruleset:
         self.origins = origins
         self.core = MatchCore(
             [
-                CoreRule(r.id, r.category, r.severity.label, c.fields, c.sources, c.expr, c.required)
+                CoreRule(
+                    c.rule.id, c.rule.category, c.rule.severity.label, c.fields, c.sources, c.expr, c.required
+                )
                 for c in compiled.rules
-                for r in (c.rule,)
             ],
             compiled.triggers,
             self._always,
@@ -114,14 +115,6 @@ class Ruleset:
         `cannot_fire`. One automaton call over all the lines, rather than one normalisation and one
         gate per item."""
         return self.core.gate_closed_lines(folded)
-
-    def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[Rule]:
-        """The rules that fire on an item, sorted by id: the rules of `match_fields`' matches, for a
-        caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
-        title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
-        computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
-        quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
-        return [self._by_id[rule.id] for rule in self.core.firing_rules(plain, search, source)]
 
     def worth_enriching(self, fields: Mapping[str, str], lang: str | None = None) -> bool:
         """Whether texts keyed `title`, `summary`, `content` name a material of the pack or a term of a

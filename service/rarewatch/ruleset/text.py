@@ -121,10 +121,24 @@ def raw_search_text(raws: Sequence[str]) -> str | None:
     # One fold for all the fields: NUL (neither whitespace nor folded) marks where one field ends.
     folded = raw.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
     if "  " in folded or " \0" in folded or "\0 " in folded or folded[:1] == " " or folded[-1:] == " ":
-        # The collapse, only where there is something to collapse (most texts are single-spaced); a
-        # space it leaves beside a NUL is one it put between two fields' words.
-        folded = " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0")
+        folded = _collapse_joined(folded)  # only where there is something to collapse (most texts)
     return folded.replace("\0", "\n")
+
+
+def _collapse_joined(text: str) -> str:
+    """Texts joined by NUL with the whitespace of each collapsed, as each would be on its own: a space the
+    collapse leaves beside a NUL is one it put between two texts' words."""
+    return " ".join(text.split()).replace(" \0", "\0").replace("\0 ", "\0")
+
+
+def lower_in_place(text: str) -> str | None:
+    """`text` lower-cased one character for one, or None where a fold of it would not be exact in place:
+    Traditional characters (converted by phrases, which may convert differently or change length in a
+    longer text), or a character lower-casing lengthens (`_lower` then goes character by character)."""
+    if has_traditional(text):
+        return None
+    low = text.lower()
+    return low if len(low) == len(text) else None
 
 
 def fold_ascii_lines(text: str) -> bytes:
@@ -145,10 +159,8 @@ def fold_lines(text: str) -> bytes | None:
     the line's fold, as every step goes character by character or whitespace run by run. None when that
     would not hold: Traditional characters (converted by phrases), a character lower-casing lengthens
     (`_lower` then goes character by character)."""
-    if has_traditional(text):
-        return None
-    low = text.lower()
-    if len(low) != len(text):
+    low = lower_in_place(text)
+    if low is None:
         return None
     # A regex and `str.replace` rather than `str.translate`, which looks up every character in Python.
     folded = _SEPARATOR.sub(" ", low) if _SEPARATOR.search(low) else low
@@ -168,14 +180,11 @@ def joined_search_text(plain: str) -> str | None:
     character, which would change how a Greek final sigma in another text lowers). Exact otherwise:
     NUL is a stable boundary for NFKC, stops the final sigma rule as the end of a text does, and is
     neither folded nor whitespace."""
-    display = display_text(plain)
-    if has_traditional(display):
-        return None
-    low = display.lower()
-    if len(low) != len(display):
+    low = lower_in_place(display_text(plain))
+    if low is None:
         return None
     folded = low.translate(_FOLD) if _SEPARATOR.search(low) else low
-    return " ".join(folded.split()).replace(" \0", "\0").replace("\0 ", "\0").replace("\0", "\n")
+    return _collapse_joined(folded).replace("\0", "\n")
 
 
 def cased_text(raw: str) -> str:

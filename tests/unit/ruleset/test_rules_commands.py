@@ -6,7 +6,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +34,16 @@ def mixed_lines(titles: list[str]) -> str:
         "not json\n" if n % 11 == 5 else "\n" if n % 13 == 4 else json.dumps({"title": titles[n % 4]}) + "\n"
         for n in range(199)
     )
+
+
+def outputs_by_jobs(rules: Path, lines: str, jobs: Sequence[int]) -> list[str]:
+    """`match`'s output for `lines` read as a file, with each number of worker processes in `jobs`."""
+    outs = []
+    for j in jobs:
+        out = io.StringIO()
+        assert match_jsonl([rules], False, io.StringIO(lines), out, jobs=j) == 0
+        outs.append(out.getvalue())
+    return outs
 
 
 def run_match(rules: Path, lines: str, explain: bool = False) -> list[dict[str, Any]]:
@@ -181,11 +191,7 @@ def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
     titles = ["Rare-earth export licences tightened", "Software export licence", "", "weather"]
     lines = mixed_lines(titles)
     lines += "\n\n"  # trailing blank lines: no output, as with one process
-    outs = []
-    for j in (1, jobs):
-        out = io.StringIO()
-        assert match_jsonl([rules], False, io.StringIO(lines), out, jobs=j) == 0
-        outs.append(out.getvalue())
+    outs = outputs_by_jobs(rules, lines, (1, jobs))
     assert outs[1] == outs[0]
     # Input that can wait (a pipe) goes line by line instead, in chunks: the same output.
     out = io.StringIO()
@@ -194,11 +200,7 @@ def test_match_jsonl_with_jobs_writes_what_one_process_writes_in_order(
     assert out.getvalue() == outs[0]
     # A run of blank lines, then a last line with no newline.
     tail = lines.rstrip("\n") + "\n\n\n\n" + json.dumps({"title": titles[0]})
-    tails = []
-    for j in (1, jobs):
-        out = io.StringIO()
-        assert match_jsonl([rules], False, io.StringIO(tail), out, jobs=j) == 0
-        tails.append(out.getvalue())
+    tails = outputs_by_jobs(rules, tail, (1, jobs))
     assert tails[1] == tails[0]
     assert [json.loads(line)["id"] for line in tails[0].splitlines()][-4:] == [200, 201, 202, 203]
     ids = [json.loads(line)["id"] for line in outs[0].splitlines()]
