@@ -143,6 +143,10 @@ RULE_CASES = [
     Case("rule-yaml-unclosed-quote", ("rules", "check", "bad/q.yaml"), "invalid YAML", "bad/q.yaml:5",
          files={"bad/q.yaml": RULE + 'match: "gallium\ndescription: x\n'}),
     Case("rule-path-missing", ("rules", "check", "nope/"), "no such rule file or directory", "nope"),
+    Case("rule-unknown-named-pattern", ("rules", "check", "bad/p.yaml"),
+         "unknown pattern {{named-contry}}; did you mean 'named-country'?", "bad/p.yaml:9",
+         files={"bad/p.yaml": "vocabulary: t\nkind: patterns\npatterns: {named-country: 'US|Japan'}\n---\n"
+                              + RULE + 'match: {all: [ban, {regex: "to {{named-contry}}"}]}\n'}),
     Case("match-bad-rules", ("match", "--rules", "bad/withn.yaml", "-"), MISSPELT,
          "bad/withn.yaml:5", files=WITHN),
     Case("eval-bad-rules", ("eval", "--rules", "bad/withn.yaml", "items.jsonl"), MISSPELT,
