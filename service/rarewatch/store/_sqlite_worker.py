@@ -61,8 +61,9 @@ class Coalescer(Generic[A, R]):
     """Calls that come while an earlier batch is on its way share the next batch: one worker round trip
     (for writes, one transaction) for all of them, each caller awaiting its own result.
 
-    A batch goes out on the event loop's next turn after its first call, so every call made meanwhile
-    (and while the batch before it is on the worker) joins it; at most `limit` calls go in one batch.
+    A batch goes out on the event loop's next turn after its first call (when its task starts), so every
+    call made meanwhile, and while the batch before it is on the worker, joins it: no call waits longer
+    than the batch before it; at most `limit` calls go in one batch.
     `run(args)` returns one result per argument, in order; when it raises, every caller of that batch
     gets the exception. A call is made once it is accepted: a caller cancelled meanwhile does not
     withdraw it (as a call queued on the `Worker` runs anyway)."""
@@ -91,7 +92,6 @@ class Coalescer(Generic[A, R]):
         """Run the waiting calls, a batch at a time, until none is left."""
         batch: list[tuple[A, asyncio.Future[R]]] = []
         try:
-            await asyncio.sleep(0)  # one turn of the loop: the calls made meanwhile join this batch
             while self._waiting:
                 batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
                 try:
