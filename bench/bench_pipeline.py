@@ -9,7 +9,11 @@ Two figures, each with a baseline measured in the same run:
 
 The feed server runs in its own process, so the CPU seconds printed (user + sys of this process, its
 SQLite worker thread included) are rarewatch's own. Run:
-python bench/bench_pipeline.py [--feeds 1000 --items 20] [--no-enrich]
+python bench/bench_pipeline.py [--feeds 1000 --items 20] [--no-enrich] [--concurrency 32] [--steady 1]
+
+`--concurrency` is how many polls run at once (`rarewatch once` polls 8 at a time); `--steady N` runs N
+steady cycles one after another and prints the median with the range (CPU and wall), as the machine's load
+varies from one cycle to the next.
 
 `--no-enrich` turns off reading linked articles (on by default for feeds). The generated items link to
 news.example: each item that names a watched term but fires no rule tries that host, so where DNS answers
@@ -24,6 +28,7 @@ import multiprocessing
 import random
 import resource
 import socket
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -110,6 +115,9 @@ def cpu_seconds() -> float:
 
 
 CPU: dict[str, float] = {}  # CPU seconds of the last cold and steady cycles
+STEADY: list[tuple[float, float]] = []  # (wall, CPU) seconds of each steady cycle
+CONCURRENCY = 32
+STEADY_CYCLES = 1
 
 
 async def timed_cycle(
@@ -122,17 +130,19 @@ async def timed_cycle(
             for polled in sources:
                 polled.source._parse = parse_with_feedparser  # type: ignore[attr-defined]
         start, cpu = time.perf_counter(), cpu_seconds()
-        runs = await run_cycle(rt.pipeline, sources, force=True, concurrency=32)
+        runs = await run_cycle(rt.pipeline, sources, force=True, concurrency=CONCURRENCY)
         await rt.outbox.flush()
         first = time.perf_counter() - start
         CPU["cold"] = cpu_seconds() - cpu
         items = sum(r.entries for r in runs)
         second = 0.0
         if twice:
-            start, cpu = time.perf_counter(), cpu_seconds()
-            await run_cycle(rt.pipeline, sources, force=True, concurrency=32)
-            second = time.perf_counter() - start
-            CPU["steady"] = cpu_seconds() - cpu
+            for _ in range(STEADY_CYCLES):
+                start, cpu = time.perf_counter(), cpu_seconds()
+                await run_cycle(rt.pipeline, sources, force=True, concurrency=CONCURRENCY)
+                STEADY.append((time.perf_counter() - start, cpu_seconds() - cpu))
+            second = statistics.median(wall for wall, _ in STEADY)
+            CPU["steady"] = statistics.median(cpu for _, cpu in STEADY)
     return first, items, second
 
 
@@ -167,6 +177,12 @@ async def main_async(feeds: int, items: int) -> None:
     print(f"  ratio: {slow / fast:.1f}x")
     unchanged = f"for {feeds} unchanged feeds, CPU {cpu['steady']:.2f} s"
     print(f"steady cycle, all 304:        {steady:6.2f} s  {unchanged}")
+    if len(STEADY) > 1:
+        walls, cpus = sorted(w for w, _ in STEADY), sorted(c for _, c in STEADY)
+        print(
+            f"  median of {len(STEADY)} steady cycles, {CONCURRENCY} polls at a time: wall "
+            f"{walls[0]:.2f}-{walls[-1]:.2f} s, CPU {cpus[0]:.2f}-{cpus[-1]:.2f} s"
+        )
     print(f"full re-fetch, no validators: {refetch:6.2f} s  (baseline)")
     print(f"  ratio: {refetch / steady:.1f}x")
 
@@ -176,9 +192,12 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--no-enrich", action="store_true", help="do not read linked articles")
+    parser.add_argument("--concurrency", type=int, default=32, help="polls at a time (once: 8)")
+    parser.add_argument("--steady", type=int, default=1, help="steady cycles to run (median printed)")
     args = parser.parse_args()
-    global ENRICH
+    global ENRICH, CONCURRENCY, STEADY_CYCLES
     ENRICH = not args.no_enrich
+    CONCURRENCY, STEADY_CYCLES = args.concurrency, max(1, args.steady)
     asyncio.run(main_async(args.feeds, args.items))
 
 

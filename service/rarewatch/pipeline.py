@@ -96,15 +96,6 @@ class SourceRun:
     ops_alert: Alert | None = None  # a source-health alert (or recovery) this poll raised
     silenced: tuple[Alert, ...] = ()  # new alerts a silence muted: recorded, never sent
 
-    def with_facts(self, facts: _RunFacts) -> SourceRun:
-        return replace(
-            self,
-            fetch_seconds=facts.fetch_seconds,
-            consecutive_failures=facts.consecutive_failures,
-            matched_by=facts.matched_by,
-            ops_alert=facts.ops_alert,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class _RunFacts:
@@ -114,6 +105,36 @@ class _RunFacts:
     consecutive_failures: int
     matched_by: tuple[tuple[str, str, int], ...]
     ops_alert: Alert | None
+
+    def run(
+        self,
+        source: str,
+        status: Status,
+        admitted: _Admitted,
+        *,
+        entries: int,
+        articles: ArticleStats,
+        error: str | None = None,
+        next_poll_not_before: datetime | None = None,
+    ) -> SourceRun:
+        """The `SourceRun` of a finished poll: its outcome, what it admitted and these facts, built once."""
+        return SourceRun(
+            source,
+            status,
+            entries=entries,
+            articles=articles,
+            error=error,
+            next_poll_not_before=next_poll_not_before,
+            matched=admitted.matched,
+            alerts=admitted.alerts,
+            unrouted=admitted.unrouted,
+            seen=admitted.seen,
+            silenced=admitted.silenced,
+            fetch_seconds=self.fetch_seconds,
+            consecutive_failures=self.consecutive_failures,
+            matched_by=self.matched_by,
+            ops_alert=self.ops_alert,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,8 +356,8 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - one source's failure of any kind is that source's error
             error = exc
         after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
-        if error is None:
-            after = replace(after, health=observe(after.health, fingerprint, now))
+        if error is None and (health := observe(after.health, fingerprint, now)) is not after.health:
+            after = replace(after, health=health)  # the listing changed (a 304 leaves the health as it was)
         after, ops_alert = await self._check_health(name, after, now)
         await self.store.put_source_state(name, after)
         entries = len(result.entries) if result is not None else 0
@@ -348,19 +369,15 @@ class Pipeline:
                 log.error(
                     "source %s: poll failed (%d in a row)", name, after.consecutive_failures, exc_info=error
                 )
-            return SourceRun(
+            return facts.run(
                 name,
                 "error",
+                admitted,
                 entries=entries,
-                matched=admitted.matched,
-                alerts=admitted.alerts,
                 error=describe(error),
                 next_poll_not_before=after.not_before,
                 articles=articles,
-                unrouted=admitted.unrouted,
-                seen=admitted.seen,
-                silenced=admitted.silenced,
-            ).with_facts(facts)
+            )
         assert result is not None
         status: Status = "not_modified" if result.not_modified else "ok"
         if admitted.seen:
@@ -370,17 +387,7 @@ class Pipeline:
                 admitted.seen,
                 polled.initial_lookback,
             )
-        return SourceRun(
-            name,
-            status,
-            entries=entries,
-            matched=admitted.matched,
-            alerts=admitted.alerts,
-            articles=articles,
-            unrouted=admitted.unrouted,
-            seen=admitted.seen,
-            silenced=admitted.silenced,
-        ).with_facts(facts)
+        return facts.run(name, status, admitted, entries=entries, articles=articles)
 
     async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
         """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
@@ -413,7 +420,8 @@ class Pipeline:
             policy=self.health,
             now=now,
         )
-        state = replace(state, health=decision.health)
+        if decision.health is not state.health:
+            state = replace(state, health=decision.health)
         if decision.event is None:
             return state, None
         alert = health_alert(name, decision, now)

@@ -10,6 +10,7 @@ streams (so a gzip bomb stops early), and every failure mapped to a `SourceError
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -58,8 +59,12 @@ class HttpResponse:
         return self.status == 304
 
 
+@functools.lru_cache(maxsize=4096)
 def check_url(url: str) -> URL:
-    """Parse `url`, refusing anything but an absolute http(s) URL (`SourceError`)."""
+    """Parse `url`, refusing anything but an absolute http(s) URL (`SourceError`).
+
+    Remembered: a source fetches the same URL on every poll (a `URL` is immutable, and a refused one
+    raises, so nothing is remembered of it)."""
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
@@ -101,24 +106,27 @@ async def fetch(
     """
     limits = limits or Limits()
     sent = request_headers(headers or {}, etag=etag, last_modified=last_modified)
-    shown = redact_url(url)  # every message names the URL this way: no credentials, no query values
     try:
         async with asyncio.timeout(limits.timeout):
             return await _follow(session, check_url(url), sent, limits, check_target)
+    # Each message names the URL as `redact_url` shows it (no credentials, no query values), made only
+    # when a fetch fails.
     except aiohttp.ConnectionTimeoutError:
-        raise SourceError(f"timed out after {limits.connect_timeout:g}s connecting to {shown}") from None
+        raise SourceError(
+            f"timed out after {limits.connect_timeout:g}s connecting to {redact_url(url)}"
+        ) from None
     except TimeoutError:
-        raise SourceError(f"timed out after {limits.timeout:g}s fetching {shown}") from None
+        raise SourceError(f"timed out after {limits.timeout:g}s fetching {redact_url(url)}") from None
     except aiohttp.ClientConnectorError as exc:
         reason = scrub(str(exc.os_error or exc), url)
         raise SourceError(f"cannot connect to {exc.host}:{exc.port}: {reason}") from None
     except aiohttp.ClientPayloadError as exc:
-        raise SourceError(f"broken response body from {shown}: {scrub(str(exc), url)}") from None
+        raise SourceError(f"broken response body from {redact_url(url)}: {scrub(str(exc), url)}") from None
     except aiohttp.ClientResponseError as exc:
-        raise SourceError(f"bad HTTP response from {shown}: {exc.status} {exc.message}") from None
+        raise SourceError(f"bad HTTP response from {redact_url(url)}: {exc.status} {exc.message}") from None
     except aiohttp.ClientError as exc:
         raise SourceError(
-            f"HTTP request to {shown} failed: {type(exc).__name__}: {scrub(str(exc), url)}"
+            f"HTTP request to {redact_url(url)} failed: {type(exc).__name__}: {scrub(str(exc), url)}"
         ) from None
 
 
@@ -133,7 +141,6 @@ async def _follow(
     for _ in range(MAX_REDIRECTS + 1):
         if check_target is not None:
             check_target(url)
-        timeout = aiohttp.ClientTimeout(total=limits.timeout, sock_connect=limits.connect_timeout)
         # Per request, whatever the shared session's defaults: redirects are followed by hand (to check
         # each hop's scheme and name loops), bodies are decompressed (the cap counts decompressed bytes),
         # and statuses are ours to map (a 429's Retry-After must survive).
@@ -141,7 +148,7 @@ async def _follow(
             url,
             headers=headers,
             allow_redirects=False,
-            timeout=timeout,
+            timeout=_client_timeout(limits.connect_timeout),
             auto_decompress=True,
             raise_for_status=False,
         ) as resp:
@@ -198,6 +205,14 @@ def _redirect_target(resp: aiohttp.ClientResponse, url: URL) -> URL:
             f"refusing redirect to non-http(s) URL {redact_url(location)!r} from {redact_url(url)}"
         )
     return target.with_fragment(None)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect_timeout: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for one request: only the connect bound. The whole fetch's bound is the
+    `asyncio.timeout` around it (redirects and the body included), so aiohttp keeps no timer of its own
+    for the same deadline (one object per distinct value, shared by every request)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
 
 
 def _cross_origin(headers: CIMultiDict[str]) -> CIMultiDict[str]:

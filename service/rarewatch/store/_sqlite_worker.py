@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rarewatch.errors import StoreError
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class Worker:
@@ -53,6 +55,60 @@ class Worker:
                 _settle(future, None, exc)
             else:
                 _settle(future, result, None)
+
+
+class Coalescer(Generic[A, R]):
+    """Calls that come while an earlier batch is on its way share the next batch: one worker round trip
+    (for writes, one transaction) for all of them, each caller awaiting its own result.
+
+    A batch goes out on the event loop's next turn after its first call (when its task starts), so every
+    call made meanwhile, and while the batch before it is on the worker, joins it: no call waits longer
+    than the batch before it; at most `limit` calls go in one batch.
+    `run(args)` returns one result per argument, in order; when it raises, every caller of that batch
+    gets the exception. A call is made once it is accepted: a caller cancelled meanwhile does not
+    withdraw it (as a call queued on the `Worker` runs anyway)."""
+
+    def __init__(self, run: Callable[[list[A]], Awaitable[Sequence[R]]], *, limit: int = 256) -> None:
+        self._run = run
+        self._limit = limit
+        self._waiting: list[tuple[A, asyncio.Future[R]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def call(self, arg: A) -> R:
+        """`run([arg, ...])`'s result for `arg`, run in a batch with the calls made meanwhile."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((arg, future))
+        if self._drain is None or self._drain.done():
+            self._drain = loop.create_task(self._send())
+        return await future
+
+    async def idle(self) -> None:
+        """Wait until every call accepted so far is made (or given up: see `_send`)."""
+        while (drain := self._drain) is not None and not drain.done():
+            await asyncio.wait([drain])
+
+    async def _send(self) -> None:
+        """Run the waiting calls, a batch at a time, until none is left."""
+        batch: list[tuple[A, asyncio.Future[R]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                try:
+                    results = await self._run([arg for arg, _ in batch])
+                except Exception as exc:  # noqa: BLE001 -- not swallowed: raised in every caller of the batch
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # its caller was cancelled meanwhile
+                        future.set_result(result)
+        finally:  # cancelled (the loop is closing): nobody is left to answer the callers still waiting
+            waiting, self._waiting = [*batch, *self._waiting], []
+            for _, future in waiting:
+                if not future.done() and not future.get_loop().is_closed():
+                    future.cancel()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

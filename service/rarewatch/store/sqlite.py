@@ -23,7 +23,7 @@ import orjson
 from rarewatch.errors import StoreError
 from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
 from rarewatch.store import keys as k
-from rarewatch.store._sqlite_worker import Worker, guard
+from rarewatch.store._sqlite_worker import Coalescer, Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
 from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, StoreMarker, expired
 from rarewatch.store.base import by_creation as _by_creation
@@ -76,6 +76,10 @@ class SQLiteStore:
         self._items = items or ItemRetention()
         self._next_items_cleanup_us = 0
         self.found_blank = False
+        # Source states read and written by polls under way at the same time: one round trip (and for
+        # the writes one transaction) for each batch, where a cycle would make two per source.
+        self._state_reads = Coalescer(self._read_states, limit=_ID_PAGE)
+        self._state_writes = Coalescer(self._write_states, limit=_ID_PAGE)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -103,6 +107,10 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the worker thread. Idempotent."""
+        if self._worker is None:
+            return
+        await self._state_reads.idle()  # the reads and writes accepted before close() are made
+        await self._state_writes.idle()
         worker, self._worker = self._worker, None
         if worker is None:
             return
@@ -316,14 +324,24 @@ class SQLiteStore:
     # --- source state -------------------------------------------------------------------------------------
 
     async def get_source_state(self, source: str) -> SourceState | None:
-        """The stored state of `source`, or None."""
-        row = await self._run(partial(_fetchone, f"SELECT data FROM {k.SOURCES} WHERE source = ?", (source,)))
-        return SourceState.from_dict(json.loads(row[0])) if row else None
+        """The stored state of `source`, or None (read with the other polls' reads under way)."""
+        data = await self._state_reads.call(source)
+        return SourceState.from_dict(json.loads(data)) if data is not None else None
 
     async def put_source_state(self, source: str, state: SourceState) -> None:
-        """Replace the stored state of `source`."""
-        sql = f"INSERT OR REPLACE INTO {k.SOURCES} (source, data) VALUES (?, ?)"
-        await self._run(partial(_execute, sql, (source, json.dumps(state.to_dict()))))
+        """Replace the stored state of `source`; committed when this returns (written in one transaction
+        with the other polls' writes under way)."""
+        await self._state_writes.call((source, json.dumps(state.to_dict())))
+
+    async def _read_states(self, sources: list[str]) -> list[str | None]:
+        """The stored states (JSON) of `sources`, in order: one query."""
+        found = dict(await self._run(partial(_state_rows, list(dict.fromkeys(sources)))))
+        return [found.get(source) for source in sources]
+
+    async def _write_states(self, rows: list[tuple[str, str]]) -> list[None]:
+        """Write (source, JSON) `rows` in order, in one transaction."""
+        await self._run(partial(_put_states, rows))
+        return [None] * len(rows)
 
     # --- alert history ------------------------------------------------------------------------------------
 
@@ -793,6 +811,18 @@ def _alert_rows(alert_ids: list[str], conn: sqlite3.Connection) -> list[tuple[st
 
 
 _ID_PAGE = 500  # ids per `IN (...)`: well below SQLite's oldest limit of 999 variables
+
+
+def _state_rows(sources: list[str], conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(source, data) of the stored states among `sources` (at most `_ID_PAGE`)."""
+    sql = f"SELECT source, data FROM {k.SOURCES} WHERE source IN ({','.join('?' * len(sources))})"
+    return conn.execute(sql, sources).fetchall()
+
+
+def _put_states(rows: list[tuple[str, str]], conn: sqlite3.Connection) -> None:
+    """Replace the stored states of (source, data) `rows`, in one transaction."""
+    with _immediate(conn):
+        conn.executemany(f"INSERT OR REPLACE INTO {k.SOURCES} (source, data) VALUES (?, ?)", rows)
 
 
 def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> Any:
