@@ -39,13 +39,18 @@ _TEXT_TYPES = frozenset({str, type(None)})
 
 
 def load_checked(
-    paths: Sequence[Path], check: Callable[[Ruleset], None] | None, cache: RulesetCache | None = None
+    paths: Sequence[Path],
+    check: Callable[[Ruleset], None] | None,
+    cache: RulesetCache | None = None,
+    files: Sequence[tuple[str, str]] | None = None,
 ) -> Ruleset:
-    """The rules under `paths` (through `cache` when given), passed through `check` (a configuration's
-    route check) when given. Raises `RuleError` or `ConfigError`."""
+    """The rules under `paths` (through `cache` when given; compiled from `files`, their texts as
+    `read_rule_files` gives them, when the caller has read them already), passed through `check` (a
+    configuration's route check) when given. Raises `RuleError` or `ConfigError`."""
     from rarewatch.ruleset import load_ruleset
+    from rarewatch.ruleset.loader import compile_files
 
-    ruleset = load_ruleset(paths, cache)
+    ruleset = load_ruleset(paths, cache) if files is None else compile_files(files, paths)
     if check is not None:
         check(ruleset)
     return ruleset
@@ -70,11 +75,12 @@ def rules_check(
     from rarewatch.ruleset.lint import duplicate_terms
 
     try:
-        ruleset = load_checked(paths, check)
+        files = read_rule_files(paths)  # read once: for the pack and for the advice
+        ruleset = load_checked(paths, check, files=files)
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
-    for advice in duplicate_terms(read_rule_files(paths)):
+    for advice in duplicate_terms(files):
         print(advice, file=out)
     examples = failures = 0
     for result in run_examples(ruleset):

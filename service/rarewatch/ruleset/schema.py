@@ -130,14 +130,19 @@ class VocabRef(_Strict):
 PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
 
 
-def compile_regex(source: str, case_sensitive: bool) -> re.Pattern[str]:
-    """A rule's regex as the matcher compiles it (NFKC, like the text it searches); `ValueError` when it
-    is invalid or matches the empty string (it would then match every item)."""
-    flags = 0 if case_sensitive else re.IGNORECASE
+def _nfkc_regex(source: str, flags: int = 0) -> re.Pattern[str]:
+    """`source` compiled as the matcher compiles it (NFKC, like the text it searches); `ValueError`
+    naming it when it is invalid."""
     try:
-        pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
+        return re.compile(unicodedata.normalize("NFKC", source), flags)
     except re.error as exc:
         raise ValueError(f"invalid regex {source!r}: {exc}") from None
+
+
+def compile_regex(source: str, case_sensitive: bool) -> re.Pattern[str]:
+    """A rule's regex as the matcher compiles it; `ValueError` when it is invalid or matches the empty
+    string (it would then match every item)."""
+    pattern = _nfkc_regex(source, 0 if case_sensitive else re.IGNORECASE)
     if pattern.search(""):
         raise ValueError(f"regex {source!r} matches the empty string, so it would match every item")
     return pattern
@@ -381,10 +386,7 @@ def _check_fragment(fragment: str) -> str:
     """A named pattern: a regex on its own (it is spliced into rules' regexes as `(?:fragment)`)."""
     if "{{" in fragment or "}}" in fragment:
         raise ValueError(f"pattern {fragment!r} uses {{{{...}}}}: a named pattern cannot use another one")
-    try:
-        re.compile(unicodedata.normalize("NFKC", fragment))
-    except re.error as exc:
-        raise ValueError(f"invalid regex {fragment!r}: {exc}") from None
+    _nfkc_regex(fragment)  # may match the empty string: an optional part of a larger regex
     return fragment
 
 

@@ -72,12 +72,18 @@ def test_a_renamed_rule_file_is_a_different_pack(write_rules: RuleWriter, tmp_pa
     assert renamed.origins["ga"].file.endswith("b.yaml")
 
 
+# Damage any cache entry can suffer (each test adds its own kind's)
+DAMAGED_BYTES = [
+    pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="flipped-bit"),
+    pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
+    pytest.param(lambda b: b"", id="empty"),
+]
+
+
 @pytest.mark.parametrize(
     "damage",
     [
-        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="flipped-bit"),
-        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
-        pytest.param(lambda b: b"", id="empty"),
+        *DAMAGED_BYTES,
         pytest.param(lambda b: b"\x80\x05garbage", id="garbage"),
         pytest.param(lambda b: b.replace(f"\n{FORMAT} ".encode(), b"\n9 ", 1), id="other-format"),
     ],
@@ -174,9 +180,7 @@ def test_a_changed_rule_file_invalidates_the_match_core(write_rules: RuleWriter,
 @pytest.mark.parametrize(
     "damage",
     [
-        pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="flipped-bit"),
-        pytest.param(lambda b: b[: len(b) // 2], id="truncated"),
-        pytest.param(lambda b: b"", id="empty"),
+        *DAMAGED_BYTES,
         pytest.param(lambda b: b.replace(b"match core", b"match kore", 1), id="other-magic"),
     ],
 )
