@@ -136,6 +136,13 @@ async def test_three_replicas_share_200_feeds_take_over_a_sigkill_and_deliver_ea
             await asyncio.sleep(max(0.0, killed + MEMBER_TTL + 2 * INTERVAL - time.monotonic()))
             t1 = time.monotonic()
             await asyncio.sleep(INTERVAL + JITTER)
+            # Every source, r3's too, is polled after the takeover: within one interval on a quiet machine;
+            # a loaded one (the suite beside other jobs) may run a round late, so wait up to two more.
+            await wait_for(
+                lambda: min(farm.count(t1, time.monotonic()).values()) >= 1,
+                2 * INTERVAL,
+                "every source polled",
+            )
             t2 = time.monotonic()
 
             survivors = {r: farm.count(t1, t2, lambda who, r=r: who == r) for r in ("r1", "r2")}
