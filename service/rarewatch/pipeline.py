@@ -38,7 +38,14 @@ from rarewatch.policies.admission import (
 )
 from rarewatch.policies.backoff import describe, next_source_state
 from rarewatch.policies.silences import silenced_by
-from rarewatch.policies.source_health import HealthPolicy, assess, health_alert, listing_fingerprint, observe
+from rarewatch.policies.source_health import (
+    HealthDecision,
+    HealthPolicy,
+    assess,
+    health_alert,
+    listing_fingerprint,
+    observe,
+)
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
@@ -313,23 +320,43 @@ class Pipeline:
         Any exception while fetching, parsing, matching or admitting this source's items (a `SourceError`,
         a parser crash, a bug) is this source's error: recorded in its state with backoff, visible in the
         API and in `once`. Only the store failing is not (its state cannot be recorded then)."""
-        forgot = await self._store_forgot()
+        forgot, state = await self._begin(polled.source.name)
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
             self._recorded = {}  # and the items it kept: record them again
         # The poll's writes check the marker it began with, not one another poll adopts meanwhile.
         if self.guard is None or self.guard.marker is None:
-            return await self._poll_checked(polled, forgot, force=force)
-        with checking_marker(self.guard.marker.id):
-            return await self._poll_checked(polled, forgot, force=force)
+            return await self._poll_checked(polled, state, forgot, None, force=force)
+        marker = self.guard.marker.id
+        with checking_marker(marker):
+            return await self._poll_checked(polled, state, forgot, marker, force=force)
 
-    async def _poll_checked(self, polled: PolledSource, forgot: bool, *, force: bool) -> SourceRun:
-        """`_poll` once the marker is checked (`forgot`: the store lost its memory)."""
+    async def _begin(self, name: str) -> tuple[bool, SourceState]:
+        """Check the store's identity and read the source's state: whether the store forgot, and the state.
+
+        One store round trip when the store holds the marker this process holds (every poll but the first
+        and those around a loss): the marker and the state are read together. Otherwise the guard judges
+        (reading the marker again, and acting on a loss) and the state is read again after it."""
+        if self.guard is None:
+            return False, await self.store.get_source_state(name) or SourceState()
+        found, state = await self.store.get_marker_and_source_state(name)
+        if self.guard.holds(found):
+            return self.guard.lost_memory, state or SourceState()
+        forgot = await self.guard.check()
+        return forgot, await self.store.get_source_state(name) or SourceState()
+
+    async def _poll_checked(
+        self, polled: PolledSource, state: SourceState, forgot: bool, marker: str | None, *, force: bool
+    ) -> SourceRun:
+        """`_poll` once the marker is checked (`forgot`: the store lost its memory; `marker`: the one the
+        poll began with, None when the store's identity is not checked) and the source's state read."""
         name = polled.source.name
-        state = await self.store.get_source_state(name) or SourceState()
         now = self.clock.now()
         if not force and state.not_before is not None and now < state.not_before:
             return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
+        # The identity check owed after the fetch, against the marker the poll began with: made on its own
+        # before the first claim, else with the state write (one round trip for a poll that claims nothing).
+        owed = marker
         result: FetchResult | None = None
         admitted, articles = _Admitted(), NO_ARTICLES
         fingerprint: str | None = None
@@ -346,9 +373,11 @@ class Pipeline:
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
             matched_by = _matched_by(found)
-            if not forgot and await self._store_forgot():
-                # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
-                return SourceRun(name, "skipped")
+            if matched_by and owed is not None:  # items matched: the admission may claim
+                if not forgot and await self._store_forgot():
+                    # It forgot during the fetch: claim nothing; the next poll is the source's first.
+                    return SourceRun(name, "skipped")
+                owed = None
             admitted = await self._admit(polled, found, state, now)
             error: Exception | None = result.error
         except StoreError:
@@ -358,8 +387,14 @@ class Pipeline:
         after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
         if error is None and (health := observe(after.health, fingerprint, now)) is not after.health:
             after = replace(after, health=health)  # the listing changed (a 304 leaves the health as it was)
-        after, ops_alert = await self._check_health(name, after, now)
-        await self.store.put_source_state(name, after)
+        decision = self._assess_health(after, now)
+        if decision is not None and decision.event is not None and owed is not None:  # an ops alert to claim
+            if not forgot and await self._store_forgot():
+                return SourceRun(name, "skipped")
+            owed = None
+        after, ops_alert = await self._check_health(name, after, decision, now)
+        if not await self._put_state(name, after, owed):
+            return SourceRun(name, "skipped")  # it forgot during the poll: the next poll is its first
         entries = len(result.entries) if result is not None else 0
         facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
         if error is not None:
@@ -406,20 +441,41 @@ class Pipeline:
         if len(recorded) > RECORDED_ITEMS:
             self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
-    async def _check_health(
-        self, name: str, state: SourceState, now: datetime
-    ) -> tuple[SourceState, Alert | None]:
-        """Ask the source-health policy; on a RAISE or RECOVER, claim its one `ops` alert for the
-        destinations its routes name (sent at once: an operational alert is never held for a digest)."""
+    async def _put_state(self, name: str, state: SourceState, marker: str | None) -> bool:
+        """Write the source's state; with `marker`, only if the store still holds that marker (the identity
+        check after the fetch, in the same round trip). A refused write is judged by the guard: False when
+        the store forgot (nothing written); another marker that is no loss (`rarewatch store init`) gets
+        the plain write, as after a check of its own."""
+        if marker is None:
+            await self.store.put_source_state(name, state)
+            return True
+        if await self.store.put_source_state_if_marker(name, state, marker):
+            return True
+        if await self._store_forgot():
+            return False
+        await self.store.put_source_state(name, state)
+        return True
+
+    def _assess_health(self, state: SourceState, now: datetime) -> HealthDecision | None:
+        """The source-health policy's decision after a poll that left `state` (None: no health policy)."""
         if self.health is None:
-            return state, None
-        decision = assess(
+            return None
+        return assess(
             state.health,
             failures=state.consecutive_failures,
             last_error=state.last_error,
             policy=self.health,
             now=now,
         )
+
+    async def _check_health(
+        self, name: str, state: SourceState, decision: HealthDecision | None, now: datetime
+    ) -> tuple[SourceState, Alert | None]:
+        """Carry out the source-health `decision`: keep its health in the state; on a RAISE or RECOVER,
+        claim its one `ops` alert for the destinations its routes name (sent at once: an operational alert
+        is never held for a digest)."""
+        if decision is None:
+            return state, None
         if decision.health is not state.health:
             state = replace(state, health=decision.health)
         if decision.event is None:
