@@ -334,16 +334,15 @@ class Pipeline:
     async def _begin(self, name: str) -> tuple[bool, SourceState]:
         """Check the store's identity and read the source's state: whether the store forgot, and the state.
 
-        One store round trip when the store holds the marker this process holds (every poll but the first
-        and those around a loss): the marker and the state are read together. Otherwise the guard judges
-        (reading the marker again, and acting on a loss) and the state is read again after it."""
+        The marker and the state are read together, in one store round trip. When the marker is the one
+        this process holds (every poll but the first and those around a loss) that is all; otherwise the
+        guard judges (reading the marker again, and acting on a loss). The state read is what the store
+        held at the moment the marker was read, so it stays valid either way (an emptied store has none)."""
         if self.guard is None:
             return False, await self.store.get_source_state(name) or SourceState()
         found, state = await self.store.get_marker_and_source_state(name)
-        if self.guard.holds(found):
-            return self.guard.lost_memory, state or SourceState()
-        forgot = await self.guard.check()
-        return forgot, await self.store.get_source_state(name) or SourceState()
+        forgot = self.guard.lost_memory if self.guard.holds(found) else await self.guard.check()
+        return forgot, state or SourceState()
 
     async def _poll_checked(
         self, polled: PolledSource, state: SourceState, forgot: bool, marker: str | None, *, force: bool

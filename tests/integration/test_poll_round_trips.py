@@ -4,8 +4,9 @@ poll still receives no state, and a poll about to claim a source-health alert ch
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ class Counting:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._store, name)
-        if not callable(method):
+        if not inspect.iscoroutinefunction(method):  # attributes, `expect_marker`
             return method
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -75,8 +76,8 @@ class Setup:
     polled: PolledSource
     source: Forgetful
     store: Counting
+    guard_store: Counting  # the same store, as the identity guard calls it
     clock: FakeClock
-    hook_ids: Callable[[], list[str]] = field(default=lambda: [])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -114,8 +115,12 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             source = Forgetful(runtime.sources[0], forget)
             store = Counting(runtime.pipeline.store)
             runtime.pipeline.store = store  # type: ignore[assignment]
+            guard = runtime.pipeline.guard
+            assert guard is not None
+            guard_store = Counting(guard.store)
+            guard.store = guard_store  # type: ignore[assignment]
             polled = replace(runtime.sources[0], source=source)
-            yield Setup(runtime, feeds, polled, source, store, clock, hook.delivered_ids)
+            yield Setup(runtime, feeds, polled, source, store, guard_store, clock)
     if client is not None:
         await client.flushdb()
         await client.aclose()
@@ -127,10 +132,14 @@ async def test_an_unchanged_poll_makes_one_store_round_trip_before_and_one_after
     first = await setup.runtime.pipeline.run_source(setup.polled)
     assert first.status == "ok" and len(first.alerts) == 1
     setup.store.calls.clear()
+    setup.guard_store.calls.clear()
     setup.clock.advance(timedelta(minutes=10))
     run = await setup.runtime.pipeline.run_source(setup.polled)
     assert run.status == "not_modified"
     assert setup.store.calls == ["get_marker_and_source_state", "put_source_state_if_marker"]
+    assert setup.guard_store.calls == [], (
+        "the marker read with the state was the one held: no read of its own"
+    )
     state = await setup.store.get_source_state("wire")
     assert state is not None and state.last_success == NOW + timedelta(minutes=10), "the poll is recorded"
 
@@ -166,3 +175,23 @@ async def test_a_poll_that_raises_a_health_alert_checks_the_marker_before_claimi
     await setup.runtime.outbox.flush()
     sent = await setup.store.recent_alerts()
     assert [a.matches[0].category for a in sent] == [OPERATIONAL_CATEGORY], "only the store-loss alert"
+
+
+async def test_a_store_that_forgets_during_a_poll_with_new_matching_items_claims_nothing(
+    setup: Setup,
+) -> None:
+    await setup.runtime.pipeline.run_source(setup.polled)
+    later = {
+        **STORY,
+        "title": "Magnet shortage halts production",
+        "guid": "o-2",
+        "link": "https://n.example/2",
+    }
+    setup.feeds.feeds["/wire.xml"] = rss([later, STORY])  # changed: a 200 and a new story that matches
+    setup.source.armed = True
+    setup.store.calls.clear()
+    setup.clock.advance(timedelta(minutes=10))
+    run = await setup.runtime.pipeline.run_source(setup.polled)
+    assert run.status == "skipped" and run.alerts == ()
+    assert not {"held", "claim", "claim_many"} & set(setup.store.calls), "checked before any admission"
+    assert await setup.store.get_source_state("wire") is None
