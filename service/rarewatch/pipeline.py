@@ -372,10 +372,9 @@ class Pipeline:
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
             matched_by = _matched_by(found)
-            if matched_by and owed is not None:  # items matched: the admission may claim
-                if not forgot and await self._store_forgot():
-                    # It forgot during the fetch: claim nothing; the next poll is the source's first.
-                    return SourceRun(name, "skipped")
+            if matched_by and owed is not None:  # items matched: the admission may claim, check first
+                if await self._forgot_meanwhile(forgot):
+                    return SourceRun(name, "skipped")  # claim nothing; the next poll is the source's first
                 owed = None
             admitted = await self._admit(polled, found, state, now)
             error: Exception | None = result.error
@@ -386,14 +385,12 @@ class Pipeline:
         after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
         if error is None and (health := observe(after.health, fingerprint, now)) is not after.health:
             after = replace(after, health=health)  # the listing changed (a 304 leaves the health as it was)
-        decision = self._assess_health(after, now)
-        if decision is not None and decision.event is not None and owed is not None:  # an ops alert to claim
-            if not forgot and await self._store_forgot():
-                return SourceRun(name, "skipped")
-            owed = None
-        after, ops_alert = await self._check_health(name, after, decision, now)
-        if not await self._put_state(name, after, owed):
-            return SourceRun(name, "skipped")  # it forgot during the poll: the next poll is its first
+        recorded = await self._record_poll(name, after, owed, forgot, now)
+        if recorded is None:
+            return SourceRun(
+                name, "skipped"
+            )  # it forgot during the poll: the next poll is the source's first
+        after, ops_alert = recorded
         entries = len(result.entries) if result is not None else 0
         facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
         if error is not None:
@@ -440,11 +437,33 @@ class Pipeline:
         if len(recorded) > RECORDED_ITEMS:
             self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
+    async def _record_poll(
+        self, name: str, state: SourceState, owed: str | None, forgot: bool, now: datetime
+    ) -> tuple[SourceState, Alert | None] | None:
+        """Carry out the source-health decision on the poll's `state` and write the state, making the
+        identity check still `owed` (against that marker) before an ops alert's claim, else with the write.
+        Returns the state written and the ops alert raised; None when the store forgot during the poll
+        (then nothing is claimed or written)."""
+        decision = self._assess_health(state, now)
+        if decision is not None and decision.event is not None and owed is not None:  # an ops alert to claim
+            if await self._forgot_meanwhile(forgot):
+                return None
+            owed = None
+        state, ops_alert = await self._check_health(name, state, decision, now)
+        if not await self._put_state(name, state, owed):
+            return None
+        return state, ops_alert
+
+    async def _forgot_meanwhile(self, forgot: bool) -> bool:
+        """The identity check after the fetch, made on its own before a claim: whether the store forgot
+        during the poll (not asked when the poll began knowing it had: it marks everything seen)."""
+        return not forgot and await self._store_forgot()
+
     async def _put_state(self, name: str, state: SourceState, marker: str | None) -> bool:
         """Write the source's state; with `marker`, only if the store still holds that marker (the identity
         check after the fetch, in the same round trip). A refused write is judged by the guard: False when
-        the store forgot (nothing written); another marker that is no loss (`rarewatch store init`) gets
-        the plain write, as after a check of its own."""
+        the store forgot (nothing written); a new marker that is no loss (`rarewatch store init`), adopted,
+        gets the write, checked against it."""
         if marker is None:
             await self.store.put_source_state(name, state)
             return True
@@ -452,8 +471,8 @@ class Pipeline:
             return True
         if await self._store_forgot():
             return False
-        await self.store.put_source_state(name, state)
-        return True
+        held = self.guard.marker if self.guard is not None else None
+        return held is not None and await self.store.put_source_state_if_marker(name, state, held.id)
 
     def _assess_health(self, state: SourceState, now: datetime) -> HealthDecision | None:
         """The source-health policy's decision after a poll that left `state` (None: no health policy)."""

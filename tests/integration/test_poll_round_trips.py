@@ -22,7 +22,7 @@ from rarewatch.pipeline import PolledSource
 from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.settings import Settings
 from rarewatch.store.base import Store
-from rarewatch.store_identity import OPERATIONAL_CATEGORY
+from rarewatch.store_identity import OPERATIONAL_CATEGORY, init_marker
 from tests.support import TEST_RULES, FeedServer, feed_server, rss, webhook_receiver
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -54,11 +54,13 @@ class Counting:
 
 
 class Forgetful:
-    """A source that makes the store forget while it fetches (after the fetch, even a failed one)."""
+    """A source that makes the store forget while it fetches (after the fetch, even a failed one), once
+    armed; or does `then` instead, when given."""
 
     def __init__(self, polled: PolledSource, forget: Callable[[], Awaitable[None]]) -> None:
         self.inner, self.name, self.forget = polled.source, polled.source.name, forget
         self.armed = False
+        self.then: Callable[[], Awaitable[None]] | None = None
 
     async def fetch(self, session: aiohttp.ClientSession, state: SourceState) -> FetchResult:
         try:
@@ -66,7 +68,7 @@ class Forgetful:
         finally:
             if self.armed:
                 self.armed = False
-                await self.forget()
+                await (self.then or self.forget)()
 
 
 @dataclass
@@ -195,3 +197,25 @@ async def test_a_store_that_forgets_during_a_poll_with_new_matching_items_claims
     assert run.status == "skipped" and run.alerts == ()
     assert not {"held", "claim", "claim_many"} & set(setup.store.calls), "checked before any admission"
     assert await setup.store.get_source_state("wire") is None
+
+
+async def test_an_unchanged_poll_during_which_the_store_is_re_initialised_is_recorded(setup: Setup) -> None:
+    """`rarewatch store init` replaces the marker on purpose: the refused write's check adopts the new
+    marker quietly, and the state is written, checked against it."""
+    await setup.runtime.pipeline.run_source(setup.polled)
+    before = await setup.store.recent_alerts()
+    guard = setup.runtime.pipeline.guard
+    assert guard is not None and guard.marker is not None
+    fresh = init_marker(NOW, guard.marker.id)
+
+    async def init() -> None:
+        await setup.store.reset_marker(fresh)
+
+    setup.source.then, setup.source.armed = init, True
+    setup.clock.advance(timedelta(minutes=10))
+    run = await setup.runtime.pipeline.run_source(setup.polled)
+    assert run.status == "not_modified"
+    assert guard.marker == fresh and not guard.lost_memory
+    state = await setup.store.get_source_state("wire")
+    assert state is not None and state.last_success == NOW + timedelta(minutes=10)
+    assert await setup.store.recent_alerts() == before, "no store-loss alert"
