@@ -219,3 +219,15 @@ async def test_an_unchanged_poll_during_which_the_store_is_re_initialised_is_rec
     state = await setup.store.get_source_state("wire")
     assert state is not None and state.last_success == NOW + timedelta(minutes=10)
     assert await setup.store.recent_alerts() == before, "no store-loss alert"
+
+
+async def test_a_failed_poll_during_which_the_store_forgets_writes_no_state(setup: Setup) -> None:
+    await setup.runtime.pipeline.run_source(setup.polled)
+    setup.feeds.statuses["/wire.xml"] = 503
+    setup.source.armed = True
+    setup.clock.advance(timedelta(minutes=10))
+    run = await setup.runtime.pipeline.run_source(setup.polled)  # one failure: no health alert to claim
+    assert run.status == "skipped", "the failure is not recorded in the emptied store"
+    assert await setup.store.get_source_state("wire") is None
+    guard = setup.runtime.pipeline.guard
+    assert guard is not None and guard.lost_memory
