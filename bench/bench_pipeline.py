@@ -15,6 +15,9 @@ python bench/bench_pipeline.py [--feeds 1000 --items 20] [--no-enrich] [--concur
 steady cycles one after another and prints the median with the range (CPU and wall), as the machine's load
 varies from one cycle to the next.
 
+`--steady-only` skips the two baselines (the feedparser cycle and the full re-fetch) for quicker paired
+runs of the steady cycles.
+
 `--no-enrich` turns off reading linked articles (on by default for feeds). The generated items link to
 news.example: each item that names a watched term but fires no rule tries that host, so where DNS answers
 slowly, or drops queries, the cold cycle measures the resolver (5 s stalls) rather than rarewatch.
@@ -118,6 +121,7 @@ CPU: dict[str, float] = {}  # CPU seconds of the last cold and steady cycles
 STEADY: list[tuple[float, float]] = []  # (wall, CPU) seconds of each steady cycle
 CONCURRENCY = 32
 STEADY_CYCLES = 1
+BASELINES = True
 
 
 async def timed_cycle(
@@ -165,6 +169,9 @@ async def main_async(feeds: int, items: int) -> None:
         ):
             fast, n, steady = await timed_cycle(Path(a), port, feeds, feedparser=False, twice=True)
             cpu = dict(CPU)
+            if not BASELINES:
+                print_steady(feeds, steady, cpu)
+                return
             slow, _, _ = await timed_cycle(Path(b), port, feeds, feedparser=True, twice=False)
             refetch, _, _ = await timed_cycle(Path(c), port, feeds, feedparser=False, twice=False)
     finally:
@@ -175,6 +182,12 @@ async def main_async(feeds: int, items: int) -> None:
     print(f"  CPU of the cold cycle:      {cpu['cold']:6.2f} s  {n / cpu['cold']:9,.0f} items per CPU second")
     print(f"cold cycle, feedparser only:  {slow:6.2f} s  {n / slow:9,.0f} items/s   (baseline)")
     print(f"  ratio: {slow / fast:.1f}x")
+    print_steady(feeds, steady, cpu)
+    print(f"full re-fetch, no validators: {refetch:6.2f} s  (baseline)")
+    print(f"  ratio: {refetch / steady:.1f}x")
+
+
+def print_steady(feeds: int, steady: float, cpu: dict[str, float]) -> None:
     unchanged = f"for {feeds} unchanged feeds, CPU {cpu['steady']:.2f} s"
     print(f"steady cycle, all 304:        {steady:6.2f} s  {unchanged}")
     if len(STEADY) > 1:
@@ -183,8 +196,6 @@ async def main_async(feeds: int, items: int) -> None:
             f"  median of {len(STEADY)} steady cycles, {CONCURRENCY} polls at a time: wall "
             f"{walls[0]:.2f}-{walls[-1]:.2f} s, CPU {cpus[0]:.2f}-{cpus[-1]:.2f} s"
         )
-    print(f"full re-fetch, no validators: {refetch:6.2f} s  (baseline)")
-    print(f"  ratio: {refetch / steady:.1f}x")
 
 
 def main() -> None:
@@ -194,9 +205,12 @@ def main() -> None:
     parser.add_argument("--no-enrich", action="store_true", help="do not read linked articles")
     parser.add_argument("--concurrency", type=int, default=32, help="polls at a time (once: 8)")
     parser.add_argument("--steady", type=int, default=1, help="steady cycles to run (median printed)")
+    parser.add_argument(
+        "--steady-only", action="store_true", help="skip the feedparser and re-fetch baselines"
+    )
     args = parser.parse_args()
-    global ENRICH, CONCURRENCY, STEADY_CYCLES
-    ENRICH = not args.no_enrich
+    global ENRICH, CONCURRENCY, STEADY_CYCLES, BASELINES
+    ENRICH, BASELINES = not args.no_enrich, not args.steady_only
     CONCURRENCY, STEADY_CYCLES = args.concurrency, max(1, args.steady)
     asyncio.run(main_async(args.feeds, args.items))
 

@@ -38,7 +38,14 @@ from rarewatch.policies.admission import (
 )
 from rarewatch.policies.backoff import describe, next_source_state
 from rarewatch.policies.silences import silenced_by
-from rarewatch.policies.source_health import HealthPolicy, assess, health_alert, listing_fingerprint, observe
+from rarewatch.policies.source_health import (
+    HealthDecision,
+    HealthPolicy,
+    assess,
+    health_alert,
+    listing_fingerprint,
+    observe,
+)
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
@@ -313,23 +320,42 @@ class Pipeline:
         Any exception while fetching, parsing, matching or admitting this source's items (a `SourceError`,
         a parser crash, a bug) is this source's error: recorded in its state with backoff, visible in the
         API and in `once`. Only the store failing is not (its state cannot be recorded then)."""
-        forgot = await self._store_forgot()
+        forgot, state = await self._begin(polled.source.name)
         if forgot:
             polled = replace(polled, initial_lookback=EVERYTHING_SEEN)  # the store forgot: re-send nothing
             self._recorded = {}  # and the items it kept: record them again
         # The poll's writes check the marker it began with, not one another poll adopts meanwhile.
         if self.guard is None or self.guard.marker is None:
-            return await self._poll_checked(polled, forgot, force=force)
-        with checking_marker(self.guard.marker.id):
-            return await self._poll_checked(polled, forgot, force=force)
+            return await self._poll_checked(polled, state, forgot, None, force=force)
+        marker = self.guard.marker.id
+        with checking_marker(marker):
+            return await self._poll_checked(polled, state, forgot, marker, force=force)
 
-    async def _poll_checked(self, polled: PolledSource, forgot: bool, *, force: bool) -> SourceRun:
-        """`_poll` once the marker is checked (`forgot`: the store lost its memory)."""
+    async def _begin(self, name: str) -> tuple[bool, SourceState]:
+        """Check the store's identity and read the source's state: whether the store forgot, and the state.
+
+        The marker and the state are read together, in one store round trip. When the marker is the one
+        this process holds (every poll but the first and those around a loss) that is all; otherwise the
+        guard judges (reading the marker again, and acting on a loss). The state read is what the store
+        held at the moment the marker was read, so it stays valid either way (an emptied store has none)."""
+        if self.guard is None:
+            return False, await self.store.get_source_state(name) or SourceState()
+        found, state = await self.store.get_marker_and_source_state(name)
+        forgot = self.guard.lost_memory if self.guard.holds(found) else await self.guard.check()
+        return forgot, state or SourceState()
+
+    async def _poll_checked(
+        self, polled: PolledSource, state: SourceState, forgot: bool, marker: str | None, *, force: bool
+    ) -> SourceRun:
+        """`_poll` once the marker is checked (`forgot`: the store lost its memory; `marker`: the one the
+        poll began with, None when the store's identity is not checked) and the source's state read."""
         name = polled.source.name
-        state = await self.store.get_source_state(name) or SourceState()
         now = self.clock.now()
         if not force and state.not_before is not None and now < state.not_before:
             return SourceRun(name, "skipped", next_poll_not_before=state.not_before)
+        # The identity check owed after the fetch, against the marker the poll began with: made on its own
+        # before the first claim, else with the state write (one round trip for a poll that claims nothing).
+        owed = marker
         result: FetchResult | None = None
         admitted, articles = _Admitted(), NO_ARTICLES
         fingerprint: str | None = None
@@ -346,9 +372,10 @@ class Pipeline:
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
             matched_by = _matched_by(found)
-            if not forgot and await self._store_forgot():
-                # It forgot during the fetch: claim nothing; the next poll is this source's first (all seen).
-                return SourceRun(name, "skipped")
+            if matched_by and owed is not None:  # items matched: the admission may claim, check first
+                if await self._forgot_meanwhile(forgot):
+                    return SourceRun(name, "skipped")  # claim nothing; the next poll is the source's first
+                owed = None
             admitted = await self._admit(polled, found, state, now)
             error: Exception | None = result.error
         except StoreError:
@@ -358,8 +385,12 @@ class Pipeline:
         after = next_source_state(state, error, polled.interval, now, self.rng, result=result)
         if error is None and (health := observe(after.health, fingerprint, now)) is not after.health:
             after = replace(after, health=health)  # the listing changed (a 304 leaves the health as it was)
-        after, ops_alert = await self._check_health(name, after, now)
-        await self.store.put_source_state(name, after)
+        recorded = await self._record_poll(name, after, owed, forgot, now)
+        if recorded is None:
+            return SourceRun(
+                name, "skipped"
+            )  # it forgot during the poll: the next poll is the source's first
+        after, ops_alert = recorded
         entries = len(result.entries) if result is not None else 0
         facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
         if error is not None:
@@ -406,20 +437,63 @@ class Pipeline:
         if len(recorded) > RECORDED_ITEMS:
             self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
-    async def _check_health(
-        self, name: str, state: SourceState, now: datetime
-    ) -> tuple[SourceState, Alert | None]:
-        """Ask the source-health policy; on a RAISE or RECOVER, claim its one `ops` alert for the
-        destinations its routes name (sent at once: an operational alert is never held for a digest)."""
+    async def _record_poll(
+        self, name: str, state: SourceState, owed: str | None, forgot: bool, now: datetime
+    ) -> tuple[SourceState, Alert | None] | None:
+        """Carry out the source-health decision on the poll's `state` and write the state, making the
+        identity check still `owed` (against that marker) before an ops alert's claim, else with the write.
+        Returns the state written and the ops alert raised; None when the store forgot during the poll
+        (then nothing is claimed or written)."""
+        decision = self._assess_health(state, now)
+        if decision is not None and decision.event is not None and owed is not None:  # an ops alert to claim
+            if await self._forgot_meanwhile(forgot):
+                return None
+            owed = None
+        state, ops_alert = await self._check_health(name, state, decision, now)
+        if not await self._put_state(name, state, owed):
+            return None
+        return state, ops_alert
+
+    async def _forgot_meanwhile(self, forgot: bool) -> bool:
+        """The identity check after the fetch, made on its own before a claim: whether the store forgot
+        during the poll (not asked when the poll began knowing it had: it marks everything seen)."""
+        return not forgot and await self._store_forgot()
+
+    async def _put_state(self, name: str, state: SourceState, marker: str | None) -> bool:
+        """Write the source's state; with `marker`, only if the store still holds that marker (the identity
+        check after the fetch, in the same round trip). A refused write is judged by the guard: False when
+        the store forgot (nothing written); a new marker that is no loss (`rarewatch store init`), adopted,
+        gets the write, checked against it."""
+        if marker is None:
+            await self.store.put_source_state(name, state)
+            return True
+        if await self.store.put_source_state_if_marker(name, state, marker):
+            return True
+        if await self._store_forgot():
+            return False
+        held = self.guard.marker if self.guard is not None else None
+        return held is not None and await self.store.put_source_state_if_marker(name, state, held.id)
+
+    def _assess_health(self, state: SourceState, now: datetime) -> HealthDecision | None:
+        """The source-health policy's decision after a poll that left `state` (None: no health policy)."""
         if self.health is None:
-            return state, None
-        decision = assess(
+            return None
+        return assess(
             state.health,
             failures=state.consecutive_failures,
             last_error=state.last_error,
             policy=self.health,
             now=now,
         )
+
+    async def _check_health(
+        self, name: str, state: SourceState, decision: HealthDecision | None, now: datetime
+    ) -> tuple[SourceState, Alert | None]:
+        """Carry out the source-health `decision`: keep its health in the state; on a RAISE or RECOVER,
+        claim its one `ops` alert for the destinations its routes name (sent at once: an operational alert
+        is never held for a digest)."""
+        if decision is None:
+            return state, None
         if decision.health is not state.health:
             state = replace(state, health=decision.health)
         if decision.event is None:

@@ -165,6 +165,13 @@ class StoreGuard:
             self._fresh = read
         return self.lost_memory
 
+    def holds(self, found: StoreMarker | None) -> bool:
+        """Whether `found`, a marker the caller read from the store, is the one held: then `check()` would
+        find the store the same (`lost_memory` is the verdict) and need not read it again. Anything else
+        (no marker held yet, none found, another one) is for `check()` to judge, under its lock."""
+        held = self.marker
+        return held is not None and found is not None and found.id == held.id
+
     def _recent(self, marker: StoreMarker) -> bool:
         return self.clock.now() - marker.created < self.ttl
 

@@ -816,6 +816,56 @@ async def test_reset_marker_replaces_it(store: Store) -> None:
     assert await store.create_marker(StoreMarker.new(T0 + WEEK)) == fresh
 
 
+async def test_the_marker_and_a_source_state_are_read_together(store: Store) -> None:
+    assert await store.get_marker_and_source_state("mofcom") == (None, None)
+    marker = await store.create_marker(StoreMarker.new(T0))
+    assert await store.get_marker_and_source_state("mofcom") == (marker, None)
+    state = SourceState(etag='"v1"', last_success=T0, initialized=True)
+    await store.put_source_state("mofcom", state)
+    assert await store.get_marker_and_source_state("mofcom") == (marker, state)
+    reads = [store.get_marker_and_source_state(name) for name in ("mofcom", "other", "mofcom")]
+    assert await asyncio.gather(*reads) == [(marker, state), (marker, None), (marker, state)]
+
+
+async def test_a_state_write_checked_against_the_marker_is_refused_once_it_changed(store: Store) -> None:
+    marker = await store.create_marker(StoreMarker.new(T0))
+    first, second = SourceState(etag='"v1"'), SourceState(etag='"v2"')
+    assert await store.put_source_state_if_marker("mofcom", first, marker.id) is True
+    assert await store.get_source_state("mofcom") == first
+    assert await store.put_source_state_if_marker("mofcom", second, "another") is False
+    assert await store.get_source_state("mofcom") == first, "a refused write changes nothing"
+    await store.reset_marker(StoreMarker("init-abc", T0 + HOUR, previous=marker.id))
+    writes = [
+        store.put_source_state_if_marker("mofcom", second, marker.id),
+        store.put_source_state_if_marker("other", second, "init-abc"),
+    ]
+    assert await asyncio.gather(*writes) == [False, True]  # each write checks its own marker
+    assert await store.get_source_state("mofcom") == first
+    assert await store.get_source_state("other") == second
+
+
+async def test_sqlite_state_reads_and_checked_writes_notice_a_replaced_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        marker = await store.create_marker(StoreMarker.new(T0))
+        await store.put_source_state("mofcom", SourceState(etag='"v1"'))
+        empty = tmp_path / "empty.db"
+        empty.write_bytes(b"")
+        empty.replace(path)
+        # Refused: the new file has no marker (not written into the old file through the old connection).
+        assert await store.put_source_state_if_marker("mofcom", SourceState(etag='"v2"'), marker.id) is False
+        assert await store.get_marker_and_source_state("mofcom") == (None, None)
+        await store.create_marker(StoreMarker.new(T0 + SEC))
+        await store.put_source_state("mofcom", SourceState(etag='"v3"'))
+        empty.write_bytes(b"")
+        empty.replace(path)
+        assert await store.get_marker_and_source_state("mofcom") == (None, None)  # reopened on a read too
+    finally:
+        await store.close()
+
+
 async def test_sqlite_notices_its_file_replaced_by_an_empty_one(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     store = SQLiteStore(path)

@@ -64,6 +64,21 @@ async def _guard(path: Path, clock: FakeClock) -> tuple[SQLiteStore, StoreGuard]
     return store, guard
 
 
+async def test_guard_holds_only_the_marker_it_holds(tmp_path: Path) -> None:
+    """`holds` lets a poll skip `check()` only for the very marker held: nothing held yet, no marker found,
+    another one, or an `init-` one are for `check()` to judge."""
+    store, guard = await _guard(tmp_path / "state.db", FakeClock(T0))
+    try:
+        assert guard.holds(A) is False  # nothing held yet (the process's first check reads and acts)
+        guard.marker = A
+        assert guard.holds(StoreMarker("aaaa", T0 + timedelta(days=1))) is True  # by id
+        assert guard.holds(None) is False
+        assert guard.holds(B) is False
+        assert guard.holds(init_marker(T0, "aaaa")) is False
+    finally:
+        await store.close()
+
+
 async def test_guard_writes_a_marker_on_a_new_store_quietly(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     store, guard = await _guard(tmp_path / "state.db", clock)

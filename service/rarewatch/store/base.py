@@ -221,6 +221,17 @@ class Store(Protocol):
     async def put_source_state(self, source: str, state: SourceState) -> None:
         """Replace the stored state of a source."""
 
+    async def get_marker_and_source_state(self, source: str) -> tuple[StoreMarker | None, SourceState | None]:
+        """`get_marker()` and `get_source_state(source)` in one round trip (what a poll begins with): the
+        marker as `get_marker` reads it (a SQLite store first reconnects when its file was replaced or
+        emptied), the state read after it."""
+
+    async def put_source_state_if_marker(self, source: str, state: SourceState, marker_id: str) -> bool:
+        """Replace the stored state of a source only if the store's identity marker is still `marker_id`,
+        atomically, in one round trip; False (nothing written) when it is not, or is gone (a SQLite store
+        first reconnects when its file was replaced or emptied, as `get_marker` does). What a poll that
+        claims nothing ends with: the identity check after its fetch and its state write in one."""
+
     async def get_alert(self, alert_id: str) -> Alert | None:
         """One alert from the history."""
 

@@ -377,10 +377,30 @@ class RedisStore:
     async def put_source_state(self, source: str, state: SourceState) -> None:
         """Replace the stored state of `source`, if the identity marker is the one expected (a state written
         into an emptied server would make that source's next poll look like a later one, not its first)."""
-        keys = [self._keys.source(source), self._keys.marker]
-        args = [json.dumps(state.to_dict()), task_marker(self._expected_marker) or ""]
-        if int(await self._put_source_script(keys=keys, args=args)) < 0:
+        if not await self._put_source(source, state, task_marker(self._expected_marker) or ""):
             raise self._lost(f"state of source {source!r} not recorded")
+
+    @_translated
+    async def get_marker_and_source_state(self, source: str) -> tuple[StoreMarker | None, SourceState | None]:
+        """The marker and the stored state of `source`: one `MGET` (both keys are in the store's one slot on
+        a cluster)."""
+        marker, state = await self._redis.mget([self._keys.marker, self._keys.source(source)])
+        return (
+            StoreMarker.from_dict(json.loads(marker)) if marker is not None else None,
+            SourceState.from_dict(json.loads(state)) if state is not None else None,
+        )
+
+    @_translated
+    async def put_source_state_if_marker(self, source: str, state: SourceState, marker_id: str) -> bool:
+        """Replace the stored state of `source` if the identity marker is still `marker_id` (checked in the
+        write's script); False when it is not."""
+        return await self._put_source(source, state, marker_id)
+
+    async def _put_source(self, source: str, state: SourceState, marker_id: str) -> bool:
+        """Run the state-write script (`marker_id` "": no check); False when the marker refused it."""
+        keys = [self._keys.source(source), self._keys.marker]
+        args = [json.dumps(state.to_dict()), marker_id]
+        return int(await self._put_source_script(keys=keys, args=args)) >= 0
 
     # --- alert history ------------------------------------------------------------------------------------
 

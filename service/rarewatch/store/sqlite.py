@@ -43,6 +43,8 @@ Held = tuple[int, str | None]  # a held key's expiry (us) and owner
 _Record = tuple[str, int, str, list[tuple[str, int, int]]]
 # One prepared claim: its keys, their owner, the alert to record (None: only mark seen), keys to remember.
 _Claim = tuple[list[str], str | None, _Record | None, list[str]]
+# A source state to write: the source, its JSON, and the marker id the file must hold (None: any).
+_StateRow = tuple[str, str, str | None]
 
 
 class SQLiteStore:
@@ -177,20 +179,28 @@ class SQLiteStore:
         """The marker, after reconnecting when the file was replaced or emptied under the connection (an
         open connection would otherwise keep reading the old file, or a stale write-ahead log)."""
         reconnected, raw = await self._submit(self._read_marker)
+        self._forget_held(reconnected)
+        return _marker(raw)
+
+    def _forget_held(self, reconnected: bool) -> None:
+        """After a reconnect, forget the held keys remembered: claims from the old file mean nothing."""
         if reconnected:
-            self._held = _HeldKeys(self._held.capacity)  # claims remembered from the old file mean nothing
-        return StoreMarker.from_dict(json.loads(raw)) if raw is not None else None
+            self._held = _HeldKeys(self._held.capacity)
 
     def _read_marker(self) -> tuple[bool, str | None]:
+        """(whether it reconnected, the marker's JSON or None); on the worker thread."""
+        reconnected = self._reconnect_if_replaced()
+        return reconnected, self._with_conn(_marker_json)
+
+    def _reconnect_if_replaced(self) -> bool:
+        """Reopen the file when it was replaced or emptied under the connection; whether it did so."""
         now_id, size = _file_state(self.path)
         reconnect = now_id != self._file_id or (now_id is not None and size == 0)
         if reconnect:
             log.warning("SQLite store %s: the file was replaced or emptied; reopening it", self.path)
             self._disconnect()
             self._connect()
-        sql = f"SELECT value FROM {k.META} WHERE name = ?"
-        row = self._with_conn(partial(_fetchone, sql, (k.MARKER_NAME,)))
-        return reconnect, (str(row[0]) if row else None)
+        return reconnect
 
     async def create_marker(self, marker: StoreMarker) -> StoreMarker:
         """Write `marker` unless the file has one; returns the stored marker."""
@@ -325,23 +335,47 @@ class SQLiteStore:
 
     async def get_source_state(self, source: str) -> SourceState | None:
         """The stored state of `source`, or None (read with the other polls' reads under way)."""
-        data = await self._state_reads.call(source)
-        return SourceState.from_dict(json.loads(data)) if data is not None else None
+        return (await self.get_marker_and_source_state(source))[1]
+
+    async def get_marker_and_source_state(self, source: str) -> tuple[StoreMarker | None, SourceState | None]:
+        """The marker (as `get_marker` reads it) and the stored state of `source`: one worker round trip,
+        shared with the other polls' reads under way."""
+        marker, data = await self._state_reads.call(source)
+        return marker, SourceState.from_dict(json.loads(data)) if data is not None else None
 
     async def put_source_state(self, source: str, state: SourceState) -> None:
         """Replace the stored state of `source`; committed when this returns (written in one transaction
         with the other polls' writes under way)."""
-        await self._state_writes.call((source, json.dumps(state.to_dict())))
+        await self._state_writes.call((source, json.dumps(state.to_dict()), None))
 
-    async def _read_states(self, sources: list[str]) -> list[str | None]:
-        """The stored states (JSON) of `sources`, in order: one query."""
-        found = dict(await self._run(partial(_state_rows, list(dict.fromkeys(sources)))))
-        return [found.get(source) for source in sources]
+    async def put_source_state_if_marker(self, source: str, state: SourceState, marker_id: str) -> bool:
+        """Replace the stored state of `source` if the file's marker is still `marker_id` (after reopening a
+        replaced or emptied file); False when it is not. Written with the other polls' writes under way."""
+        return await self._state_writes.call((source, json.dumps(state.to_dict()), marker_id))
 
-    async def _write_states(self, rows: list[tuple[str, str]]) -> list[None]:
-        """Write (source, JSON) `rows` in order, in one transaction."""
-        await self._run(partial(_put_states, rows))
-        return [None] * len(rows)
+    async def _read_states(self, sources: list[str]) -> list[tuple[StoreMarker | None, str | None]]:
+        """The marker and the stored states (JSON) of `sources`, in order: one worker round trip."""
+        unique = list(dict.fromkeys(sources))
+        reconnected, raw, found = await self._submit(partial(self._marker_and_states, unique))
+        self._forget_held(reconnected)
+        marker = _marker(raw)
+        return [(marker, found.get(source)) for source in sources]
+
+    def _marker_and_states(self, sources: list[str]) -> tuple[bool, str | None, dict[str, str]]:
+        """`_read_marker()`, then the stored states of `sources` by source; on the worker thread."""
+        reconnected, raw = self._read_marker()
+        return reconnected, raw, dict(self._with_conn(partial(_state_rows, sources)))
+
+    async def _write_states(self, rows: list[_StateRow]) -> list[bool]:
+        """Write `rows` in order, in one transaction; whether each was written (see `_put_states`)."""
+        reconnected, written = await self._submit(partial(self._checked_put_states, rows))
+        self._forget_held(reconnected)
+        return written
+
+    def _checked_put_states(self, rows: list[_StateRow]) -> tuple[bool, list[bool]]:
+        """`_put_states`, after reopening a replaced or emptied file when a row checks the marker."""
+        reconnected = any(expected is not None for _, _, expected in rows) and self._reconnect_if_replaced()
+        return reconnected, self._with_conn(partial(_put_states, rows))
 
     # --- alert history ------------------------------------------------------------------------------------
 
@@ -819,10 +853,27 @@ def _state_rows(sources: list[str], conn: sqlite3.Connection) -> list[tuple[str,
     return conn.execute(sql, sources).fetchall()
 
 
-def _put_states(rows: list[tuple[str, str]], conn: sqlite3.Connection) -> None:
-    """Replace the stored states of (source, data) `rows`, in one transaction."""
+def _put_states(rows: list[_StateRow], conn: sqlite3.Connection) -> list[bool]:
+    """Replace the stored states of `rows` whose marker id is None or the file's marker's, in one
+    transaction (which reads the marker, so no other process replaces it meanwhile); whether each was."""
     with _immediate(conn):
-        conn.executemany(f"INSERT OR REPLACE INTO {k.SOURCES} (source, data) VALUES (?, ?)", rows)
+        marker = _marker(_marker_json(conn)) if any(m is not None for _, _, m in rows) else None
+        held = marker.id if marker is not None else None
+        written = [expected is None or expected == held for _, _, expected in rows]
+        kept = [(source, data) for (source, data, _), ok in zip(rows, written, strict=True) if ok]
+        conn.executemany(f"INSERT OR REPLACE INTO {k.SOURCES} (source, data) VALUES (?, ?)", kept)
+    return written
+
+
+def _marker_json(conn: sqlite3.Connection) -> str | None:
+    """The identity marker's JSON, or None."""
+    row = conn.execute(f"SELECT value FROM {k.META} WHERE name = ?", (k.MARKER_NAME,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def _marker(raw: str | None) -> StoreMarker | None:
+    """The marker stored as `raw` JSON, or None."""
+    return StoreMarker.from_dict(json.loads(raw)) if raw is not None else None
 
 
 def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> Any:
