@@ -386,10 +386,8 @@ class Pipeline:
         if error is None and (health := observe(after.health, fingerprint, now)) is not after.health:
             after = replace(after, health=health)  # the listing changed (a 304 leaves the health as it was)
         recorded = await self._record_poll(name, after, owed, forgot, now)
-        if recorded is None:
-            return SourceRun(
-                name, "skipped"
-            )  # it forgot during the poll: the next poll is the source's first
+        if recorded is None:  # it forgot during the poll: the next poll is the source's first
+            return SourceRun(name, "skipped")
         after, ops_alert = recorded
         entries = len(result.entries) if result is not None else 0
         facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
