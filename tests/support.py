@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -36,6 +37,21 @@ match:
     - any: ["rare earth", "magnet"]
     - any: ["shortage", "halts production"]
 """
+
+
+def store_forgetter(db: Path, client: Any | None) -> Callable[[], Awaitable[None]]:
+    """A coroutine function that makes a store forget everything, as an operator's mistake would: FLUSHALL
+    on the Redis `client`, else a zero-byte file moved over the SQLite file `db`."""
+
+    async def forget() -> None:
+        if client is not None:
+            await client.flushall()
+        else:
+            empty = db.with_name("empty.db")
+            empty.write_bytes(b"")
+            empty.replace(db)
+
+    return forget
 
 
 def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:

@@ -23,7 +23,7 @@ from rarewatch.runtime import Runtime, open_runtime
 from rarewatch.settings import Settings
 from rarewatch.store.base import Store
 from rarewatch.store_identity import OPERATIONAL_CATEGORY, init_marker
-from tests.support import TEST_RULES, FeedServer, feed_server, rss, webhook_receiver
+from tests.support import TEST_RULES, FeedServer, feed_server, rss, store_forgetter, webhook_receiver
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 STORY = {
@@ -92,13 +92,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         client = aioredis.from_url(store_url)
         await client.flushdb()
 
-    async def forget() -> None:
-        if client is not None:
-            await client.flushall()
-        else:
-            empty = tmp_path / "empty.db"
-            empty.write_bytes(b"")
-            empty.replace(db)
+    forget = store_forgetter(db, client)
 
     (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
     async with feed_server() as feeds, webhook_receiver() as hook:

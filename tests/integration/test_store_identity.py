@@ -24,7 +24,7 @@ from rarewatch.runtime import open_runtime
 from rarewatch.scheduler import Poller
 from rarewatch.settings import Settings
 from rarewatch.store_identity import OPERATIONAL_CATEGORY, OPERATIONAL_TITLE_PREFIX
-from tests.support import TEST_RULES, feed_server, rss, webhook_receiver
+from tests.support import TEST_RULES, feed_server, rss, store_forgetter, webhook_receiver
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TITLES = [
@@ -152,13 +152,7 @@ async def test_a_store_that_forgets_during_a_fetch_re_sends_nothing(
     else:
         store_url = f"sqlite:///{db}"
 
-    async def forget() -> None:
-        if client is not None:
-            await client.flushall()
-        else:
-            empty = tmp_path / "empty.db"
-            empty.write_bytes(b"")
-            empty.replace(db)
+    forget = store_forgetter(db, client)
 
     (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
     stories = [item(n, title, timedelta(minutes=n + 1)) for n, title in enumerate(TITLES)]
