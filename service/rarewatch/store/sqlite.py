@@ -678,8 +678,9 @@ def _create_marker(raw: str, conn: sqlite3.Connection) -> str:
     with _immediate(conn):
         sql = f"INSERT INTO {k.META} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
         conn.execute(sql, (k.MARKER_NAME, raw))
-        row = conn.execute(f"SELECT value FROM {k.META} WHERE name = ?", (k.MARKER_NAME,)).fetchone()
-    return str(row[0])
+        stored = _marker_json(conn)
+    assert stored is not None  # inserted, or already there, in this transaction
+    return stored
 
 
 def _held_rows(keys: list[str], now_us: int, conn: sqlite3.Connection) -> dict[str, Held]:
