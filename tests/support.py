@@ -39,6 +39,14 @@ match:
 """
 
 
+def replace_with_empty_file(db: Path) -> None:
+    """Move a zero-byte file over the SQLite file `db`, as `cp /dev/null` through a temporary file, or a
+    restore, does (the store's open connection still reads the old file)."""
+    empty = db.with_name("empty.db")
+    empty.write_bytes(b"")
+    empty.replace(db)
+
+
 def store_forgetter(db: Path, client: Any | None) -> Callable[[], Awaitable[None]]:
     """A coroutine function that makes a store forget everything, as an operator's mistake would: FLUSHALL
     on the Redis `client`, else a zero-byte file moved over the SQLite file `db`."""
@@ -47,9 +55,7 @@ def store_forgetter(db: Path, client: Any | None) -> Callable[[], Awaitable[None
         if client is not None:
             await client.flushall()
         else:
-            empty = db.with_name("empty.db")
-            empty.write_bytes(b"")
-            empty.replace(db)
+            replace_with_empty_file(db)
 
     return forget
 

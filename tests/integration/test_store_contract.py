@@ -49,6 +49,7 @@ from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, Store
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_client import RedisClient, close, connect
 from rarewatch.store.sqlite import SQLiteStore
+from tests.support import replace_with_empty_file
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # on the hour: the start of an hour-long counting window
 WEEK = timedelta(days=7)
@@ -851,16 +852,13 @@ async def test_sqlite_state_reads_and_checked_writes_notice_a_replaced_file(tmp_
     try:
         marker = await store.create_marker(StoreMarker.new(T0))
         await store.put_source_state("mofcom", SourceState(etag='"v1"'))
-        empty = tmp_path / "empty.db"
-        empty.write_bytes(b"")
-        empty.replace(path)
+        replace_with_empty_file(path)
         # Refused: the new file has no marker (not written into the old file through the old connection).
         assert await store.put_source_state_if_marker("mofcom", SourceState(etag='"v2"'), marker.id) is False
         assert await store.get_marker_and_source_state("mofcom") == (None, None)
         await store.create_marker(StoreMarker.new(T0 + SEC))
         await store.put_source_state("mofcom", SourceState(etag='"v3"'))
-        empty.write_bytes(b"")
-        empty.replace(path)
+        replace_with_empty_file(path)
         assert await store.get_marker_and_source_state("mofcom") == (None, None)  # reopened on a read too
     finally:
         await store.close()
@@ -874,9 +872,7 @@ async def test_sqlite_notices_its_file_replaced_by_an_empty_one(tmp_path: Path) 
         marker = await store.create_marker(StoreMarker.new(T0))
         assert await claim_alert(store, 1)
         assert await store.get_marker() == marker
-        empty = tmp_path / "empty.db"
-        empty.write_bytes(b"")
-        empty.replace(path)  # what `cp /dev/null state.db` via a temporary file, or a restore, does
+        replace_with_empty_file(path)  # what `cp /dev/null state.db` via a temporary file, or a restore, does
         assert await store.get_marker() is None  # reopened: the new file has no marker...
         assert await claim_alert(store, 1)  # ...and none of the old claims (the guard marks all seen)
         assert await store.create_marker(StoreMarker.new(T0 + SEC)) != marker

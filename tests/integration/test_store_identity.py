@@ -24,7 +24,14 @@ from rarewatch.runtime import open_runtime
 from rarewatch.scheduler import Poller
 from rarewatch.settings import Settings
 from rarewatch.store_identity import OPERATIONAL_CATEGORY, OPERATIONAL_TITLE_PREFIX
-from tests.support import TEST_RULES, feed_server, rss, store_forgetter, webhook_receiver
+from tests.support import (
+    TEST_RULES,
+    feed_server,
+    replace_with_empty_file,
+    rss,
+    store_forgetter,
+    webhook_receiver,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TITLES = [
@@ -88,9 +95,7 @@ async def test_a_store_that_lost_its_memory_re_sends_nothing(
             if backend == "redis":
                 await client.flushall()
             else:
-                empty = tmp_path / "empty.db"
-                empty.write_bytes(b"")
-                empty.replace(db)
+                replace_with_empty_file(db)
             clock.advance(timedelta(minutes=10))
             with caplog.at_level(logging.ERROR, logger="rarewatch"):
                 await poller.poll(runtime.sources[0])
