@@ -85,7 +85,8 @@ _BLOCK_TAGS = frozenset(
 _CELL_TAGS = frozenset({"td", "th"})
 # Invisible characters that split words without showing: soft hyphen, zero-width space/joiners, word
 # joiner, BOM. Removed so that "rare\u00adearth" matches "rare earth" rules.
-_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_INVISIBLE_CHARS = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 # A lone UTF-16 surrogate (a JSON "\\ud800", an XML/HTML "&#55296;") is not a character: no UTF-8 encoder
 # takes it, so one in a title would crash every later write (files, HTTP bodies). Replaced by U+FFFD.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -93,8 +94,13 @@ REPLACEMENT = "\ufffd"
 
 
 def without_invisible(s: str) -> str:
-    """`s` without the invisible characters `plain_text` removes (soft hyphen, zero-width ones, BOM)."""
-    return _INVISIBLE.sub("", s)
+    """`s` without the invisible characters `plain_text` removes (soft hyphen, zero-width ones, BOM).
+    For a large text (`rarewatch match`'s blocks of lines): a `str.replace` for each of the few
+    characters present costs several times less than a regex substitution over the whole text."""
+    for char in _INVISIBLE_CHARS:
+        if char in s:
+            s = s.replace(char, "")
+    return s
 
 
 def valid_unicode(s: str) -> str:

@@ -17,7 +17,7 @@ import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
+from rarewatch.normalize import plain_text, plain_texts_joined, without_invisible
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
@@ -206,26 +206,48 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     closed = [False] * len(lines)
     if explain:
         return closed
-    verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
+    text = "\n".join(lines)
+    if _verbatim(text):  # the common case: every line is (one test of the block, not one per line)
+        if text.isascii():
+            return ruleset.gate_closed_lines(fold_ascii_lines(text))
+        verbatim: Sequence[int] = range(len(lines))
+    else:
+        verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
     plain = [i for i in verbatim if lines[i].isascii()]
     if plain:
         folded = fold_ascii_lines("\n".join(lines[i] for i in plain))
         for i, shut in zip(plain, ruleset.gate_closed_lines(folded), strict=True):
             closed[i] = shut
-    # The others as their plain texts are made (NFKC, invisible characters out), then folded; lines
-    # that `fold_lines` would refuse (Traditional characters, a character lower-casing lengthens) are
-    # left to their item's own gate, so as not to hold back the rest of the block.
-    other = [i for i in verbatim if not lines[i].isascii() and _foldable(lines[i])]
-    if other:
-        text = "\n".join(lines[i] for i in other)
-        folded_other = fold_lines(unicodedata.normalize("NFKC", without_invisible(valid_unicode(text))))
-        if folded_other is not None:
-            for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
-                closed[i] = shut
+    # The others as their plain texts are made (NFKC, invisible characters out), then folded, all
+    # together; where `fold_lines` refuses them (Traditional characters, a character lower-casing
+    # lengthens, a lone surrogate), again without the lines that hold such a character, which are left
+    # to their item's own gate, so as not to hold back the rest of the block.
+    other = [i for i in verbatim if not lines[i].isascii()]
+    folded_other = _fold_other(lines, other)
+    if folded_other is None:
+        other = [i for i in other if _foldable(lines[i])]
+        folded_other = _fold_other(lines, other)
+    if folded_other is not None:
+        for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
+            closed[i] = shut
     return closed
 
 
+def _fold_other(lines: Sequence[str], indexes: Sequence[int]) -> bytes | None:
+    """`fold_lines` of the plain texts of `lines[i]` for `i` in `indexes`, joined by newlines; None
+    when there are none or `fold_lines` refuses them."""
+    if not indexes:
+        return None
+    text = "\n".join(lines[i] for i in indexes)
+    return fold_lines(unicodedata.normalize("NFKC", without_invisible(text)))
+
+
 def _foldable(line: str) -> bool:
+    """Whether `fold_lines` takes the line: the check it makes before folding, and no lone surrogate."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return lower_in_place(line) is not None
 
 

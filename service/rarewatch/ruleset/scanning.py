@@ -70,8 +70,12 @@ class Scanner:
         quick = (_str_automaton(ascii_keys), _str_automaton(other_keys))
         if not other_keys:
             return quick, None
+        # Leftmost-first: a line holding a key still gives a match (the search restarts after each
+        # match, and no match spans a newline), and this library searches such an automaton faster.
         lines = ahocorasick_rs.BytesAhoCorasick(
-            [key.encode("utf-8") for key in other_keys], implementation=ahocorasick_rs.Implementation.DFA
+            [key.encode("utf-8") for key in other_keys],
+            implementation=ahocorasick_rs.Implementation.DFA,
+            matchkind=ahocorasick_rs.MatchKind.LeftmostFirst,
         )
         return quick, lines
 

@@ -38,12 +38,13 @@ _ASCII_FOLD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f",
     b"abcdefghijklmnopqrstuvwxyz             ",
 )
-# `_ASCII_FOLD` keeping "\n": many lines folded at once stay one per line (`fold_ascii_lines`).
+# `_ASCII_FOLD` keeping "\n" (many lines folded at once stay one per line) and the double quote (in a
+# JSON line without escapes every one is the JSON's own, around a string or a key, and folding them to
+# spaces would leave two spaces to collapse at every `": "` and `", "`): `fold_ascii_lines`.
 _ASCII_FOLD_LINES = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\"\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
-    b"abcdefghijklmnopqrstuvwxyz            ",
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-'`\t\r\x0b\x0c\x1c\x1d\x1e\x1f",
+    b"abcdefghijklmnopqrstuvwxyz           ",
 )
-_SPACES = re.compile(b"  +")
 # What `str.split` takes for whitespace (`str.isspace`), but the newline: folded to spaces line by line.
 WHITESPACE = (
     "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
@@ -52,6 +53,9 @@ WHITESPACE = (
 # Separators only, case kept: the case-sensitive twin of `_ASCII_FOLD`.
 _ASCII_SEPARATORS = bytes.maketrans(b"-'`\"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"             ")
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
+# What `fold_lines` turns into spaces: the separators but the double quote (see `_ASCII_FOLD_LINES`), and
+# what `str.split` takes for whitespace but the newline.
+_LINE_SPACES = tuple(c for c in _SEPARATORS if c != '"')
 _TOKEN = re.compile(r"\S+")
 
 # (British, American) pairs folded to the second spelling; every variant is searched.
@@ -142,34 +146,48 @@ def lower_in_place(text: str) -> str | None:
 
 
 def fold_ascii_lines(text: str) -> bytes:
-    """ASCII `text` folded as search texts are (lower case; separators and whitespace but "\n" to
-    spaces; runs of spaces collapsed), line by line, as bytes. The search text of any ASCII substring
-    of a line (one without a "\n", tags or entities) is a substring of that line's fold: the fold is
-    one character for one, and collapsing a whole line collapses every run inside the substring too.
-    One call for many lines: a prefilter asks an automaton about all of them at once."""
-    folded = text.encode("ascii").translate(_ASCII_FOLD_LINES)
-    return _SPACES.sub(b" ", folded) if b"  " in folded else folded
+    """ASCII `text` folded as search texts are (lower case; separators and whitespace but "\n" and the
+    double quote to spaces; runs of spaces collapsed), line by line, as bytes. The search text of any
+    ASCII substring of a line without a double quote (a string of a JSON line without escapes, which
+    ends at a quote: no tag, no entity) is a substring of that line's fold: the fold is one character
+    for one, and collapsing a whole line collapses every run inside the substring too. One call for many
+    lines: a prefilter asks an automaton about all of them at once (no key holds a double quote, which
+    search texts fold to a space)."""
+    return _squeeze(text.encode("ascii").translate(_ASCII_FOLD_LINES))
+
+
+def _squeeze(folded: bytes) -> bytes:
+    """`folded` with every run of spaces made one: `bytes.replace` halves the runs on each pass, and is
+    several times faster than a regex substitution (most runs are one or two spaces long)."""
+    while b"  " in folded:
+        folded = folded.replace(b"  ", b" ")
+    return folded
 
 
 def fold_lines(text: str) -> bytes | None:
     """`fold_ascii_lines` for text that is not pure ASCII, as UTF-8: NFKC text without invisible
-    characters or lone surrogates (as plain texts are) lower-cased and folded, whitespace but "\\n"
-    collapsed to single spaces. The search text of a substring of a line that is bounded by characters
-    that are stable for NFKC and stop the final sigma rule (a JSON string's quotes) is a substring of
-    the line's fold, as every step goes character by character or whitespace run by run. None when that
-    would not hold: Traditional characters (converted by phrases), a character lower-casing lengthens
-    (`_lower` then goes character by character)."""
+    characters (as plain texts are) lower-cased and folded, whitespace but "\n" collapsed to single
+    spaces, double quotes kept. The search text of a substring of a line that holds no double quote and
+    is bounded by characters that are stable for NFKC and stop the final sigma rule (a JSON string's
+    quotes) is a substring of the line's fold, as every step goes character by character or whitespace
+    run by run. None when that would not hold: Traditional characters (converted by phrases), a
+    character lower-casing lengthens (`_lower` then goes character by character), or a lone surrogate
+    (which a plain text replaces: the lines are then asked one by one)."""
     low = lower_in_place(text)
     if low is None:
         return None
-    # A regex and `str.replace` rather than `str.translate`, which looks up every character in Python.
-    folded = _SEPARATOR.sub(" ", low) if _SEPARATOR.search(low) else low
+    # `str.replace` for the few characters present rather than `str.translate`, which looks up every
+    # character in Python, or a regex substitution.
+    for space in _LINE_SPACES:
+        if space in low:
+            low = low.replace(space, " ")
     for space in WHITESPACE:
-        if space in folded:
-            folded = folded.replace(space, " ")
-    while "  " in folded:
-        folded = folded.replace("  ", " ")
-    return folded.encode("utf-8")
+        if space in low:
+            low = low.replace(space, " ")
+    try:
+        return _squeeze(low.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
 
 
 def joined_search_text(plain: str) -> str | None:

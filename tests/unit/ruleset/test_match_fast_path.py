@@ -199,3 +199,26 @@ def test_the_line_fold_takes_for_whitespace_what_str_split_takes() -> None:
     assert folded == "rare earth export ban\nοδος".encode()
     assert fold_lines("許可證") is None, "Traditional text is left to each item's own gate"
     assert fold_lines("İstanbul") is None
+
+
+def test_a_block_is_folded_whole_only_when_every_line_holds_its_texts_verbatim(ruleset: Ruleset) -> None:
+    """The block is folded in one piece when no line has an escape, a tag or an entity; one line that
+    spells a gate key only through an escape keeps it from that, and is asked on its own."""
+    weather = [json.dumps({"id": n, "title": "Weather for the week"}) for n in range(20)]
+    ascii_block = [*weather, '{"id": "e", "title": "galli\\u0075m export ban"}']
+    closed = gate_closed(ruleset, ascii_block, False)
+    assert closed[-1] is False, "an escaped key is not wrongly closed"
+    assert all(closed[:-1]), "and the other lines still are"
+    mixed = [*weather, json.dumps({"title": "天气预报"}, ensure_ascii=False), ascii_block[-1]]
+    closed = gate_closed(ruleset, mixed, False)
+    assert closed[-1] is False
+    assert all(closed[:-1])
+
+
+def test_a_lone_surrogate_leaves_only_its_own_line_to_its_item(ruleset: Ruleset) -> None:
+    assert fold_lines("镓 \ud800") is None, "no UTF-8 for the automaton: the line is asked on its own"
+    lines = [json.dumps({"title": t}, ensure_ascii=False) for t in ("天气预报", "镓 \ud800", "今日新闻")]
+    assert gate_closed(ruleset, lines, False) == [True, False, True]
+    body, _ = encode_block(ruleset, (1, "\n".join(lines) + "\n"), False)
+    expected = [reference_line(ruleset, json.loads(line), n) + "\n" for n, line in enumerate(lines, 1)]
+    assert body.splitlines(keepends=True) == expected
