@@ -179,22 +179,61 @@ def encode_block(ruleset: Ruleset | MatchCore, block: tuple[int, str], explain: 
     that (reported only if a later block shows they are not trailing)."""
     first, text = block
     pieces = text.split("\n")
-    last = pieces.pop()  # "" when the block ends with a newline, else the input's last line
-    lines = [piece + "\n" for piece in pieces]  # as a text file yields them, newline kept (error columns)
-    if last:
-        pieces.append(last)
-        lines.append(last)
+    if pieces[-1]:  # the input's last line, without a newline
+        with_newline = len(pieces) - 1
+    else:
+        pieces.pop()
+        with_newline = len(pieces)
     closed = gate_closed(ruleset, pieces, explain)
     out: list[str] = []
     blanks: list[int] = []
-    for number, line, shut in zip(range(first, first + len(lines)), lines, closed, strict=True):
-        if not line.strip():
+    for index, (piece, shut) in enumerate(zip(pieces, closed, strict=True)):
+        number = first + index
+        if not piece or piece.isspace():
             blanks.append(number)
             continue
-        out.extend(blank_line(blank) for blank in blanks)
-        blanks.clear()
+        if blanks:
+            out.extend(blank_line(blank) for blank in blanks)
+            blanks.clear()
+        if shut and (encoded := _closed_item_line(piece, number)) is not None:
+            out.append(encoded)
+            continue
+        # As a text file yields the line, newline kept (an error's column counts from its start).
+        line = piece + "\n" if index < with_newline else piece
         out.append(encode_line(ruleset, line, number, explain, shut))
     return "".join(out), blanks
+
+
+def _closed_item_line(line: str, number: int) -> str | None:
+    """The output line of input line `number` when the gate is known to be closed on its item: what
+    `encode_line` gives, for the common item (a JSON object, texts, source and lang strings or null, an
+    id that is a string, an integer or missing), without building a record to encode; None for anything
+    else (an error, another kind of id), which `encode_line` then answers."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict:
+        return None
+    get = data.get
+    if (
+        not {
+            type(get("title")),
+            type(get("summary")),
+            type(get("content")),
+            type(get("source")),
+            type(get("lang")),
+        }
+        <= _TEXT_TYPES
+    ):
+        return None
+    item_id = get("id")
+    if item_id is None:
+        return f'{{"id":{number},"matches":[]}}\n'
+    if type(item_id) is not str and type(item_id) is not int:  # a float, a bool, a list: `_decode`
+        return None
+    # What orjson decodes, it encodes (it reads an integer beyond 64 bits as a float, not handled here).
+    return '{"id":' + orjson.dumps(item_id).decode() + ',"matches":[]}\n'
 
 
 def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool) -> list[bool]:

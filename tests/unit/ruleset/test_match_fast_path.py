@@ -222,3 +222,49 @@ def test_a_lone_surrogate_leaves_only_its_own_line_to_its_item(ruleset: Ruleset)
     body, _ = encode_block(ruleset, (1, "\n".join(lines) + "\n"), False)
     expected = [reference_line(ruleset, json.loads(line), n) + "\n" for n, line in enumerate(lines, 1)]
     assert body.splitlines(keepends=True) == expected
+
+
+def test_lines_the_gate_is_closed_on_are_written_as_each_line_alone_writes_them(ruleset: Ruleset) -> None:
+    """A line the block pass closes the gate on is answered without a record to encode when it is a
+    plain item; any other kind of id, a text that is not one, a line that is no object: as alone."""
+    ids = ['"s"', '"été 😀"', "5", "-17", "0", "18446744073709551615", "-9223372036854775808"]
+    ids += ["18446744073709551616", "12345678901234567890123", "1.5", "1.0", "1e400", "NaN", "-0.0"]
+    ids += ["true", "false", "null", "[1, 2]", '{"id": "x"}']
+    lines = [f'{{"id": {i}, "title": "Weather for the week"}}' for i in ids]
+    lines += [
+        '{"title": "Weather for the week"}',
+        '{"title": 5}',
+        '{"title": "Weather", "summary": ["x"]}',
+        '{"title": "Weather", "content": {}}',
+        '{"title": "Weather", "source": 5}',
+        '{"title": "Weather", "lang": true}',
+        '{"title": "Weather", "source": "s", "lang": "en", "summary": null}',
+        "[1, 2]",
+        '"Weather"',
+        "42",
+        "null",
+        '{"title": "Weather"',
+        '{"title": "Weather"} trailing',
+        '{"id": "first", "id": "second", "title": "Weather"}',
+        '{"title": "天气预报", "id": "zh"}',
+    ]
+    closed = gate_closed(ruleset, lines, False)
+    assert all(closed), "every line is one the gate is closed on"
+    for text in ("\n".join(lines) + "\n", "\n".join(lines)):
+        body, _ = encode_block(ruleset, (1, text), False)
+        alone = [encode_line(ruleset, line + "\n", n, False) for n, line in enumerate(lines, start=1)]
+        assert body.splitlines(keepends=True)[:-1] == alone[:-1]
+        assert body.splitlines(keepends=True)[-1] == alone[-1]
+
+
+def test_a_line_of_whitespace_in_a_block_is_a_blank_line(ruleset: Ruleset) -> None:
+    lines = ['{"id": 1, "title": "Weather"}', "   ", "\t", "", '{"id": 5, "title": "Weather"}', " ", ""]
+    body, trailing = encode_block(ruleset, (1, "\n".join(lines) + "\n"), False)
+    assert body.splitlines() == [
+        '{"id":1,"matches":[]}',
+        '{"id":2,"matches":[],"error":"empty line"}',
+        '{"id":3,"matches":[],"error":"empty line"}',
+        '{"id":4,"matches":[],"error":"empty line"}',
+        '{"id":5,"matches":[]}',
+    ]
+    assert trailing == [6, 7]
