@@ -10,12 +10,12 @@ examples, the API, a configuration's route check) loads the whole `Ruleset`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from rarewatch.ruleset import chinese
-from rarewatch.ruleset.nodes import Node
+from rarewatch.ruleset.nodes import AllOf, AnyOf, Node, NoneOf, Scan, TermSet
 from rarewatch.ruleset.scanning import Scanner
 
 
@@ -46,10 +46,17 @@ class MatchCore:
         self._triggers = triggers
         self._always = always
         self._scanner = scanner
+        self._tests = [compile_test(rule.expr) for rule in self.rules]
+
+    def __getstate__(self) -> dict[str, object]:
+        """The rules' compiled tests (functions made at run time) do not pickle: they are made again."""
+        return {k: v for k, v in self.__dict__.items() if k != "_tests"}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as a `Ruleset` does."""
+        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as a `Ruleset` does, and
+        make the rules' tests again."""
         self.__dict__.update(state)
+        self._tests = [compile_test(rule.expr) for rule in self.rules]
         chinese.warm_up()
 
     def cannot_fire(self, search: str) -> bool:
@@ -74,8 +81,40 @@ class MatchCore:
         if not candidates:
             return []
         self._scanner.filter(scan)
-        rules = self.rules
-        return [rules[i] for i in candidates if rules[i].expr.test(scan, rules[i].fields)]
+        rules, tests, found_in = self.rules, self._tests, scan.found_in
+        return [rules[i] for i in candidates if tests[i](scan, rules[i].fields, found_in(rules[i].fields))]
+
+
+# A rule's expression as one function: `test(scan, fields, scan.found_in(fields))`.
+RuleTest = Callable[[Scan, int, frozenset[int]], bool]
+
+
+def compile_test(expr: Node) -> RuleTest:
+    """`expr.test` as one Python function: `all`, `any` and `none` become `and`, `or` and `not`, in the
+    order of their children, and a term set one set test against the terms found in the rule's fields
+    (worked out once per rule, not once per term set); `near` and regex nodes are called as they are.
+    What it answers is `expr.test(scan, fields)`, with the same children tried in the same order: an
+    item that opens the gate wakes about ten rules, and the calls of a tree of nodes were most of their
+    cost."""
+    constants: list[object] = []
+    source = f"def test(scan, fields, found):\n    return {_source(expr, constants)}\n"
+    namespace: dict[str, object] = {f"c{i}": c for i, c in enumerate(constants)}
+    exec(compile(source, "<rule test>", "exec"), namespace)  # our own source: no input in it
+    test: RuleTest = namespace["test"]  # type: ignore[assignment]
+    return test
+
+
+def _source(node: Node, constants: list[object]) -> str:
+    """The Python expression of `node.test(scan, fields)`, its objects named `c0`, `c1`… in `constants`."""
+    if isinstance(node, AllOf | AnyOf | NoneOf):
+        parts = [_source(child, constants) for child in node.children]
+        if isinstance(node, AllOf):
+            return "(" + " and ".join(parts) + ")" if parts else "True"
+        either = "(" + " or ".join(parts) + ")" if parts else "False"
+        return either if isinstance(node, AnyOf) else f"(not {either})"
+    constants.append(node.tids if isinstance(node, TermSet) else node)
+    name = f"c{len(constants) - 1}"
+    return f"(not {name}.isdisjoint(found))" if isinstance(node, TermSet) else f"{name}.test(scan, fields)"
 
 
 class _Candidate(Protocol):

@@ -16,6 +16,7 @@ from rarewatch.normalize import plain_text, plain_texts_joined
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache, load_core
+from rarewatch.ruleset.core import compile_test
 from rarewatch.ruleset.schema import Example
 from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
@@ -268,3 +269,22 @@ def test_a_line_of_whitespace_in_a_block_is_a_blank_line(ruleset: Ruleset) -> No
         '{"id":5,"matches":[]}',
     ]
     assert trailing == [6, 7]
+
+
+def test_each_rule_s_compiled_test_answers_as_its_tree_of_nodes(ruleset: Ruleset) -> None:
+    """`match` asks each woken rule one function made from its expression (`core.compile_test`): on the
+    items that get that far, its answer is the expression's own, rule by rule, with or without source."""
+    core, asked, held = ruleset.core, 0, 0
+    for data in items(ruleset):
+        texts = tuple(plain_text(data.get(k) or "") for k in FIELDS)
+        scan = core._scanner.scan(texts, gated=False)
+        assert scan is not None
+        core._scanner.filter(scan)
+        for rule in core.rules:
+            test = compile_test(rule.expr)
+            answer = test(scan, rule.fields, scan.found_in(rule.fields))
+            assert answer == rule.expr.test(scan, rule.fields), (rule.id, data)
+            asked += 1
+            held += answer
+    assert held > 300, "many rules hold"
+    assert asked - held > 300, "and many do not"
