@@ -17,7 +17,7 @@ import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import plain_text, plain_texts_joined, valid_unicode, without_invisible
+from rarewatch.normalize import has_pinyin, plain_text, plain_texts_joined, valid_unicode, without_invisible
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
@@ -217,8 +217,15 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     # left to their item's own gate, so as not to hold back the rest of the block.
     other = [i for i in verbatim if not lines[i].isascii() and _foldable(lines[i])]
     if other:
-        text = "\n".join(lines[i] for i in other)
-        folded_other = fold_lines(unicodedata.normalize("NFKC", without_invisible(valid_unicode(text))))
+        text = unicodedata.normalize(
+            "NFKC", without_invisible(valid_unicode("\n".join(lines[i] for i in other)))
+        )
+        if has_pinyin(text):  # rare: pinyin taken out of a plain text may join a key, so ask those one by one
+            kept = [
+                (i, line) for i, line in zip(other, text.split("\n"), strict=True) if not has_pinyin(line)
+            ]
+            other, text = [i for i, _ in kept], "\n".join(line for _, line in kept)
+        folded_other = fold_lines(text) if other else None
         if folded_other is not None:
             for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
                 closed[i] = shut
