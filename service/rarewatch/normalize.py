@@ -91,6 +91,14 @@ _INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 # takes it, so one in a title would crash every later write (files, HTTP bodies). Replaced by U+FFFD.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+# Pinyin that some mirror sites and content farms write after Chinese characters, "生產(chǎn)中斷(duàn)": it
+# splits every Chinese term it falls inside, so it is taken out. A lower-case syllable of at most six
+# letters with a tone mark, in parentheses, right after a Han character (full-width parentheses are
+# ASCII once NFKC has run). "(Reuters)", "(ppm)", "(Nd)" and "(lu)" are no such syllable and stay.
+_TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
+_PINYIN = re.compile(
+    f"(?<=[\u3400-\u4dbf\u4e00-\u9fff])\\((?=[a-zü]{{0,5}}[{_TONED}])[a-zü{_TONED}]{{1,6}}\\)"
+)
 
 
 def without_invisible(s: str) -> str:
@@ -101,6 +109,16 @@ def without_invisible(s: str) -> str:
         if char in s:
             s = s.replace(char, "")
     return s
+
+
+def without_pinyin(s: str) -> str:
+    """`s` (NFKC) without the pinyin syllables injected after Chinese characters (see `_PINYIN`)."""
+    return _PINYIN.sub("", s) if "(" in s else s
+
+
+def has_pinyin(s: str) -> bool:
+    """Whether NFKC text `s` holds a pinyin syllable that `plain_text` would take out."""
+    return "(" in s and _PINYIN.search(s) is not None
 
 
 def valid_unicode(s: str) -> str:
@@ -239,11 +257,11 @@ def _replace_tag(m: re.Match[str]) -> str:
 
 def plain_text(s: str) -> str:
     """Text for matching and display: HTML stripped as by `html_to_text`, Unicode NFKC, invisible
-    characters removed, all whitespace collapsed to single spaces. NFKC folds full-width forms
-    (ＥＸＰＯＲＴ，１２３) to ASCII."""
+    characters and injected pinyin removed, all whitespace collapsed to single spaces. NFKC folds
+    full-width forms (ＥＸＰＯＲＴ，１２３) to ASCII."""
     s = _strip_html(s)
     if not s.isascii():  # ASCII is already NFKC: skip the normalisation, the common case in English
-        s = unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, s)))
+        s = without_pinyin(unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, s))))
     return " ".join(s.split())
 
 
@@ -259,7 +277,9 @@ def plain_texts_joined(texts: Sequence[str]) -> str | None:
     if "<" in raw or "&" in raw or raw.count("\0") != len(texts) - 1:
         return None
     if not raw.isascii():
-        raw = unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, raw)))
+        raw = without_pinyin(
+            unicodedata.normalize("NFKC", _INVISIBLE.sub("", _SURROGATE.sub(REPLACEMENT, raw)))
+        )
     return " ".join(raw.split()).replace(" \0", "\0").replace("\0 ", "\0")
 
 

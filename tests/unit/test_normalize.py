@@ -139,6 +139,17 @@ def test_plain_text_on_chinese_html() -> None:
     assert plain_text(html) == "商务部 海关总署公告 对镓、锗相关物项实施出口管制(2023年)"
 
 
+def test_plain_text_takes_out_pinyin_injected_after_chinese_characters() -> None:
+    # Mirror sites write a syllable after characters, full-width parentheses too: terms must meet again.
+    assert plain_text("格拉斯伯格礦生產(chǎn)中斷(duàn)，恢復（fù）運營") == "格拉斯伯格礦生產中斷,恢復運營"
+    assert plain_text("<p>稀(xī)土(tǔ)出口</p>") == "稀土出口"
+
+
+def test_plain_text_keeps_parentheses_that_are_no_pinyin() -> None:
+    kept = "稀土(Reuters)出口(ppm)镧(La)管制(lu) 2025(ā) price (chǎn)"
+    assert plain_text(kept) == kept
+
+
 # item_id
 
 

@@ -27,6 +27,7 @@ from rarewatch.evaluation import (
     load_labelled,
     rule_false_positives,
 )
+from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 
 
@@ -37,7 +38,7 @@ def score_pack(ruleset: Ruleset, items: Sequence[LabelledItem]) -> EvalReport:
 
 def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
     def predict(item: LabelledItem) -> set[str]:
-        fields = {"title": item.title, "summary": item.summary}
+        fields = {"title": plain_text(item.title), "summary": plain_text(item.summary)}
         return {m.category for m in ruleset.match_fields(fields, lang=item.lang)}
 
     return predict
@@ -45,7 +46,7 @@ def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
 
 def _firer(ruleset: Ruleset) -> Callable[[LabelledItem], list[tuple[str, str]]]:
     def fire(item: LabelledItem) -> list[tuple[str, str]]:
-        fields = {"title": item.title, "summary": item.summary}
+        fields = {"title": plain_text(item.title), "summary": plain_text(item.summary)}
         return [(m.rule, m.category) for m in ruleset.match_fields(fields, lang=item.lang)]
 
     return fire

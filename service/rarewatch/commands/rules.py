@@ -17,7 +17,7 @@ import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import plain_text, plain_texts_joined, without_invisible
+from rarewatch.normalize import has_pinyin, plain_text, plain_texts_joined, without_invisible
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
@@ -260,25 +260,32 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     # The others as their plain texts are made (NFKC, invisible characters out), then folded, all
     # together; where `fold_lines` refuses them (Traditional characters, a character lower-casing
     # lengthens, a lone surrogate), again without the lines that hold such a character, which are left
-    # to their item's own gate, so as not to hold back the rest of the block.
+    # to their item's own gate, so as not to hold back the rest of the block. Lines with pinyin after
+    # Chinese characters are left to their own gate too: `plain_text` takes it out, which may join a key.
     other = [i for i in verbatim if not lines[i].isascii()]
-    folded_other = _fold_other(lines, other)
+    other, folded_other = _fold_other(lines, other)
     if folded_other is None:
-        other = [i for i in other if _foldable(lines[i])]
-        folded_other = _fold_other(lines, other)
+        other, folded_other = _fold_other(lines, [i for i in other if _foldable(lines[i])])
     if folded_other is not None:
         for i, shut in zip(other, ruleset.gate_closed_lines(folded_other), strict=True):
             closed[i] = shut
     return closed
 
 
-def _fold_other(lines: Sequence[str], indexes: Sequence[int]) -> bytes | None:
-    """`fold_lines` of the plain texts of `lines[i]` for `i` in `indexes`, joined by newlines; None
-    when there are none or `fold_lines` refuses them."""
-    if not indexes:
-        return None
-    text = "\n".join(lines[i] for i in indexes)
-    return fold_lines(unicodedata.normalize("NFKC", without_invisible(text)))
+def _fold_other(lines: Sequence[str], indexes: Sequence[int]) -> tuple[list[int], bytes | None]:
+    """The lines of `indexes` without those holding pinyin after Chinese characters (rare), and
+    `fold_lines` of their plain texts joined by newlines; None when there are none or `fold_lines`
+    refuses them."""
+    kept = list(indexes)
+    if not kept:
+        return kept, None
+    text = unicodedata.normalize("NFKC", without_invisible("\n".join(lines[i] for i in kept)))
+    if has_pinyin(text):
+        pairs = [(i, line) for i, line in zip(kept, text.split("\n"), strict=True) if not has_pinyin(line)]
+        kept, text = [i for i, _ in pairs], "\n".join(line for _, line in pairs)
+        if not kept:
+            return kept, None
+    return kept, fold_lines(text)
 
 
 def _foldable(line: str) -> bool:

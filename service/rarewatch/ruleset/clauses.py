@@ -5,7 +5,9 @@ between them. A field (title, summary, content) always ends a sentence: hits are
 fields.
 
 * sentence: `.` `!` `?` before a space or the end (not after a one-letter initial as in "u.s.", nor
-  after "no", "inc", "ltd", "co", "st", "vs", "mr", "dr"), `…`, and `。！？`.
+  after "no", "inc", "ltd", "co", "corp", "st", "vs", "mr", "dr", nor after the titles "gov", "sen",
+  "rep", "gen", "jr", "sr"), `…`, and `。！？`. Company suffixes and titles sit inside lists of named
+  parties: "adds A Corp. and B Inc. to its entity list" is one sentence.
 * clause: a sentence boundary, or `;` `；` `|`, and the words that start an unrelated item in a news
   wrap: "separately", "meanwhile", "elsewhere", "in other news", "另讯", "另一方面", "此外".
 
@@ -29,6 +31,7 @@ import re
 _SENTENCE = (
     r"[!?…。！？]"
     r"|(?<![^a-z0-9][a-z])(?<!\bno)(?<!\bco)(?<!\bst)(?<!\bvs)(?<!\bmr)(?<!\bdr)(?<!\binc)(?<!\bltd)"
+    r"(?<!\bcorp)(?<!\bgov)(?<!\bsen)(?<!\brep)(?<!\bgen)(?<!\bjr)(?<!\bsr)"
     r"\.(?= |$)"
 )
 _CLAUSE = (

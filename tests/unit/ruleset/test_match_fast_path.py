@@ -60,6 +60,10 @@ TRICKY = [
     "镓\u200b出口管制",
     "gallium \ud800 export ban",
     "ｇａｌｌｉｕｍ\u2028export ban",
+    # Pinyin injected after each character: no key is whole until `plain_text` takes it out.
+    "稀(xī)土(tǔ)出(chū)口(kǒu)管(guǎn)制(zhì)",
+    "镍矿生(shēng)产（chǎn）中断",
+    "稀土（Reuters）出口管制(ppm)",
 ]
 
 

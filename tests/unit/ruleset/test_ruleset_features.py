@@ -144,6 +144,9 @@ def test_two_letter_words_are_negators_only(write_rules: RuleWriter) -> None:
         ("clause", "Lynas shares rise. Meanwhile tariffs climb", False),
         ("clause", "Lynas shares rise, tariffs climb", True),  # commas do not end a clause
         ("clause", "U.S. tariffs on Lynas", True),  # "u.s." is no sentence end
+        ("sentence", "Tariffs on Lynas Corp. and its peers", True),  # nor a company suffix
+        ("sentence", "Sen. Lee wants tariffs on Lynas", True),  # nor a title
+        ("sentence", "Lynas shares rise. Gen. Lee wants tariffs", False),
         ("sentence", "Lynas shares rise; the EU extends tariffs", True),
         ("sentence", "Lynas shares rise. The EU extends tariffs", False),
         ("field", "Lynas shares rise. The EU extends tariffs", True),
@@ -154,6 +157,32 @@ def test_two_letter_words_are_negators_only(write_rules: RuleWriter) -> None:
 def test_near_scope(ruleset_of: Load, scope: str, title: str, expected: bool) -> None:
     ruleset = ruleset_of(rule("r", f"{{near: [[Lynas, 稀土], [tariff, 关税]], within: 12, scope: {scope}}}"))
     assert fired(ruleset, title) == (["r"] if expected else [])
+
+
+@pytest.mark.parametrize(
+    "abbreviation",
+    [
+        "No.",
+        "Inc.",
+        "Ltd.",
+        "Co.",
+        "Corp.",
+        "St.",
+        "vs.",
+        "Mr.",
+        "Dr.",
+        "Gov.",
+        "Sen.",
+        "Rep.",
+        "Gen.",
+        "Jr.",
+        "Sr.",
+    ],
+)
+def test_abbreviations_end_no_sentence(ruleset_of: Load, abbreviation: str) -> None:
+    ruleset = ruleset_of(rule("r", "{near: [Lynas, tariff], within: 12, scope: sentence}"))
+    assert fired(ruleset, f"Lynas and {abbreviation} Smith want tariffs") == ["r"]
+    assert fired(ruleset, f"Lynas and {abbreviation.lower().rstrip('.')}. Smith want tariffs") == ["r"]
 
 
 def test_the_field_boundary_is_always_a_boundary(ruleset_of: Load) -> None:
