@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import stat
 import sys
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
+
+# A lone UTF-16 surrogate: `json` reads one from "\\ud800", and no UTF-8 output can take it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_checked(
@@ -359,14 +363,25 @@ def _would_wait(fd: int) -> bool:
 
 def _encode(record: dict[str, Any]) -> str:
     """One output line: orjson, except for what only `json` writes as it was read (NaN and infinite
-    ids, which orjson writes as null; integers beyond 64 bits, which it refuses)."""
+    ids, which orjson writes as null; integers beyond 64 bits, which it refuses; a lone surrogate, a
+    JSON "\\ud800", which no UTF-8 output takes and which is written back escaped)."""
     item_id = record["id"]
     if isinstance(item_id, float) and not math.isfinite(item_id):
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"  # orjson writes null
+        return _json_line(record)  # orjson writes null
     try:
         return orjson.dumps(record).decode() + "\n"
     except orjson.JSONEncodeError:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        return _json_line(record)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """`record` as the standard library writes it, non-ASCII characters as they are, but escaped
+    throughout where the record holds a lone surrogate (an id read from "\\ud800"), so that the line
+    always encodes as UTF-8."""
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    if not line.isascii() and _SURROGATE.search(line):
+        line = json.dumps(record, separators=(",", ":"))
+    return line + "\n"
 
 
 def _decode(line: str) -> Any:

@@ -18,6 +18,7 @@ RULES = rule("ga", "{all: [gallium, export ban]}")
 def run(rules: Path, lines: str) -> str:
     out = io.StringIO()
     assert match_jsonl([rules], False, io.StringIO(lines), out) == 0
+    out.getvalue().encode("utf-8")  # as the command's standard output takes it: no lone surrogate
     return out.getvalue()
 
 
@@ -30,6 +31,8 @@ def run(rules: Path, lines: str) -> str:
         '{"id": Infinity, "title": "gallium export ban"}',
         '{"id": 1.5e300, "title": "x"}',
         '{"id": "稀土 \\ud83d\\ude00", "title": "Gallium export ban"}',
+        '{"id": "\\ud800", "title": "Gallium export ban"}',  # a lone surrogate: written back escaped
+        '{"id": ["稀土", "a\\udc00b"]}',
         '{"id": {"nested": [1, null, true]}}',
         '{"id": 7, "title": "a", "title": "Gallium export ban"}',  # a repeated key: the last one wins
     ],
