@@ -121,6 +121,11 @@ def has_pinyin(s: str) -> bool:
     return "(" in s and _PINYIN.search(s) is not None
 
 
+def has_lone_surrogate(s: str) -> bool:
+    """Whether `s` holds a lone surrogate (which `valid_unicode` replaces, and no UTF-8 output takes)."""
+    return not s.isascii() and _SURROGATE.search(s) is not None
+
+
 def valid_unicode(s: str) -> str:
     """`s` with every lone surrogate replaced by U+FFFD, so that it always encodes as UTF-8."""
     if s.isascii():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import select
 import stat
 import sys
@@ -18,7 +17,13 @@ import orjson
 
 from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
-from rarewatch.normalize import has_pinyin, plain_text, plain_texts_joined, without_invisible
+from rarewatch.normalize import (
+    has_lone_surrogate,
+    has_pinyin,
+    plain_text,
+    plain_texts_joined,
+    without_invisible,
+)
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.text import (
@@ -37,9 +42,6 @@ if TYPE_CHECKING:
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
-
-# A lone UTF-16 surrogate: `json` reads one from "\\ud800", and no UTF-8 output can take it.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_checked(
@@ -294,11 +296,7 @@ def _fold_other(lines: Sequence[str], indexes: Sequence[int]) -> tuple[list[int]
 
 def _foldable(line: str) -> bool:
     """Whether `fold_lines` takes the line: the check it makes before folding, and no lone surrogate."""
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return lower_in_place(line) is not None
+    return not has_lone_surrogate(line) and lower_in_place(line) is not None
 
 
 def _verbatim(line: str) -> bool:
@@ -379,7 +377,7 @@ def _json_line(record: dict[str, Any]) -> str:
     throughout where the record holds a lone surrogate (an id read from "\\ud800"), so that the line
     always encodes as UTF-8."""
     line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    if not line.isascii() and _SURROGATE.search(line):
+    if has_lone_surrogate(line):
         line = json.dumps(record, separators=(",", ":"))
     return line + "\n"
 
