@@ -207,6 +207,20 @@ async def test_match_reads_jsonl_and_writes_one_line_per_input(tmp_path: Path) -
     assert lines[3]["matches"] == []
 
 
+async def test_match_writes_back_an_id_holding_a_lone_surrogate(tmp_path: Path) -> None:
+    # JSON lets an id hold "\\ud800", which no UTF-8 output takes: written back escaped, never a traceback.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(TEST_RULES, encoding="utf-8")
+    items = b'{"id": "\\ud800", "title": "Rare-earth export licences tightened"}\n{"id": "ok"}\n'
+    for jobs in ("1", "2"):
+        code, out, err = await rarewatch("match", "--rules", str(rules), "--jobs", jobs, stdin=items)
+        assert code == 0, err
+        assert "Traceback" not in err
+        first, second = (json.loads(x) for x in out.splitlines())
+        assert first["id"] == "\ud800" and [m["rule"] for m in first["matches"]] == ["test-licensing"]
+        assert second == {"id": "ok", "matches": []}
+
+
 async def test_match_with_invalid_rules_exits_2(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("id: x\ntitle: t\ncategory: nonsense\nseverity: high\nmatch: {any: [a]}\n")
