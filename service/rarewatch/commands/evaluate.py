@@ -27,6 +27,7 @@ from rarewatch.evaluation import (
     load_labelled,
     rule_false_positives,
 )
+from rarewatch.models import Match
 from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 
@@ -36,18 +37,23 @@ def score_pack(ruleset: Ruleset, items: Sequence[LabelledItem]) -> EvalReport:
     return evaluate(items, _predictor(ruleset))
 
 
+def _matches(ruleset: Ruleset, item: LabelledItem) -> list[Match]:
+    """What `ruleset` fires on `item`, its title and summary matched as the service matches an item's
+    plain texts (as `rarewatch match` does)."""
+    fields = {"title": plain_text(item.title), "summary": plain_text(item.summary)}
+    return ruleset.match_fields(fields, lang=item.lang)
+
+
 def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
     def predict(item: LabelledItem) -> set[str]:
-        fields = {"title": plain_text(item.title), "summary": plain_text(item.summary)}
-        return {m.category for m in ruleset.match_fields(fields, lang=item.lang)}
+        return {m.category for m in _matches(ruleset, item)}
 
     return predict
 
 
 def _firer(ruleset: Ruleset) -> Callable[[LabelledItem], list[tuple[str, str]]]:
     def fire(item: LabelledItem) -> list[tuple[str, str]]:
-        fields = {"title": plain_text(item.title), "summary": plain_text(item.summary)}
-        return [(m.rule, m.category) for m in ruleset.match_fields(fields, lang=item.lang)]
+        return [(m.rule, m.category) for m in _matches(ruleset, item)]
 
     return fire
 

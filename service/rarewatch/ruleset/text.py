@@ -55,7 +55,7 @@ _ASCII_SEPARATORS = bytes.maketrans(b"-'`\"\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", b"  
 _SEPARATOR = re.compile(f"[{re.escape(_SEPARATORS)}]")
 # What `fold_lines` turns into spaces: the separators but the double quote (see `_ASCII_FOLD_LINES`), and
 # what `str.split` takes for whitespace but the newline.
-_LINE_SPACES = tuple(c for c in _SEPARATORS if c != '"')
+_LINE_SPACES = tuple(c for c in _SEPARATORS if c != '"') + tuple(WHITESPACE)
 _TOKEN = re.compile(r"\S+")
 
 # (British, American) pairs folded to the second spelling; every variant is searched.
@@ -179,9 +179,6 @@ def fold_lines(text: str) -> bytes | None:
     # `str.replace` for the few characters present rather than `str.translate`, which looks up every
     # character in Python, or a regex substitution.
     for space in _LINE_SPACES:
-        if space in low:
-            low = low.replace(space, " ")
-    for space in WHITESPACE:
         if space in low:
             low = low.replace(space, " ")
     try:
