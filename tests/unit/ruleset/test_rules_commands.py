@@ -12,7 +12,9 @@ from typing import Any, TextIO
 
 import pytest
 
+from rarewatch.commands.evaluate import score_pack
 from rarewatch.commands.rules import match_jsonl, rules_check
+from rarewatch.evaluation import LabelledItem
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import CATEGORIES, load_ruleset
 from tests.unit.ruleset.conftest import RuleWriter, rule
@@ -164,6 +166,25 @@ def test_match_jsonl_normalises_html_and_width(write_rules: RuleWriter) -> None:
     line = json.dumps({"summary": "<p><b>Rare</b> earth</p> ＥＸＰＯＲＴ &amp; export licence"}) + "\n"
     (out,) = run_match(write_rules(GOOD), line)
     assert [m["rule"] for m in out["matches"]] == ["lic"]
+
+
+def test_eval_scores_the_plain_texts_that_match_matches(write_rules: RuleWriter) -> None:
+    # Markup, an entity and pinyin after Chinese characters are out of the text the service matches.
+    path = write_rules(GOOD + "---\n" + rule("zh", "{all: [稀土, 出口许可]}"))
+    titles = [
+        "<b>Rare</b> earth export licen<i></i>ce",
+        "Rare earth export licence &amp; more",
+        "稀(xī)土出口许(xǔ)可",
+    ]
+    items = [
+        LabelledItem(str(n), title, "", None, frozenset({"export-licensing"}), frozenset())
+        for n, title in enumerate(titles)
+    ]
+    report = score_pack(load_ruleset([path]), items)
+    assert report.errors == ()
+    for title in titles:  # as `rarewatch match` finds them
+        (out,) = run_match(path, json.dumps({"title": title}, ensure_ascii=False) + "\n")
+        assert out["matches"]
 
 
 def test_match_jsonl_exits_2_on_invalid_rules(
