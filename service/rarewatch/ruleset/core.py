@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rarewatch.ruleset import chinese
-from rarewatch.ruleset.nodes import AllOf, AnyOf, Node, NoneOf, Scan, TermSet
+from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Scan, TermSet
 from rarewatch.ruleset.scanning import Scanner
 
 
@@ -92,10 +92,10 @@ RuleTest = Callable[[Scan, int, frozenset[int]], bool]
 def compile_test(expr: Node) -> RuleTest:
     """`expr.test` as one Python function: `all`, `any` and `none` become `and`, `or` and `not`, in the
     order of their children, and a term set one set test against the terms found in the rule's fields
-    (worked out once per rule, not once per term set); `near` and regex nodes are called as they are.
-    What it answers is `expr.test(scan, fields)`, with the same children tried in the same order: an
-    item that opens the gate wakes about ten rules, and the calls of a tree of nodes were most of their
-    cost."""
+    (worked out once per rule, not once per term set); a `near` is called only when both its sides were
+    found there (the set test of each first), and regex nodes as they are. What it answers is
+    `expr.test(scan, fields)`, with the same children tried in the same order: an item that opens the
+    gate wakes about ten rules, and the calls of a tree of nodes were most of their cost."""
     constants: list[object] = []
     source = f"def test(scan, fields, found):\n    return {_source(expr, constants)}\n"
     namespace: dict[str, object] = {f"c{i}": c for i, c in enumerate(constants)}
@@ -112,9 +112,25 @@ def _source(node: Node, constants: list[object]) -> str:
             return "(" + " and ".join(parts) + ")" if parts else "True"
         either = "(" + " or ".join(parts) + ")" if parts else "False"
         return either if isinstance(node, AnyOf) else f"(not {either})"
-    constants.append(node.tids if isinstance(node, TermSet) else node)
-    name = f"c{len(constants) - 1}"
-    return f"(not {name}.isdisjoint(found))" if isinstance(node, TermSet) else f"{name}.test(scan, fields)"
+    if isinstance(node, Near):
+        # A `near` holds only where both its sides were found in the rule's fields: two set tests, before
+        # its hits are gathered and paired (most `near`s an item wakes miss a side).
+        left, right = _term_test(node.left.tids, constants), _term_test(node.right.tids, constants)
+        return f"({left} and {right} and {_constant(node, constants)}.test(scan, fields))"
+    if isinstance(node, TermSet):
+        return _term_test(node.tids, constants)
+    return f"{_constant(node, constants)}.test(scan, fields)"
+
+
+def _term_test(tids: frozenset[int], constants: list[object]) -> str:
+    """The Python expression of "one of `tids` was found in the rule's fields"."""
+    return f"(not {_constant(tids, constants)}.isdisjoint(found))"
+
+
+def _constant(value: object, constants: list[object]) -> str:
+    """The name `value` has in the rule's test (`c0`, `c1`…), added to `constants`."""
+    constants.append(value)
+    return f"c{len(constants) - 1}"
 
 
 class _Candidate(Protocol):
