@@ -23,6 +23,7 @@ from rarewatch.ruleset.terms import TermTable
 from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
 _NEWLINE = re.compile(b"\n")
+_new = tuple.__new__
 
 
 class Scanner:
@@ -227,20 +228,27 @@ def _find_terms(
         if check_start and start and (c := text[start - 1]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
             continue
         if check_end and end < n and (c := text[end]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
-            if not plural_ok or text[end] not in "se":
+            if not plural_ok or c not in "se":
                 continue
             end = _plural_end(text, end)
             if end < 0:
                 continue
-        field, offset = (2, third) if start >= third else (1, second) if start >= second else (0, 0)
-        hit = Hit(field, start - offset, end - offset)
+        # The hit made with `tuple.__new__` (a named tuple's own constructor is a Python function), and
+        # each term's list and mask found with one look-up.
+        if start >= third:
+            hit, bit = _new(Hit, (2, start - third, end - third)), 4
+        elif start >= second:
+            hit, bit = _new(Hit, (1, start - second, end - second)), 2
+        else:
+            hit, bit = _new(Hit, (0, start, end)), 1
         for tid in tids:
-            if tid in hits:
-                hits[tid].append(hit)
-                masks[tid] |= 1 << field
-            else:
+            found = hits.get(tid)
+            if found is None:
                 hits[tid] = [hit]
-                masks[tid] = 1 << field
+                masks[tid] = bit
+            else:
+                found.append(hit)
+                masks[tid] |= bit
 
 
 def _plural_end(text: str, end: int) -> int:
