@@ -10,8 +10,6 @@ could still fire on.
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +20,6 @@ from rarewatch.ruleset.nodes import Hit, Scan
 from rarewatch.ruleset.terms import TermTable
 from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
-_NEWLINE = re.compile(b"\n")
 _new = tuple.__new__
 
 
@@ -105,13 +102,17 @@ class Scanner:
         cheap verdict on most items of a large input. None when there is no gate."""
         if self._gate is None:
             return None
-        starts = [m.start() + 1 for m in _NEWLINE.finditer(folded)]  # where each line after the first starts
-        maybe = [False] * (len(starts) + 1)
+        maybe = [False] * (folded.count(b"\n") + 1)
         if self._quick_lines is not None:
             # Non-overlapping matches suffice: a key occurring in a line gives a match in that line, as
-            # no key holds a newline (a match never spans two lines).
+            # no key holds a newline (a match never spans two lines). The matches come in text order, so
+            # a match's line is the newlines counted up to it from the one before (not a position of
+            # every line's start, made for the few lines that hold a match).
+            line = at = 0
             for _, start, _ in self._quick_lines.find_matches_as_indexes(folded):
-                maybe[bisect.bisect_right(starts, start)] = True
+                line += folded.count(b"\n", at, start)
+                at = start
+                maybe[line] = True
         return maybe
 
     def mentions_watched(self, raw: Sequence[str]) -> bool:

@@ -65,3 +65,32 @@ def test_many_added_rules_on_one_subject_keep_the_bundled_rules_gated_on_theirs(
     ruleset = load_ruleset([bundled_rules_dir(), tmp_path / "extra.yaml"])
     assert not opens(ruleset, "Prison reform bill passes the Senate")
     assert opens(ruleset, "Gallium glut weighs on prices")
+
+
+def test_each_line_s_verdict_is_its_own_whatever_the_lines_around_it(pack: Ruleset) -> None:
+    """`gate_may_open_lines` asks one automaton about many lines at once and counts the newlines up to
+    each match to know its line: each line's verdict is the one it gets alone, whether it holds one key
+    or several, stands first or last, or sits between empty lines."""
+    scanner = pack._scanner
+    lines = [
+        "gallium export ban",
+        "",
+        "the council met",
+        "gallium and germanium and graphite",
+        "",
+        "",
+        "稀土出口管制",
+        "road repairs",
+        "antimony",
+        "稀土 and gallium, 镓",
+    ]
+    for shift in range(len(lines)):
+        turned = lines[shift:] + lines[:shift]
+        alone = []
+        for line in turned:
+            verdict = scanner.gate_may_open_lines(line.encode())
+            assert verdict is not None and len(verdict) == 1
+            alone.append(verdict[0])
+        assert scanner.gate_may_open_lines("\n".join(turned).encode()) == alone, turned
+        assert scanner.gate_may_open_lines(("\n".join(turned) + "\n").encode()) == [*alone, False]
+    assert 0 < sum(alone) < len(lines)
