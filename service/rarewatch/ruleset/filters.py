@@ -22,6 +22,23 @@ from rarewatch.ruleset.terms import NegationCheck, TermOptions
 Hits = dict[int, list[Hit]]
 
 
+class Negators:
+    """The negators of each term's negation checks together (`of`: term id -> the union of its checks'
+    negators, for the terms that have checks), and of every term (`every`): an item's negators are then
+    found once, and a term none of whose negators the item holds is passed over without asking each of
+    its checks. Worked out once per pack, when its scanner is made or read back."""
+
+    __slots__ = ("every", "of")
+
+    def __init__(self, options: Mapping[int, TermOptions]) -> None:
+        self.of = {
+            tid: frozenset().union(*(check.negators for check in o.negations))
+            for tid, o in options.items()
+            if o.negations
+        }
+        self.every: frozenset[int] = frozenset().union(*self.of.values())
+
+
 def apply_filters(
     options: Mapping[int, TermOptions],
     latin: Sequence[bool],
@@ -29,8 +46,10 @@ def apply_filters(
     masks: dict[int, int],
     search: Sequence[str],
     cased: Callable[[int], str],
+    negators: Negators,
 ) -> None:
-    """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field."""
+    """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field;
+    `negators` is `Negators(options)`, kept by the caller (worked out once per pack)."""
     found = [tid for tid in hits if tid in options]  # the item's few terms, not every option
     if not found:
         return
@@ -50,13 +69,19 @@ def apply_filters(
             changed.add(tid)
     # Many terms share one negation vocabulary: which of its negators the item holds is worked out once
     # per set of negators (interned at compile time, so found by identity, not compared element by
-    # element), and again only after a hit is dropped (a dropped negator no longer negates).
+    # element), and again only after a hit is dropped (a dropped negator no longer negates). Each is
+    # asked of the item's negators (`held`, kept up to date), a few terms, rather than of all its terms;
+    # a term none of whose negators the item holds has none of its checks asked.
+    held = negators.every.intersection(hits)
+    negators_of = negators.of
     present_of: dict[frozenset[int], frozenset[int]] = {}
     for tid in found:  # 3. negation, only with a negator of the check present
+        if (union := negators_of.get(tid)) is None or union.isdisjoint(held):
+            continue
         for check in options[tid].negations:
             present = present_of.get(check.negators)
             if present is None:
-                present = present_of[check.negators] = check.negators.intersection(hits)
+                present = present_of[check.negators] = check.negators.intersection(held)
             if (
                 present
                 and tid in hits
@@ -64,6 +89,7 @@ def apply_filters(
             ):
                 changed.add(tid)
                 present_of.clear()
+                held = held.intersection(hits)
     for tid in changed:
         if tid in hits:
             masks[tid] = _mask(hits[tid])

@@ -15,7 +15,7 @@ from typing import Any
 
 import ahocorasick_rs
 
-from rarewatch.ruleset.filters import apply_filters
+from rarewatch.ruleset.filters import Negators, apply_filters
 from rarewatch.ruleset.nodes import Hit, Scan
 from rarewatch.ruleset.terms import TermTable
 from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
@@ -46,14 +46,17 @@ class Scanner:
         self._quick, self._quick_lines = self._quick_gates()
         self._options = terms.options
         self._latin = terms.latin
+        self._negators = Negators(self._options)
 
     def __getstate__(self) -> dict[str, object]:
-        """The quick gates (`ahocorasick_rs`) do not pickle: they are rebuilt from the gate automata."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_quick", "_quick_lines")}
+        """The quick gates (`ahocorasick_rs`) do not pickle: they are rebuilt from the gate automata; the
+        negators of the terms' checks are worked out again from the terms' options."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_quick", "_quick_lines", "_negators")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._quick, self._quick_lines = self._quick_gates()
+        self._negators = Negators(self._options)
 
     def _quick_gates(self) -> tuple[tuple[Any | None, Any | None], Any | None]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
@@ -159,7 +162,13 @@ class Scanner:
         """Drop the hits that do not count (case, exclusions, negation), in place."""
         if self._options and scan.masks:
             apply_filters(
-                self._options, self._latin, scan.hits, scan.masks, scan.search, _CasedTexts(scan.raw)
+                self._options,
+                self._latin,
+                scan.hits,
+                scan.masks,
+                scan.search,
+                _CasedTexts(scan.raw),
+                self._negators,
             )
             scan.masks_changed()
 
