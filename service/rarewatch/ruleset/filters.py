@@ -26,9 +26,10 @@ class Negators:
     """The negators of each term's negation checks together (`of`: term id -> the union of its checks'
     negators, for the terms that have checks), and of every term (`every`): an item's negators are then
     found once, and a term none of whose negators the item holds is passed over without asking each of
-    its checks. Worked out once per pack, when its scanner is made or read back."""
+    its checks. Likewise every exclusion phrase of every term (`excluding`): an item that holds none
+    skips the exclusion stage. Worked out once per pack, when its scanner is made or read back."""
 
-    __slots__ = ("every", "of")
+    __slots__ = ("every", "excluding", "of")
 
     def __init__(self, options: Mapping[int, TermOptions]) -> None:
         self.of = {
@@ -37,6 +38,7 @@ class Negators:
             if o.negations
         }
         self.every: frozenset[int] = frozenset().union(*self.of.values())
+        self.excluding: frozenset[int] = frozenset().union(*(o.excludes for o in options.values()))
 
 
 def apply_filters(
@@ -58,15 +60,19 @@ def apply_filters(
         form = options[tid].cased
         if form is not None and _keep(hits, tid, _reads, cased, form):
             changed.add(tid)
-    for tid in found:  # 2. exclusions (most items hold none of the phrases: skip them at once)
+    # 2. exclusions: most items hold none of the phrases, and skip the stage at once; the others ask each
+    # term's phrases of those the item holds (`phrases`, kept up to date as hits drop).
+    phrases = negators.excluding.intersection(hits)
+    for tid in found if phrases else ():
         excludes = options[tid].excludes
         if (
             excludes
             and tid in hits
-            and not excludes.isdisjoint(hits)
+            and not excludes.isdisjoint(phrases)
             and _keep(hits, tid, _outside, hits, excludes)
         ):
             changed.add(tid)
+            phrases = phrases.intersection(hits)
     # Many terms share one negation vocabulary: which of its negators the item holds is worked out once
     # per set of negators (interned at compile time, so found by identity, not compared element by
     # element), and again only after a hit is dropped (a dropped negator no longer negates). Each is
