@@ -430,9 +430,10 @@ def _match_line(
     if not explain:
         core = ruleset if isinstance(ruleset, MatchCore) else ruleset.core
         search = _search_texts(texts)
-        if core.cannot_fire(search):
+        if not core.gate_may_open(search):
             return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
-        rules = core.firing_rules(tuple(map(plain_text, texts)), search, data.get("source"))
+        # The gate read from the term pass (no gate pass of its own): most items that get here open it.
+        rules = core.firing_rules_gated(tuple(map(plain_text, texts)), search, data.get("source"))
         return {
             "id": item_id,
             "matches": [{"rule": r.id, "category": r.category, "severity": r.severity} for r in rules],

@@ -70,13 +70,31 @@ class MatchCore:
             return [False] * (folded.count(b"\n") + 1)
         return [not m for m in maybe]
 
+    def gate_may_open(self, search: str) -> bool:
+        """Whether a key that can open the gate occurs in `search` (see `cannot_fire`), even off its word
+        boundaries: False says no rule fires, for one quick automaton call (True without a gate, as in a
+        pack with rules anchored on no term)."""
+        return self._scanner.gate_may_open(search)
+
+    def firing_rules_gated(
+        self, plain: Sequence[str], search: str, source: str | None = None
+    ) -> list[CoreRule]:
+        """`firing_rules` for a caller that asked only `gate_may_open` (not `cannot_fire`): [] when the
+        gate is closed, as read from the term pass's own hits (`Scanner.scan_gated`), which spares the
+        gate's pass on the items that open it."""
+        scan = self._scanner.scan_gated(plain, search)
+        return [] if scan is None else self._firing(scan, source)
+
     def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[CoreRule]:
         """The rules that fire on an item, sorted by id: the rules of `Ruleset.match_fields`' matches, for
         a caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
         title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
         computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
         quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
-        scan = self._scanner.scan_searched(plain, search)
+        return self._firing(self._scanner.scan_searched(plain, search), source)
+
+    def _firing(self, scan: Scan, source: str | None) -> list[CoreRule]:
+        """The rules that fire on the item of `scan` (unfiltered: filtered here when a rule may fire)."""
         candidates = candidate_indexes(self.rules, self._triggers, self._always, scan.masks, source)
         if not candidates:
             return []

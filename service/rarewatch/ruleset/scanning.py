@@ -43,20 +43,38 @@ class Scanner:
             gate, self._vetoes = terms.gate_terms(gate)
             self._gate = terms.gate_automata(gate | self._vetoes)
             self._gate_ids = gate
-        self._quick, self._quick_lines = self._quick_gates()
         self._options = terms.options
         self._latin = terms.latin
-        self._negators = Negators(self._options)
+        self._derive()
+
+    _DERIVED = ("_quick", "_quick_lines", "_negators", "_gate_in_scan")
 
     def __getstate__(self) -> dict[str, object]:
-        """The quick gates (`ahocorasick_rs`) do not pickle: they are rebuilt from the gate automata; the
-        negators of the terms' checks are worked out again from the terms' options."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_quick", "_quick_lines", "_negators")}
+        """What `_derive` makes is not pickled (the quick gates, `ahocorasick_rs`, do not pickle): it is
+        made again from the rest."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
+        self._derive()
+
+    def _derive(self) -> None:
+        """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'
+        options; whether the gate can be read from the term pass's hits (`_gate_keys_in_scan`)."""
         self._quick, self._quick_lines = self._quick_gates()
         self._negators = Negators(self._options)
+        self._gate_in_scan = self._gate_keys_in_scan()
+
+    def _gate_keys_in_scan(self) -> bool:
+        """Whether every key of the gate automata is a key of the term pass's automata, spelling the same
+        terms: then a pass of those finds every hit the gate's pass finds (`scan_gated`)."""
+        if self._gate is None or self._gate[1] is None:  # the second one holds all the gate's keys
+            return self._gate is not None
+        full: dict[str, Any] = {}
+        for automaton in (self._ascii, self._other):
+            if automaton is not None:
+                full.update(automaton.items())
+        return all(full.get(key) == info for key, info in self._gate[1].items())
 
     def _quick_gates(self) -> tuple[tuple[Any | None, Any | None], Any | None]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
@@ -80,15 +98,21 @@ class Scanner:
         )
         return quick, lines
 
+    def gate_may_open(self, joined: str) -> bool:
+        """Whether a key that can open the gate occurs in `joined`, even off its word boundaries (always
+        True without a gate): False says the gate is closed, at the cost of one quick automaton call."""
+        if self._gate is None:
+            return True
+        quick = self._quick[0] if joined.isascii() else self._quick[1]
+        return quick is not None and bool(quick.find_matches_as_indexes(joined))
+
     def gate_open(self, joined: str) -> bool:
         """Whether a term of the gate occurs in `joined` (always True without a gate)."""
         if self._gate is None:
             return True
-        ascii_text = joined.isascii()
-        quick = self._quick[0] if ascii_text else self._quick[1]
-        if quick is None or not quick.find_matches_as_indexes(joined):
+        if not self.gate_may_open(joined):
             return False  # no key that could open the gate occurs, even off its word boundaries
-        automaton = self._gate[0] if ascii_text else self._gate[1]
+        automaton = self._gate[0] if joined.isascii() else self._gate[1]
         found = _gate_hits(automaton, joined, self._vetoes)
         if not found:
             return False  # the common case: no subject at all
@@ -147,6 +171,40 @@ class Scanner:
         """`scan` (ungated) of fields whose search texts joined by "\n" are `joined`, already computed
         (the caller asked the gate with them): the fields are not normalised a second time."""
         return self._scan(raw, joined.split("\n"), joined, every_term=False)
+
+    def scan_gated(self, raw: Sequence[str], joined: str) -> Scan | None:
+        """`scan_searched`, or None when the gate is closed on the item (as `gate_open(joined)` says),
+        for an item on which `gate_may_open` holds (it says so of most items that get this far): the
+        verdict is read from the scan's own hits (`_opens_gate`), not from a pass of the gate automaton,
+        where the term pass's automata hold every key of the gate's (the bundled pack's do); else the
+        gate's pass is asked first."""
+        if self._gate is None:
+            return self.scan_searched(raw, joined)
+        if not self._gate_in_scan:
+            return self.scan_searched(raw, joined) if self.gate_open(joined) else None
+        scan = self.scan_searched(raw, joined)
+        return scan if self._opens_gate(scan.hits) else None
+
+    def _opens_gate(self, hits: dict[int, list[Hit]]) -> bool:
+        """What `gate_open` answers for the texts whose unfiltered hits (a pass of automata holding every
+        key of the gate's) are `hits`. `_find_terms` appends one `Hit` object per key found to the
+        list of each term the key spells, so the terms of a key's hit are the lists holding that object:
+        as in `_gate_hits`, a hit is a veto when every term its key spells is a veto, and the gate opens
+        on a hit of a gate key that is no veto and overlaps no veto's hit."""
+        vetoes = self._vetoes
+        # A hit of a gate term that is a veto too stays among the vetoes, and a veto overlaps itself.
+        openers = [hit for tid in hits if tid in self._gate_ids for hit in hits[tid]]
+        vetoed = {id(hit): hit for tid in hits if tid in vetoes for hit in hits[tid]}
+        if vetoed:
+            for tid, found in hits.items():  # a veto's key that also spells another term is no veto
+                if tid not in vetoes:
+                    for hit in found:
+                        if id(hit) in vetoed:
+                            openers.append(vetoed.pop(id(hit)))
+        return any(
+            not any(v.field == h.field and v.start < h.end and h.start < v.end for v in vetoed.values())
+            for h in openers
+        )
 
     def _scan(self, raw: Sequence[str], search: Sequence[str], joined: str, every_term: bool) -> Scan:
         hits: dict[int, list[Hit]] = {}

@@ -321,3 +321,17 @@ def test_a_compiled_near_is_asked_only_when_both_its_sides_were_found(found: set
     scan = Scan(("",), ("",), {}, {})
     assert compile_test(near)(scan, 1, frozenset(found)) is bool(asked)
     assert near.asked == asked
+
+
+def test_an_item_without_a_gate_key_is_answered_before_its_plain_texts(
+    ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line the block pass leaves to its item (an escape in it) whose texts hold no key that can open
+    the gate is answered by the quick gate alone: no plain texts, no term pass."""
+
+    def refused(text: str) -> str:
+        raise AssertionError("plain texts made")
+
+    monkeypatch.setattr("rarewatch.commands.rules.plain_text", refused)
+    line = '{"id": "q", "title": "Council \\"approves\\" road budget", "summary": "Rates unchanged"}\n'
+    assert encode_line(ruleset.core, line, 1, False) == '{"id":"q","matches":[]}\n'
