@@ -32,12 +32,18 @@ class Negators:
     __slots__ = ("every", "excluding", "of")
 
     def __init__(self, options: Mapping[int, TermOptions]) -> None:
-        self.of = {
-            tid: frozenset().union(*(check.negators for check in o.negations))
-            for tid, o in options.items()
-            if o.negations
-        }
-        self.every: frozenset[int] = frozenset().union(*self.of.values())
+        # Many terms share their checks' vocabularies of negators: each union is made once (a pack's
+        # start-up), keyed by the sets it joins.
+        unions: dict[tuple[frozenset[int], ...], frozenset[int]] = {}
+        self.of = {}
+        for tid, o in options.items():
+            if o.negations:
+                sets = tuple(check.negators for check in o.negations)
+                union = unions.get(sets)
+                if union is None:
+                    union = unions[sets] = frozenset().union(*sets)
+                self.of[tid] = union
+        self.every: frozenset[int] = frozenset().union(*unions.values())
         self.excluding: frozenset[int] = frozenset().union(*(o.excludes for o in options.values()))
 
 

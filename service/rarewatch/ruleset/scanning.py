@@ -70,11 +70,12 @@ class Scanner:
         terms: then a pass of those finds every hit the gate's pass finds (`scan_gated`)."""
         if self._gate is None or self._gate[1] is None:  # the second one holds all the gate's keys
             return self._gate is not None
-        full: dict[str, Any] = {}
-        for automaton in (self._ascii, self._other):
-            if automaton is not None:
-                full.update(automaton.items())
-        return all(full.get(key) == info for key, info in self._gate[1].items())
+        missing = object()
+        for key, info in self._gate[1].items():
+            automaton = self._ascii if key.isascii() else self._other  # as `TermTable.automata` splits
+            if automaton is None or automaton.get(key, missing) != info:
+                return False
+        return True
 
     def _quick_gates(self) -> tuple[tuple[Any | None, Any | None], Any | None]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which

@@ -67,13 +67,17 @@ def test_a_negator_dropped_by_its_own_negation_no_longer_negates() -> None:
 
 
 def test_the_negators_are_those_of_every_check_of_a_term() -> None:
+    checks = (_check(frozenset({1})), _check(frozenset({2, 3})))
     options = {
-        0: TermOptions(negations=(_check(frozenset({1})), _check(frozenset({2, 3})))),
+        0: TermOptions(negations=checks),
         4: TermOptions(excludes=frozenset({5})),
+        6: TermOptions(negations=checks, excludes=frozenset({7})),
+        8: TermOptions(negations=(_check(frozenset({9})),)),
     }
     negators = Negators(options)
-    assert negators.of == {0: frozenset({1, 2, 3})}
-    assert negators.every == frozenset({1, 2, 3})
+    assert negators.of == {0: frozenset({1, 2, 3}), 6: frozenset({1, 2, 3}), 8: frozenset({9})}
+    assert negators.every == frozenset({1, 2, 3, 9})
+    assert negators.excluding == frozenset({5, 7})
 
 
 def test_an_item_holding_no_exclusion_phrase_asks_no_term_s_phrases() -> None:

@@ -172,6 +172,10 @@ def test_a_gate_whose_keys_the_term_pass_lacks_is_asked_itself() -> None:
     assert _read_from_the_scan(scanner, ("gallium export", "", "")) == (True, True)
     assert _read_from_the_scan(scanner, ("tin export", "", "")) == (True, True)
     assert _read_from_the_scan(scanner, ("zinc export", "", "")) == (False, False)
+    chinese = TermTable()
+    scanner = Scanner(chinese, frozenset({chinese.add("镓")}), frozenset({chinese.add("export")}))
+    assert not scanner._gate_in_scan  # the term pass has no automaton for Chinese keys at all
+    assert _read_from_the_scan(scanner, ("镓 export", "", "")) == (True, True)
 
 
 def test_a_gate_of_no_key_never_opens() -> None:
