@@ -193,6 +193,8 @@ class Scanner:
         as in `_gate_hits`, a hit is a veto when every term its key spells is a veto, and the gate opens
         on a hit of a gate key that is no veto and overlaps no veto's hit."""
         vetoes = self._vetoes
+        if vetoes.isdisjoint(hits):  # most items: no veto, so any hit of a gate term opens it
+            return not self._gate_ids.isdisjoint(hits)
         # A hit of a gate term that is a veto too stays among the vetoes, and a veto overlaps itself.
         openers = [hit for tid in hits if tid in self._gate_ids for hit in hits[tid]]
         vetoed = {id(hit): hit for tid in hits if tid in vetoes for hit in hits[tid]}

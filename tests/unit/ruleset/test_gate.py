@@ -8,6 +8,7 @@ a pack that adds many rules on another subject keeps the bundled rules gated on 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from rarewatch.commands.rules import _search_texts
 from rarewatch.normalize import plain_text
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.nodes import Hit
 from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.terms import NegationCheck, TermOptions, TermTable
 
@@ -182,3 +184,18 @@ def test_a_gate_of_no_key_never_opens() -> None:
     terms = TermTable()
     scanner = Scanner(terms, frozenset(), frozenset({terms.add("export")}))
     assert _read_from_the_scan(scanner, ("gallium export", "", "")) == (False, False)
+
+
+class _Unread(list[Hit]):
+    """Hits that must not be looked at one by one."""
+
+    def __iter__(self) -> Iterator[Hit]:
+        raise AssertionError("hits read one by one")
+
+
+def test_without_a_veto_s_hit_the_gate_opens_on_its_terms_alone() -> None:
+    """An item holding no veto opens the gate when it holds a gate term, with no look at the hits."""
+    scanner = _magnets(False)
+    magnet, other = scanner._gate_ids, frozenset({99})
+    assert scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in magnet})
+    assert not scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in other})
