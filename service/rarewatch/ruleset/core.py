@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rarewatch.ruleset import chinese
-from rarewatch.ruleset.nodes import AllOf, AnyOf, Node, NoneOf, Scan, TermSet
+from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Scan, TermSet
 from rarewatch.ruleset.scanning import Scanner
 
 
@@ -70,13 +70,31 @@ class MatchCore:
             return [False] * (folded.count(b"\n") + 1)
         return [not m for m in maybe]
 
+    def gate_may_open(self, search: str) -> bool:
+        """Whether a key that can open the gate occurs in `search` (see `cannot_fire`), even off its word
+        boundaries: False says no rule fires, for one quick automaton call (True without a gate, as in a
+        pack with rules anchored on no term)."""
+        return self._scanner.gate_may_open(search)
+
+    def firing_rules_gated(
+        self, plain: Sequence[str], search: str, source: str | None = None
+    ) -> list[CoreRule]:
+        """`firing_rules` for a caller that asked only `gate_may_open` (not `cannot_fire`): [] when the
+        gate is closed, as read from the term pass's own hits (`Scanner.scan_gated`), which spares the
+        gate's pass on the items that open it."""
+        scan = self._scanner.scan_gated(plain, search)
+        return [] if scan is None else self._firing(scan, source)
+
     def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[CoreRule]:
         """The rules that fire on an item, sorted by id: the rules of `Ruleset.match_fields`' matches, for
         a caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
         title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
         computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
         quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
-        scan = self._scanner.scan_searched(plain, search)
+        return self._firing(self._scanner.scan_searched(plain, search), source)
+
+    def _firing(self, scan: Scan, source: str | None) -> list[CoreRule]:
+        """The rules that fire on the item of `scan` (unfiltered: filtered here when a rule may fire)."""
         candidates = candidate_indexes(self.rules, self._triggers, self._always, scan.masks, source)
         if not candidates:
             return []
@@ -92,10 +110,10 @@ RuleTest = Callable[[Scan, int, frozenset[int]], bool]
 def compile_test(expr: Node) -> RuleTest:
     """`expr.test` as one Python function: `all`, `any` and `none` become `and`, `or` and `not`, in the
     order of their children, and a term set one set test against the terms found in the rule's fields
-    (worked out once per rule, not once per term set); `near` and regex nodes are called as they are.
-    What it answers is `expr.test(scan, fields)`, with the same children tried in the same order: an
-    item that opens the gate wakes about ten rules, and the calls of a tree of nodes were most of their
-    cost."""
+    (worked out once per rule, not once per term set); a `near` is called only when both its sides were
+    found there (the set test of each first), and regex nodes as they are. What it answers is
+    `expr.test(scan, fields)`, with the same children tried in the same order: an item that opens the
+    gate wakes about ten rules, and the calls of a tree of nodes were most of their cost."""
     constants: list[object] = []
     source = f"def test(scan, fields, found):\n    return {_source(expr, constants)}\n"
     namespace: dict[str, object] = {f"c{i}": c for i, c in enumerate(constants)}
@@ -112,9 +130,25 @@ def _source(node: Node, constants: list[object]) -> str:
             return "(" + " and ".join(parts) + ")" if parts else "True"
         either = "(" + " or ".join(parts) + ")" if parts else "False"
         return either if isinstance(node, AnyOf) else f"(not {either})"
-    constants.append(node.tids if isinstance(node, TermSet) else node)
-    name = f"c{len(constants) - 1}"
-    return f"(not {name}.isdisjoint(found))" if isinstance(node, TermSet) else f"{name}.test(scan, fields)"
+    if isinstance(node, Near):
+        # A `near` holds only where both its sides were found in the rule's fields: two set tests, before
+        # its hits are gathered and paired (most `near`s an item wakes miss a side).
+        left, right = _term_test(node.left.tids, constants), _term_test(node.right.tids, constants)
+        return f"({left} and {right} and {_constant(node, constants)}.test(scan, fields))"
+    if isinstance(node, TermSet):
+        return _term_test(node.tids, constants)
+    return f"{_constant(node, constants)}.test(scan, fields)"
+
+
+def _term_test(tids: frozenset[int], constants: list[object]) -> str:
+    """The Python expression of "one of `tids` was found in the rule's fields"."""
+    return f"(not {_constant(tids, constants)}.isdisjoint(found))"
+
+
+def _constant(value: object, constants: list[object]) -> str:
+    """The name `value` has in the rule's test (`c0`, `c1`…), added to `constants`."""
+    constants.append(value)
+    return f"c{len(constants) - 1}"
 
 
 class _Candidate(Protocol):
@@ -145,6 +179,9 @@ def candidate_indexes(
         rule = rules[index]
         if rule.sources is not None and source not in rule.sources:
             continue
-        if all(not required.isdisjoint(masks) for required in rule.required):
+        for required in rule.required:  # a plain loop: a generator in `all` cost more on this hot path
+            if required.isdisjoint(masks):
+                break
+        else:
             candidates.append(index)
     return candidates

@@ -22,6 +22,31 @@ from rarewatch.ruleset.terms import NegationCheck, TermOptions
 Hits = dict[int, list[Hit]]
 
 
+class Negators:
+    """The negators of each term's negation checks together (`of`: term id -> the union of its checks'
+    negators, for the terms that have checks), and of every term (`every`): an item's negators are then
+    found once, and a term none of whose negators the item holds is passed over without asking each of
+    its checks. Likewise every exclusion phrase of every term (`excluding`): an item that holds none
+    skips the exclusion stage. Worked out once per pack, when its scanner is made or read back."""
+
+    __slots__ = ("every", "excluding", "of")
+
+    def __init__(self, options: Mapping[int, TermOptions]) -> None:
+        # Many terms share their checks' vocabularies of negators: each union is made once (a pack's
+        # start-up), keyed by the sets it joins.
+        unions: dict[tuple[frozenset[int], ...], frozenset[int]] = {}
+        self.of = {}
+        for tid, o in options.items():
+            if o.negations:
+                sets = tuple(check.negators for check in o.negations)
+                union = unions.get(sets)
+                if union is None:
+                    union = unions[sets] = frozenset().union(*sets)
+                self.of[tid] = union
+        self.every: frozenset[int] = frozenset().union(*unions.values())
+        self.excluding: frozenset[int] = frozenset().union(*(o.excludes for o in options.values()))
+
+
 def apply_filters(
     options: Mapping[int, TermOptions],
     latin: Sequence[bool],
@@ -29,8 +54,10 @@ def apply_filters(
     masks: dict[int, int],
     search: Sequence[str],
     cased: Callable[[int], str],
+    negators: Negators,
 ) -> None:
-    """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field."""
+    """Filter `hits` in place and update `masks`; `cased(field)` is the case-kept text of a field;
+    `negators` is `Negators(options)`, kept by the caller (worked out once per pack)."""
     found = [tid for tid in hits if tid in options]  # the item's few terms, not every option
     if not found:
         return
@@ -39,24 +66,34 @@ def apply_filters(
         form = options[tid].cased
         if form is not None and _keep(hits, tid, _reads, cased, form):
             changed.add(tid)
-    for tid in found:  # 2. exclusions (most items hold none of the phrases: skip them at once)
+    # 2. exclusions: most items hold none of the phrases, and skip the stage at once; the others ask each
+    # term's phrases of those the item holds (`phrases`, kept up to date as hits drop).
+    phrases = negators.excluding.intersection(hits)
+    for tid in found if phrases else ():
         excludes = options[tid].excludes
         if (
             excludes
             and tid in hits
-            and not excludes.isdisjoint(hits)
+            and not excludes.isdisjoint(phrases)
             and _keep(hits, tid, _outside, hits, excludes)
         ):
             changed.add(tid)
+            phrases = phrases.intersection(hits)
     # Many terms share one negation vocabulary: which of its negators the item holds is worked out once
     # per set of negators (interned at compile time, so found by identity, not compared element by
-    # element), and again only after a hit is dropped (a dropped negator no longer negates).
+    # element), and again only after a hit is dropped (a dropped negator no longer negates). Each is
+    # asked of the item's negators (`held`, kept up to date), a few terms, rather than of all its terms;
+    # a term none of whose negators the item holds has none of its checks asked.
+    held = negators.every.intersection(hits)
+    negators_of = negators.of
     present_of: dict[frozenset[int], frozenset[int]] = {}
     for tid in found:  # 3. negation, only with a negator of the check present
+        if (union := negators_of.get(tid)) is None or union.isdisjoint(held):
+            continue
         for check in options[tid].negations:
             present = present_of.get(check.negators)
             if present is None:
-                present = present_of[check.negators] = check.negators.intersection(hits)
+                present = present_of[check.negators] = check.negators.intersection(held)
             if (
                 present
                 and tid in hits
@@ -64,6 +101,7 @@ def apply_filters(
             ):
                 changed.add(tid)
                 present_of.clear()
+                held = held.intersection(hits)
     for tid in changed:
         if tid in hits:
             masks[tid] = _mask(hits[tid])

@@ -10,19 +10,17 @@ could still fire on.
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import ahocorasick_rs
 
-from rarewatch.ruleset.filters import apply_filters
+from rarewatch.ruleset.filters import Negators, apply_filters
 from rarewatch.ruleset.nodes import Hit, Scan
 from rarewatch.ruleset.terms import TermTable
 from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
-_NEWLINE = re.compile(b"\n")
+_new = tuple.__new__
 
 
 class Scanner:
@@ -45,17 +43,39 @@ class Scanner:
             gate, self._vetoes = terms.gate_terms(gate)
             self._gate = terms.gate_automata(gate | self._vetoes)
             self._gate_ids = gate
-        self._quick, self._quick_lines = self._quick_gates()
         self._options = terms.options
         self._latin = terms.latin
+        self._derive()
+
+    _DERIVED = ("_quick", "_quick_lines", "_negators", "_gate_in_scan")
 
     def __getstate__(self) -> dict[str, object]:
-        """The quick gates (`ahocorasick_rs`) do not pickle: they are rebuilt from the gate automata."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_quick", "_quick_lines")}
+        """What `_derive` makes is not pickled (the quick gates, `ahocorasick_rs`, do not pickle): it is
+        made again from the rest."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
+        self._derive()
+
+    def _derive(self) -> None:
+        """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'
+        options; whether the gate can be read from the term pass's hits (`_gate_keys_in_scan`)."""
         self._quick, self._quick_lines = self._quick_gates()
+        self._negators = Negators(self._options)
+        self._gate_in_scan = self._gate_keys_in_scan()
+
+    def _gate_keys_in_scan(self) -> bool:
+        """Whether every key of the gate automata is a key of the term pass's automata, spelling the same
+        terms: then a pass of those finds every hit the gate's pass finds (`scan_gated`)."""
+        if self._gate is None or self._gate[1] is None:  # the second one holds all the gate's keys
+            return self._gate is not None
+        missing = object()
+        for key, info in self._gate[1].items():
+            automaton = self._ascii if key.isascii() else self._other  # as `TermTable.automata` splits
+            if automaton is None or automaton.get(key, missing) != info:
+                return False
+        return True
 
     def _quick_gates(self) -> tuple[tuple[Any | None, Any | None], Any | None]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
@@ -79,15 +99,21 @@ class Scanner:
         )
         return quick, lines
 
+    def gate_may_open(self, joined: str) -> bool:
+        """Whether a key that can open the gate occurs in `joined`, even off its word boundaries (always
+        True without a gate): False says the gate is closed, at the cost of one quick automaton call."""
+        if self._gate is None:
+            return True
+        quick = self._quick[0] if joined.isascii() else self._quick[1]
+        return quick is not None and bool(quick.find_matches_as_indexes(joined))
+
     def gate_open(self, joined: str) -> bool:
         """Whether a term of the gate occurs in `joined` (always True without a gate)."""
         if self._gate is None:
             return True
-        ascii_text = joined.isascii()
-        quick = self._quick[0] if ascii_text else self._quick[1]
-        if quick is None or not quick.find_matches_as_indexes(joined):
+        if not self.gate_may_open(joined):
             return False  # no key that could open the gate occurs, even off its word boundaries
-        automaton = self._gate[0] if ascii_text else self._gate[1]
+        automaton = self._gate[0] if joined.isascii() else self._gate[1]
         found = _gate_hits(automaton, joined, self._vetoes)
         if not found:
             return False  # the common case: no subject at all
@@ -104,13 +130,17 @@ class Scanner:
         cheap verdict on most items of a large input. None when there is no gate."""
         if self._gate is None:
             return None
-        starts = [m.start() + 1 for m in _NEWLINE.finditer(folded)]  # where each line after the first starts
-        maybe = [False] * (len(starts) + 1)
+        maybe = [False] * (folded.count(b"\n") + 1)
         if self._quick_lines is not None:
             # Non-overlapping matches suffice: a key occurring in a line gives a match in that line, as
-            # no key holds a newline (a match never spans two lines).
+            # no key holds a newline (a match never spans two lines). The matches come in text order, so
+            # a match's line is the newlines counted up to it from the one before (not a position of
+            # every line's start, made for the few lines that hold a match).
+            line = at = 0
             for _, start, _ in self._quick_lines.find_matches_as_indexes(folded):
-                maybe[bisect.bisect_right(starts, start)] = True
+                line += folded.count(b"\n", at, start)
+                at = start
+                maybe[line] = True
         return maybe
 
     def mentions_watched(self, raw: Sequence[str]) -> bool:
@@ -143,6 +173,42 @@ class Scanner:
         (the caller asked the gate with them): the fields are not normalised a second time."""
         return self._scan(raw, joined.split("\n"), joined, every_term=False)
 
+    def scan_gated(self, raw: Sequence[str], joined: str) -> Scan | None:
+        """`scan_searched`, or None when the gate is closed on the item (as `gate_open(joined)` says),
+        for an item on which `gate_may_open` holds (it says so of most items that get this far): the
+        verdict is read from the scan's own hits (`_opens_gate`), not from a pass of the gate automaton,
+        where the term pass's automata hold every key of the gate's (the bundled pack's do); else the
+        gate's pass is asked first."""
+        if self._gate is None:
+            return self.scan_searched(raw, joined)
+        if not self._gate_in_scan:
+            return self.scan_searched(raw, joined) if self.gate_open(joined) else None
+        scan = self.scan_searched(raw, joined)
+        return scan if self._opens_gate(scan.hits) else None
+
+    def _opens_gate(self, hits: dict[int, list[Hit]]) -> bool:
+        """What `gate_open` answers for the texts whose unfiltered hits (a pass of automata holding every
+        key of the gate's) are `hits`. `_find_terms` appends one `Hit` object per key found to the
+        list of each term the key spells, so the terms of a key's hit are the lists holding that object:
+        as in `_gate_hits`, a hit is a veto when every term its key spells is a veto, and the gate opens
+        on a hit of a gate key that is no veto and overlaps no veto's hit."""
+        vetoes = self._vetoes
+        if vetoes.isdisjoint(hits):  # most items: no veto, so any hit of a gate term opens it
+            return not self._gate_ids.isdisjoint(hits)
+        # A hit of a gate term that is a veto too stays among the vetoes, and a veto overlaps itself.
+        openers = [hit for tid in hits if tid in self._gate_ids for hit in hits[tid]]
+        vetoed = {id(hit): hit for tid in hits if tid in vetoes for hit in hits[tid]}
+        if vetoed:
+            for tid, found in hits.items():  # a veto's key that also spells another term is no veto
+                if tid not in vetoes:
+                    for hit in found:
+                        if id(hit) in vetoed:
+                            openers.append(vetoed.pop(id(hit)))
+        return any(
+            not any(v.field == h.field and v.start < h.end and h.start < v.end for v in vetoed.values())
+            for h in openers
+        )
+
     def _scan(self, raw: Sequence[str], search: Sequence[str], joined: str, every_term: bool) -> Scan:
         hits: dict[int, list[Hit]] = {}
         masks: dict[int, int] = {}
@@ -157,7 +223,13 @@ class Scanner:
         """Drop the hits that do not count (case, exclusions, negation), in place."""
         if self._options and scan.masks:
             apply_filters(
-                self._options, self._latin, scan.hits, scan.masks, scan.search, _CasedTexts(scan.raw)
+                self._options,
+                self._latin,
+                scan.hits,
+                scan.masks,
+                scan.search,
+                _CasedTexts(scan.raw),
+                self._negators,
             )
             scan.masks_changed()
 
@@ -227,20 +299,27 @@ def _find_terms(
         if check_start and start and (c := text[start - 1]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
             continue
         if check_end and end < n and (c := text[end]).isalnum() and (c < "\u2e80" or not is_cjk(c)):
-            if not plural_ok or text[end] not in "se":
+            if not plural_ok or c not in "se":
                 continue
             end = _plural_end(text, end)
             if end < 0:
                 continue
-        field, offset = (2, third) if start >= third else (1, second) if start >= second else (0, 0)
-        hit = Hit(field, start - offset, end - offset)
+        # The hit made with `tuple.__new__` (a named tuple's own constructor is a Python function), and
+        # each term's list and mask found with one look-up.
+        if start >= third:
+            hit, bit = _new(Hit, (2, start - third, end - third)), 4
+        elif start >= second:
+            hit, bit = _new(Hit, (1, start - second, end - second)), 2
+        else:
+            hit, bit = _new(Hit, (0, start, end)), 1
         for tid in tids:
-            if tid in hits:
-                hits[tid].append(hit)
-                masks[tid] |= 1 << field
-            else:
+            found = hits.get(tid)
+            if found is None:
                 hits[tid] = [hit]
-                masks[tid] = 1 << field
+                masks[tid] = bit
+            else:
+                found.append(hit)
+                masks[tid] |= bit
 
 
 def _plural_end(text: str, end: int) -> int:

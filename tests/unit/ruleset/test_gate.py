@@ -7,12 +7,21 @@ a pack that adds many rules on another subject keeps the bundled rules gated on 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rarewatch.commands.rules import _search_texts
+from rarewatch.normalize import plain_text
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset.nodes import Hit
+from rarewatch.ruleset.scanning import Scanner
+from rarewatch.ruleset.terms import NegationCheck, TermOptions, TermTable
+
+LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +74,128 @@ def test_many_added_rules_on_one_subject_keep_the_bundled_rules_gated_on_theirs(
     ruleset = load_ruleset([bundled_rules_dir(), tmp_path / "extra.yaml"])
     assert not opens(ruleset, "Prison reform bill passes the Senate")
     assert opens(ruleset, "Gallium glut weighs on prices")
+
+
+def test_each_line_s_verdict_is_its_own_whatever_the_lines_around_it(pack: Ruleset) -> None:
+    """`gate_may_open_lines` asks one automaton about many lines at once and counts the newlines up to
+    each match to know its line: each line's verdict is the one it gets alone, whether it holds one key
+    or several, stands first or last, or sits between empty lines."""
+    scanner = pack._scanner
+    lines = [
+        "gallium export ban",
+        "",
+        "the council met",
+        "gallium and germanium and graphite",
+        "",
+        "",
+        "稀土出口管制",
+        "road repairs",
+        "antimony",
+        "稀土 and gallium, 镓",
+    ]
+    for shift in range(len(lines)):
+        turned = lines[shift:] + lines[:shift]
+        alone = []
+        for line in turned:
+            verdict = scanner.gate_may_open_lines(line.encode())
+            assert verdict is not None and len(verdict) == 1
+            alone.append(verdict[0])
+        assert scanner.gate_may_open_lines("\n".join(turned).encode()) == alone, turned
+        assert scanner.gate_may_open_lines(("\n".join(turned) + "\n").encode()) == [*alone, False]
+    assert 0 < sum(alone) < len(lines)
+
+
+def _gate_texts(pack: Ruleset) -> list[tuple[str, str, str]]:
+    """The labelled set, every rule example, and texts where a veto decides ("magnet school")."""
+    texts: list[tuple[str, str, str]] = []
+    for line in LABELLED.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        texts.append((data.get("title") or "", data.get("summary") or "", data.get("content") or ""))
+    for rule in pack.rules:
+        for example in (*rule.examples.match, *rule.examples.no_match):
+            if isinstance(example, str):
+                texts.append((example, "", ""))
+            else:
+                texts.append((example.title, example.summary or "", example.content or ""))
+    vetoed = ["a magnet school opened", "Graphite Capital raised money", "the magnet school's new wing"]
+    for text in vetoed:
+        texts += [(text, "", ""), ("", "", text), (text, "magnets for carmakers", "")]
+    texts += [("a magnet school", "so magnet", ""), ("a magnet school magnet", "", "")]
+    return texts
+
+
+def _read_from_the_scan(scanner: Scanner, texts: tuple[str, str, str]) -> tuple[bool, bool]:
+    """(the gate's own verdict, the verdict read from the term pass) on `texts`."""
+    search = _search_texts(texts)
+    plain = tuple(map(plain_text, texts))
+    return scanner.gate_open(search), scanner.scan_gated(plain, search) is not None
+
+
+def test_the_gate_read_from_the_term_pass_is_the_gate_s_own(pack: Ruleset) -> None:
+    """`rarewatch match` reads the gate from the hits of the term pass (`Scanner.scan_gated`) rather
+    than passing the gate automaton too: the same verdict, vetoes included."""
+    scanner = pack._scanner
+    assert scanner._gate_in_scan  # the bundled pack's term pass holds every key of its gate
+    verdicts = [_read_from_the_scan(scanner, texts) for texts in _gate_texts(pack)]
+    assert all(own == read for own, read in verdicts)
+    assert sum(own for own, _ in verdicts) > 300, "many open"
+    vetoed = [t for t in _gate_texts(pack) if scanner.gate_may_open(_search_texts(t))]
+    assert sum(not scanner.gate_open(_search_texts(t)) for t in vetoed) >= 6, "a veto closes some"
+
+
+def _magnets(other_spelling: bool) -> Scanner:
+    """A gate of "magnet", vetoed by "magnet school"; with `other_spelling`, "magnet school" also spells
+    a term that is no veto (the same phrase with a negation check), so its key is no veto."""
+    terms = TermTable()
+    school = terms.add("magnet school")
+    ids = {school}
+    if other_spelling:
+        ids.add(terms.add("magnet school", TermOptions(negations=(NegationCheck(frozenset(), 1, 1, 1, 1),))))
+    magnet = terms.add("magnet", TermOptions(excludes=frozenset({school})))
+    return Scanner(terms, frozenset({magnet}), frozenset({*ids, magnet}))
+
+
+@pytest.mark.parametrize("other_spelling", [False, True])
+def test_a_veto_s_key_that_spells_another_term_too_is_no_veto(other_spelling: bool) -> None:
+    scanner = _magnets(other_spelling)
+    own, read = _read_from_the_scan(scanner, ("a magnet school", "", ""))
+    assert own == read == other_spelling
+    # A veto covers the gate's hits in its own field only.
+    assert _read_from_the_scan(scanner, ("a magnet school", "the magnet", "")) == (True, True)
+
+
+def test_a_gate_whose_keys_the_term_pass_lacks_is_asked_itself() -> None:
+    """Where the term pass's automata do not hold every key of the gate (a gate term no rule matches),
+    the gate's own pass decides."""
+    terms = TermTable()
+    gallium, tin = terms.add("gallium"), terms.add("tin")
+    scanner = Scanner(terms, frozenset({gallium, tin}), frozenset({gallium, terms.add("export")}))
+    assert not scanner._gate_in_scan
+    assert _read_from_the_scan(scanner, ("gallium export", "", "")) == (True, True)
+    assert _read_from_the_scan(scanner, ("tin export", "", "")) == (True, True)
+    assert _read_from_the_scan(scanner, ("zinc export", "", "")) == (False, False)
+    chinese = TermTable()
+    scanner = Scanner(chinese, frozenset({chinese.add("镓")}), frozenset({chinese.add("export")}))
+    assert not scanner._gate_in_scan  # the term pass has no automaton for Chinese keys at all
+    assert _read_from_the_scan(scanner, ("镓 export", "", "")) == (True, True)
+
+
+def test_a_gate_of_no_key_never_opens() -> None:
+    terms = TermTable()
+    scanner = Scanner(terms, frozenset(), frozenset({terms.add("export")}))
+    assert _read_from_the_scan(scanner, ("gallium export", "", "")) == (False, False)
+
+
+class _Unread(list[Hit]):
+    """Hits that must not be looked at one by one."""
+
+    def __iter__(self) -> Iterator[Hit]:
+        raise AssertionError("hits read one by one")
+
+
+def test_without_a_veto_s_hit_the_gate_opens_on_its_terms_alone() -> None:
+    """An item holding no veto opens the gate when it holds a gate term, with no look at the hits."""
+    scanner = _magnets(False)
+    magnet, other = scanner._gate_ids, frozenset({99})
+    assert scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in magnet})
+    assert not scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in other})

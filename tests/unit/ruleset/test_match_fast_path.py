@@ -17,6 +17,7 @@ from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import compile_test
+from rarewatch.ruleset.nodes import Near, Scan, TermSet
 from rarewatch.ruleset.schema import Example
 from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
@@ -292,3 +293,45 @@ def test_each_rule_s_compiled_test_answers_as_its_tree_of_nodes(ruleset: Ruleset
             held += answer
     assert held > 300, "many rules hold"
     assert asked - held > 300, "and many do not"
+
+
+class _SpyNear(Near):
+    """A `near` that records each time it is asked, and says it holds."""
+
+    __slots__ = ("asked",)
+
+    def __init__(self, left: TermSet, right: TermSet) -> None:
+        super().__init__(left, right, 3, [True, True, True])
+        self.asked = 0
+
+    def test(self, scan: Scan, fields: int) -> bool:
+        self.asked += 1
+        return True
+
+
+@pytest.mark.parametrize(
+    ("found", "asked"),
+    [(frozenset(), 0), ({1}, 0), ({2}, 0), ({0}, 0), ({1, 2}, 1), ({0, 1, 2}, 1)],
+)
+def test_a_compiled_near_is_asked_only_when_both_its_sides_were_found(found: set[int], asked: int) -> None:
+    """A rule's compiled test asks a `near` only when a term of each side is among the terms found in the
+    rule's fields: two set tests spare the pairing of hits on most items that wake the rule."""
+    labels = ["zero", "one", "two"]
+    near = _SpyNear(TermSet(frozenset({1}), labels), TermSet(frozenset({2}), labels))
+    scan = Scan(("",), ("",), {}, {})
+    assert compile_test(near)(scan, 1, frozenset(found)) is bool(asked)
+    assert near.asked == asked
+
+
+def test_an_item_without_a_gate_key_is_answered_before_its_plain_texts(
+    ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line the block pass leaves to its item (an escape in it) whose texts hold no key that can open
+    the gate is answered by the quick gate alone: no plain texts, no term pass."""
+
+    def refused(text: str) -> str:
+        raise AssertionError("plain texts made")
+
+    monkeypatch.setattr("rarewatch.commands.rules.plain_text", refused)
+    line = '{"id": "q", "title": "Council \\"approves\\" road budget", "summary": "Rates unchanged"}\n'
+    assert encode_line(ruleset.core, line, 1, False) == '{"id":"q","matches":[]}\n'
