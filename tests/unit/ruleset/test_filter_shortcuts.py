@@ -95,14 +95,7 @@ def test_a_term_none_of_whose_phrases_the_item_holds_is_not_tested_hit_by_hit(
 ) -> None:
     # "licence" (0) is excluded by "mining licence" (5), absent; "graphite" (1) by "graphite capital"
     # (6), present: only graphite's hits are tested against the phrases.
-    tested: list[Hit] = []
-
-    def outside(hit: Hit, hits: dict[int, list[Hit]], phrases: frozenset[int]) -> bool:
-        tested.append(hit)
-        return original(hit, hits, phrases)
-
-    original = filters._outside
-    monkeypatch.setattr(filters, "_outside", outside)
+    tested = _record_outside_tests(monkeypatch)
     options = {0: TermOptions(excludes=frozenset({5})), 1: TermOptions(excludes=frozenset({6}))}
     hits = {0: [Hit(0, 0, 7)], 1: [Hit(0, 8, 16)], 6: [Hit(0, 8, 24)]}
     masks = _filter(options, hits, "licence graphite capital")
@@ -114,17 +107,23 @@ def test_a_term_none_of_whose_phrases_the_item_holds_is_not_tested_hit_by_hit(
 def test_a_phrase_dropped_by_its_own_exclusion_no_longer_excludes(monkeypatch: pytest.MonkeyPatch) -> None:
     # "mining licence" (1) is excluded by "data mining licence" (2), and itself excludes "licence" (0):
     # once it is dropped, licence's hits are not tested against it.
-    tested: list[Hit] = []
-
-    def outside(hit: Hit, hits: dict[int, list[Hit]], phrases: frozenset[int]) -> bool:
-        tested.append(hit)
-        return original(hit, hits, phrases)
-
-    original = filters._outside
-    monkeypatch.setattr(filters, "_outside", outside)
+    tested = _record_outside_tests(monkeypatch)
     options = {1: TermOptions(excludes=frozenset({2})), 0: TermOptions(excludes=frozenset({1}))}
     hits = {2: [Hit(0, 0, 19)], 1: [Hit(0, 5, 19)], 0: [Hit(0, 12, 19)]}
     masks = _filter(options, hits, "data mining licence")
     assert tested == [Hit(0, 5, 19)]
     assert hits == {2: [Hit(0, 0, 19)], 0: [Hit(0, 12, 19)]}
     assert masks == {2: 1, 0: 1}
+
+
+def _record_outside_tests(monkeypatch: pytest.MonkeyPatch) -> list[Hit]:
+    """The hits `filters._outside` is asked about from now on (it still answers as before)."""
+    tested: list[Hit] = []
+    original = filters._outside
+
+    def outside(hit: Hit, hits: dict[int, list[Hit]], phrases: frozenset[int]) -> bool:
+        tested.append(hit)
+        return original(hit, hits, phrases)
+
+    monkeypatch.setattr(filters, "_outside", outside)
+    return tested
