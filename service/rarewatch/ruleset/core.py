@@ -79,19 +79,15 @@ class MatchCore:
     def firing_rules_gated(
         self, plain: Sequence[str], search: str, source: str | None = None
     ) -> list[CoreRule]:
-        """`firing_rules` for a caller that asked only `gate_may_open` (not `cannot_fire`): [] when the
-        gate is closed, as read from the term pass's own hits (`Scanner.scan_gated`), which spares the
-        gate's pass on the items that open it."""
+        """The rules that fire on an item, sorted by id: the rules of `Ruleset.match_fields`' matches, for
+        a caller that needs no more (`rarewatch match` without `--explain`) and has asked `gate_may_open`.
+        `plain`: the plain texts of title, summary and content; `search`: their search texts as
+        `cannot_fire` takes them, already computed for the quick gate. [] when the gate is closed, as read
+        from the term pass's own hits (`Scanner.scan_gated`), which spares the gate's own pass on the
+        items that open it. Skips what a `Match` costs beyond that (its evidence and snippet, about a
+        quarter of a firing item's time), and normalising the texts a second time."""
         scan = self._scanner.scan_gated(plain, search)
         return [] if scan is None else self._firing(scan, source)
-
-    def firing_rules(self, plain: Sequence[str], search: str, source: str | None = None) -> list[CoreRule]:
-        """The rules that fire on an item, sorted by id: the rules of `Ruleset.match_fields`' matches, for
-        a caller that needs no more (`rarewatch match` without `--explain`). `plain`: the plain texts of
-        title, summary and content; `search`: their search texts as `cannot_fire` takes them, already
-        computed for the gate. Skips what a `Match` costs beyond that (its evidence and snippet, about a
-        quarter of a firing item's time), and normalising the texts and asking the gate a second time."""
-        return self._firing(self._scanner.scan_searched(plain, search), source)
 
     def _firing(self, scan: Scan, source: str | None) -> list[CoreRule]:
         """The rules that fire on the item of `scan` (unfiltered: filtered here when a rule may fire)."""

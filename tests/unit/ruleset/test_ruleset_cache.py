@@ -36,9 +36,9 @@ def core_entry(cache_dir: Path) -> Path:
 
 def core_fired(core: MatchCore, title: str) -> list[str]:
     search = "\n".join((title.lower(), "", ""))
-    if core.cannot_fire(search):
+    if not core.gate_may_open(search):
         return []
-    return [r.id for r in core.firing_rules((title, "", ""), search)]
+    return [r.id for r in core.firing_rules_gated((title, "", ""), search)]
 
 
 def test_an_unchanged_pack_is_read_back_from_the_cache(write_rules: RuleWriter, tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_the_match_core_is_read_back_without_the_rule_models(write_rules: RuleWr
         "import sys; from pathlib import Path; from rarewatch.ruleset.cache import RulesetCache, load_core\n"
         f"c = RulesetCache(Path({str(cache)!r})); core = load_core([Path({str(path)!r})], c)\n"
         "s = 'gallium export ban\\n\\n'\n"
-        "fired = [r.id for r in core.firing_rules(('Gallium export ban', '', ''), s)]\n"
+        "fired = [r.id for r in core.firing_rules_gated(('Gallium export ban', '', ''), s)]\n"
         "heavy = sorted(m for m in sys.modules if m.startswith(('pydantic', 'rarewatch.ruleset.schema')))\n"
         "print(c.hits, c.misses, fired, heavy)"
     )
