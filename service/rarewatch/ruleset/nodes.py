@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from rarewatch.ruleset.chinese import to_simplified
 from rarewatch.ruleset.clauses import crosses
 from rarewatch.ruleset.text import display_text
 
@@ -45,6 +46,7 @@ class Scan:
     __slots__ = (
         "_display",
         "_found_in",
+        "_regex_text",
         "hits",
         "masks",
         "near_hits",
@@ -65,6 +67,7 @@ class Scan:
         self.snippets: dict[Evidence, str] = {}  # rules that fire on the same first hit share a snippet
         self.near_hits: dict[tuple[frozenset[int], int], list[tuple[int, Hit]]] = {}  # see `_hits_of`
         self._display: dict[int, str] = {}
+        self._regex_text: dict[int, str] = {}
         self._found_in: dict[int, frozenset[int]] = {}
 
     def found_in(self, fields: int) -> frozenset[int]:
@@ -85,6 +88,15 @@ class Scan:
         text = self._display.get(field)
         if text is None:
             text = self._display[field] = display_text(self.raw[field])
+        return text
+
+    def regex_text(self, field: int) -> str:
+        """What regexes search in a field: its display text with Traditional characters converted to
+        Simplified, one character for one (so positions are the display text's), so that a pattern
+        written in Simplified characters covers Taiwan and Hong Kong stories as rule terms do."""
+        text = self._regex_text.get(field)
+        if text is None:
+            text = self._regex_text[field] = to_simplified(self.display(field))
         return text
 
     def first_hit(self, tid: int, fields: int) -> Hit | None:
@@ -220,9 +232,11 @@ class Regex:
         found = None
         for field in range(len(scan.raw)):
             if (1 << field) & fields and scan.raw[field]:
-                m = self.pattern.search(scan.display(field))
+                m = self.pattern.search(scan.regex_text(field))
                 if m is not None:
-                    found = Evidence(field, m.start(), m.end(), m.group(), False)
+                    # the evidence quotes the characters as published, not their Simplified forms
+                    text = scan.display(field)[m.start() : m.end()]
+                    found = Evidence(field, m.start(), m.end(), text, False)
                     break
         scan.regex_results[cache_key] = found
         return found

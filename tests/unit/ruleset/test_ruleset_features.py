@@ -303,6 +303,25 @@ def test_snippets_keep_the_original_characters(ruleset_of: Load) -> None:
     assert "許可證" in match.snippet
 
 
+def test_a_simplified_regex_matches_traditional_text(ruleset_of: Load) -> None:
+    ruleset = ruleset_of(rule("r", '{all: [稀土, {regex: "对[^，]{0,4}出口"}]}'))
+    assert fired(ruleset, "對日稀土出口收緊") == ["r"]
+    assert fired(ruleset, "对日稀土出口收紧") == ["r"]
+
+
+def test_a_simplified_regex_under_none_vetoes_traditional_text(ruleset_of: Load) -> None:
+    ruleset = ruleset_of(rule("r", '{all: [稀土], none: [{regex: "价格"}]}'))
+    assert fired(ruleset, "稀土價格上漲") == []
+    assert fired(ruleset, "稀土出口收緊") == ["r"]
+
+
+def test_regex_evidence_keeps_the_original_characters(ruleset_of: Load) -> None:
+    ruleset = ruleset_of(rule("r", '{all: [稀土, {regex: "出口许可证"}]}'))
+    [match] = ruleset.match_fields({"title": "台灣稀土出口許可證"})
+    assert "出口許可證" in match.terms
+    assert "出口许可证" not in match.terms
+
+
 # --------------------------------------------------------------------------- entities
 
 ENTITIES = """\
