@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
+from rarewatch.commands.match_pool import BlockResult, file_blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import (
     has_lone_surrogate,
@@ -139,7 +139,7 @@ def match_jsonl(
         done = (
             match_blocks(ruleset, explain, jobs, infile)
             if jobs > 1
-            else (encode_block(ruleset, block, explain) for block in blocks(infile))
+            else (encode_block(ruleset, block, explain) for block in file_blocks(infile))
         )
         carried: list[int] = []  # blank lines at the end of the blocks so far
         for body, trailing in done:
