@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
+_NONE = type(None)
+_CHECKED_FIELDS = (*_TEXT_FIELDS, "source", "lang")  # what must be a string or null
 
 
 def load_checked(
@@ -172,10 +174,16 @@ def match_jsonl(
 
 
 def encode_line(
-    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool = False
+    ruleset: Ruleset | MatchCore,
+    line: str,
+    number: int,
+    explain: bool,
+    closed: bool | None = None,
 ) -> str:
-    """The output line for input line `number` (not blank). `closed`: the gate is known to be closed
-    on the line's item (`gate_closed`), so it fires nothing once it proves a valid item."""
+    """The output line for input line `number` (not blank). `closed` is the line's gate verdict
+    (`gate_verdicts`): True, the gate is known to be closed on its item, so it fires nothing once it
+    proves a valid item; False, a key that can open it occurs in the line, so the item's own quick gate
+    is not asked again; None, nothing is known."""
     return _encode(_match_line(ruleset, line, number, explain, closed))
 
 
@@ -190,10 +198,10 @@ def encode_block(ruleset: Ruleset | MatchCore, block: tuple[int, str], explain: 
     else:
         pieces.pop()
         with_newline = len(pieces)
-    closed = gate_closed(ruleset, pieces, explain)
+    verdicts = gate_verdicts(ruleset, pieces, explain)
     out: list[str] = []
     blanks: list[int] = []
-    for index, (piece, shut) in enumerate(zip(pieces, closed, strict=True)):
+    for index, (piece, shut) in enumerate(zip(pieces, verdicts, strict=True)):
         number = first + index
         if not piece or piece.isspace():
             blanks.append(number)
@@ -222,15 +230,12 @@ def _closed_item_line(line: str, number: int) -> str | None:
     if type(data) is not dict:
         return None
     get = data.get
-    # Each type tested on its own (no set of the five built): this runs for most lines of a large input.
-    if not (
-        type(get("title")) in _TEXT_TYPES
-        and type(get("summary")) in _TEXT_TYPES
-        and type(get("content")) in _TEXT_TYPES
-        and type(get("source")) in _TEXT_TYPES
-        and type(get("lang")) in _TEXT_TYPES
-    ):
-        return None
+    # Each type tested on its own, by identity (no set of the five built, no set look-up): this runs for
+    # most lines of a large input.
+    for key in _CHECKED_FIELDS:
+        kind = type(get(key))
+        if kind is not str and kind is not _NONE:
+            return None
     item_id = get("id")
     if item_id is None:
         return f'{{"id":{number},"matches":[]}}\n'
@@ -246,13 +251,20 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     tags or entities holds its texts verbatim, between quotes, and they are folded in place (the ASCII
     lines together, then the others). False for the other lines, and with `explain` (which looks past
     the gate)."""
-    closed = [False] * len(lines)
+    return [verdict is True for verdict in gate_verdicts(ruleset, lines, explain)]
+
+
+def gate_verdicts(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool) -> list[bool | None]:
+    """`gate_closed`, telling the lines the block pass asked and found open to a key (False: a key that
+    can open the gate occurs in the line's fold, so the item's own quick gate would say so too, or
+    there is no gate) from those it did not ask (None: not verbatim, not foldable, or `explain`)."""
+    closed: list[bool | None] = [None] * len(lines)
     if explain:
         return closed
     text = "\n".join(lines)
     if _verbatim(text):  # the common case: every line is (one test of the block, not one per line)
         if text.isascii():
-            return ruleset.gate_closed_lines(fold_ascii_lines(text))
+            return list(ruleset.gate_closed_lines(fold_ascii_lines(text)))
         verbatim: Sequence[int] = range(len(lines))
     else:
         verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
@@ -406,7 +418,7 @@ def _search_texts(texts: Sequence[str]) -> str:
 
 
 def _match_line(
-    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool
+    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool | None
 ) -> dict[str, Any]:
     try:
         data = _decode(line)
@@ -430,7 +442,9 @@ def _match_line(
     if not explain:
         core = ruleset if isinstance(ruleset, MatchCore) else ruleset.core
         search = _search_texts(texts)
-        if not core.gate_may_open(search):
+        # A line the block pass found a key in (`closed` False) is not asked again: the quick gate only
+        # spares the term pass of an item it closes, and `firing_rules_gated` answers [] for those too.
+        if closed is None and not core.gate_may_open(search):
             return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
         # The gate read from the term pass (no gate pass of its own): most items that get here open it.
         rules = core.firing_rules_gated(tuple(map(plain_text, texts)), search, data.get("source"))
