@@ -56,6 +56,8 @@ ODD_LINES = [
     '{"id": "\\ud800", "title": "plain"}',
     '{"id": "\\ud83d\\ude00 emoji", "title": "' + MATERIAL + '"}',
     '{"id": "é \\u00e9 \\u2028 \\u0000 \\u001f \\u007f", "title": "plain"}',
+    '{"id": "raw \u007f \u2028 \u00a0 \U0001f600 é 中", "title": "plain"}',
+    '{"id": "raw \u007f \u2028 \u00a0 \U0001f600 é 中 2", "title": "' + MATERIAL + '"}',
     '{"id": "z1", "title": "China restricts exports of \\u0067allium"}',
     '{"id": "z2", "title": "China <b>restricts</b> exports of gallium &amp; germanium"}',
     '{"id": "z3", "title": "中国对镓、锗相关物项实施出口管制", "summary": "商务部 海关总署 公告"}',

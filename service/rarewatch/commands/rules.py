@@ -239,6 +239,10 @@ def _closed_item_line(line: str, number: int) -> str | None:
     item_id = get("id")
     if item_id is None:
         return f'{{"id":{number},"matches":[]}}\n'
+    if type(item_id) is str and "\\" not in line:
+        # Written as it was read: in a line without a backslash a string holds no character JSON escapes
+        # (a quote or backslash would need one, a control character or lone surrogate cannot be there).
+        return '{"id":"' + item_id + '","matches":[]}\n'
     if type(item_id) is not str and type(item_id) is not int:  # a float, a bool, a list: `_decode`
         return None
     # What orjson decodes, it encodes (it reads an integer beyond 64 bits as a float, not handled here).
