@@ -18,7 +18,6 @@ so a consumer still sees each result before rarewatch waits.
 from __future__ import annotations
 
 import codecs
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, AnyStr, TextIO
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, AnyStr, TextIO
 from rarewatch.ruleset.core import MatchCore
 
 if TYPE_CHECKING:  # `match` without `--explain` loads only the match core: no pydantic, no schema
+    import multiprocessing.pool
+
     from rarewatch.ruleset import Ruleset
 
 CHUNK = 1000  # lines per task from a pipe: large enough that the hand-off costs little per line
@@ -160,6 +161,8 @@ def _spans_of(infile: TextIO) -> tuple[int, int] | None:
 def _file_at(infile: TextIO) -> tuple[int, int] | None:
     """(descriptor, position) of `infile` when its workers can read it by byte spans: `_spans_of`, and
     workers that are forked (they inherit the descriptor); else None."""
+    import multiprocessing  # here: one process (no `--jobs`) never needs it
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     return _spans_of(infile)
@@ -184,6 +187,8 @@ def match_blocks(
 
 
 def _pool(ruleset: Ruleset | MatchCore, explain: bool, jobs: int, fd: int = -1) -> multiprocessing.pool.Pool:
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return context.Pool(jobs, initializer=_start, initargs=(ruleset, explain, fd))

@@ -198,7 +198,8 @@ def encode_block(ruleset: Ruleset | MatchCore, block: tuple[int, str], explain: 
     else:
         pieces.pop()
         with_newline = len(pieces)
-    verdicts = gate_verdicts(ruleset, pieces, explain)
+        text = text[:-1]  # the lines joined, for the block pass (a copy, not a join of every line)
+    verdicts = gate_verdicts(ruleset, pieces, explain, text)
     out: list[str] = []
     blanks: list[int] = []
     for index, (piece, shut) in enumerate(zip(pieces, verdicts, strict=True)):
@@ -258,14 +259,17 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     return [verdict is True for verdict in gate_verdicts(ruleset, lines, explain)]
 
 
-def gate_verdicts(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool) -> list[bool | None]:
+def gate_verdicts(
+    ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool, joined: str | None = None
+) -> list[bool | None]:
     """`gate_closed`, telling the lines the block pass asked and found open to a key (False: a key that
     can open the gate occurs in the line's fold, so the item's own quick gate would say so too, or
-    there is no gate) from those it did not ask (None: not verbatim, not foldable, or `explain`)."""
+    there is no gate) from those it did not ask (None: not verbatim, not foldable, or `explain`).
+    `joined`: the lines joined by "\n", when the caller has that text already (a block's)."""
     closed: list[bool | None] = [None] * len(lines)
     if explain:
         return closed
-    text = "\n".join(lines)
+    text = "\n".join(lines) if joined is None else joined
     if _verbatim(text):  # the common case: every line is (one test of the block, not one per line)
         if text.isascii():
             return list(ruleset.gate_closed_lines(fold_ascii_lines(text)))
