@@ -6,7 +6,6 @@ the caller passes `first_seen`, so the same entry always normalises to the same 
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import html
 import re
@@ -14,9 +13,14 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from rarewatch.models import Item, RawEntry
+# The item models (eleven dataclasses) and the e-mail date parser are imported where they are used:
+# `rarewatch match` needs this module's text functions only, and they were a tenth of its start-up.
+if TYPE_CHECKING:
+    from rarewatch.models import Item, RawEntry
+
 
 # The most characters kept of an item's texts (after HTML is stripped). A headline is a line; the
 # summary and content keep far more than any notifier shows (500), so rules still see a long article's
@@ -345,6 +349,8 @@ def normalize(entry: RawEntry, first_seen: datetime) -> Item:
     (`TITLE_MAX`, `SUMMARY_MAX`, `CONTENT_MAX` characters, cut with "…"), so a hostile feed cannot fill
     the store or the API with megabyte headlines.
     """
+    from rarewatch.models import Item
+
     title = _title(entry.title)
     summary = _summary(entry.summary)
     link = _safe_link(valid_unicode(entry.link) if entry.link else entry.link)
@@ -428,6 +434,8 @@ def _numeric_date(text: str) -> datetime | None:
 
 
 def _rfc822_date(text: str) -> datetime | None:
+    import email.utils
+
     try:
         return email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

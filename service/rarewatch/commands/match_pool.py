@@ -18,7 +18,6 @@ so a consumer still sees each result before rarewatch waits.
 from __future__ import annotations
 
 import codecs
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, AnyStr, TextIO
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, AnyStr, TextIO
 from rarewatch.ruleset.core import MatchCore
 
 if TYPE_CHECKING:  # `match` without `--explain` loads only the match core: no pydantic, no schema
+    import multiprocessing.pool
+
     from rarewatch.ruleset import Ruleset
 
 CHUNK = 1000  # lines per task from a pipe: large enough that the hand-off costs little per line
@@ -127,25 +128,44 @@ def _pieces(fd: int, offset: int) -> Iterator[bytes]:
         offset += len(piece)
 
 
-def _file_at(infile: TextIO) -> tuple[int, int] | None:
-    """(descriptor, position) of `infile` when its workers can read it by byte spans: a regular file,
-    read as strict UTF-8, nothing of it read ahead, and no carriage return in it (the text layer ends a
-    line at one, `spans` would not); else None."""
+def file_blocks(infile: TextIO) -> Iterator[tuple[int, str]]:
+    """`blocks(infile)`, the same lines, read as bytes and decoded a block at a time where `_spans_of`
+    allows it: the text layer's `read(n)` counts `n` characters and translates newlines, and cost
+    about four times as much as reading the bytes and decoding them."""
+    at = _spans_of(infile)
+    if at is None:
+        yield from blocks(infile)
+        return
+    fd, offset = at
+    for number, start, length in spans(fd, offset):
+        yield number, read_span(fd, start, length).decode("utf-8")
+
+
+def _spans_of(infile: TextIO) -> tuple[int, int] | None:
+    """(descriptor, position) of `infile` when it can be read by byte spans with the lines its text
+    layer gives: a regular file, read as strict UTF-8, nothing of it read ahead, and no carriage return
+    in it (the text layer ends a line at one, `spans` would not); else None."""
     try:
         fd = infile.fileno()
         offset = infile.tell()
     except (OSError, ValueError):  # io.UnsupportedOperation (StringIO) is both
         return None
     utf8 = codecs.lookup(infile.encoding).name == "utf-8" and infile.errors == "strict"
-    if (
-        not utf8
-        or offset != os.lseek(fd, 0, os.SEEK_CUR)
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
+    if not utf8 or offset != os.lseek(fd, 0, os.SEEK_CUR):
         return None
     if any(b"\r" in piece for piece in _pieces(fd, offset)):
         return None
     return fd, offset
+
+
+def _file_at(infile: TextIO) -> tuple[int, int] | None:
+    """(descriptor, position) of `infile` when its workers can read it by byte spans: `_spans_of`, and
+    workers that are forked (they inherit the descriptor); else None."""
+    import multiprocessing  # here: one process (no `--jobs`) never needs it
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return _spans_of(infile)
 
 
 def match_parallel(
@@ -167,6 +187,8 @@ def match_blocks(
 
 
 def _pool(ruleset: Ruleset | MatchCore, explain: bool, jobs: int, fd: int = -1) -> multiprocessing.pool.Pool:
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     return context.Pool(jobs, initializer=_start, initargs=(ruleset, explain, fd))

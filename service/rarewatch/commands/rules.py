@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from rarewatch.commands.match_pool import BlockResult, blocks, match_blocks, match_parallel
+from rarewatch.commands.malloc import keep_freed_memory
+from rarewatch.commands.match_pool import BlockResult, file_blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
 from rarewatch.normalize import (
     has_lone_surrogate,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 _TEXT_FIELDS = ("title", "summary", "content")
 _TEXT_TYPES = frozenset({str, type(None)})
+_NONE = type(None)
+_CHECKED_FIELDS = (*_TEXT_FIELDS, "source", "lang")  # what must be a string or null
 
 
 def load_checked(
@@ -134,12 +137,13 @@ def match_jsonl(
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
+    keep_freed_memory()  # each block's buffers reuse the last one's pages (before `--jobs` forks)
     batch = _Batch(out, infile)
     if not batch.input_can_wait:
         done = (
             match_blocks(ruleset, explain, jobs, infile)
             if jobs > 1
-            else (encode_block(ruleset, block, explain) for block in blocks(infile))
+            else (encode_block(ruleset, block, explain) for block in file_blocks(infile))
         )
         carried: list[int] = []  # blank lines at the end of the blocks so far
         for body, trailing in done:
@@ -172,10 +176,16 @@ def match_jsonl(
 
 
 def encode_line(
-    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool = False
+    ruleset: Ruleset | MatchCore,
+    line: str,
+    number: int,
+    explain: bool,
+    closed: bool | None = None,
 ) -> str:
-    """The output line for input line `number` (not blank). `closed`: the gate is known to be closed
-    on the line's item (`gate_closed`), so it fires nothing once it proves a valid item."""
+    """The output line for input line `number` (not blank). `closed` is the line's gate verdict
+    (`gate_verdicts`): True, the gate is known to be closed on its item, so it fires nothing once it
+    proves a valid item; False, a key that can open it occurs in the line, so the item's own quick gate
+    is not asked again; None, nothing is known."""
     return _encode(_match_line(ruleset, line, number, explain, closed))
 
 
@@ -190,10 +200,11 @@ def encode_block(ruleset: Ruleset | MatchCore, block: tuple[int, str], explain: 
     else:
         pieces.pop()
         with_newline = len(pieces)
-    closed = gate_closed(ruleset, pieces, explain)
+        text = text[:-1]  # the lines joined, for the block pass (a copy, not a join of every line)
+    verdicts = gate_verdicts(ruleset, pieces, explain, text)
     out: list[str] = []
     blanks: list[int] = []
-    for index, (piece, shut) in enumerate(zip(pieces, closed, strict=True)):
+    for index, (piece, shut) in enumerate(zip(pieces, verdicts, strict=True)):
         number = first + index
         if not piece or piece.isspace():
             blanks.append(number)
@@ -222,18 +233,19 @@ def _closed_item_line(line: str, number: int) -> str | None:
     if type(data) is not dict:
         return None
     get = data.get
-    # Each type tested on its own (no set of the five built): this runs for most lines of a large input.
-    if not (
-        type(get("title")) in _TEXT_TYPES
-        and type(get("summary")) in _TEXT_TYPES
-        and type(get("content")) in _TEXT_TYPES
-        and type(get("source")) in _TEXT_TYPES
-        and type(get("lang")) in _TEXT_TYPES
-    ):
-        return None
+    # Each type tested on its own, by identity (no set of the five built, no set look-up): this runs for
+    # most lines of a large input.
+    for key in _CHECKED_FIELDS:
+        kind = type(get(key))
+        if kind is not str and kind is not _NONE:
+            return None
     item_id = get("id")
     if item_id is None:
         return f'{{"id":{number},"matches":[]}}\n'
+    if type(item_id) is str and "\\" not in line:
+        # Written as it was read: in a line without a backslash a string holds no character JSON escapes
+        # (a quote or backslash would need one, a control character or lone surrogate cannot be there).
+        return '{"id":"' + item_id + '","matches":[]}\n'
     if type(item_id) is not str and type(item_id) is not int:  # a float, a bool, a list: `_decode`
         return None
     # What orjson decodes, it encodes (it reads an integer beyond 64 bits as a float, not handled here).
@@ -246,13 +258,23 @@ def gate_closed(ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: boo
     tags or entities holds its texts verbatim, between quotes, and they are folded in place (the ASCII
     lines together, then the others). False for the other lines, and with `explain` (which looks past
     the gate)."""
-    closed = [False] * len(lines)
+    return [verdict is True for verdict in gate_verdicts(ruleset, lines, explain)]
+
+
+def gate_verdicts(
+    ruleset: Ruleset | MatchCore, lines: Sequence[str], explain: bool, joined: str | None = None
+) -> list[bool | None]:
+    """`gate_closed`, telling the lines the block pass asked and found open to a key (False: a key that
+    can open the gate occurs in the line's fold, so the item's own quick gate would say so too, or
+    there is no gate) from those it did not ask (None: not verbatim, not foldable, or `explain`).
+    `joined`: the lines joined by "\n", when the caller has that text already (a block's)."""
+    closed: list[bool | None] = [None] * len(lines)
     if explain:
         return closed
-    text = "\n".join(lines)
+    text = "\n".join(lines) if joined is None else joined
     if _verbatim(text):  # the common case: every line is (one test of the block, not one per line)
         if text.isascii():
-            return ruleset.gate_closed_lines(fold_ascii_lines(text))
+            return list(ruleset.gate_closed_lines(fold_ascii_lines(text)))
         verbatim: Sequence[int] = range(len(lines))
     else:
         verbatim = [i for i, line in enumerate(lines) if _verbatim(line)]
@@ -406,7 +428,7 @@ def _search_texts(texts: Sequence[str]) -> str:
 
 
 def _match_line(
-    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool
+    ruleset: Ruleset | MatchCore, line: str, number: int, explain: bool, closed: bool | None
 ) -> dict[str, Any]:
     try:
         data = _decode(line)
@@ -430,7 +452,9 @@ def _match_line(
     if not explain:
         core = ruleset if isinstance(ruleset, MatchCore) else ruleset.core
         search = _search_texts(texts)
-        if not core.gate_may_open(search):
+        # A line the block pass found a key in (`closed` False) is not asked again: the quick gate only
+        # spares the term pass of an item it closes, and `firing_rules_gated` answers [] for those too.
+        if closed is None and not core.gate_may_open(search):
             return {"id": item_id, "matches": []}  # most items: no plain texts, no match to build
         # The gate read from the term pass (no gate pass of its own): most items that get here open it.
         rules = core.firing_rules_gated(tuple(map(plain_text, texts)), search, data.get("source"))

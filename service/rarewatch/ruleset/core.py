@@ -32,6 +32,12 @@ class CoreRule:
     required: tuple[frozenset[int], ...] = ()  # term sets that must each be found for the rule to fire
 
 
+# The key of `chinese.traditional_chars` in a pickled core: worked out once when the pack is compiled,
+# then read back with it (its cache key names OpenCC's version), not made again by converting every
+# character at each start.
+_CHARS = "_traditional_chars"
+
+
 class MatchCore:
     """Which rules of a pack fire on an item. Built by `Ruleset` from its compiled pack."""
 
@@ -49,15 +55,19 @@ class MatchCore:
         self._tests = [compile_test(rule.expr) for rule in self.rules]
 
     def __getstate__(self) -> dict[str, object]:
-        """The rules' compiled tests (functions made at run time) do not pickle: they are made again."""
-        return {k: v for k, v in self.__dict__.items() if k != "_tests"}
+        """The rules' compiled tests (functions made at run time) do not pickle: they are made again.
+        The characters the Traditional to Simplified conversion changes go with the pack (`_CHARS`)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_tests"}
+        state[_CHARS] = chinese.traditional_chars()
+        return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as a `Ruleset` does, and
-        make the rules' tests again."""
+        """Unpickling (the rule cache) skips `__init__`: warm the Chinese tables as a `Ruleset` does (from
+        the characters pickled with the pack, without OpenCC), and make the rules' tests again."""
+        chars = state.pop(_CHARS, None)
         self.__dict__.update(state)
         self._tests = [compile_test(rule.expr) for rule in self.rules]
-        chinese.warm_up()
+        chinese.warm_up(chars if isinstance(chars, str) else None)
 
     def cannot_fire(self, search: str) -> bool:
         """See `Ruleset.cannot_fire`."""

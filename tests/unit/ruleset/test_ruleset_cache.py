@@ -207,3 +207,23 @@ def test_a_whole_pack_entry_is_no_match_core(write_rules: RuleWriter, tmp_path: 
     os.replace(entry(tmp_path / "cache"), core_entry(tmp_path / "cache"))
     assert core_fired(load_core([path], cache), "gallium export ban") == ["ga"]
     assert cache.hits == 0
+
+
+def test_the_match_core_brings_the_traditional_characters_without_opencc(
+    write_rules: RuleWriter, tmp_path: Path
+) -> None:
+    # The characters t2s changes are pickled with the core: a warm start builds the same character class
+    # without importing OpenCC, which a Traditional text still brings in to be converted.
+    path = write_rules(GALLIUM)
+    cache = tmp_path / "cache"
+    load_ruleset([path], RulesetCache(cache))
+    script = (
+        "import sys; from pathlib import Path; from rarewatch.ruleset.cache import RulesetCache, load_core\n"
+        "from rarewatch.ruleset import chinese\n"
+        f"load_core([Path({str(path)!r})], RulesetCache(Path({str(cache)!r})))\n"
+        "loaded = chinese._pattern.pattern; before = 'opencc' in sys.modules\n"
+        "print(before, chinese.has_traditional('出口許可證'), chinese.to_simplified('出口許可證'))\n"
+        "print(loaded == '[' + chinese.traditional_chars() + ']', 'opencc' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[:2] == ["False True 出口许可证", "True True"]
