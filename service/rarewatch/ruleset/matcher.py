@@ -21,7 +21,7 @@ from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.schema import FIELDS, FieldName, Rule, Vocabulary
-from rarewatch.ruleset.text import search_offset_to_display, snippet
+from rarewatch.ruleset.text import search_offset_to_display, search_text, snippet
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,21 @@ class Ruleset:
     def match(self, item: Item) -> list[Match]:
         """The rules that fire on a normalised item, sorted by rule id."""
         return self._match((item.title, item.summary, item.content), item.source)  # the order of FIELDS
+
+    def match_many(self, items: Sequence[Item]) -> list[list[Match]]:
+        """`match` of each item, in order: the gate's quick verdict is asked of all the items at once
+        (`Scanner.gate_may_open_many`), and only those on which it may open are matched further."""
+        if self._always:  # no gate: every item is matched in full
+            return [self.match(item) for item in items]
+        raws = [(item.title, item.summary, item.content) for item in items]  # the order of FIELDS
+        searches = [[search_text(text) if text else "" for text in raw] for raw in raws]
+        joined = ["\n".join(search) for search in searches]
+        maybe = self._scanner.gate_may_open_many(joined)
+        found: list[list[Match]] = []
+        for item, raw, search, text, open_ in zip(items, raws, searches, joined, maybe, strict=True):
+            scan = self._scanner.scan_may_open(raw, search, text) if open_ else None
+            found.append([] if scan is None else self._fire(scan, item.source))
+        return found
 
     def match_fields(
         self,
@@ -186,6 +201,10 @@ class Ruleset:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
+        return self._fire(scan, source, snippet_field)
+
+    def _fire(self, scan: Scan, source: str | None, snippet_field: int | None = None) -> list[Match]:
+        """The rules that fire on the item `scan` found the (unfiltered) terms of."""
         candidates = self._candidates(scan.masks, source)
         if not candidates:
             return []
