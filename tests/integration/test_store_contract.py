@@ -513,6 +513,38 @@ async def test_mark_delivered(store: Store) -> None:
     assert (done.status, done.attempts, done.delivered_at) == (DELIVERED, 2, T0 + 2 * SEC)
 
 
+async def test_mark_delivered_many_is_mark_delivered_of_each(store: Store) -> None:
+    """The outbox's record of a batch sent at once: each delivery as `mark_delivered` (no receipt) records
+    it, others untouched; an empty batch and a record that is not there change nothing."""
+    for n in (1, 2, 3):
+        await claim_alert(store, n, dests=("slack", "hook"))
+    await store.mark_delivered("alert-2", "slack", T0 + SEC, receipt="1740830400.000100")
+    await store.mark_failed("alert-1", "hook", "HTTP 500", T0 + SEC, T0)
+    await store.mark_delivered_many([], T0 + SEC)
+    batch = [("alert-1", "hook"), ("alert-2", "slack"), ("alert-3", "hook"), ("nope", "hook")]
+    await store.mark_delivered_many(batch, T0 + 2 * SEC)
+    one = await store.get_delivery("alert-1", "hook")
+    assert one is not None
+    assert (one.status, one.attempts, one.delivered_at, one.receipt) == (DELIVERED, 2, T0 + 2 * SEC, None)
+    assert one.last_error == "HTTP 500"
+    again = await store.get_delivery("alert-2", "slack")
+    assert again is not None
+    assert (again.status, again.attempts, again.delivered_at, again.receipt) == (
+        DELIVERED,
+        2,
+        T0 + 2 * SEC,
+        None,
+    )
+    three = await store.get_delivery("alert-3", "hook")
+    assert three is not None and (three.status, three.attempts) == (DELIVERED, 1)
+    untouched = [
+        await store.get_delivery(f"alert-{n}", d) for n, d in ((1, "slack"), (2, "hook"), (3, "slack"))
+    ]
+    assert [(d.status, d.attempts) for d in untouched if d is not None] == [(PENDING, 0)] * 3
+    assert await store.get_delivery("nope", "hook") is None
+    assert await store.delivered_since("hook", T0 + 2 * SEC) == 2
+
+
 async def test_mark_delivered_stores_the_receipt(store: Store) -> None:
     await claim_alert(store, 1, dests=("slack", "hook"))
     await store.mark_delivered("alert-1", "slack", T0 + SEC, receipt="1740830400.000100")
