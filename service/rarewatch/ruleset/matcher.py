@@ -153,9 +153,10 @@ class Ruleset:
         wanted = set(rule_ids)
         for end, name in enumerate(present[:-1], start=1):
             prefix: dict[str, str] = {f: fields[f] for f in present[:end]}
-            for match in self.match_fields(prefix, source):
-                if match.rule in wanted and match.rule not in found:
-                    found[match.rule] = name
+            # Which rules fire on the prefix, as `match_fields` would say, without their evidence.
+            for rule in self._firing(tuple(prefix.get(f) or "" for f in FIELDS), source):
+                if rule in wanted and rule not in found:
+                    found[rule] = name
             if len(found) == len(wanted):
                 return found
         return {rule: found.get(rule, present[-1]) for rule in wanted}
@@ -202,6 +203,18 @@ class Ruleset:
         if scan is None:
             return []
         return self._fire(scan, source, snippet_field)
+
+    def _firing(self, raw: Sequence[str], source: str | None) -> list[str]:
+        """The ids of the rules `_match(raw, source)` finds firing, in the same order, without building
+        their matches (evidence, snippet): what `first_fields` needs of a prefix of an item's texts."""
+        scan = self._scanner.scan(raw, gated=not self._always)
+        if scan is None:
+            return []
+        candidates = self._candidates(scan.masks, source)
+        if not candidates:
+            return []
+        self._scanner.filter(scan)
+        return [rule.rule.id for rule in candidates if rule.expr.test(scan, rule.fields)]
 
     def _fire(self, scan: Scan, source: str | None, snippet_field: int | None = None) -> list[Match]:
         """The rules that fire on the item `scan` found the (unfiltered) terms of."""

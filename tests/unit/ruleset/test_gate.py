@@ -241,3 +241,20 @@ def test_the_quick_gate_of_many_texts_is_each_text_s_own(pack: Ruleset) -> None:
         assert scanner.gate_may_open_many(turned) == alone[shift:] + alone[:shift]
     ascii_only = [t for t in texts if t.isascii()]
     assert scanner.gate_may_open_many(ascii_only) == [scanner.gate_may_open(t) for t in ascii_only]
+
+
+def test_the_rules_firing_on_a_prefix_are_those_matching_finds(pack: Ruleset) -> None:
+    """`first_fields` asks which rules fire on the texts before a field (`Ruleset._firing`, without
+    building evidence or snippets): the same rules, in the same order, as a whole match finds."""
+    texts = _gate_texts(pack)
+    fired = 0
+    for title, summary, content in texts:
+        for raw in ((title, summary, content), (title, "", ""), (title, summary, "")):
+            plain = tuple(map(plain_text, raw))
+            expected = [
+                m.rule
+                for m in pack.match_fields(dict(zip(("title", "summary", "content"), plain, strict=True)))
+            ]
+            assert pack._firing(plain, None) == expected
+            fired += bool(expected)
+    assert fired
