@@ -19,7 +19,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -1387,6 +1387,17 @@ async def test_seen_items_are_kept_once_newest_first(store: Store) -> None:
     assert await store.seen_items(T0 + MIN) == found[:2]  # since is inclusive
     assert await store.seen_items(T0, limit=1) == found[:1]
     assert await store.record_items([], T0 + HOUR) == 0
+
+
+async def test_seen_items_keep_each_one_s_own_fetch_time(store: Store) -> None:
+    """A batch of items fetched at one time (one object, converted once) or at times of their own, in
+    zones of their own: each is read back with its own time, as written."""
+    east = T0.astimezone(timezone(timedelta(hours=8)))  # the same instant as T0, written +08:00
+    batch = [seen(1, T0), seen(2, T0), seen(3, east), seen(4, T0 + MIN), seen(5, T0)]
+    assert await store.record_items(batch, T0 + MIN) == 5
+    found = {s.item.id: s for s in await store.seen_items(T0)}
+    assert [found[s.item.id] for s in batch] == batch
+    assert [found[s.item.id].fetched.isoformat() for s in batch] == [s.fetched.isoformat() for s in batch]
 
 
 async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:

@@ -435,7 +435,12 @@ class SQLiteStore:
         """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
         if not items or self._items.max <= 0:
             return 0
-        rows = [(s.item.id, k.to_us(s.fetched), _dumps(s.to_dict())) for s in items]
+        rows = []
+        last: datetime | None = None  # a fetch's items share one time (one object): converted once
+        for s in items:
+            if s.fetched is not last:
+                last, fetched_us, fetched = s.fetched, k.to_us(s.fetched), s.fetched.isoformat()
+            rows.append((s.item.id, fetched_us, _dumps(s.to_dict(fetched))))
         return await self._run(partial(self._record_items, rows, k.to_us(now)))
 
     def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
