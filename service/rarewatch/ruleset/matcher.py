@@ -210,29 +210,32 @@ class Ruleset:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
-        candidates = self._candidates(scan.masks, source)
-        if not candidates:
+        indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
+        if not indexes:
             return []
         self._scanner.filter(scan)
-        return [rule.rule.id for rule in candidates if rule.expr.test(scan, rule.fields)]
+        compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
+        return [
+            compiled[i].rule.id
+            for i in indexes
+            if tests[i](scan, compiled[i].fields, found_in(compiled[i].fields))
+        ]
 
     def _fire(self, scan: Scan, source: str | None, snippet_field: int | None = None) -> list[Match]:
-        """The rules that fire on the item `scan` found the (unfiltered) terms of."""
-        candidates = self._candidates(scan.masks, source)
-        if not candidates:
+        """The rules that fire on the item `scan` found the (unfiltered) terms of. Each woken rule is asked
+        its expression's compiled test (`MatchCore.tests`: the expression's own answer, one function
+        rather than a tree of node calls), and only a rule that fires builds its match."""
+        indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
+        if not indexes:
             return []
         self._scanner.filter(scan)
+        compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
         found = []
-        for rule in candidates:  # rules are sorted by id, so matches are too
-            if rule.expr.test(scan, rule.fields):
+        for i in indexes:  # rules are sorted by id, so matches are too
+            rule = compiled[i]
+            if tests[i](scan, rule.fields, found_in(rule.fields)):
                 found.append(_to_match(rule, scan, snippet_field))
         return found
-
-    def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
-        """The rules woken by a found term whose required terms were all found (before filtering,
-        which only removes hits): the only ones that can fire."""
-        indexes = candidate_indexes(self._compiled, self._triggers, self._always, masks, source)
-        return [self._compiled[i] for i in indexes]
 
 
 def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:
