@@ -4,7 +4,8 @@ destination, and dead letters.
 Each destination is a *lane* of its own: its own lock, its own circuit breaker (`breaker.Breaker`), its
 own Retry-After pause and its own pacing (the notifier's, e.g. Slack's one message per second per
 channel). `flush_destination(name)` makes one pass over that destination's due deliveries (oldest first,
-at most `batch`), one at a time; in the service, `workers.DeliveryWorkers` runs one asyncio task per
+at most `batch`), one at a time, or as one batch to a notifier that takes them so (`BatchNotifier`: the
+jsonl destination; see "Batches" below); in the service, `workers.DeliveryWorkers` runs one asyncio task per
 destination that calls it whenever deliveries are added and when its next retry, pause or probe falls
 due, so a slow or failing destination never delays another. `flush()` makes one pass of every lane
 concurrently (tests, `once`), and `drain_due()` repeats passes until nothing due is left to attempt.
@@ -38,6 +39,14 @@ at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identica
 Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once; with several
 replicas on one Redis, a lane's pass goes ahead only in the replica holding the destination's lease
 (`store.leases`, `DESTINATION_LEASE`, extended on every pass), so one replica drains a destination at a time.
+
+Batches. A `BatchNotifier` gets the due deliveries of a pass in a row whose alert is in the history at
+once (`send_many`), while its breaker is closed (a half-open breaker's probe is one delivery); they are
+recorded as delivered together (`Store.mark_delivered_many`) after `send_many` returned, so a crash in
+between sends that batch again (at most `batch` deliveries, where one delivery sent alone risks only
+itself). A batch that fails was not sent (the notifier undoes any part of it): its deliveries are then sent
+one at a time for the rest of the pass, each failure recorded, retried and counted by the breaker as
+before.
 
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
 and parked (`defer`, due again after `PARK_UNCONFIGURED`). Put the destination back, or purge its records.
