@@ -249,10 +249,12 @@ class SeenItem:
     rules_version: str = ""
     rules: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, fetched: str | None = None) -> dict[str, Any]:
+        """The JSON-ready form; `fetched`: `self.fetched.isoformat()` when the caller has it already (a
+        fetch's items share one time)."""
         return {
             "item": item_to_dict(self.item),
-            "fetched": self.fetched.isoformat(),
+            "fetched": self.fetched.isoformat() if fetched is None else fetched,
             "rules_version": self.rules_version,
             "rules": list(self.rules),
         }

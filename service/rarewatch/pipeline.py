@@ -758,14 +758,17 @@ class Pipeline:
         reader = self.articles if polled.enrich else None
         found: list[_Found] = []
         todo: list[int] = []
-        for n, entry in enumerate(entries, start=1):
-            if n % _YIELD_EVERY == 0:
+        listed = list(entries)
+        # A chunk at a time: its items normalised, then matched together (`Ruleset.match_many` asks the
+        # gate of them all in one call), yielding between chunks.
+        for chunk in range(0, len(listed), _YIELD_EVERY):
+            if chunk:
                 await asyncio.sleep(0)
-            item = normalize(entry, now)
-            matches = ruleset.match(item)
-            if reader is not None and wants_article(ruleset, item, matches):
-                todo.append(len(found))
-            found.append((item, matches, False))
+            items = [normalize(entry, now) for entry in listed[chunk : chunk + _YIELD_EVERY]]
+            for item, matches in zip(items, ruleset.match_many(items), strict=True):
+                if reader is not None and wants_article(ruleset, item, matches):
+                    todo.append(len(found))
+                found.append((item, matches, False))
         stats = ArticleStats()
         if reader is None or not todo:
             return found, stats

@@ -19,7 +19,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -511,6 +511,38 @@ async def test_mark_delivered(store: Store) -> None:
     assert await store.due_deliveries(T0 + timedelta(days=1)) == []
     [done] = await store.deliveries(DELIVERED)
     assert (done.status, done.attempts, done.delivered_at) == (DELIVERED, 2, T0 + 2 * SEC)
+
+
+async def test_mark_delivered_many_is_mark_delivered_of_each(store: Store) -> None:
+    """The outbox's record of a batch sent at once: each delivery as `mark_delivered` (no receipt) records
+    it, others untouched; an empty batch and a record that is not there change nothing."""
+    for n in (1, 2, 3):
+        await claim_alert(store, n, dests=("slack", "hook"))
+    await store.mark_delivered("alert-2", "slack", T0 + SEC, receipt="1740830400.000100")
+    await store.mark_failed("alert-1", "hook", "HTTP 500", T0 + SEC, T0)
+    await store.mark_delivered_many([], T0 + SEC)
+    batch = [("alert-1", "hook"), ("alert-2", "slack"), ("alert-3", "hook"), ("nope", "hook")]
+    await store.mark_delivered_many(batch, T0 + 2 * SEC)
+    one = await store.get_delivery("alert-1", "hook")
+    assert one is not None
+    assert (one.status, one.attempts, one.delivered_at, one.receipt) == (DELIVERED, 2, T0 + 2 * SEC, None)
+    assert one.last_error == "HTTP 500"
+    again = await store.get_delivery("alert-2", "slack")
+    assert again is not None
+    assert (again.status, again.attempts, again.delivered_at, again.receipt) == (
+        DELIVERED,
+        2,
+        T0 + 2 * SEC,
+        None,
+    )
+    three = await store.get_delivery("alert-3", "hook")
+    assert three is not None and (three.status, three.attempts) == (DELIVERED, 1)
+    untouched = [
+        await store.get_delivery(f"alert-{n}", d) for n, d in ((1, "slack"), (2, "hook"), (3, "slack"))
+    ]
+    assert [(d.status, d.attempts) for d in untouched if d is not None] == [(PENDING, 0)] * 3
+    assert await store.get_delivery("nope", "hook") is None
+    assert await store.delivered_since("hook", T0 + 2 * SEC) == 2
 
 
 async def test_mark_delivered_stores_the_receipt(store: Store) -> None:
@@ -1355,6 +1387,17 @@ async def test_seen_items_are_kept_once_newest_first(store: Store) -> None:
     assert await store.seen_items(T0 + MIN) == found[:2]  # since is inclusive
     assert await store.seen_items(T0, limit=1) == found[:1]
     assert await store.record_items([], T0 + HOUR) == 0
+
+
+async def test_seen_items_keep_each_one_s_own_fetch_time(store: Store) -> None:
+    """A batch of items fetched at one time (one object, converted once) or at times of their own, in
+    zones of their own: each is read back with its own time, as written."""
+    east = T0.astimezone(timezone(timedelta(hours=8)))  # the same instant as T0, written +08:00
+    batch = [seen(1, T0), seen(2, T0), seen(3, east), seen(4, T0 + MIN), seen(5, T0)]
+    assert await store.record_items(batch, T0 + MIN) == 5
+    found = {s.item.id: s for s in await store.seen_items(T0)}
+    assert [found[s.item.id] for s in batch] == batch
+    assert [found[s.item.id].fetched.isoformat() for s in batch] == [s.fetched.isoformat() for s in batch]
 
 
 async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:

@@ -2,7 +2,9 @@
 
 Each write opens the file in append mode, writes one whole line, flushes, fsyncs and closes it. Opening
 per write (rather than keeping a handle) means log rotation (`mv` + a new file) needs no signal, and
-fsync means a line reported as delivered survives a crash. Alerts are rare, so the cost does not matter.
+fsync means a line reported as delivered survives a crash. The outbox hands it the due alerts of a pass
+together (`send_many`): their lines go in one write and one fsync, written whole or not at all (a failed
+write is cut back off the file), and are recorded as delivered together after the fsync.
 The blocking file work runs in a worker thread so the event loop is never stalled by a slow disk.
 
 Lines are always valid UTF-8: a lone surrogate in feed text (which UTF-8 cannot encode) is written as
@@ -18,6 +20,8 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +52,18 @@ class JsonlNotifier:
                 reason = exc.strerror or str(exc)
                 raise DeliveryError(f"cannot write {self.path}: {reason}", retryable=True) from exc
 
+    async def send_many(self, alerts: Sequence[Alert]) -> None:
+        """Append the payload lines of `alerts`, in order, with one write and one fsync; on an OSError the
+        file is cut back to its length before the write (nothing of the batch is left) and a retryable
+        DeliveryError is raised."""
+        data = utf8("".join(json.dumps(alert_payload(a), ensure_ascii=False) + "\n" for a in alerts))
+        async with self._lock:
+            try:
+                await asyncio.to_thread(_append_lines, self.path, data)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise DeliveryError(f"cannot write {self.path}: {reason}", retryable=True) from exc
+
     async def close(self) -> None:
         """Nothing to release: no handle is kept between writes."""
 
@@ -71,6 +87,28 @@ def _append_line(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _append_lines(path: Path, data: bytes) -> None:
+    """`_append_line` of several lines, written whole or not at all: on an OSError once the file is open,
+    it is cut back to the length it had (best effort). Unbuffered, so that nothing of a failed write is
+    left to be flushed after the cut."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            if end > 0 and os.pread(fd, 1, end - 1) != b"\n":
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 class JsonlDestination(DestinationConfigBase):

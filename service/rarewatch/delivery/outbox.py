@@ -4,7 +4,8 @@ destination, and dead letters.
 Each destination is a *lane* of its own: its own lock, its own circuit breaker (`breaker.Breaker`), its
 own Retry-After pause and its own pacing (the notifier's, e.g. Slack's one message per second per
 channel). `flush_destination(name)` makes one pass over that destination's due deliveries (oldest first,
-at most `batch`), one at a time; in the service, `workers.DeliveryWorkers` runs one asyncio task per
+at most `batch`), one at a time, or as one batch to a notifier that takes them so (`BatchNotifier`: the
+jsonl destination; see "Batches" below); in the service, `workers.DeliveryWorkers` runs one asyncio task per
 destination that calls it whenever deliveries are added and when its next retry, pause or probe falls
 due, so a slow or failing destination never delays another. `flush()` makes one pass of every lane
 concurrently (tests, `once`), and `drain_due()` repeats passes until nothing due is left to attempt.
@@ -39,6 +40,14 @@ Passes of one lane never overlap (its lock), so the same delivery is never sent 
 replicas on one Redis, a lane's pass goes ahead only in the replica holding the destination's lease
 (`store.leases`, `DESTINATION_LEASE`, extended on every pass), so one replica drains a destination at a time.
 
+Batches. A `BatchNotifier` gets the due deliveries of a pass in a row whose alert is in the history at
+once (`send_many`), while its breaker is closed (a half-open breaker's probe is one delivery); they are
+recorded as delivered together (`Store.mark_delivered_many`) after `send_many` returned, so a crash in
+between sends that batch again (at most `batch` deliveries, where one delivery sent alone risks only
+itself). A batch that fails was not sent (the notifier undoes any part of it): its deliveries are then sent
+one at a time for the rest of the pass, each failure recorded, retried and counted by the breaker as
+before.
+
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
 and parked (`defer`, due again after `PARK_UNCONFIGURED`). Put the destination back, or purge its records.
 
@@ -67,7 +76,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rarewatch.clock import Clock
-from rarewatch.delivery.base import Notifier, ThreadingNotifier
+from rarewatch.delivery.base import BatchNotifier, Notifier, ThreadingNotifier
 from rarewatch.delivery.breaker import Breaker, BreakerState
 from rarewatch.delivery.payload import digest_alert
 from rarewatch.errors import DeliveryError, StoreError
@@ -369,9 +378,12 @@ class Outbox:
     ) -> None:
         """Deliver one destination's due deliveries in order; fold digests and a storm into one message."""
         singles, folded = await self._split(notifier.name, queue)
-        for i, delivery in enumerate(singles):
+        batching = isinstance(notifier, BatchNotifier) and not isinstance(notifier, ThreadingNotifier)
+        i = 0
+        while i < len(singles):
             if stop.is_set():
                 return
+            delivery = singles[i]
             alert = alerts.get(delivery.alert_id)
             if (
                 notifier.name not in self._disabled
@@ -380,7 +392,16 @@ class Outbox:
             ):
                 await self._wait(singles[i:] + folded, tally)
                 return
+            if batching and alert is not None and lane.breaker.state is BreakerState.CLOSED:
+                batch = self._batch_from(notifier.name, singles, i, alerts)
+                if len(batch) > 1:
+                    assert isinstance(notifier, BatchNotifier)
+                    if await self._process_batch(lane, notifier, batch, alerts, tally):
+                        i += len(batch)
+                        continue
+                    batching = False  # the batch failed: this pass sends one at a time (each its attempt)
             await self._process(lane, notifier, delivery, alert, tally)
+            i += 1
         if folded and not stop.is_set():
             await self._send_digest(lane, notifier, folded, alerts, tally)
 
@@ -453,6 +474,57 @@ class Outbox:
             await self._mark_delivered(delivery)
             tally.delivered += 1
             self._log_delivered(delivery)
+
+    def _batch_from(
+        self, dest: str, singles: Sequence[Delivery], start: int, alerts: Mapping[str, Alert | None]
+    ) -> list[Delivery]:
+        """The deliveries from `start` on that can be sent as one batch: those in a row whose alert is in
+        the history, of a destination not disabled."""
+        if dest in self._disabled:
+            return []
+        batch = []
+        for delivery in singles[start:]:
+            if alerts.get(delivery.alert_id) is None:
+                break
+            batch.append(delivery)
+        return batch
+
+    async def _process_batch(
+        self,
+        lane: _Lane,
+        notifier: BatchNotifier,
+        batch: Sequence[Delivery],
+        alerts: Mapping[str, Alert | None],
+        tally: _Tally,
+    ) -> bool:
+        """Send `batch` at once (`BatchNotifier.send_many`) and record every delivery of it as delivered,
+        in one store call, as `_process` records each one it sends. False when the batch was not sent (the
+        notifier undoes any part of it): nothing is counted or recorded, and the caller sends the
+        deliveries one at a time, each failure its own attempt as before."""
+        sent = [a for d in batch if (a := alerts.get(d.alert_id)) is not None]
+        try:
+            await notifier.send_many(sent)
+        except StoreError:
+            raise
+        except Exception:  # noqa: BLE001 - sent again one at a time, where each failure is recorded
+            log.info(
+                "batch of %d deliveries to %r not sent: sending them one at a time", len(batch), notifier.name
+            )
+            return False
+        tally.attempted += len(batch)
+        dest, when = notifier.name, self._clock.now()
+        try:
+            await self._store.mark_delivered_many([(d.alert_id, dest) for d in batch], when)
+        except StoreError:
+            unrecorded = self._unrecorded.setdefault(dest, {})
+            for delivery in batch:
+                unrecorded[delivery.alert_id] = (when, None)
+            raise
+        for delivery in batch:
+            tally.delivered += 1
+            self._log_delivered(delivery)
+        await self._succeeded(lane, dest)
+        return True
 
     async def _process(
         self, lane: _Lane, notifier: Notifier, delivery: Delivery, alert: Alert | None, tally: _Tally

@@ -69,6 +69,11 @@ class MatchCore:
         self._tests = [compile_test(rule.expr) for rule in self.rules]
         chinese.warm_up(chars if isinstance(chars, str) else None)
 
+    @property
+    def tests(self) -> Sequence[RuleTest]:
+        """Each rule's expression as one function (`compile_test`), in the order of `rules`."""
+        return self._tests
+
     def cannot_fire(self, search: str) -> bool:
         """See `Ruleset.cannot_fire`."""
         return not self._always and not self._scanner.gate_open(search)

@@ -21,7 +21,7 @@ from rarewatch.ruleset.glossary import Glossary
 from rarewatch.ruleset.nodes import Evidence, Scan
 from rarewatch.ruleset.scanning import Scanner
 from rarewatch.ruleset.schema import FIELDS, FieldName, Rule, Vocabulary
-from rarewatch.ruleset.text import search_offset_to_display, snippet
+from rarewatch.ruleset.text import search_offset_to_display, search_text, snippet
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,21 @@ class Ruleset:
     def match(self, item: Item) -> list[Match]:
         """The rules that fire on a normalised item, sorted by rule id."""
         return self._match((item.title, item.summary, item.content), item.source)  # the order of FIELDS
+
+    def match_many(self, items: Sequence[Item]) -> list[list[Match]]:
+        """`match` of each item, in order: the gate's quick verdict is asked of all the items at once
+        (`Scanner.gate_may_open_many`), and only those on which it may open are matched further."""
+        if self._always:  # no gate: every item is matched in full
+            return [self.match(item) for item in items]
+        raws = [(item.title, item.summary, item.content) for item in items]  # the order of FIELDS
+        searches = [[search_text(text) if text else "" for text in raw] for raw in raws]
+        joined = ["\n".join(search) for search in searches]
+        maybe = self._scanner.gate_may_open_many(joined)
+        found: list[list[Match]] = []
+        for item, raw, search, text, open_ in zip(items, raws, searches, joined, maybe, strict=True):
+            scan = self._scanner.scan_may_open(raw, search, text) if open_ else None
+            found.append([] if scan is None else self._fire(scan, item.source))
+        return found
 
     def match_fields(
         self,
@@ -138,9 +153,10 @@ class Ruleset:
         wanted = set(rule_ids)
         for end, name in enumerate(present[:-1], start=1):
             prefix: dict[str, str] = {f: fields[f] for f in present[:end]}
-            for match in self.match_fields(prefix, source):
-                if match.rule in wanted and match.rule not in found:
-                    found[match.rule] = name
+            # Which rules fire on the prefix, as `match_fields` would say, without their evidence.
+            for rule in self._firing(tuple(prefix.get(f) or "" for f in FIELDS), source):
+                if rule in wanted and rule not in found:
+                    found[rule] = name
             if len(found) == len(wanted):
                 return found
         return {rule: found.get(rule, present[-1]) for rule in wanted}
@@ -186,21 +202,40 @@ class Ruleset:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
-        candidates = self._candidates(scan.masks, source)
-        if not candidates:
+        return self._fire(scan, source, snippet_field)
+
+    def _firing(self, raw: Sequence[str], source: str | None) -> list[str]:
+        """The ids of the rules `_match(raw, source)` finds firing, in the same order, without building
+        their matches (evidence, snippet): what `first_fields` needs of a prefix of an item's texts."""
+        scan = self._scanner.scan(raw, gated=not self._always)
+        if scan is None:
+            return []
+        indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
+        if not indexes:
             return []
         self._scanner.filter(scan)
+        compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
+        return [
+            compiled[i].rule.id
+            for i in indexes
+            if tests[i](scan, compiled[i].fields, found_in(compiled[i].fields))
+        ]
+
+    def _fire(self, scan: Scan, source: str | None, snippet_field: int | None = None) -> list[Match]:
+        """The rules that fire on the item `scan` found the (unfiltered) terms of. Each woken rule is asked
+        its expression's compiled test (`MatchCore.tests`: the expression's own answer, one function
+        rather than a tree of node calls), and only a rule that fires builds its match."""
+        indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
+        if not indexes:
+            return []
+        self._scanner.filter(scan)
+        compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
         found = []
-        for rule in candidates:  # rules are sorted by id, so matches are too
-            if rule.expr.test(scan, rule.fields):
+        for i in indexes:  # rules are sorted by id, so matches are too
+            rule = compiled[i]
+            if tests[i](scan, rule.fields, found_in(rule.fields)):
                 found.append(_to_match(rule, scan, snippet_field))
         return found
-
-    def _candidates(self, masks: Mapping[int, int], source: str | None) -> list[CompiledRule]:
-        """The rules woken by a found term whose required terms were all found (before filtering,
-        which only removes hits): the only ones that can fire."""
-        indexes = candidate_indexes(self._compiled, self._triggers, self._always, masks, source)
-        return [self._compiled[i] for i in indexes]
 
 
 def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:

@@ -263,6 +263,11 @@ class Store(Protocol):
         """Record a successful delivery (attempts + 1) and the destination's receipt (e.g. a Slack ts).
         Never called for a failed attempt."""
 
+    async def mark_delivered_many(self, deliveries: Sequence[tuple[str, str]], now: datetime) -> None:
+        """`mark_delivered(alert_id, destination, now)` (no receipt) of each (alert id, destination) of
+        `deliveries`: a batch the outbox sent at once. SQLite records them in one transaction (one worker
+        round trip), Redis one after another."""
+
     async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
         """Move a pending delivery's next attempt without counting an attempt (nothing was sent)."""
 

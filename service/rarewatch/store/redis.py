@@ -733,6 +733,12 @@ class RedisStore:
         clear = ("receipt",) if receipt is None else ()
         await self._transition(alert_id, destination, _DELIVERED, 1, None, fields, delivered_at, clear)
 
+    async def mark_delivered_many(self, deliveries: Sequence[tuple[str, str]], now: datetime) -> None:
+        """`mark_delivered` of each (alert id, destination), without a receipt, one after another (each
+        delivery's transition is its own script)."""
+        for alert_id, destination in deliveries:
+            await self.mark_delivered(alert_id, destination, now)
+
     @_translated
     async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
         """Move a pending delivery's next attempt, attempts unchanged (a no-op for any other record)."""

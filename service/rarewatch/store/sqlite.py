@@ -435,7 +435,12 @@ class SQLiteStore:
         """Keep the items not kept yet (one transaction), then trim to the retention now and then."""
         if not items or self._items.max <= 0:
             return 0
-        rows = [(s.item.id, k.to_us(s.fetched), _dumps(s.to_dict())) for s in items]
+        rows = []
+        last: datetime | None = None  # a fetch's items share one time (one object): converted once
+        for s in items:
+            if s.fetched is not last:
+                last, fetched_us, fetched = s.fetched, k.to_us(s.fetched), s.fetched.isoformat()
+            rows.append((s.item.id, fetched_us, _dumps(s.to_dict(fetched))))
         return await self._run(partial(self._record_items, rows, k.to_us(now)))
 
     def _record_items(self, rows: list[tuple[str, int, str]], now_us: int, conn: sqlite3.Connection) -> int:
@@ -552,6 +557,18 @@ class SQLiteStore:
         """Record a successful delivery (attempts + 1) and its receipt (None clears an earlier one)."""
         sets = "status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
         await self._update(alert_id, destination, sets, (_DELIVERED, k.to_us(now), receipt))
+
+    async def mark_delivered_many(self, deliveries: Sequence[tuple[str, str]], now: datetime) -> None:
+        """`mark_delivered` of each (alert id, destination), without a receipt, in one transaction."""
+        if not deliveries:
+            return
+        sql = (
+            f"UPDATE {k.DELIVERIES} SET status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
+            " WHERE alert_id = ? AND destination = ?"
+        )
+        at = k.to_us(now)
+        rows = [(_DELIVERED, at, None, alert_id, destination) for alert_id, destination in deliveries]
+        await self._run(partial(_execute_many, sql, rows))
 
     async def defer(self, alert_id: str, destination: str, next_attempt: datetime) -> None:
         """Move a pending delivery's next attempt, attempts unchanged (a no-op for any other record)."""
@@ -888,6 +905,12 @@ def _fetchall(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> li
 def _execute(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> int:
     """Run one autocommitted statement; returns the number of rows it changed."""
     return conn.execute(sql, params).rowcount
+
+
+def _execute_many(sql: str, rows: Sequence[tuple[Any, ...]], conn: sqlite3.Connection) -> None:
+    """Run one statement for each of `rows`, in one transaction."""
+    with _immediate(conn):
+        conn.executemany(sql, rows)
 
 
 def _filter(status: DeliveryStatus | None, destination: str | None) -> tuple[str, tuple[str, ...]]:

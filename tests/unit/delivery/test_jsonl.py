@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from rarewatch.delivery import jsonl
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.errors import DeliveryError
@@ -68,3 +71,45 @@ async def test_an_os_error_is_a_retryable_delivery_error(tmp_path: Path) -> None
     with pytest.raises(DeliveryError, match="cannot write") as info:
         await notifier.send(make_alert("a1"))
     assert info.value.retryable
+
+
+async def test_a_batch_is_the_lines_its_alerts_sent_one_at_a_time_would_write(tmp_path: Path) -> None:
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    for path in (one, many):
+        path.write_text('{"torn": ', encoding="utf-8")  # a torn last line still gets its newline first
+    alerts = [make_alert(f"a{n}") for n in range(3)]
+    for alert in alerts:
+        await JsonlNotifier("archive", one).send(alert)
+    await JsonlNotifier("archive", many).send_many(alerts)
+    assert many.read_bytes() == one.read_bytes()
+    await JsonlNotifier("archive", tmp_path / "new.jsonl").send_many(alerts[:1])
+    assert (tmp_path / "new.jsonl").read_bytes() == one.read_bytes().splitlines(keepends=True)[1]
+
+
+async def test_a_batch_cut_short_is_taken_back_off_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails part-way (disk full) leaves nothing of the batch: the outbox then sends its
+    alerts one at a time, and no line of it may be in the file twice."""
+    path = tmp_path / "alerts.jsonl"
+    path.write_text('{"old": true}\n', encoding="utf-8")
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes | memoryview) -> int:
+        if len(data) > 100:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jsonl.os, "write", half_then_full)
+    with pytest.raises(DeliveryError, match="No space left on device") as caught:
+        await JsonlNotifier("archive", path).send_many([make_alert("a1"), make_alert("a2")])
+    assert caught.value.retryable
+    assert path.read_text(encoding="utf-8") == '{"old": true}\n'
+
+
+async def test_a_batch_into_a_missing_folder_fails_retryably(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "alerts.jsonl"
+    with pytest.raises(DeliveryError, match="No such file or directory") as caught:
+        await JsonlNotifier("archive", path).send_many([make_alert("a1")])
+    assert caught.value.retryable
+    assert not (tmp_path / "typo").exists()

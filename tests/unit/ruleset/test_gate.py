@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from rarewatch.commands.rules import _search_texts
+from rarewatch.models import Item
 from rarewatch.normalize import plain_text
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
@@ -199,3 +201,60 @@ def test_without_a_veto_s_hit_the_gate_opens_on_its_terms_alone() -> None:
     magnet, other = scanner._gate_ids, frozenset({99})
     assert scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in magnet})
     assert not scanner._opens_gate({tid: _Unread([Hit(0, 0, 6)]) for tid in other})
+
+
+def _items(pack: Ruleset) -> list[Item]:
+    """`_gate_texts` as items (plain texts), with items of no text and of one text among three."""
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    texts = [*_gate_texts(pack), ("", "", ""), ("", "", "gallium export ban"), ("稀土出口管制", "", "")]
+    return [
+        Item(f"i{n}", "src", plain_text(title), "", plain_text(summary), plain_text(content), when)
+        for n, (title, summary, content) in enumerate(texts)
+    ]
+
+
+def test_matching_a_fetch_s_items_together_is_matching_each_alone(pack: Ruleset) -> None:
+    """`Ruleset.match_many` (the pipeline's: one quick gate call for a fetch's items) gives each item
+    what `match` gives it alone, whatever the items around it: ASCII or not, gate open or closed,
+    first or last, empty texts."""
+    items = _items(pack)
+    alone = [pack.match(item) for item in items]
+    assert 0 < sum(map(bool, alone)) < len(items)
+    assert pack.match_many(items) == alone
+    for size in (1, 2, 3, 50):
+        for shift in (0, 1, 7):
+            turned = items[shift:] + items[:shift]
+            expected = alone[shift:] + alone[:shift]
+            got = [m for at in range(0, len(turned), size) for m in pack.match_many(turned[at : at + size])]
+            assert got == expected, (size, shift)
+    assert pack.match_many([]) == []
+
+
+def test_the_quick_gate_of_many_texts_is_each_text_s_own(pack: Ruleset) -> None:
+    scanner = pack._scanner
+    texts = [_search_texts(t) for t in _gate_texts(pack)]
+    texts += ["", "gallium", "", "稀土", "road repairs", ""]
+    alone = [scanner.gate_may_open(text) for text in texts]
+    assert 0 < sum(alone) < len(texts)
+    for shift in range(0, len(texts), 5):
+        turned = texts[shift:] + texts[:shift]
+        assert scanner.gate_may_open_many(turned) == alone[shift:] + alone[:shift]
+    ascii_only = [t for t in texts if t.isascii()]
+    assert scanner.gate_may_open_many(ascii_only) == [scanner.gate_may_open(t) for t in ascii_only]
+
+
+def test_the_rules_firing_on_a_prefix_are_those_matching_finds(pack: Ruleset) -> None:
+    """`first_fields` asks which rules fire on the texts before a field (`Ruleset._firing`, without
+    building evidence or snippets): the same rules, in the same order, as a whole match finds."""
+    texts = _gate_texts(pack)
+    fired = 0
+    for title, summary, content in texts:
+        for raw in ((title, summary, content), (title, "", ""), (title, summary, "")):
+            plain = tuple(map(plain_text, raw))
+            expected = [
+                m.rule
+                for m in pack.match_fields(dict(zip(("title", "summary", "content"), plain, strict=True)))
+            ]
+            assert pack._firing(plain, None) == expected
+            fired += bool(expected)
+    assert fired
