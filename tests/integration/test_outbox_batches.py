@@ -200,3 +200,40 @@ async def test_a_store_failure_after_a_batch_is_recorded_later_not_resent(tmp_pa
         assert [d.status for d in await store.deliveries()] == [DeliveryStatus.DELIVERED] * 3
     finally:
         await store.close()
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs (not an Exception, so no handler records anything)."""
+
+
+async def test_a_crash_between_a_jsonl_batch_and_its_record_leaves_each_line_once(tmp_path: Path) -> None:
+    from rarewatch.delivery.jsonl import JsonlNotifier
+
+    path = tmp_path / "alerts.jsonl"
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    clock = FakeClock(T0)
+    notifier = JsonlNotifier("archive", path)
+    write = notifier.send_many
+
+    async def write_then_crash(alerts: Sequence[Alert]) -> None:
+        await write(alerts)  # on disk, fsynced
+        raise Crash  # before the outbox records the batch
+
+    notifier.send_many = write_then_crash  # type: ignore[method-assign]
+    await enqueue(store, clock, "a1", "a2", "a3")
+    with pytest.raises(Crash):
+        await Outbox(store, {"archive": notifier}, clock=clock).flush()
+    await store.close()
+    # The restart: the three are still due, and a new one with them.
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        assert [d.status for d in await store.deliveries()] == [DeliveryStatus.PENDING] * 3
+        await enqueue(store, clock, "a4")
+        report = await Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock).flush()
+        assert report.delivered == 4
+        ids = [line.split('"id": "', 1)[1].split('"', 1)[0] for line in path.read_text().splitlines()]
+        assert sorted(ids) == ["a1", "a2", "a3", "a4"]  # each once: the batch's lines were not written again
+    finally:
+        await store.close()

@@ -113,3 +113,41 @@ async def test_a_batch_into_a_missing_folder_fails_retryably(tmp_path: Path) -> 
         await JsonlNotifier("archive", path).send_many([make_alert("a1")])
     assert caught.value.retryable
     assert not (tmp_path / "typo").exists()
+
+
+LINES = [b'{"id": "a1"}\n', b'{"id": "a2"}\n', b'{"id": "a3"}\n']
+
+
+@pytest.mark.parametrize(
+    ("tail", "at_start", "expected"),
+    [
+        (b'{"old": 1}\n' + b"".join(LINES), False, 3),  # the whole batch is the file's end
+        (b'{"old": 1}\n' + b"".join(LINES[:2]), False, 2),  # its first two: only the third is new
+        (b"".join(LINES[:1]), True, 1),  # the whole file, from its start
+        (b"".join(LINES[:1]), False, 0),  # the file's last bytes, but not known to begin a line
+        (b'{"old": 1}\n' + LINES[1], False, 0),  # a later line alone is no leading run of the batch
+        (b'{"old": 1}\n' + LINES[0] + b'{"torn": ', False, 0),  # a torn last line
+        (b'{"old": 1}\n' + b"x" + LINES[0], False, 0),  # the bytes match but inside another line
+        (b'{"old": 1}\n', False, 0),
+    ],
+)
+def test_written_already_counts_the_leading_lines_the_file_ends_with(
+    tail: bytes, at_start: bool, expected: int
+) -> None:
+    assert jsonl.written_already(tail, at_start, LINES) == expected
+
+
+async def test_a_send_the_file_already_ends_with_is_not_written_again(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    notifier = JsonlNotifier("archive", path)
+    alerts = [make_alert(f"a{n}") for n in range(1, 4)]
+    await notifier.send_many(alerts[:2])
+    await notifier.send_many(alerts)  # the first two again (a batch not recorded before a crash), and a3
+    await notifier.send(alerts[2])  # a3 again, alone
+    ids = [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert ids == ["a1", "a2", "a3"]
+    # Sent again later, after another alert, it is a new line: only a repeat right after itself is skipped.
+    await notifier.send(make_alert("a4"))
+    await notifier.send(alerts[0])
+    ids = [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert ids == ["a1", "a2", "a3", "a4", "a1"]
