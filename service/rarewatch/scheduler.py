@@ -55,7 +55,8 @@ class Poller:
         self.on_run = on_run
         self.on_flush = on_flush
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self._polls: set[asyncio.Task[object]] = set()  # polls in flight, cancelled and awaited by stop()
+        # polls and retention sweeps in flight, cancelled and awaited by stop()
+        self._polls: set[asyncio.Task[object]] = set()
         self._stopping = False
         self.workers = DeliveryWorkers(outbox, idle=OUTBOX_INTERVAL, on_flush=on_flush)
 
@@ -151,12 +152,25 @@ class Poller:
 
     async def sweep(self) -> None:
         """Forget the outbox records past their retention (a scheduled job): a store outage is logged, and
-        the next sweep catches up."""
+        the next sweep catches up. A sweep under way at shutdown is cancelled and awaited by `stop` like a
+        poll (what it forgot so far is committed; the next run's sweep goes on)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
         try:
             forgotten = await self.outbox.sweep()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Shutting down: an expected end (APScheduler would log a CancelledError traceback).
+            log.info("outbox: retention sweep cancelled by shutdown")
+            return
         except StoreError as exc:
             log.error("outbox: store unavailable, retention sweep skipped: %s", exc)
             return
+        finally:
+            if task is not None:
+                self._polls.discard(task)
         if any(forgotten.values()):
             log.info(
                 "outbox: forgot %s past their retention",

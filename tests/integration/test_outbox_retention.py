@@ -5,8 +5,11 @@ the same age is kept."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from rarewatch.models import Alert, DeliveryStatus
 from rarewatch.runtime import open_runtime
@@ -48,3 +51,34 @@ async def test_the_poller_sweeps_records_past_their_retention(tmp_path: Path) ->
         assert [(d.alert_id, d.status) for d in await store.deliveries()] == [
             ("alert-2", DeliveryStatus.PENDING)
         ]
+
+
+async def test_a_sweep_under_way_at_shutdown_ends_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`stop` cancels and awaits a retention sweep still running, as it does a poll: no CancelledError
+    escapes to the scheduler (which would log a traceback), and the sweep says why it ended."""
+    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
+    settings = Settings(
+        store=f"sqlite:///{tmp_path / 'state.db'}",
+        rules=[str(tmp_path / "rules.yaml")],
+        destinations=[{"name": "hook", "type": "console"}],
+        routes=[{"to": ["hook"]}],
+        config_dir=tmp_path,
+    )
+    async with open_runtime(settings) as runtime:
+        started = asyncio.Event()
+
+        async def slow_sweep() -> dict[DeliveryStatus, int]:
+            started.set()
+            await asyncio.sleep(60)  # a store call that has not come back
+            return {}
+
+        runtime.outbox.sweep = slow_sweep  # type: ignore[method-assign]
+        poller = Poller(runtime.pipeline, runtime.sources, runtime.outbox, runtime.clock)
+        sweep = asyncio.create_task(poller.sweep())
+        await asyncio.wait_for(started.wait(), BOUND)
+        with caplog.at_level(logging.INFO, logger="rarewatch.scheduler"):
+            await asyncio.wait_for(poller.stop(), BOUND)
+        assert sweep.done() and not sweep.cancelled() and sweep.exception() is None
+        assert "retention sweep cancelled by shutdown" in caplog.text
