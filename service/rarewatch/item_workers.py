@@ -11,10 +11,12 @@ The workers are forked and inherit the rule pack they match with (nothing is pic
 `restart` forks new ones for a reloaded pack. Results are those of the in-process path item for item:
 `Ruleset.match_many` answers each item on its own, whatever the items beside it.
 
-A worker that dies (killed, or crashed by a body that breaks a C parser) breaks the pool: every fetch
-whose body was being handled then is sent again, once, to a fresh pool; a body whose second attempt
-kills a worker too is that source's `SourceError` (retried at its next poll, with backoff). A body is
-never parsed in the service process instead: one that can crash a worker could crash the service.
+A worker that dies (killed, or crashed by a body that breaks a C parser) breaks the pool, which is
+replaced at once. Every fetch whose body was in the broken pool is tried again alone: in a worker of its
+own, one body at a time, so that only the body that kills that worker is blamed. That body is its
+source's `SourceError` (retried at its next poll, with backoff); the others go on as if nothing
+happened. A body is never parsed in the service process instead: one that can crash a worker could
+crash the service.
 
 The workers ignore SIGINT (the service decides when to stop) and leave when the service process goes
 away, even when it was killed without closing the pool.
@@ -111,13 +113,15 @@ class ItemWorkers:
         self.jobs = jobs
         self.ruleset = ruleset
         self.restarts = 0  # pools replaced after a worker died
-        self._pool = self._new_pool()
+        self._pool = self._new_pool(jobs)
+        self._alone: concurrent.futures.ProcessPoolExecutor | None = None  # the one-body-at-a-time worker
+        self._alone_lock = asyncio.Lock()
 
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+    def _new_pool(self, jobs: int) -> concurrent.futures.ProcessPoolExecutor:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         pool = concurrent.futures.ProcessPoolExecutor(
-            self.jobs, mp_context=context, initializer=_start, initargs=(self.ruleset, os.getpid())
+            jobs, mp_context=context, initializer=_start, initargs=(self.ruleset, os.getpid())
         )
         pool.submit(_noop).result()
         return pool
@@ -125,9 +129,11 @@ class ItemWorkers:
     def restart(self, ruleset: Ruleset) -> None:
         """Match with `ruleset` from now on: new workers, forked with it (fetches under way finish on the
         old ones)."""
-        old, self.ruleset = self._pool, ruleset
-        self._pool = self._new_pool()
+        old, alone, self.ruleset = self._pool, self._alone, ruleset
+        self._pool, self._alone = self._new_pool(self.jobs), None
         old.shutdown(wait=False)
+        if alone is not None:
+            alone.shutdown(wait=False)
 
     async def parse_and_match(
         self,
@@ -144,24 +150,34 @@ class ItemWorkers:
         if ruleset is not self.ruleset:
             return None
         args = (body, content_type, name, lang, url, now)
-        for attempt in range(2):
-            pool = self._pool
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(parse_and_match, *args))
+        except BrokenProcessPool:
+            self._replace(pool)
+            log.warning("source %s: a parsing worker died; the feed's body is tried again alone", name)
+        async with self._alone_lock:  # one body at a time: a death there is that body's doing
+            if ruleset is not self.ruleset:  # reloaded meanwhile
+                return None
+            alone = self._alone = self._alone or self._new_pool(1)
             try:
-                return await asyncio.wrap_future(pool.submit(parse_and_match, *args))
+                return await asyncio.wrap_future(alone.submit(parse_and_match, *args))
             except BrokenProcessPool:
-                self._replace(pool)
-                log.warning("source %s: a parsing worker died (attempt %d of 2)", name, attempt + 1)
-        raise SourceError("the feed's body killed a parsing worker twice; not parsed")
+                alone.shutdown(wait=False, cancel_futures=True)
+                self._alone = None
+        raise SourceError("the feed's body killed the parsing worker that read it alone; not parsed")
 
     def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
         """A fresh pool in place of `broken` (once, however many fetches saw it break)."""
         if self._pool is broken:
             self.restarts += 1
             broken.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            self._pool = self._new_pool(self.jobs)
 
     def close(self) -> None:
         """Stop the workers: pending bodies are dropped, the one being parsed finishes, then they exit."""
+        if self._alone is not None:
+            self._alone.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def pids(self) -> list[int]:
