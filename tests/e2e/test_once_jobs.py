@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import free_port
 from tests.e2e.badinputs import Case, config, prepare
-from tests.integration.test_item_workers import BODIES
+from tests.integration.test_item_workers import BODIES, _gone
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = ("--config", "rarewatch.yaml")
@@ -82,14 +81,6 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 async def test_sigterm_with_workers_stops_cleanly_and_leaves_no_worker(tmp_path: Path) -> None:
     requested = asyncio.Event()
 
@@ -126,7 +117,4 @@ async def test_sigterm_with_workers_stops_cleanly_and_leaves_no_worker(tmp_path:
     assert len(workers) == 2, workers
     assert proc.returncode == 0, text
     assert "Traceback" not in text and "CancelledError" not in text, text
-    deadline = time.monotonic() + 20
-    while any(_running(p) for p in workers) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert not any(_running(p) for p in workers), "a worker outlived the service"
+    assert _gone(workers), "a worker outlived the service"
