@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also alert on matches published within DURATION (e.g. 7d) that a first poll marks, or "
         "marked, seen without an alert",
     )
+    once.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="parse, normalise and match the feeds in N worker processes (default: the configuration's "
+        "pipeline.workers, 0: in this process)",
+    )
 
     match = sub.add_parser(
         "match", help="match JSON Lines items against rules; one JSON line out per line in"
@@ -262,6 +269,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "once":
         from rarewatch.commands.service import run_once
 
+        if args.jobs is not None:
+            settings = settings.model_copy(
+                update={"pipeline": settings.pipeline.model_copy(update={"workers": args.jobs})}
+            )
         return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
     if args.command == "backtest":
         from rarewatch.commands.backtest import backtest

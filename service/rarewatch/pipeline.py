@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 
@@ -49,15 +49,24 @@ from rarewatch.policies.source_health import (
 from rarewatch.policies.throttle import unthrottled
 from rarewatch.routing import Router
 from rarewatch.ruleset import Ruleset
+from rarewatch.sources import http
 from rarewatch.sources.article import ArticleReader
 from rarewatch.sources.base import Source
+from rarewatch.sources.feed import FeedSource
 from rarewatch.store.base import ClaimRequest, Store, checking_marker, claim_one
 from rarewatch.store.keys import backfill_key, ops_key, throttle_key, updates_key
 from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
 
+if TYPE_CHECKING:  # imported by the runtime only where `pipeline.workers` asks for them
+    from rarewatch.item_workers import ItemWorkers, Matched
+
 log = logging.getLogger(__name__)
 
+# Polls `once` runs at a time: in process, and with item workers (a poll then waits on a worker's round
+# trip; at 8 at a time the workers and the event loop waited on each other, see README "Performance").
+ONCE_CONCURRENCY = 8
+ONCE_CONCURRENCY_WITH_WORKERS = 32
 # Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
 _YIELD_EVERY = 500
 # Recently recorded alerts kept in memory for the near-duplicate checks.
@@ -282,6 +291,7 @@ class Pipeline:
         articles: ArticleReader | None = None,
         guard: StoreGuard | None = None,
         health: HealthPolicy | None = None,
+        workers: ItemWorkers | None = None,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
@@ -295,6 +305,8 @@ class Pipeline:
         self.articles = articles  # None: no source is enriched
         self.guard = guard  # None: the store's identity is not checked
         self.health = health  # None: no source-health alerts
+        # None: feeds are parsed, normalised and matched in this process (see `rarewatch.item_workers`)
+        self.workers = workers
         self._recent: OrderedDict[str, Alert] = OrderedDict()
         self._recorded: dict[str, None] = {}  # insertion-ordered: the oldest go first when full
 
@@ -362,12 +374,17 @@ class Pipeline:
         matched_by: tuple[tuple[str, str, int], ...] = ()
         started = time.perf_counter()
         fetch_seconds: float | None = None
+        entries = 0
         try:
+            ruleset = self.ruleset  # one pack for the whole fetch, even if the rules are reloaded meanwhile
             try:
-                result = await polled.source.fetch(self.session, _fetch_state(state, polled))
+                result, matched = await self._fetch(polled, _fetch_state(state, polled), ruleset, now)
             finally:
                 fetch_seconds = time.perf_counter() - started
-            found, articles = await self._match(polled, result.entries, now)
+            entries = len(result.entries) if matched is None else matched[0]
+            found, articles = await self._match(
+                polled, result.entries, now, ruleset, None if matched is None else matched[1]
+            )
             await self._record_seen(found, now)
             if not result.not_modified:
                 fingerprint = listing_fingerprint(item.id for item, _, _ in found)
@@ -389,7 +406,6 @@ class Pipeline:
         if recorded is None:  # it forgot during the poll: the next poll is the source's first
             return SourceRun(name, "skipped")
         after, ops_alert = recorded
-        entries = len(result.entries) if result is not None else 0
         facts = _RunFacts(fetch_seconds, after.consecutive_failures, matched_by, ops_alert)
         if error is not None:
             if isinstance(error, SourceError):
@@ -417,6 +433,26 @@ class Pipeline:
                 polled.initial_lookback,
             )
         return facts.run(name, status, admitted, entries=entries, articles=articles)
+
+    async def _fetch(
+        self, polled: PolledSource, state: SourceState, ruleset: Ruleset, now: datetime
+    ) -> tuple[FetchResult, tuple[int, Matched] | None]:
+        """Fetch the source: its result and, when the item workers parsed and matched its body (a feed
+        with the standard parser, while the workers hold `ruleset`), the number of its entries and its
+        matched items; the result's `entries` are then empty. Otherwise the source fetches and parses as
+        it does on its own."""
+        source, workers = polled.source, self.workers
+        if workers is None or not isinstance(source, FeedSource) or not source.default_parser:
+            return await source.fetch(self.session, state), None
+        resp = await source.fetch_body(self.session, state)
+        if resp.not_modified:
+            return http.unchanged(resp, state), None
+        done = await workers.parse_and_match(
+            ruleset, resp.body, resp.content_type, source.name, source.lang, resp.url, now
+        )
+        if done is None:  # the rules were reloaded and the workers not yet: parse here
+            return await source.parsed(resp), None
+        return FetchResult(entries=(), etag=resp.etag, last_modified=resp.last_modified), done
 
     async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
         """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
@@ -750,14 +786,28 @@ class Pipeline:
         return unthrottled(matches, lambda rule: self.ruleset.rule(rule).throttle, counts)
 
     async def _match(
-        self, polled: PolledSource, entries: Iterable[RawEntry], now: datetime
+        self,
+        polled: PolledSource,
+        entries: Iterable[RawEntry],
+        now: datetime,
+        ruleset: Ruleset,
+        matched: Matched | None = None,
     ) -> tuple[list[_Found], ArticleStats]:
-        """Normalise and match every entry; then read the articles of the items worth it (all at once:
-        the reader bounds how many requests run) and match those again."""
-        ruleset = self.ruleset  # one pack for the whole fetch, even if the rules are reloaded meanwhile
+        """Normalise and match every entry with `ruleset` (or take the items the workers `matched`); then
+        read the articles of the items worth it (all at once: the reader bounds how many requests run)
+        and match those again."""
         reader = self.articles if polled.enrich else None
         found: list[_Found] = []
         todo: list[int] = []
+
+        def take(pairs: Iterable[tuple[Item, list[Match]]]) -> None:
+            for item, matches in pairs:
+                if reader is not None and wants_article(ruleset, item, matches):
+                    todo.append(len(found))
+                found.append((item, matches, False))
+
+        if matched is not None:
+            take(matched)
         listed = list(entries)
         # A chunk at a time: its items normalised, then matched together (`Ruleset.match_many` asks the
         # gate of them all in one call), yielding between chunks.
@@ -765,10 +815,7 @@ class Pipeline:
             if chunk:
                 await asyncio.sleep(0)
             items = [normalize(entry, now) for entry in listed[chunk : chunk + _YIELD_EVERY]]
-            for item, matches in zip(items, ruleset.match_many(items), strict=True):
-                if reader is not None and wants_article(ruleset, item, matches):
-                    todo.append(len(found))
-                found.append((item, matches, False))
+            take(zip(items, ruleset.match_many(items), strict=True))
         stats = ArticleStats()
         if reader is None or not todo:
             return found, stats

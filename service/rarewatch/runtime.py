@@ -98,6 +98,8 @@ class Runtime:
                 self.metrics.record_reload(False)
                 raise
             self.pipeline.ruleset = ruleset
+            if self.pipeline.workers is not None:  # new workers, forked with the new pack
+                self.pipeline.workers.restart(ruleset)
         self.rule_status.loaded_at, self.rule_status.last_error = now, None
         self.metrics.record_reload(True, len(ruleset.rules), now, ruleset.version)
         log.info("rules reloaded: %d rules, pack %s", len(ruleset.rules), ruleset.version)
@@ -189,6 +191,12 @@ async def open_runtime(
     check_destination_paths(settings)
     sources = build_sources(settings)
     async with AsyncExitStack() as stack:
+        workers = None
+        if settings.pipeline.workers:  # forked first, before the store and the session start threads
+            from rarewatch.item_workers import ItemWorkers
+
+            workers = ItemWorkers(ruleset, settings.pipeline.workers)
+            stack.callback(workers.close)
         session = await stack.enter_async_context(
             aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
         )
@@ -241,6 +249,7 @@ async def open_runtime(
             articles=build_article_reader(settings, clock) if any(s.enrich for s in sources) else None,
             guard=guard,
             health=HealthPolicy(**settings.source_health.model_dump()),
+            workers=workers,
         )
         metrics = Metrics()
         metrics.record_reload(True, len(ruleset.rules), clock.now(), ruleset.version)

@@ -85,6 +85,13 @@ class StoriesConfig(Strict):
     max_updates: int = Field(default=10, ge=0)  # per story within the dedup window
 
 
+class PipelineConfig(Strict):
+    """Where a fetched feed's items are parsed, normalised and matched (see `rarewatch.item_workers`)."""
+
+    # 0: in the service's own process (the default); N: in N worker processes
+    workers: int = Field(default=0, ge=0, le=32)
+
+
 class EnrichmentConfig(Strict):
     """How linked articles are read for sources with `enrich: true` (see `rarewatch.sources.article`)."""
 
@@ -239,6 +246,7 @@ class Settings(BaseSettings):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     stories: StoriesConfig = Field(default_factory=StoriesConfig)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     source_health: SourceHealthConfig = Field(default_factory=SourceHealthConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (rarewatch.logs)

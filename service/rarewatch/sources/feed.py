@@ -48,24 +48,39 @@ class FeedSource(HttpSource):
         Raises `SourceError` for network and HTTP failures (with `retry_after` on 429/503), an
         oversized, empty or non-feed body, and XML too broken to recover any entry from.
         """
-        resp = await self._get(session, state)
+        resp = await self.fetch_body(session, state)
         if resp.not_modified:
             return http.unchanged(resp, state)
-        if not resp.body or resp.body.isspace():
-            raise SourceError("empty response")  # spare the executor round trip
+        return await self.parsed(resp)
+
+    @property
+    def default_parser(self) -> bool:
+        """Whether the source parses with `parse_feed` (what `rarewatch.item_workers` runs)."""
+        return self._parse is parse_feed
+
+    async def parsed(self, resp: http.HttpResponse) -> FetchResult:
+        """The `FetchResult` of a fetched body (not a 304), parsed in the executor."""
         loop = asyncio.get_running_loop()
         # Parsing is CPU-bound (tens of ms for a large feed): keep it off the event loop.
         entries = await loop.run_in_executor(
             self._executor, self._parse, resp.body, resp.content_type, self.name, self.lang
         )
         return FetchResult(
-            entries=tuple(_absolute_links(entries, resp.url)),
+            entries=tuple(absolute_links(entries, resp.url)),
             etag=resp.etag,
             last_modified=resp.last_modified,
         )
 
+    async def fetch_body(self, session: aiohttp.ClientSession, state: SourceState) -> http.HttpResponse:
+        """The conditional GET of `fetch`, its body not parsed (for `rarewatch.item_workers`): a 304, or
+        a non-empty body. Raises `SourceError` as `fetch` does, and for an empty body."""
+        resp = await self._get(session, state)
+        if not resp.not_modified and (not resp.body or resp.body.isspace()):
+            raise SourceError("empty response")  # spare the parser's round trip
+        return resp
 
-def _absolute_links(entries: Iterable[RawEntry], base: str) -> Iterable[RawEntry]:
+
+def absolute_links(entries: Iterable[RawEntry], base: str) -> Iterable[RawEntry]:
     """Resolve relative item links against the URL the feed was finally fetched from."""
     for entry in entries:
         if entry.link and "://" not in entry.link:

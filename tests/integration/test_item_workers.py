@@ -1,0 +1,281 @@
+"""Feeds parsed, normalised and matched in worker processes (`pipeline.workers`, `once --jobs N`):
+the same runs and alerts as in process, over real HTTP and a real SQLite file; a worker that dies costs
+at most the fetch whose body killed it (every body in the broken pool is tried again alone; the one
+that kills that worker too is its source's retryable error); closing the pool, or the service process
+going away, ends the workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from rarewatch.clock import FakeClock
+from rarewatch.item_workers import ItemWorkers
+from rarewatch.pipeline import Pipeline, PolledSource, SourceRun, run_cycle
+from rarewatch.ruleset.loader import load_ruleset
+from rarewatch.sources import feedparse
+from rarewatch.sources.feed import FeedSource
+from rarewatch.store.sqlite import SQLiteStore
+from tests.integration.test_policies_in_pipeline import NOW, RULES, make_pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+HITS = [
+    "China tightens export licence rules for rare earth magnets",
+    "US adds gallium processor to the Entity List",
+    "Beijing bans exports of germanium technology",
+    "Antimony export quota cut by a third",
+]
+MISSES = ["Central bank holds rates steady", "Local team wins the regional final"]
+
+
+def feed(n: int, items: int = 12) -> bytes:
+    """An RSS feed whose items are hits and misses, some with relative links, one story repeated."""
+    parts = []
+    for i in range(items):
+        title = HITS[(n + i) % len(HITS)] if i % 3 == 0 else f"{MISSES[i % 2]} ({n}-{i})"
+        link = f"/news/{n}/{i}" if i % 4 == 1 else f"https://news.example/{n}/{i}"
+        parts.append(
+            f"<item><title>{title}</title><link>{link}</link><guid>{n}-{i}</guid>"
+            "<pubDate>Fri, 20 Nov 2026 12:00:00 GMT</pubDate>"
+            f"<description>{title}. Exporters will need a licence.</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>t</title>'
+        + "".join(parts)
+        + "</channel></rss>"
+    ).encode()
+
+
+BODIES: dict[str, bytes] = {f"/f{n}.xml": feed(n) for n in range(6)}
+BODIES["/broken.xml"] = b"<html><body>not a feed at all</body></html>"
+BODIES["/blank.xml"] = b"   \n"
+BODIES["/crash.xml"] = feed(99).replace(b"<title>t</title>", b"<title>crash-the-parser</title>")
+
+
+@pytest.fixture
+async def farm() -> AsyncIterator[str]:
+    """A feed server on loopback: the base URL."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = BODIES.get(request.path)
+        if body is None:
+            return web.Response(status=404)
+        return web.Response(body=body, content_type="application/rss+xml")
+
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/"))
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def workers() -> Iterator[ItemWorkers]:
+    pool = ItemWorkers(RULES, 2)
+    yield pool
+    pool.close()
+
+
+def sources(base: str, paths: list[str]) -> list[PolledSource]:
+    return [
+        PolledSource(FeedSource(p.strip("/"), base.rstrip("/") + p), timedelta(minutes=15), timedelta(days=2))
+        for p in paths
+    ]
+
+
+def outcome(runs: list[SourceRun]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """What a cycle of polls at once did: each source's counts, and every alerted item (which poll
+    claimed a shared story first, the alert and which the update, is the machine's timing)."""
+    counts = [(r.source, r.status, r.entries, r.matched, r.error) for r in runs]
+    return counts, sorted(a.item.id for r in runs for a in r.alerts)
+
+
+def summary(runs: list[SourceRun]) -> list[tuple[Any, ...]]:
+    """What a cycle did, source by source, without the fetch times."""
+    return [
+        (
+            r.source,
+            r.status,
+            r.entries,
+            r.matched,
+            r.error,
+            r.matched_by,
+            [(a.id, a.kind, a.story, a.item, a.matches, a.materials, a.countries) for a in r.alerts],
+        )
+        for r in runs
+    ]
+
+
+async def cycle(
+    tmp_path: Path,
+    name: str,
+    session: aiohttp.ClientSession,
+    polls: list[PolledSource],
+    concurrency: int = 1,
+    **kw: Any,
+) -> tuple[list[SourceRun], Pipeline]:
+    """One forced cycle of `polls` against a new SQLite file, then a second (all seen: nothing new).
+    One poll at a time by default: the feeds share stories, and which poll claims one first is then the
+    order of the sources, not of the machine's timing."""
+    store = SQLiteStore(tmp_path / f"{name}.db")
+    await store.open()
+    try:
+        pipeline = await make_pipeline(store, session, FakeClock(NOW), **kw)
+        runs = await run_cycle(pipeline, polls, force=True, concurrency=concurrency)
+        again = await run_cycle(pipeline, polls, force=True, concurrency=concurrency)
+    finally:
+        await store.close()
+    return runs + again, pipeline
+
+
+FEEDS = [*(f"/f{n}.xml" for n in range(6)), "/broken.xml", "/blank.xml", "/missing.xml"]
+
+
+async def test_workers_give_the_runs_and_alerts_of_one_process(
+    farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
+) -> None:
+    here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS))
+    pooled, _ = await cycle(tmp_path, "pooled", session, sources(farm, FEEDS), workers=workers)
+    assert summary(pooled) == summary(here)
+    first = {r.source: r for r in here[: len(FEEDS)]}
+    assert sum(len(r.alerts) for r in here) >= 6, "the feeds raise alerts (and updates of one story)"
+    assert first["broken.xml"].status == first["blank.xml"].status == first["missing.xml"].status == "error"
+    links = [a.item.link for r in pooled for a in r.alerts]
+    assert any("/news/" in link and link.startswith(farm.rstrip("/")) for link in links), "made absolute"
+    assert workers.restarts == 0
+
+
+async def test_after_a_rule_reload_the_fetch_is_parsed_in_process_until_the_workers_restart(
+    farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
+) -> None:
+    reloaded = load_ruleset([REPO / "rules"])
+    body = BODIES["/f0.xml"]
+    assert await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW) is None
+    workers.restart(reloaded)
+    done = await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW)
+    assert done is not None and done[0] == 12
+    here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS[:2]))
+    store = SQLiteStore(tmp_path / "reload.db")
+    await store.open()
+    try:
+        pipeline = await make_pipeline(store, session, FakeClock(NOW), workers=workers)
+        pipeline.ruleset = RULES  # the workers hold `reloaded`: these fetches are parsed here
+        runs = await run_cycle(pipeline, sources(farm, FEEDS[:2]), force=True, concurrency=1)
+    finally:
+        await store.close()
+    assert summary(runs) == summary(here[:2])
+
+
+def _crashing(real: Callable[..., Any]) -> Callable[..., Any]:
+    def parse(body: bytes, *args: Any) -> Any:
+        if b"crash-the-parser" in body:
+            os._exit(70)  # as a C parser's crash would: no exception, the process is gone
+        return real(body, *args)
+
+    return parse
+
+
+async def test_a_body_that_kills_its_worker_is_that_sources_retryable_error_and_the_others_go_on(
+    farm: str, session: aiohttp.ClientSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feedparse, "parse_feed", _crashing(feedparse.parse_feed))  # forked into the workers
+    pool = ItemWorkers(RULES, 2)
+    try:
+        here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS[:6]), concurrency=8)
+        paths = [*FEEDS[:3], "/crash.xml", *FEEDS[3:6]]  # polled at once: the others' bodies are in the pool
+        runs, _ = await cycle(tmp_path, "pooled", session, sources(farm, paths), 8, workers=pool)
+        crashed = [r for r in runs if r.source == "crash.xml"]
+        assert pool.restarts >= 2, "each death replaced the pool"
+        healthy = await pool.parse_and_match(RULES, BODIES["/f0.xml"], None, "f0", None, farm, NOW)
+    finally:
+        pool.close()
+    assert [r.status for r in crashed] == ["error", "error"]
+    assert all("killed the parsing worker that read it alone" in (r.error or "") for r in crashed)
+    assert [r.consecutive_failures for r in crashed] == [1, 2], "an error of the source, counted"
+    others = [r for r in runs if r.source != "crash.xml"]
+    assert outcome(others) == outcome(here), "the fetches beside it were sent again: nothing lost"
+    assert healthy is not None and healthy[0] == 12, "the pool works after the deaths"
+
+
+async def test_a_worker_killed_between_fetches_costs_nothing(
+    farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
+) -> None:
+    os.kill(workers.pids()[0], signal.SIGKILL)
+    here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS))
+    pooled, _ = await cycle(tmp_path, "pooled", session, sources(farm, FEEDS), workers=workers)
+    assert summary(pooled) == summary(here)
+    assert workers.restarts == 1
+
+
+def _gone(pids: list[int], within: float = 20.0) -> bool:
+    """Whether every process of `pids` has exited (reaped or a zombie) within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if _running(p)]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_closing_the_pool_ends_its_workers() -> None:
+    pool = ItemWorkers(RULES, 2)
+    pids = pool.pids()
+    assert len(pids) == 2 and all(_running(p) for p in pids)
+    pool.close()
+    assert _gone(pids)
+
+
+SERVICE_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from rarewatch.item_workers import ItemWorkers
+from rarewatch.ruleset.loader import load_ruleset
+pool = ItemWorkers(load_ruleset([Path(sys.argv[1])]), 2)
+print(*pool.pids(), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_workers_leave_when_the_service_process_is_killed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE_KILLED, str(REPO / "rules")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 2
+    assert _gone(pids), "orphaned workers stay"
