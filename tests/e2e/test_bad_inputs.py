@@ -7,22 +7,17 @@ keys start on line 3.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
 import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import free_port
 from tests.e2e.badinputs import FEED, SOURCE, WEBHOOK, Case, config, prepare, run_cli
+from tests.e2e.slowfeed import sigterm_during_a_poll
 
 RULE = "id: bad-rule\ntitle: Bad rule\ncategory: export-licensing\nseverity: high\n"
 WITHN = {"bad/withn.yaml": RULE + "match: {near: [gallium, licence], withn: 5}\n"}  # `withn` on line 5
@@ -250,44 +245,7 @@ def test_bad_input_is_a_clear_message_and_exit_2(case: Case, tmp_path: Path) -> 
 
 async def test_sigterm_during_a_poll_stops_cleanly(tmp_path: Path) -> None:
     """A poll still waiting on a slow server is cancelled at SIGTERM: exit 0, no CancelledError traceback."""
-    requested = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        requested.set()
-        await asyncio.sleep(60)
-        return web.Response(text="too late")
-
-    app = web.Application()
-    app.router.add_get("/feed.xml", slow)
-    async with TestServer(app, host="127.0.0.1") as server:
-        prepare(Case("sigterm", (), "", ""), tmp_path)
-        feed = str(server.make_url("/feed.xml"))
-        (tmp_path / "rarewatch.yaml").write_text(
-            config(
-                f"http: {{port: {free_port()}}}\nsources:\n  - {{name: slow, type: feed, url: '{feed}'}}\n"
-            ),
-            encoding="utf-8",
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "rarewatch",
-            "run",
-            *CONF,
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await asyncio.wait_for(requested.wait(), 30)
-            proc.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-    text = out.decode() + err.decode()
-    assert proc.returncode == 0, text
+    returncode, text = await sigterm_during_a_poll(tmp_path)
+    assert returncode == 0, text
     assert "Traceback" not in text and "CancelledError" not in text, text
     assert "source slow: poll cancelled by shutdown" in text, text

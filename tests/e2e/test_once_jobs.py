@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import free_port
 from tests.e2e.badinputs import Case, config, prepare
+from tests.e2e.slowfeed import sigterm_during_a_poll
 from tests.integration.test_item_workers import BODIES, _gone
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,39 +81,11 @@ def _children(pid: int) -> list[int]:
 
 
 async def test_sigterm_with_workers_stops_cleanly_and_leaves_no_worker(tmp_path: Path) -> None:
-    requested = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        requested.set()
-        await asyncio.sleep(60)
-        return web.Response(text="too late")
-
-    app = web.Application()
-    app.router.add_get("/feed.xml", slow)
-    async with TestServer(app, host="127.0.0.1") as server:
-        prepare(Case("sigterm", (), "", ""), tmp_path)
-        feed = str(server.make_url("/feed.xml"))
-        (tmp_path / "rarewatch.yaml").write_text(
-            config(
-                f"pipeline: {{workers: 2}}\nhttp: {{port: {free_port()}}}\n"
-                f"sources:\n  - {{name: slow, type: feed, url: '{feed}'}}\n"
-            ),
-            encoding="utf-8",
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rarewatch", "run", *CONF, cwd=tmp_path, env=env(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(requested.wait(), 30)
-            workers = _children(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-    text = out.decode() + err.decode()
+    workers: list[int] = []
+    returncode, text = await sigterm_during_a_poll(
+        tmp_path, "pipeline: {workers: 2}\n", lambda pid: workers.extend(_children(pid))
+    )
     assert len(workers) == 2, workers
-    assert proc.returncode == 0, text
+    assert returncode == 0, text
     assert "Traceback" not in text and "CancelledError" not in text, text
     assert _gone(workers), "a worker outlived the service"

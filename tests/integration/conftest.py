@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from rarewatch.store.sqlite import SQLiteStore
+
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
@@ -21,3 +23,12 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     yield url
     await client.flushdb()
     await client.aclose()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An open SQLite store on a fresh file (modules with a store of another kind define their own)."""
+    s = SQLiteStore(tmp_path / "s.db")
+    await s.open()
+    yield s
+    await s.close()

@@ -95,14 +95,6 @@ async def receiver() -> AsyncIterator[Callable[[Answer], Awaitable[Rx]]]:
         yield start
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "s.db")
-    await s.open()
-    yield s
-    await s.close()
-
-
 async def enqueue(store: SQLiteStore, n: int, *destinations: str, prefix: str = "a") -> list[str]:
     now = datetime.now(UTC)
     ids = []

@@ -5,7 +5,7 @@ breaker lets one probe through, not a batch, and a store failure after a batch r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,14 +64,6 @@ class Plain:
 
     async def close(self) -> None:
         pass
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "s.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def enqueue(store: SQLiteStore, clock: FakeClock, *alert_ids: str) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,15 +22,22 @@ from tests.support import TEST_RULES
 BOUND = 10.0  # seconds: the sweep runs when the poller starts
 
 
-async def test_the_poller_sweeps_records_past_their_retention(tmp_path: Path) -> None:
-    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
-    settings = Settings(
-        store=f"sqlite:///{tmp_path / 'state.db'}",
-        rules=[str(tmp_path / "rules.yaml")],
+def service_settings(folder: Path, **extra: Any) -> Settings:
+    """A service on a SQLite file in `folder`, the test rules and one console destination."""
+    (folder / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
+    return Settings(
+        store=f"sqlite:///{folder / 'state.db'}",
+        rules=[str(folder / "rules.yaml")],
         destinations=[{"name": "hook", "type": "console"}],
         routes=[{"to": ["hook"]}],
-        outbox={"max_age": "1h", "retention": {"delivered": "1d", "dead": "2d"}},
-        config_dir=tmp_path,
+        config_dir=folder,
+        **extra,
+    )
+
+
+async def test_the_poller_sweeps_records_past_their_retention(tmp_path: Path) -> None:
+    settings = service_settings(
+        tmp_path, outbox={"max_age": "1h", "retention": {"delivered": "1d", "dead": "2d"}}
     )
     async with open_runtime(settings) as runtime:
         store, old = runtime.store, runtime.clock.now() - timedelta(days=3)
@@ -58,14 +66,7 @@ async def test_a_sweep_under_way_at_shutdown_ends_quietly(
 ) -> None:
     """`stop` cancels and awaits a retention sweep still running, as it does a poll: no CancelledError
     escapes to the scheduler (which would log a traceback), and the sweep says why it ended."""
-    (tmp_path / "rules.yaml").write_text(TEST_RULES, encoding="utf-8")
-    settings = Settings(
-        store=f"sqlite:///{tmp_path / 'state.db'}",
-        rules=[str(tmp_path / "rules.yaml")],
-        destinations=[{"name": "hook", "type": "console"}],
-        routes=[{"to": ["hook"]}],
-        config_dir=tmp_path,
-    )
+    settings = service_settings(tmp_path)
     async with open_runtime(settings) as runtime:
         started = asyncio.Event()
 
