@@ -4,7 +4,7 @@ The cold cycle's per-item work (parsing the feed, normalising each entry, matchi
 that holds the interpreter lock; in one process it takes turns with the event loop and the store's
 worker thread. With `pipeline.workers: N` (or `once --jobs N`) a feed's body goes to one of N worker
 processes, which parse it, make its links absolute, normalise its entries and match them (a chunk of
-`CHUNK` items at a time, as the pipeline does in process) and send back the items and their matches.
+`normalize.CHUNK` items at a time, as the pipeline does in process) and send back the items and their matches.
 The rest of the poll (enrichment, the seen items, admission, delivery) stays in the service process.
 
 The workers are forked and inherit the rule pack they match with (nothing is pickled to start them);
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # items normalised then matched together, as the pipeline's in-process chunks
 _PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the service process is still there
 
 Matched = list[tuple["Item", list["Match"]]]
@@ -81,17 +80,16 @@ def parse_and_match(
 ) -> tuple[int, Matched]:
     """What a worker does with one feed body: (number of entries, the matched items), or raises the
     parser's `SourceError`. Any other exception becomes a `WorkerFailed` naming it."""
-    from rarewatch.normalize import normalize
+    from rarewatch.normalize import normalized_and_matched
     from rarewatch.sources.feed import absolute_links
     from rarewatch.sources.feedparse import parse_feed
 
     assert _ruleset is not None
     try:
         entries = list(absolute_links(parse_feed(body, content_type, name, lang), url))
-        matched: Matched = []
-        for start in range(0, len(entries), CHUNK):
-            items = [normalize(entry, now) for entry in entries[start : start + CHUNK]]
-            matched += zip(items, _ruleset.match_many(items), strict=True)
+        matched: Matched = [
+            pair for chunk in normalized_and_matched(entries, now, _ruleset.match_many) for pair in chunk
+        ]
     except SourceError as exc:
         raise SourceError(str(exc), retry_after=exc.retry_after) from None
     except Exception as exc:  # noqa: BLE001 - sent back as text, raised in the service as this poll's error

@@ -11,7 +11,7 @@ import html
 import re
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 # The item models (eleven dataclasses) and the e-mail date parser are imported where they are used:
 # `rarewatch match` needs this module's text functions only, and they were a tenth of its start-up.
 if TYPE_CHECKING:
-    from rarewatch.models import Item, RawEntry
+    from rarewatch.models import Item, Match, RawEntry
 
 
 # The most characters kept of an item's texts (after HTML is stripped). A headline is a line; the
@@ -338,6 +338,21 @@ def to_utc(when: datetime) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
+
+
+# Entries normalised, then matched together, at a time (the pipeline yields to the event loop between
+# chunks; a worker process sends back each fetch's chunks together).
+CHUNK = 500
+
+
+def normalized_and_matched(
+    entries: Sequence[RawEntry], now: datetime, match_many: Callable[[list[Item]], list[list[Match]]]
+) -> Iterator[list[tuple[Item, list[Match]]]]:
+    """`entries` normalised and matched, `CHUNK` at a time: each chunk's items are normalised, then
+    matched in one `match_many` call (`Ruleset.match_many` asks the gate of them all at once)."""
+    for start in range(0, len(entries), CHUNK):
+        items = [normalize(entry, now) for entry in entries[start : start + CHUNK]]
+        yield list(zip(items, match_many(items), strict=True))
 
 
 def normalize(entry: RawEntry, first_seen: datetime) -> Item:

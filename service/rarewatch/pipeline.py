@@ -25,7 +25,7 @@ from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, want
 from rarewatch.errors import SourceError, StoreError
 from rarewatch.logs import log_alert, log_poll, log_unrouted
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SeenItem, Silence, SourceState
-from rarewatch.normalize import normalize
+from rarewatch.normalize import normalized_and_matched
 from rarewatch.policies.admission import (
     THROTTLED,
     Action,
@@ -67,8 +67,6 @@ log = logging.getLogger(__name__)
 # trip; at 8 at a time the workers and the event loop waited on each other, see README "Performance").
 ONCE_CONCURRENCY = 8
 ONCE_CONCURRENCY_WITH_WORKERS = 32
-# Yield to the event loop this often while matching a large fetch, so the HTTP API stays responsive.
-_YIELD_EVERY = 500
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
 # Item ids this process recorded as seen, remembered so a feed re-read every poll costs no store write.
@@ -808,14 +806,10 @@ class Pipeline:
 
         if matched is not None:
             take(matched)
-        listed = list(entries)
-        # A chunk at a time: its items normalised, then matched together (`Ruleset.match_many` asks the
-        # gate of them all in one call), yielding between chunks.
-        for chunk in range(0, len(listed), _YIELD_EVERY):
-            if chunk:
-                await asyncio.sleep(0)
-            items = [normalize(entry, now) for entry in listed[chunk : chunk + _YIELD_EVERY]]
-            take(zip(items, ruleset.match_many(items), strict=True))
+        for n, chunk in enumerate(normalized_and_matched(list(entries), now, ruleset.match_many)):
+            if n:
+                await asyncio.sleep(0)  # between chunks, so the HTTP API stays responsive
+            take(chunk)
         stats = ArticleStats()
         if reader is None or not todo:
             return found, stats

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -108,28 +109,40 @@ class Poller:
 
     async def poll(self, polled: PolledSource) -> None:
         """Poll one source (a scheduled job): a store outage is logged and the poll skipped, never raised."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._polls.add(task)
         try:
-            if not await self.leases.hold("source", polled.source.name, polled.interval):
-                return  # another replica polls this source
-            run = await self.pipeline.run_source(polled)
+            with self._in_flight():
+                if not await self.leases.hold("source", polled.source.name, polled.interval):
+                    return  # another replica polls this source
+                run = await self.pipeline.run_source(polled)
         except asyncio.CancelledError:
-            if not self._stopping:
-                raise  # not ours: let whoever cancelled it see it
-            # Shutting down: an expected end, not an error (APScheduler would log a traceback).
-            log.info("source %s: poll cancelled by shutdown", polled.source.name)
+            self._cancelled_by_shutdown(f"source {polled.source.name}: poll")
             return
         except StoreError as exc:
             # The store is down: this poll is skipped whole (nothing claimed, nothing lost); the next
             # scheduled poll tries again.
             log.error("source %s: store unavailable, poll skipped: %s", polled.source.name, exc)
             return
+        await self._report(run)
+
+    @contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """Keep the running job's task where `stop` cancels and awaits the jobs in flight."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls.add(task)
+        try:
+            yield
         finally:
             if task is not None:
                 self._polls.discard(task)
-        await self._report(run)
+
+    def _cancelled_by_shutdown(self, what: str) -> None:
+        """Called in a job's `except CancelledError`: re-raise it unless the service is stopping (not
+        ours: let whoever cancelled it see it); when it is, an expected end, logged in one line (APScheduler
+        would log a traceback)."""
+        if not self._stopping:
+            raise  # the CancelledError the caller is handling
+        log.info("%s cancelled by shutdown", what)
 
     async def poll_now(self, name: str) -> SourceRun:
         """Poll the source called `name` now, ignoring its backoff or Retry-After delay (an operator's
@@ -154,23 +167,15 @@ class Poller:
         """Forget the outbox records past their retention (a scheduled job): a store outage is logged, and
         the next sweep catches up. A sweep under way at shutdown is cancelled and awaited by `stop` like a
         poll (what it forgot so far is committed; the next run's sweep goes on)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._polls.add(task)
         try:
-            forgotten = await self.outbox.sweep()
+            with self._in_flight():
+                forgotten = await self.outbox.sweep()
         except asyncio.CancelledError:
-            if not self._stopping:
-                raise
-            # Shutting down: an expected end (APScheduler would log a CancelledError traceback).
-            log.info("outbox: retention sweep cancelled by shutdown")
+            self._cancelled_by_shutdown("outbox: retention sweep")
             return
         except StoreError as exc:
             log.error("outbox: store unavailable, retention sweep skipped: %s", exc)
             return
-        finally:
-            if task is not None:
-                self._polls.discard(task)
         if any(forgotten.values()):
             log.info(
                 "outbox: forgot %s past their retention",

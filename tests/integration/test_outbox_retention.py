@@ -83,3 +83,25 @@ async def test_a_sweep_under_way_at_shutdown_ends_quietly(
             await asyncio.wait_for(poller.stop(), BOUND)
         assert sweep.done() and not sweep.cancelled() and sweep.exception() is None
         assert "retention sweep cancelled by shutdown" in caplog.text
+
+
+async def test_a_sweep_cancelled_by_someone_else_stays_cancelled(tmp_path: Path) -> None:
+    """Only the shutdown's cancellation is an expected end: a sweep cancelled while the service runs
+    (not ours to swallow) ends cancelled, as its canceller expects."""
+    async with open_runtime(service_settings(tmp_path)) as runtime:
+        started = asyncio.Event()
+
+        async def slow_sweep() -> dict[DeliveryStatus, int]:
+            started.set()
+            await asyncio.sleep(60)
+            return {}
+
+        runtime.outbox.sweep = slow_sweep  # type: ignore[method-assign]
+        poller = Poller(runtime.pipeline, runtime.sources, runtime.outbox, runtime.clock)
+        sweep = asyncio.create_task(poller.sweep())
+        await asyncio.wait_for(started.wait(), BOUND)
+        sweep.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sweep
+        assert sweep.cancelled()
+        await poller.stop()

@@ -51,13 +51,7 @@ class JsonlNotifier:
     async def send(self, alert: Alert) -> None:
         """Append the payload line (unless the file already ends with it: a send not recorded before a
         crash); an OSError becomes a retryable DeliveryError."""
-        line = json.dumps(alert_payload(alert), ensure_ascii=False) + "\n"
-        async with self._lock:
-            try:
-                await asyncio.to_thread(_append_lines, self.path, [utf8(line)])
-            except OSError as exc:
-                reason = exc.strerror or str(exc)
-                raise DeliveryError(f"cannot write {self.path}: {reason}", retryable=True) from exc
+        await self.send_many([alert])
 
     async def send_many(self, alerts: Sequence[Alert]) -> None:
         """Append the payload lines of `alerts`, in order, with one write and one fsync (the leading lines
@@ -110,14 +104,16 @@ def _append_lines(path: Path, lines: Sequence[bytes]) -> None:
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
         try:
+            torn = False
             if end > 0:
                 want = min(end, sum(len(line) for line in lines) + 1)
-                skip = written_already(os.pread(fd, want, end - want), want == end, lines)
-                lines = lines[skip:]
+                tail = os.pread(fd, want, end - want)
+                lines = lines[written_already(tail, want == end, lines) :]
+                torn = not tail.endswith(b"\n")
             if not lines:
                 return
             data = b"".join(lines)
-            if end > 0 and os.pread(fd, 1, end - 1) != b"\n":
+            if torn:
                 data = b"\n" + data
             view = memoryview(data)
             while view:

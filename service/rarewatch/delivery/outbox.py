@@ -43,10 +43,10 @@ replicas on one Redis, a lane's pass goes ahead only in the replica holding the 
 Batches. A `BatchNotifier` gets the due deliveries of a pass in a row whose alert is in the history at
 once (`send_many`), while its breaker is closed (a half-open breaker's probe is one delivery); they are
 recorded as delivered together (`Store.mark_delivered_many`) after `send_many` returned, so a crash in
-between sends that batch again (at most `batch` deliveries, where one delivery sent alone risks only
-itself). A batch that fails was not sent (the notifier undoes any part of it): its deliveries are then sent
-one at a time for the rest of the pass, each failure recorded, retried and counted by the breaker as
-before.
+between sends that batch again after the restart (the jsonl destination then skips the lines its file
+already ends with, so each alert is still one line). A batch that fails was not sent (the notifier
+undoes any part of it): its deliveries are then sent one at a time for the rest of the pass, each
+failure recorded, retried and counted by the breaker as before.
 
 A delivery whose destination is no longer configured is kept pending, never dropped: it is reported
 and parked (`defer`, due again after `PARK_UNCONFIGURED`). Put the destination back, or purge its records.

@@ -210,32 +210,23 @@ class Ruleset:
         scan = self._scanner.scan(raw, gated=not self._always)
         if scan is None:
             return []
-        indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
-        if not indexes:
-            return []
-        self._scanner.filter(scan)
-        compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
-        return [
-            compiled[i].rule.id
-            for i in indexes
-            if tests[i](scan, compiled[i].fields, found_in(compiled[i].fields))
-        ]
+        return [self._compiled[i].rule.id for i in self._firing_indexes(scan, source)]
 
     def _fire(self, scan: Scan, source: str | None, snippet_field: int | None = None) -> list[Match]:
-        """The rules that fire on the item `scan` found the (unfiltered) terms of. Each woken rule is asked
-        its expression's compiled test (`MatchCore.tests`: the expression's own answer, one function
-        rather than a tree of node calls), and only a rule that fires builds its match."""
+        """The rules that fire on the item `scan` found the (unfiltered) terms of, each with its match."""
+        return [_to_match(self._compiled[i], scan, snippet_field) for i in self._firing_indexes(scan, source)]
+
+    def _firing_indexes(self, scan: Scan, source: str | None) -> list[int]:
+        """The indexes of the rules that fire on the item `scan` found the (unfiltered) terms of, in id
+        order (rules are sorted by id). Each woken rule is asked its expression's compiled test
+        (`MatchCore.tests`: the expression's own answer, one function rather than a tree of node calls);
+        the caller builds a match only for those that fire."""
         indexes = candidate_indexes(self._compiled, self._triggers, self._always, scan.masks, source)
         if not indexes:
             return []
         self._scanner.filter(scan)
         compiled, tests, found_in = self._compiled, self.core.tests, scan.found_in
-        found = []
-        for i in indexes:  # rules are sorted by id, so matches are too
-            rule = compiled[i]
-            if tests[i](scan, rule.fields, found_in(rule.fields)):
-                found.append(_to_match(rule, scan, snippet_field))
-        return found
+        return [i for i in indexes if tests[i](scan, compiled[i].fields, found_in(compiled[i].fields))]
 
 
 def _to_match(rule: CompiledRule, scan: Scan, snippet_field: int | None = None) -> Match:

@@ -555,17 +555,13 @@ class SQLiteStore:
         self, alert_id: str, destination: str, now: datetime, receipt: str | None = None
     ) -> None:
         """Record a successful delivery (attempts + 1) and its receipt (None clears an earlier one)."""
-        sets = "status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
-        await self._update(alert_id, destination, sets, (_DELIVERED, k.to_us(now), receipt))
+        await self._update(alert_id, destination, _DELIVERED_SETS, (_DELIVERED, k.to_us(now), receipt))
 
     async def mark_delivered_many(self, deliveries: Sequence[tuple[str, str]], now: datetime) -> None:
         """`mark_delivered` of each (alert id, destination), without a receipt, in one transaction."""
         if not deliveries:
             return
-        sql = (
-            f"UPDATE {k.DELIVERIES} SET status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
-            " WHERE alert_id = ? AND destination = ?"
-        )
+        sql = f"UPDATE {k.DELIVERIES} SET {_DELIVERED_SETS} WHERE alert_id = ? AND destination = ?"
         at = k.to_us(now)
         rows = [(_DELIVERED, at, None, alert_id, destination) for alert_id, destination in deliveries]
         await self._run(partial(_execute_many, sql, rows))
@@ -900,6 +896,10 @@ def _fetchone(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> An
 
 def _fetchall(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[Any]:
     return conn.execute(sql, params).fetchall()
+
+
+# What recording a delivery as delivered sets (its parameters: status, delivered_at, receipt).
+_DELIVERED_SETS = "status = ?, attempts = attempts + 1, delivered_at = ?, receipt = ?"
 
 
 def _execute(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> int:
