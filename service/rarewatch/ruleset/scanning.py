@@ -138,8 +138,11 @@ class Scanner:
         if not found:
             return False  # the common case: no subject at all
         vetoes = [(a, b) for a, b, veto in found if veto]
-        # Open when a gate term was found outside every veto ("magnet" but not in "magnet school").
-        return any(not veto and not any(a < e and s < b for s, e in vetoes) for a, b, veto in found)
+        # Open when a gate term was found outside every veto ("magnet" but not in "magnet school"). Only a
+        # veto that holds the hit closes it: an exclusion phrase holds the terms it applies to, and a veto
+        # of another term's that merely overlaps the hit ("lithium battery" against "battery technology" in
+        # "lithium battery technology") does not drop it in the filters either.
+        return any(not veto and not any(s <= a and b <= e for s, e in vetoes) for a, b, veto in found)
 
     def gate_may_open_lines(self, folded: bytes) -> list[bool] | None:
         """For each line of `folded` (text folded by `text.fold_ascii_lines` or `text.fold_lines`; its
@@ -220,7 +223,7 @@ class Scanner:
         key of the gate's) are `hits`. `_find_terms` appends one `Hit` object per key found to the
         list of each term the key spells, so the terms of a key's hit are the lists holding that object:
         as in `_gate_hits`, a hit is a veto when every term its key spells is a veto, and the gate opens
-        on a hit of a gate key that is no veto and overlaps no veto's hit."""
+        on a hit of a gate key that is no veto and lies inside no veto's hit."""
         vetoes = self._vetoes
         if vetoes.isdisjoint(hits):  # most items: no veto, so any hit of a gate term opens it
             return not self._gate_ids.isdisjoint(hits)
@@ -234,7 +237,7 @@ class Scanner:
                         if id(hit) in vetoed:
                             openers.append(vetoed.pop(id(hit)))
         return any(
-            not any(v.field == h.field and v.start < h.end and h.start < v.end for v in vetoed.values())
+            not any(v.field == h.field and v.start <= h.start and h.end <= v.end for v in vetoed.values())
             for h in openers
         )
 

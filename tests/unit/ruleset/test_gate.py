@@ -166,6 +166,27 @@ def test_a_veto_s_key_that_spells_another_term_too_is_no_veto(other_spelling: bo
     assert _read_from_the_scan(scanner, ("a magnet school", "the magnet", "")) == (True, True)
 
 
+def test_a_veto_closes_only_on_the_hits_it_holds() -> None:
+    """A veto is an exclusion phrase, which holds the term it excludes: a gate term's hit that the veto
+    only overlaps stays open, as the filters keep it. Before, "lithium battery" (lithium's exclusion)
+    closed the gate on "lithium battery technology", where "battery technology" is a gate term of its
+    own, so no rule was asked (session 18's real sets: a plea over stolen battery technology)."""
+    terms = TermTable()
+    battery = terms.add("lithium battery")
+    lithium = terms.add("lithium", TermOptions(excludes=frozenset({battery})))
+    technology = terms.add("battery technology")
+    scanner = Scanner(terms, frozenset({lithium, technology}), frozenset({battery, lithium, technology}))
+    assert _read_from_the_scan(scanner, ("stole lithium battery technology", "", "")) == (True, True)
+    assert _read_from_the_scan(scanner, ("a lithium battery maker", "", "")) == (False, False)
+    assert _read_from_the_scan(scanner, ("a lithium battery maker", "lithium prices", "")) == (True, True)
+
+
+def test_the_bundled_pack_matches_a_term_that_an_exclusion_overlaps(pack: Ruleset) -> None:
+    title = "Scientist pleads guilty to stealing lithium battery technology"
+    item = Item("i1", "src", title, "", "", "", datetime(2026, 12, 4, tzinfo=UTC))
+    assert [m.category for m in pack.match(item)] == ["prosecution"]
+
+
 def test_a_gate_whose_keys_the_term_pass_lacks_is_asked_itself() -> None:
     """Where the term pass's automata do not hold every key of the gate (a gate term no rule matches),
     the gate's own pass decides."""
