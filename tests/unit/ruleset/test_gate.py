@@ -182,7 +182,7 @@ def test_a_veto_closes_only_on_the_hits_it_holds() -> None:
 
 
 def test_the_bundled_pack_matches_a_term_that_an_exclusion_overlaps(pack: Ruleset) -> None:
-    title = "Scientist pleads guilty to stealing lithium battery technology"
+    title = "Former engineer pleads guilty in a case over stolen lithium battery technology"
     item = Item("i1", "src", title, "", "", "", datetime(2026, 12, 4, tzinfo=UTC))
     assert [m.category for m in pack.match(item)] == ["prosecution"]
 
