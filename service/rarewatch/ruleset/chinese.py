@@ -63,7 +63,7 @@ def has_traditional(text: str) -> bool:
 
 def to_simplified(text: str) -> str:
     """`text` with Traditional characters converted to Simplified; same length as `text`."""
-    if _traditional().search(text) is None:
+    if text.isascii() or _traditional().search(text) is None:
         return text
     converter = _converter()
     simplified = converter.convert(text)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from rarewatch.ruleset.clauses import SCOPES
+from rarewatch.ruleset.literals import LiteralIndex
 from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, TermSet, Weight
 from rarewatch.ruleset.schema import (
     FIELDS,
@@ -83,6 +84,7 @@ class _Compiler:
         self.entities: dict[int, list[tuple[str, str]]] = {}
         self._vocab_nodes: dict[str, TermSet] = {}
         self._regexes = 0
+        self.literals = LiteralIndex()  # the required literals of every regex of the pack
         self.patterns = _named_patterns(vocabularies)
         self.rule_id = ""
         self.rule_options = PLAIN  # options of the terms written in the current rule
@@ -100,7 +102,8 @@ class _Compiler:
             return self.vocab(e.vocab, (*loc, "vocab"))
         if isinstance(e, RegexLeaf):
             self._regexes += 1
-            return Regex(self.expand(e, (*loc, "regex")), e.case_sensitive, self._regexes, e.regex)
+            source = self.expand(e, (*loc, "regex"))
+            return Regex(source, e.case_sensitive, self._regexes, e.regex, self.literals)
         if isinstance(e, NearLeaf):
             left, right = (self.side(s, (*loc, "near", i)) for i, s in enumerate(e.near))
             return Near(left, right, e.within, self.table.latin, SCOPES[e.scope])

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from rarewatch.ruleset.chinese import to_simplified
 from rarewatch.ruleset.clauses import crosses
+from rarewatch.ruleset.literals import LiteralIndex, fold, required_literals
 from rarewatch.ruleset.text import display_text
 
 Weight = Callable[[frozenset[int]], int]
@@ -48,6 +49,7 @@ class Scan:
         "_found_in",
         "_regex_text",
         "hits",
+        "literal_ids",
         "masks",
         "near_hits",
         "raw",
@@ -68,6 +70,7 @@ class Scan:
         self.near_hits: dict[tuple[frozenset[int], int], list[tuple[int, Hit]]] = {}  # see `_hits_of`
         self._display: dict[int, str] = {}
         self._regex_text: dict[int, str] = {}
+        self.literal_ids: frozenset[int] | None = None  # see `Regex._search`
         self._found_in: dict[int, frozenset[int]] = {}
 
     def found_in(self, fields: int) -> frozenset[int]:
@@ -98,6 +101,11 @@ class Scan:
         if text is None:
             text = self._regex_text[field] = to_simplified(self.display(field))
         return text
+
+    def regex_texts_folded(self) -> str:
+        """The regex texts of the non-empty fields, joined by newlines and folded as regexes' required
+        literals are (`literals.fold`): searched once for the literals of every regex of the pack."""
+        return fold("\n".join(self.regex_text(f) for f in range(len(self.raw)) if self.raw[f]))
 
     def first_hit(self, tid: int, fields: int) -> Hit | None:
         for hit in self.hits.get(tid, ()):
@@ -214,13 +222,25 @@ def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, H
 class Regex:
     """`{regex: ...}`: searched in each selected field's display text; results cached per item."""
 
-    __slots__ = ("key", "pattern", "written")
+    __slots__ = ("index", "key", "needs", "pattern", "written")
     cost = 20
 
-    def __init__(self, source: str, case_sensitive: bool, key: int, written: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        case_sensitive: bool,
+        key: int,
+        written: str | None = None,
+        index: LiteralIndex | None = None,
+    ) -> None:
         flags = 0 if case_sensitive else re.IGNORECASE
         # The text is NFKC: normalise the pattern too, so a full-width character in it can still match.
         self.pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
+        # The literals any match holds (`literals`), as ids in the pack's index: an item whose text lacks
+        # them is not searched. Regexes made outside a pack (no index) are always searched.
+        needs = required_literals(self.pattern.pattern, flags) if index is not None else None
+        self.index = index
+        self.needs = index.add(needs) if index is not None and needs else None
         self.key = key  # unique per regex node: the cache key
         # As the rule file spells it ({{named patterns}} unexpanded): what explanations show.
         self.written = source if written is None else written
@@ -230,6 +250,9 @@ class Regex:
         if cache_key in scan.regex_results:
             return scan.regex_results[cache_key]
         found = None
+        if self.needs is not None and not self._needs_met(scan):
+            scan.regex_results[cache_key] = found
+            return found
         for field in range(len(scan.raw)):
             if (1 << field) & fields and scan.raw[field]:
                 m = self.pattern.search(scan.regex_text(field))
@@ -240,6 +263,18 @@ class Regex:
                     break
         scan.regex_results[cache_key] = found
         return found
+
+    def _needs_met(self, scan: Scan) -> bool:
+        """Whether the item's text holds one literal of each of the pattern's needs (else no match)."""
+        found = scan.literal_ids
+        if found is None:
+            assert self.index is not None  # `needs` is set only with an index
+            found = scan.literal_ids = self.index.found(scan.regex_texts_folded())
+        # a loop, not `all` over a generator: this runs for every regex an item's rules ask
+        for need in self.needs or ():  # noqa: SIM110
+            if need.isdisjoint(found):
+                return False
+        return True
 
     def test(self, scan: Scan, fields: int) -> bool:
         return self._search(scan, fields) is not None
