@@ -20,35 +20,21 @@ from typing import Any
 
 import ahocorasick_rs
 
-
-def _private(name: str) -> Any:
-    """A private module of `re` (the parser behind `re.compile`), or None where a Python lacks it: its
-    absence only costs the prefilter."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:  # pragma: no cover - every supported Python has it
-        return None
-
-
-_sre: Any = _private("re._constants")
-_sre_parse: Any = _private("re._parser")
-
-_casefix: Any = _private("re._casefix")
+# The parser behind `re.compile` and its case classes: private modules, present in every Python this
+# project supports (3.11 and later), typed loosely as typeshed does not describe them.
+_sre: Any = importlib.import_module("re._constants")
+_sre_parse: Any = importlib.import_module("re._parser")
+_casefix: Any = importlib.import_module("re._casefix")
 
 
 def _fold_table() -> dict[int, str]:
     """Characters that `re.IGNORECASE` matches against another character which `str.lower` does not
-    map them to, each mapped to one member of its class: the classes `re` itself reads (`_casefix`:
-    ı and i, ſ and s, ς and σ, ϐ and β, ᲀ and в, …), and U+0130, whose full lower case is two
-    characters. The text and the literals are both folded through this table, before lowering and
+    map them to, each mapped to the lowest member of its class: the classes `re` itself reads
+    (`_casefix`: ı and i, ſ and s, ς and σ, ϐ and β, ᲀ and в, …), and U+0130, whose full lower case is
+    two characters. The text and the literals are both folded through this table, before lowering and
     after (a final sigma lowers to ς), so a case-insensitive match is never lost to the prefilter."""
-    classes: list[set[int]] = [{0x130, 0x69}]
-    if _casefix is not None:
-        classes += [{code, *others} for code, others in _casefix._EXTRA_CASES.items()]
-    table: dict[int, str] = {}
-    for members in classes:
-        for code in members:
-            table[code] = chr(min(members | {ord(table.get(code, chr(code)))}))
+    classes = [{0x130, 0x69}, *({code, *others} for code, others in _casefix._EXTRA_CASES.items())]
+    table = {code: chr(min(members)) for members in classes for code in members}
     return {code: canon for code, canon in table.items() if chr(code) != canon}
 
 
@@ -73,8 +59,6 @@ def fold(text: str) -> str:
 def required_literals(pattern: str, flags: int = 0) -> tuple[Strings, ...] | None:
     """Sets of folded strings such that every match of `pattern` holds one string of each set, or None
     when no useful set is known (the pattern must then always be run)."""
-    if _sre_parse is None:
-        return None
     try:
         parsed = _sre_parse.parse(pattern, flags)
         _exact, required = _sequence(list(parsed))

@@ -238,8 +238,8 @@ class Regex:
         self.pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
         # The literals any match holds (`literals`), as ids in the pack's index: an item whose text lacks
         # them is not searched. Regexes made outside a pack (no index) are always searched.
-        needs = required_literals(self.pattern.pattern, flags) if index is not None else None
         self.index = index
+        needs = required_literals(self.pattern.pattern, flags) if index is not None else None
         self.needs = index.add(needs) if index is not None and needs else None
         self.key = key  # unique per regex node: the cache key
         # As the rule file spells it ({{named patterns}} unexpanded): what explanations show.
