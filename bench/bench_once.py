@@ -1,6 +1,6 @@
 """Cold `rarewatch once` as a whole process: items/s over a loopback feed farm, start-up included.
 
-    python bench/bench_once.py [--feeds 1000] [--items 50] [--runs 3] [--other-python PATH]
+    python bench/bench_once.py [--feeds 1000] [--items 50] [--runs 3] [--jobs N] [--other-python PATH]
 
 A feed farm (the one of `bench_pipeline.py`: one aiohttp server in its own process on 127.0.0.1, RSS 2.0
 feeds of `--items` items, about 5% naming a watched material) and a YAML configuration of `--feeds` feed
@@ -10,7 +10,8 @@ rule cache (warmed by one run that is not counted), as it does for a user's seco
 
 Timed, each as a whole process from start to exit (wall seconds; CPU = user + sys of the child):
 
-- `python -m rarewatch once --config ...` with this interpreter;
+- `python -m rarewatch once --config ...` with this interpreter (with `--jobs N`: `once --jobs N`, items
+  parsed and matched in N worker processes);
 - with `--other-python`, the same command under another interpreter (e.g. another work tree's venv),
   run in turn with it (A B A B ...), so that both see the same machine;
 - the baseline, in the same run: a sequential loop in one process that fetches each feed with urllib,
@@ -69,11 +70,12 @@ def write_config(path: Path, port: int, feeds: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run_once(python: str, config: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one `once` process on an empty store."""
+def run_once(python: str, config: Path, env: dict[str, str], jobs: int = 0) -> tuple[float, float]:
+    """(wall, CPU) seconds of one `once` process on an empty store (`jobs` item workers, 0: none)."""
     shutil.rmtree(config.parent / "run", ignore_errors=True)
     (config.parent / "run").mkdir()
-    return timed([python, "-m", "rarewatch", "once", "--config", str(config)], env, config.parent)
+    command = [python, "-m", "rarewatch", "once", "--config", str(config)]
+    return timed(command + (["--jobs", str(jobs)] if jobs else []), env, config.parent)
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=0, help="`once --jobs N` (default: no item workers)")
     parser.add_argument("--other-python", help="also time `once` under this interpreter, in turn")
     args = parser.parse_args()
     port = free_port()
@@ -115,17 +118,18 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
             env["RAREWATCH_CACHE_DIR"] = str(workdir / "cache")
             for python in pythons.values():
-                run_once(python, config, env)  # warms the rule cache and the OS's file cache
+                run_once(python, config, env, args.jobs)  # warms the rule cache and the OS's file cache
             pattern = "|".join(sorted(MATERIALS, key=len, reverse=True))
             baseline = [sys.executable, "-c", BASELINE, str(port), str(args.feeds), pattern]
             for _ in range(args.runs):
                 for name, python in pythons.items():
-                    results[name].append(run_once(python, config, env))
+                    results[name].append(run_once(python, config, env, args.jobs))
                 results["baseline"].append(timed(baseline, env, workdir))
     finally:
         farm.terminate()
     n = args.feeds * args.items
-    print(f"cold `rarewatch once`, {args.feeds:,} feeds x {args.items} items = {n:,} items, whole process")
+    jobs = f", --jobs {args.jobs}" if args.jobs else ""
+    print(f"cold `rarewatch once`{jobs}, {args.feeds:,} feeds x {args.items} items = {n:,} items, whole process")
     print(f"(median of {args.runs} runs each, run in turn): wall, items/s with start-up, CPU")
     labels = {"this": "rarewatch once", "other": f"rarewatch once ({args.other_python})"}
     labels["baseline"] = "urllib + feedparser + regex loop (baseline)"

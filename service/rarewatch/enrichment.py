@@ -89,9 +89,13 @@ def locate(
     ruleset: Ruleset, item: Item, matches: Sequence[Match], *, from_article: bool
 ) -> tuple[Match, ...]:
     """`matches` with `matched_in` set: "title", "summary", then "content" (the feed's own text) or,
-    when the content is a fetched article's lead (`from_article`), "article"."""
+    when the content is a fetched article's lead (`from_article`), "article". Matches that already say
+    where they matched (an item worker located them: see `item_workers.parse_and_match`) are kept as
+    they are, unless they came from an article, which is always located anew."""
     if not matches:
         return ()
+    if not from_article and all(m.matched_in for m in matches):
+        return tuple(matches)
     first = ruleset.first_fields(fields_of(item), [m.rule for m in matches], item.source)
     content = "article" if from_article else "content"
     return tuple(

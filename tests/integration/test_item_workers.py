@@ -279,3 +279,16 @@ def test_workers_leave_when_the_service_process_is_killed() -> None:
     pids = [int(p) for p in done.stdout.split()]
     assert len(pids) == 2
     assert _gone(pids), "orphaned workers stay"
+
+
+def test_a_worker_sends_its_matches_located(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker says which text completed each match, so the service's one busy core need not."""
+    from rarewatch import item_workers
+
+    monkeypatch.setattr(item_workers, "_ruleset", RULES)
+    entries, matched = item_workers.parse_and_match(
+        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW
+    )
+    located = [m.matched_in for _, matches in matched for m in matches]
+    assert entries == 6 and located and set(located) == {"title"}
+    assert all(not matches for item, matches in matched if item.title.startswith(tuple(MISSES)))

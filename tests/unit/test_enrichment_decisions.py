@@ -3,6 +3,7 @@ reads are counted, and an alert's `matched_in`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def test_locate_sets_matched_in(pack: Ruleset, item: Item, from_article: bool, e
     (located,) = locate(pack, item, matches, from_article=from_article)
     assert located.matched_in == expected
     assert located.rule == matches[0].rule and located.terms == matches[0].terms
+
+
+def test_located_matches_are_kept_unless_they_came_from_an_article(pack: Ruleset) -> None:
+    """What an item worker located is not located again; an article's matches always are."""
+    item = make_item("Gallium export licence")
+    (match,) = pack.match(item)
+    said = replace(match, matched_in="summary")  # not what locating would say: shows it was kept
+    assert locate(pack, item, [said], from_article=False) == (said,)
+    assert [m.matched_in for m in locate(pack, item, [said], from_article=True)] == ["title"]
+    unlocated = [said, match]  # one match not located yet: all are located
+    assert [m.matched_in for m in locate(pack, item, unlocated, from_article=False)] == ["title", "title"]
 
 
 def test_locate_nothing(pack: Ruleset) -> None:
