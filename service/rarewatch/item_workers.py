@@ -88,8 +88,8 @@ def parse_and_match(
     assert _ruleset is not None
     try:
         entries = list(absolute_links(parse_feed(body, content_type, name, lang), url))
-        # Each matching item's matches are located here (which text completed them): that costs up to
-        # two more matches per item, which the service would otherwise spend on its one busy core.
+        # Each matching item's matches are located here (which text completed them): up to two more
+        # matches per matching item, done in the worker rather than on the service's event loop.
         matched: Matched = [
             (item, list(locate(_ruleset, item, matches, from_article=False)) if matches else matches)
             for chunk in normalized_and_matched(entries, now, _ruleset.match_many)
