@@ -222,7 +222,7 @@ def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, H
 class Regex:
     """`{regex: ...}`: searched in each selected field's display text; results cached per item."""
 
-    __slots__ = ("index", "key", "needs", "pattern", "written")
+    __slots__ = ("_compiled", "flags", "index", "key", "needs", "source", "written")
     cost = 20
 
     def __init__(
@@ -233,17 +233,37 @@ class Regex:
         written: str | None = None,
         index: LiteralIndex | None = None,
     ) -> None:
-        flags = 0 if case_sensitive else re.IGNORECASE
+        self.flags = 0 if case_sensitive else re.IGNORECASE
         # The text is NFKC: normalise the pattern too, so a full-width character in it can still match.
-        self.pattern = re.compile(unicodedata.normalize("NFKC", source), flags)
+        self.source = unicodedata.normalize("NFKC", source)
+        self._compiled: re.Pattern[str] | None = None  # see `pattern`
         # The literals any match holds (`literals`), as ids in the pack's index: an item whose text lacks
         # them is not searched. Regexes made outside a pack (no index) are always searched.
         self.index = index
-        needs = required_literals(self.pattern.pattern, flags) if index is not None else None
+        needs = required_literals(self.source, self.flags) if index is not None else None
         self.needs = index.add(needs) if index is not None and needs else None
         self.key = key  # unique per regex node: the cache key
         # As the rule file spells it ({{named patterns}} unexpanded): what explanations show.
         self.written = source if written is None else written
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled pattern, compiled when first searched. The rule schema has compiled it once
+        already to validate it; a pack read back from the rule cache (which stores the text, see
+        `__getstate__`) compiles only the regexes its items reach, most being spared by their literals."""
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.source, self.flags)
+        return compiled
+
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        """Pickled without the compiled pattern (unpickling a pattern compiles it)."""
+        return None, {name: getattr(self, name) for name in self.__slots__ if name != "_compiled"}
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._compiled = None
 
     def _search(self, scan: Scan, fields: int) -> Evidence | None:
         cache_key = (self.key, fields)

@@ -197,7 +197,7 @@ def test_a_regex_is_not_searched_in_an_item_without_its_literals() -> None:
     index = LiteralIndex()
     regex = Regex(r"(?i)\bcare\s+and\s+maintenance\b", False, 1, index=index)
     assert regex.needs is not None
-    regex.pattern = _NoSearch()  # type: ignore[assignment]
+    regex._compiled = _NoSearch()  # type: ignore[assignment]
     text = ("Miner halts the Kwinana plant", "", "")
     assert not regex.test(Scan(text, text, {}, {}), 7)
 

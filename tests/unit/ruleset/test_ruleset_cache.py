@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import pickle
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from rarewatch.models import Item
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import _KEEP, FORMAT, RulesetCache, cache_key, load_core
 from rarewatch.ruleset.core import MatchCore
+from rarewatch.ruleset.nodes import Regex
 from tests.unit.ruleset.conftest import RuleWriter, rule
 
 GALLIUM = rule("ga", "{all: [gallium, export ban]}")
@@ -227,3 +230,40 @@ def test_the_match_core_brings_the_traditional_characters_without_opencc(
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.split("\n")[:2] == ["False True 出口许可证", "True True"]
+
+
+def _regex_nodes(root: object) -> list[Regex]:
+    """Every `Regex` node reachable from `root` (the pack's internals, walked as the collector sees them)."""
+    seen, stack, found = set(), [root], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, str | bytes | int | float | type):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Regex):
+            found.append(obj)
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+def test_a_pack_read_back_compiles_a_regex_only_when_an_item_reaches_it(
+    write_rules: RuleWriter, tmp_path: Path
+) -> None:
+    """The cache keeps a regex's text, not its compiled form: reading a pack back compiles none of its
+    regexes (start-up), and the first item that reaches one compiles it and matches as before."""
+    path = write_rules(
+        rule("re", "{all: [gallium, {regex: 'export\\s+bans?'}]}")
+        + "---\n"
+        + rule("other", "{all: [tungsten, {regex: 'quota\\s+cuts?'}]}")
+    )
+    cache = RulesetCache(tmp_path / "cache")
+    fresh = load_ruleset([path], cache)
+    again = load_ruleset([path], cache)
+    assert cache.hits == 1
+    nodes = _regex_nodes(again)
+    assert len(nodes) == 2 and all(node._compiled is None for node in nodes)
+    assert fired(again, "Gallium export bans announced") == ["re"] == fired(fresh, "Gallium export ban")
+    compiled = {node.source: node._compiled is not None for node in nodes}
+    assert compiled == {"export\\s+bans?": True, "quota\\s+cuts?": False}
+    assert fired(again, "Tungsten quota cut") == ["other"]
+    assert not [node for node in _regex_nodes(pickle.loads(pickle.dumps(again))) if node._compiled]
