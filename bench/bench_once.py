@@ -129,8 +129,8 @@ def main() -> None:
         farm.terminate()
     n = args.feeds * args.items
     jobs = f", --jobs {args.jobs}" if args.jobs else ""
-    print(f"cold `rarewatch once`{jobs}, {args.feeds:,} feeds x {args.items} items = {n:,} items,", end=" ")
-    print("whole process")
+    size = f"{args.feeds:,} feeds x {args.items} items = {n:,} items"
+    print(f"cold `rarewatch once`{jobs}, {size}, whole process")
     print(f"(median of {args.runs} runs each, run in turn): wall, items/s with start-up, CPU")
     labels = {"this": "rarewatch once", "other": f"rarewatch once ({args.other_python})"}
     labels["baseline"] = "urllib + feedparser + regex loop (baseline)"

@@ -82,7 +82,7 @@ def _worth_a_test(strings: Strings) -> bool:
 
 
 def _most_telling(needs: Needs) -> Strings:
-    return sorted(needs, key=_telling)[-1]
+    return max(needs, key=_telling)
 
 
 def _shortest(strings: Strings) -> int:
