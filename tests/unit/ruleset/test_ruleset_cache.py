@@ -267,3 +267,15 @@ def test_a_pack_read_back_compiles_a_regex_only_when_an_item_reaches_it(
     assert compiled == {"export\\s+bans?": True, "quota\\s+cuts?": False}
     assert fired(again, "Tungsten quota cut") == ["other"]
     assert not [node for node in _regex_nodes(pickle.loads(pickle.dumps(again))) if node._compiled]
+
+
+def test_a_compiled_regex_is_pickled_as_its_text(write_rules: RuleWriter) -> None:
+    """A regex already searched (compiled) goes to the cache as its text: unpickling a compiled pattern
+    would compile it again at start-up, the cost the cache is there to spare."""
+    pack = load_ruleset([write_rules(rule("re", "{all: [gallium, {regex: 'export\\s+bans?'}]}"))])
+    assert fired(pack, "Gallium export bans announced") == ["re"]
+    (node,) = _regex_nodes(pack)
+    assert node._compiled is not None
+    data = pickle.dumps(node)
+    assert b"_compile" not in data
+    assert pickle.loads(data).pattern.pattern == "export\\s+bans?"
