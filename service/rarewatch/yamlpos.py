@@ -10,6 +10,7 @@ exactly as before.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -227,10 +228,22 @@ _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fal
 _MAX_LINE = 2_000  # libyaml's composer recurses in C: keep nesting far from the C stack's limit
 _MAX_BRACKETS = 1_000
 _RUAMEL_12 = VersionedResolver(version=(1, 2))
+# ruamel picks a plain scalar's implicit patterns by its first character: one that starts with any other
+# character is a string without asking the resolver (a configuration's names, URLs and most keys).
+_PATTERNS_BY_FIRST = _RUAMEL_12.versioned_resolver
+_NO_PATTERN = None not in _PATTERNS_BY_FIRST
 
 
 def _plain_tag(value: str) -> str:
     """The tag of a plain scalar as ruamel reads it (YAML 1.2), when the fast path can build it."""
+    if value and _NO_PATTERN and value[0] not in _PATTERNS_BY_FIRST:
+        return _STR
+    return _resolved_tag(value)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _resolved_tag(value: str) -> str:
+    """`_plain_tag` asked of ruamel's resolver; a file repeats its keys and values (`type: feed`)."""
     tag = str(_RUAMEL_12.resolve(RuamelScalar, value, (True, False)))
     if tag == _STR:
         return _STR

@@ -111,3 +111,24 @@ def test_simple_documents_take_the_fast_path_and_unsure_ones_do_not() -> None:
     )
     for text in unsure:
         assert yamlpos._fast_documents(text) is None, text
+
+
+# Plain scalars starting with every kind of character, the ones ruamel's resolver has patterns for
+# (digits, signs, '.', '~', t/f/n, '<', '=') and the ones it has none for.
+FIRST_CHARACTERS = [chr(c) for c in range(32, 127)] + ["é", "稀", "\u00a0"]
+TAILS = ["", "x", "1", "rue", "alse", "ull", "ULL", "RUE", "0", ".5", "inf", "nf", "<", "=", ":20"]
+
+
+@pytest.mark.parametrize("first", FIRST_CHARACTERS)
+def test_a_plain_scalars_tag_is_the_resolvers_whatever_its_first_character(first: str) -> None:
+    # The fast path answers "string" without the resolver for a first character it has no pattern for;
+    # for every character and tail, that must be what the resolver itself says (or both are unsure).
+    def outcome(tag_of: Any, value: str) -> str:
+        try:
+            return str(tag_of(value))
+        except yamlpos._Unsure:
+            return "unsure"
+
+    for tail in TAILS:
+        value = first + tail
+        assert outcome(yamlpos._plain_tag, value) == outcome(yamlpos._resolved_tag.__wrapped__, value), value
