@@ -25,16 +25,21 @@ from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 _DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+MAX_RETRY_AFTER = 30 * 24 * 3600.0
+"""The longest wait a Retry-After is read as, in seconds (30 days). A longer delay, or a date centuries
+ahead, is read as this: a server must not park a source or a delivery for ever, and a delay past what
+`timedelta` and `datetime` hold would overflow every poll's or attempt's arithmetic."""
 REDACTED = "REDACTED"  # what a query value (or a key-less query part) is shown as
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header; None when absent or unreadable. `now` is for tests."""
+    """Seconds to wait from a Retry-After header, at most `MAX_RETRY_AFTER`; None when absent or
+    unreadable. `now` is for tests."""
     if not value:
         return None
     value = value.strip()
     if _DELAY.fullmatch(value):
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     if not value or value[0] in "+-" or value[0].isdigit():
         return None  # a signed or malformed number, never a date
     try:
@@ -43,7 +48,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:  # "-0000" parses naive; HTTP-dates are always GMT
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER)
 
 
 def redact_url(url: object, *, keep_path: bool = True) -> str:

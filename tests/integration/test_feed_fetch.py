@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import random
 import socket
 import threading
 import tracemalloc
@@ -21,7 +22,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from rarewatch.errors import SourceError
+from rarewatch.httputil import MAX_RETRY_AFTER
 from rarewatch.models import RawEntry, SourceState
+from rarewatch.policies.backoff import next_source_state
 from rarewatch.sources import FeedSource
 from rarewatch.sources.feedparse import parse_feed
 from rarewatch.sources.http import USER_AGENT
@@ -183,6 +186,7 @@ ROUTES: dict[str, Handler] = {
     "/forbidden": status(403),
     "/error": status(500),
     "/busy-seconds": status(429, {"Retry-After": "120"}),
+    "/busy-forever": status(503, {"Retry-After": "99999999999999999999"}),
     "/busy-date": busy_date,
     "/empty": empty,
     "/loop-a": redirect("/loop-b"),
@@ -397,6 +401,19 @@ async def test_503_with_retry_after_http_date(server: TestServer, session: aioht
         await fetch(server, session, "/busy-date")
     assert info.value.retry_after is not None
     assert 110 <= info.value.retry_after <= 120
+
+
+async def test_a_retry_after_past_the_clock_is_capped_and_the_source_backs_off(
+    server: TestServer, session: aiohttp.ClientSession
+) -> None:
+    # a hostile server's delay past what timedelta holds used to raise OverflowError in the backoff on
+    # every poll; it is read as 30 days, and the source waits that long
+    with pytest.raises(SourceError, match=r"^HTTP 503") as info:
+        await fetch(server, session, "/busy-forever")
+    assert info.value.retry_after == MAX_RETRY_AFTER
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    after = next_source_state(SourceState(), info.value, timedelta(minutes=15), now, random.Random(0))
+    assert after.not_before == now + timedelta(days=30)
 
 
 async def test_connection_refused(session: aiohttp.ClientSession) -> None:

@@ -250,6 +250,7 @@ async def test_retry_after_pauses_the_destination_and_leaves_its_queue_due_unsen
         ("1.5", 1.5 * S),
         ("0", 1 * S),  # never less than MIN_RETRY_DELAY: a lane must not spin
         ("86400", 3600 * S),  # capped at max_retry_after
+        ("99999999999999999999", 3600 * S),  # past what timedelta holds: capped, not an OverflowError
         ("-5", 1 * S),  # no usable hint: the schedule (1 s after a first failure)
         ("soon", 1 * S),
     ],

@@ -33,6 +33,10 @@ CASES: list[tuple[str | None, float | None]] = [
     (format_datetime(NOW - timedelta(minutes=2), usegmt=True), 0.0),  # in the past: now
     ("Fri, 02 Jan 2026 12:01:00 -0000", 60.0),  # "-0000" parses naive: GMT
     ("Fri, 02 Jan 2026 12:01:00 GMT", 60.0),
+    # a delay past what the clock arithmetic holds, or a date centuries ahead: read as the 30-day cap
+    ("99999999999999999999", 30 * 24 * 3600.0),
+    (str(30 * 24 * 3600 + 1), 30 * 24 * 3600.0),
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 30 * 24 * 3600.0),
 ]
 
 

@@ -1,7 +1,8 @@
 """Source backoff: the state a source is left in after one poll.
 
 A failed source is retried after interval * 2**(failures-1) (±10 % jitter), capped at
-`MAX_SOURCE_BACKOFF`; a longer Retry-After wins. The first failure is retried at the next scheduled poll
+`MAX_SOURCE_BACKOFF` however many failures in a row; a longer Retry-After wins (`httputil` reads one as at
+most 30 days). The first failure is retried at the next scheduled poll
 (no delay) unless the source asked for one. A success clears the error and the delay and keeps the new
 validators (ETag, Last-Modified).
 """
@@ -21,8 +22,19 @@ JITTER = 0.1  # a delay is scaled by a factor in [1 - JITTER, 1 + JITTER]
 
 def backoff_delay(failures: int, interval: timedelta, rng: random.Random) -> timedelta:
     """The delay after `failures` failures in a row (≥ 1), jittered and capped."""
-    delay: timedelta = min(interval * (2 ** (failures - 1)), MAX_SOURCE_BACKOFF)
-    return delay * (1 + rng.uniform(-JITTER, JITTER))
+    return _capped_delay(failures, interval) * (1 + rng.uniform(-JITTER, JITTER))
+
+
+def _capped_delay(failures: int, interval: timedelta) -> timedelta:
+    """interval * 2**(failures-1), capped at `MAX_SOURCE_BACKOFF`. Doubling stops at the cap: the product
+    itself overflows `timedelta` once a source has failed some 60 times in a row (weeks of a dead feed at
+    the capped delay), and past the cap it changes nothing."""
+    delay = interval
+    for _ in range(failures - 1):
+        if delay >= MAX_SOURCE_BACKOFF:
+            break
+        delay *= 2
+    return min(delay, MAX_SOURCE_BACKOFF)
 
 
 def describe(error: BaseException) -> str:

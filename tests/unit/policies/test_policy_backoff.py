@@ -53,6 +53,27 @@ def test_the_backoff_is_capped() -> None:
     assert failed(30).not_before == NOW + MAX_SOURCE_BACKOFF
 
 
+@pytest.mark.parametrize("failures", [63, 64, 200, 100_000])
+def test_a_source_failing_for_weeks_stays_at_the_cap(failures: int) -> None:
+    # interval * 2**63 overflows timedelta: a feed dead long enough used to raise OverflowError on every
+    # poll instead of being retried at the capped delay
+    state = SourceState(initialized=True, consecutive_failures=failures - 1)
+    after = next_source_state(state, SourceError("HTTP 503"), INTERVAL, NOW, Fixed())
+    assert after.consecutive_failures == failures
+    assert after.not_before == NOW + MAX_SOURCE_BACKOFF
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay"),
+    [(14, timedelta(seconds=2**13)), (15, timedelta(seconds=2**14)), (16, MAX_SOURCE_BACKOFF)],
+)
+def test_a_short_interval_doubles_until_the_cap(failures: int, delay: timedelta) -> None:
+    # a one-second interval: 2**13 s (2.3 h) and 2**14 s (4.6 h) are under the 6 h cap, 2**15 s is over it
+    state = SourceState(initialized=True, consecutive_failures=failures - 1)
+    after = next_source_state(state, SourceError("HTTP 503"), timedelta(seconds=1), NOW, Fixed())
+    assert after.not_before == NOW + delay
+
+
 @pytest.mark.parametrize("jitter", [-JITTER, JITTER])
 def test_the_backoff_is_jittered_within_ten_percent(jitter: float) -> None:
     state = failed(2, rng=Fixed(jitter))
