@@ -62,6 +62,7 @@ is the largest since export controls on gallium took effect."""
 class Service_:
     base: str
     proc: subprocess.Popen[bytes]
+    seeded_at: datetime
 
 
 def _alert(n: int, days_ago: int, category: str, severity: Severity, now: datetime) -> Alert:
@@ -117,7 +118,7 @@ http: {{host: 127.0.0.1, port: {port}, token: {WRITE_TOKEN}, read_token: {READ_T
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, proc)
-        yield Service_(base, proc)
+        yield Service_(base, proc, now)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -233,8 +234,12 @@ def test_the_chart_has_a_bar_for_each_day_and_category_of_the_seeded_alerts(
             for b in bars
         }
     )
-    today = datetime.now(UTC).date()
-    seeded = Counter(((today - timedelta(days=d)).isoformat(), c) for d, c, _ in SEEDED)
+    # The days come from the seeded alerts' own times, not from a second reading of the clock:
+    # a run that seeds just before midnight and looks just after must still agree.
+    seeded = Counter(
+        (_alert(n, d, c, s, service.seeded_at).created.date().isoformat(), c)
+        for n, (d, c, s) in enumerate(SEEDED)
+    )
     assert drawn == seeded
     assert all(b.size["height"] > 0 and b.size["width"] > 0 for b in bars), "every bar is drawn"
 
