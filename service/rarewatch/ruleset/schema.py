@@ -132,11 +132,26 @@ PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
 
 def _nfkc_regex(source: str, flags: int = 0) -> re.Pattern[str]:
     """`source` compiled as the matcher compiles it (NFKC, like the text it searches); `ValueError`
-    naming it when it is invalid."""
+    naming it when it is invalid, or when it holds a Traditional character (it could never match)."""
+    _check_simplified(source)
     try:
         return re.compile(unicodedata.normalize("NFKC", source), flags)
     except re.error as exc:
         raise ValueError(f"invalid regex {source!r}: {exc}") from None
+
+
+def _check_simplified(source: str) -> None:
+    """Regexes search the text after its Traditional characters are converted to Simplified
+    (`chinese.to_simplified`), so a Traditional character in a pattern is never found: say so at load
+    rather than let the rule stay silent (its examples would only report that they did not fire)."""
+    if source.isascii() or not chinese.has_traditional(source):
+        return
+    simplified = chinese.to_simplified(source)
+    changed = "".join(sorted({a for a, b in zip(source, simplified, strict=True) if a != b}))
+    raise ValueError(
+        f"regex {source!r} holds Traditional characters ({changed}) that it can never match: text is "
+        f"converted to Simplified before regexes search it; write {simplified!r}"
+    )
 
 
 def compile_regex(source: str, case_sensitive: bool) -> re.Pattern[str]:

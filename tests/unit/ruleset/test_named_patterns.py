@@ -107,6 +107,8 @@ def test_a_patterns_vocabulary_is_not_a_list_of_terms(write_rules: RuleWriter) -
         ("vocabulary: p\nkind: patterns\npatterns: {x: 'a'}\nterms: [gallium]\n", "holds `patterns` only"),
         ("vocabulary: p\nkind: patterns\npatterns: {x: 'a({{y}})'}\n", "cannot use another one"),
         ("vocabulary: p\nkind: patterns\npatterns: {x: 'a('}\n", "invalid regex"),
+        # Traditional text is converted before regexes search it: 對 would never be found
+        ("vocabulary: p\nkind: patterns\npatterns: {x: '對美'}\n", "Traditional characters (對)"),
         ("vocabulary: p\nkind: patterns\npatterns: {Bad_Name: 'a'}\n", "patterns.Bad_Name"),
     ],
 )

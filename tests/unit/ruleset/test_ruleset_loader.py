@@ -71,6 +71,13 @@ def test_unknown_key_names_file_line_and_rule(write_rules: RuleWriter) -> None:
             "invalid regex",
         ),
         ("category: prosecution\nseverity: high\nmatch: {regex: 'x*'}\n", 6, "empty string"),
+        # a regex in Traditional characters never matches (the text is converted to Simplified first)
+        (
+            "category: prosecution\nseverity: high\nmatch:\n  any:\n    - smuggling\n"
+            "    - {regex: '走私稀土|停產'}\n",
+            9,
+            "Traditional characters (產)",
+        ),
         (
             "category: prosecution\nseverity: high\nmatch:\n  all:\n    - smuggling\n"
             "    - {near: [a1b, c2d]}\n",
