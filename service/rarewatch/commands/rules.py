@@ -75,13 +75,13 @@ def rules_check(
     their examples.
 
     Prints each problem as `file:line [rule id]: message`, advice (`file:line: warning: …`, a term a
-    vocabulary lists twice) and a summary line. Returns 2 when the rules
+    vocabulary lists twice, a `word~` that looks cut short) and a summary line. Returns 2 when the rules
     do not load or a route names nothing (the error on `err`, default standard error), 1 when an example
     fails, 0 when everything passes.
     """
     from rarewatch.ruleset.examples import run_examples
     from rarewatch.ruleset.files import read_rule_files
-    from rarewatch.ruleset.lint import duplicate_terms
+    from rarewatch.ruleset.lint import cut_short_stems, duplicate_terms
 
     try:
         files = read_rule_files(paths)  # read once: for the pack and for the advice
@@ -89,7 +89,7 @@ def rules_check(
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=err or sys.stderr)
         return 2
-    for advice in duplicate_terms(files):
+    for advice in [*duplicate_terms(files), *cut_short_stems(files)]:
         print(advice, file=out)
     examples = failures = 0
     for result in run_examples(ruleset):
