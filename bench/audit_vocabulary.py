@@ -19,13 +19,12 @@ import argparse
 import random
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
+from rarewatch.commands.evaluate import predictor
 from rarewatch.errors import RuleError
 from rarewatch.evaluation import LabelledItem, load_labelled
-from rarewatch.normalize import plain_text
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.examples import run_examples
 
@@ -49,17 +48,10 @@ def term_lines(rules: Path) -> list[tuple[str, int]]:
     return found
 
 
-def predictions(ruleset: Ruleset, items: list[LabelledItem]) -> list[frozenset[str]]:
-    """The categories the pack fires on each item, as `rarewatch eval` matches it."""
-    return [
-        frozenset(
-            m.category
-            for m in ruleset.match_fields(
-                {"title": plain_text(i.title), "summary": plain_text(i.summary)}, lang=i.lang
-            )
-        )
-        for i in items
-    ]
+def predictions(ruleset: Ruleset, items: list[LabelledItem]) -> list[set[str]]:
+    """The categories the pack fires on each item (`rarewatch eval`'s predictor)."""
+    predict = predictor(ruleset)
+    return [predict(item) for item in items]
 
 
 def audit(rules: Path, data: Path, sample: int, seed: int) -> tuple[int, int, int, list[str]]:
@@ -105,7 +97,6 @@ def main() -> None:
     print(f"  neither (untested):                         {neither} ({neither / args.sample:.0%})")
     for term in untested:
         print(f"    {term}")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 
 def score_pack(ruleset: Ruleset, items: Sequence[LabelledItem]) -> EvalReport:
     """The evaluation report of `ruleset` on `items`."""
-    return evaluate(items, _predictor(ruleset))
+    return evaluate(items, predictor(ruleset))
 
 
 def _matches(ruleset: Ruleset, item: LabelledItem) -> list[Match]:
@@ -44,7 +44,9 @@ def _matches(ruleset: Ruleset, item: LabelledItem) -> list[Match]:
     return ruleset.match_fields(fields, lang=item.lang)
 
 
-def _predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
+def predictor(ruleset: Ruleset) -> Callable[[LabelledItem], set[str]]:
+    """The categories `ruleset` fires on a labelled item, matched as `rarewatch eval` matches it."""
+
     def predict(item: LabelledItem) -> set[str]:
         return {m.category for m in _matches(ruleset, item)}
 
@@ -95,7 +97,7 @@ def evaluate_command(
     if by is None:
         print(format_report(score_pack(ruleset, items)), file=out)
     else:
-        overall, by_value = evaluate_by(items, _predictor(ruleset), by)
+        overall, by_value = evaluate_by(items, predictor(ruleset), by)
         print(format_report_by(overall, by_value, by), file=out)
     print("", file=out)
     print("\n".join(format_rule_false_positives(rule_false_positives(items, _firer(ruleset)))), file=out)
