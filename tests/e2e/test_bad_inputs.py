@@ -147,6 +147,10 @@ RULE_CASES = [
          "unknown pattern {{named-contry}}; did you mean 'named-country'?", "bad/p.yaml:9",
          files={"bad/p.yaml": "vocabulary: t\nkind: patterns\npatterns: {named-country: 'US|Japan'}\n---\n"
                               + RULE + 'match: {all: [ban, {regex: "to {{named-contry}}"}]}\n'}),
+    # a regex in Traditional characters could never match (the text is converted to Simplified first)
+    Case("rule-regex-in-traditional-script", ("rules", "check", "bad/t.yaml"),
+         "holds Traditional characters (產) that it can never match", "bad/t.yaml:5",
+         files={"bad/t.yaml": RULE + 'match: {regex: "停產"}\n'}),
     Case("match-bad-rules", ("match", "--rules", "bad/withn.yaml", "-"), MISSPELT,
          "bad/withn.yaml:5", files=WITHN),
     Case("eval-bad-rules", ("eval", "--rules", "bad/withn.yaml", "items.jsonl"), MISSPELT,
