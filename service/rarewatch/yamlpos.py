@@ -226,7 +226,11 @@ _SIMPLE_FLOAT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]+")
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _MAX_LINE = 2_000  # libyaml's composer recurses in C: keep nesting far from the C stack's limit
-_MAX_BRACKETS = 1_000
+# libyaml refuses flow nesting past its own limit by itself (a ScannerError, "exceeded maximum nesting
+# depth": the slow path then reports MAX_DEPTH with its line), so this bound only keeps absurd files off the
+# fast path. It counts every bracket, quoted or not, and a rule file's regexes hold hundreds: at 1,000
+# (before session 27) the bundled trade rules came within a few dozen of it, and once crossed it.
+_MAX_BRACKETS = 20_000
 _RUAMEL_12 = VersionedResolver(version=(1, 2))
 # ruamel picks a plain scalar's implicit patterns by its first character: one that starts with any other
 # character is a string without asking the resolver (a configuration's names, URLs and most keys).

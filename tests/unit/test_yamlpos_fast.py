@@ -98,6 +98,25 @@ def test_the_projects_yaml_takes_the_fast_path_with_the_same_result(path: Path) 
     assert_same(text)
 
 
+def test_a_rule_file_whose_regexes_hold_thousands_of_brackets_takes_the_fast_path() -> None:
+    """Brackets inside quoted regexes are no nesting: 3,000 of them (the bundled trade rules hold ~1,000)."""
+    rules = "".join(f'- id: r{n}\n  match: {{regex: "[^.;]{{0,40}}?(?:a|b)[{n}]"}}\n' for n in range(1_000))
+    assert rules.count("[") + rules.count("{") > 3_000
+    assert yamlpos._fast_documents(rules) is not None
+    assert_same(rules)
+
+
+@pytest.mark.parametrize("depth", [2_000, 9_000])
+def test_deep_flow_nesting_within_the_bracket_bound_is_refused_by_libyaml_itself(depth: int) -> None:
+    """libyaml stops at its own nesting limit (no crash, no deep C recursion); the slow path says where."""
+    text = "a: 1\nb: " + "[" * depth + "]" * depth + "\n"
+    assert text.count("[") <= yamlpos._MAX_BRACKETS
+    assert yamlpos._fast_documents(text) is None
+    with pytest.raises(yamlpos.YamlSyntaxError, match="nested more than") as err:
+        list(yamlpos.load_documents(text))
+    assert err.value.line == 2
+
+
 def test_simple_documents_take_the_fast_path_and_unsure_ones_do_not() -> None:
     assert yamlpos._fast_documents("a: 1\nb: [x, 'y']\n") is not None
     assert yamlpos._fast_documents("a: yes\n") is not None  # a string in YAML 1.2, and so here
