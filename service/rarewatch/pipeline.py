@@ -63,10 +63,11 @@ if TYPE_CHECKING:  # imported by the runtime only where `pipeline.workers` asks 
 
 log = logging.getLogger(__name__)
 
-# Polls `once` runs at a time: in process, and with item workers (a poll then waits on a worker's round
-# trip; at 8 at a time the workers and the event loop waited on each other, see README "Performance").
-ONCE_CONCURRENCY = 8
-ONCE_CONCURRENCY_WITH_WORKERS = 32
+# Polls `once` runs at a time, in process or with item workers. Many at once keep the event loop, the
+# workers and the store's thread busy (a poll waits on the store and on a worker's round trip), and let
+# the store write many polls' seen items and states in one transaction each; `pipeline.
+# connections_per_host` keeps the requests to any one server bounded meanwhile (see README "Performance").
+ONCE_CONCURRENCY = 64
 # Recently recorded alerts kept in memory for the near-duplicate checks.
 RECENT_ALERTS = 2_000
 # Item ids this process recorded as seen, remembered so a feed re-read every poll costs no store write.

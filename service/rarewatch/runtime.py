@@ -198,7 +198,10 @@ async def open_runtime(
             workers = ItemWorkers(ruleset, settings.pipeline.workers)
             stack.callback(workers.close)
         session = await stack.enter_async_context(
-            aiohttp.ClientSession(headers={"User-Agent": f"rarewatch/{__version__}"})
+            aiohttp.ClientSession(
+                headers={"User-Agent": f"rarewatch/{__version__}"},
+                connector=aiohttp.TCPConnector(limit_per_host=settings.pipeline.connections_per_host),
+            )
         )
         store = open_store(settings.store_url(), items=item_retention(settings))
         await store.open()

@@ -90,6 +90,9 @@ class PipelineConfig(Strict):
 
     # 0: in the service's own process (the default); N: in N worker processes
     workers: int = Field(default=0, ge=0, le=32)
+    # HTTP requests at once to one host and port (sources, articles and deliveries together): however
+    # many polls run at once, one server never sees more connections from this process than this.
+    connections_per_host: int = Field(default=8, ge=1, le=100)
 
 
 class EnrichmentConfig(Strict):

@@ -103,6 +103,8 @@ CONFIG_CASES = [
          f"{Y}:3", config("store_items: {max: -1}\n")),
     Case("pipeline-workers-negative", ("once", *CONF), "greater than or equal to 0", f"{Y}:3",
          config("pipeline: {workers: -1}\n")),
+    Case("pipeline-connections-per-host-zero", ("once", *CONF), "greater than or equal to 1", f"{Y}:4",
+         config("pipeline:\n  connections_per_host: 0\n")),
     Case("pipeline-workers-env", ("once", *CONF), "pipeline.workers", "RAREWATCH_PIPELINE__WORKERS",
          config(""), env={"RAREWATCH_PIPELINE__WORKERS": "many"}),
     Case("once-jobs-zero", ("once", *CONF, "--jobs", "0"), "at least 1", "--jobs", config("")),

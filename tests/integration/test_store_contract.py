@@ -1406,6 +1406,46 @@ async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:
     assert sorted(await store.seen_items(T0), key=lambda s: s.item.id) == [odd, seen(5)]
 
 
+async def test_seen_items_of_polls_at_once_are_counted_per_call(store: Store) -> None:
+    """Calls made at the same time (polls finishing together) each learn how many of their own items were
+    new, an item two of them list counting for the first only."""
+    counts = await asyncio.gather(
+        store.record_items([seen(1), seen(2)], T0),
+        store.record_items([seen(2), seen(3)], T0),
+        store.record_items([seen(1)], T0),
+        store.record_items([seen(4), seen(5), seen(6)], T0),
+    )
+    assert counts == [2, 1, 0, 3]
+    assert sorted(s.item.id for s in await store.seen_items(T0)) == [f"item-{n}" for n in range(1, 7)]
+
+
+async def test_sqlite_writes_seen_items_of_polls_at_once_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit appends every page it changed to the WAL, and a fetch's ids fall all over the id
+    index: the seen items of calls made while a write is on its way go in one transaction, not one each."""
+    import rarewatch.store.sqlite as sqlite_module
+
+    opened: list[str] = []
+    real = sqlite_module._immediate
+
+    def counting(conn: sqlite3.Connection) -> Any:
+        opened.append(sys._getframe(1).f_code.co_name)
+        return real(conn)
+
+    monkeypatch.setattr(sqlite_module, "_immediate", counting)
+    store = SQLiteStore(tmp_path / "items.db")
+    await store.open()
+    try:
+        calls = [store.record_items([seen(n), seen(100 + n)], T0) for n in range(20)]
+        assert await asyncio.gather(*calls) == [2] * 20
+        # A batch leaves on the event loop's next turn: the 20 calls made in this one share it.
+        assert opened.count("_record_items") == 1
+        assert len(await store.seen_items(T0)) == 40
+    finally:
+        await store.close()
+
+
 async def test_seen_items_are_forgotten_after_keep(make_store: MakeStore) -> None:
     store = await make_store(items=ItemRetention(keep=timedelta(days=30)))
     await store.record_items([seen(1, T0)], T0)

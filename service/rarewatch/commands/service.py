@@ -12,7 +12,7 @@ from rarewatch.delivery.payload import test_alert
 from rarewatch.durations import format_duration
 from rarewatch.errors import DeliveryError, StoreError
 from rarewatch.models import DeliveryStatus
-from rarewatch.pipeline import ONCE_CONCURRENCY, ONCE_CONCURRENCY_WITH_WORKERS, SourceRun, run_cycle
+from rarewatch.pipeline import ONCE_CONCURRENCY, SourceRun, run_cycle
 from rarewatch.ruleset.cache import RulesetCache, default_cache_dir
 from rarewatch.runtime import open_runtime
 from rarewatch.settings import Settings
@@ -35,9 +35,7 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO, backfill: timed
     async with open_runtime(settings, stdout=out, rules_cache=cache) as runtime:
         sources = tuple(replace(p, backfill=backfill) for p in runtime.sources)
         try:
-            workers = runtime.pipeline.workers is not None
-            concurrency = ONCE_CONCURRENCY_WITH_WORKERS if workers else ONCE_CONCURRENCY
-            runs = await run_cycle(runtime.pipeline, sources, force=True, concurrency=concurrency)
+            runs = await run_cycle(runtime.pipeline, sources, force=True, concurrency=ONCE_CONCURRENCY)
             report = await runtime.outbox.drain_due()
             pending = len(
                 [
