@@ -260,6 +260,30 @@ async def test_claim_many_stops_at_the_first_refused_claim(store: Store) -> None
     assert await store.held(["item:9"], T0) == {}
 
 
+async def test_claims_of_polls_at_once_are_each_their_own(store: Store) -> None:
+    """Polls admitting at the same moment: each batch stops at its own first held key, and of two batches
+    that want one key the first made takes it, whatever else goes on beside them."""
+    one = [ClaimRequest(("item:1",), make_alert(1), ("hook",)), ClaimRequest(("item:2", "link:x"))]
+    two = [ClaimRequest(("item:3", "link:x"), make_alert(3), ("hook",)), ClaimRequest(("item:4",))]
+    three = [ClaimRequest(("item:5",), make_alert(5), ("hook",), remember=("sim:a",))]
+    made = await asyncio.gather(
+        store.claim_many(one, WEEK, T0),
+        store.claim_many(two, WEEK, T0),
+        store.claim_many(three, WEEK, T0),
+        store.claim(["item:1"], WEEK, T0),
+    )
+    assert made == [2, 0, 1, False]
+    held = await store.held(["item:1", "item:2", "link:x", "item:3", "item:4", "item:5", "sim:a"], T0)
+    assert held == {
+        "item:1": "alert-1",
+        "item:2": None,
+        "link:x": None,
+        "item:5": "alert-5",
+        "sim:a": "alert-5",
+    }
+    assert sorted(a.id for a in await store.recent_alerts()) == ["alert-1", "alert-5"]
+
+
 async def test_claim_many_checks_each_request(store: Store) -> None:
     with pytest.raises(ValueError, match="key"):
         await store.claim_many([ClaimRequest(())], WEEK, T0)
@@ -1442,6 +1466,34 @@ async def test_sqlite_writes_seen_items_of_polls_at_once_in_one_transaction(
         # A batch leaves on the event loop's next turn: the 20 calls made in this one share it.
         assert opened.count("_record_items") == 1
         assert len(await store.seen_items(T0)) == 40
+    finally:
+        await store.close()
+
+
+async def test_sqlite_makes_claims_of_polls_at_once_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the seen items: the claims of calls made while a write is on its way share one transaction."""
+    import rarewatch.store.sqlite as sqlite_module
+
+    opened: list[str] = []
+    real = sqlite_module._immediate
+
+    def counting(conn: sqlite3.Connection) -> Any:
+        opened.append(sys._getframe(1).f_code.co_name)
+        return real(conn)
+
+    monkeypatch.setattr(sqlite_module, "_immediate", counting)
+    store = SQLiteStore(tmp_path / "claims.db")
+    await store.open()
+    try:
+        calls = [
+            store.claim_many([ClaimRequest((f"item:{n}",), make_alert(n), ("hook",))], WEEK, T0)
+            for n in range(20)
+        ]
+        assert await asyncio.gather(*calls) == [1] * 20
+        assert opened.count("_claim") == 1
+        assert len(await store.recent_alerts()) == 20
     finally:
         await store.close()
 

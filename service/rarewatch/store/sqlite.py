@@ -86,6 +86,9 @@ class SQLiteStore:
         # page it changed to the WAL, and a fetch's ids land all over the id index, so one commit per
         # fetch rewrote most of that index each time (a cold cycle of 1,000 feeds wrote ~400 MB of WAL).
         self._item_writes = Coalescer(self._write_items, limit=_ITEM_CALLS)
+        # Claims of polls under way at the same moment: one transaction for them all (each call's claims
+        # still stop at its own first held key), for the same reason.
+        self._claims = Coalescer(self._claim_calls, limit=_CLAIM_CALLS)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -118,6 +121,7 @@ class SQLiteStore:
         await self._state_reads.idle()  # the reads and writes accepted before close() are made
         await self._state_writes.idle()
         await self._item_writes.idle()
+        await self._claims.idle()
         worker, self._worker = self._worker, None
         if worker is None:
             return
@@ -260,9 +264,13 @@ class SQLiteStore:
             batch.append(self._prepare(request, unique, now_us))
         if not batch:
             return 0
-        made, entries = await self._run(partial(self._claim, batch, expires, now_us))
+        made, entries = await self._claims.call((batch, expires, now_us))
         self._held.add(entries, now_us)
         return made
+
+    async def _claim_calls(self, calls: list[_ClaimCall]) -> list[tuple[int, dict[str, Held]]]:
+        """Every call's claims in one transaction (see `_claim`); each call's result, in order."""
+        return await self._run(partial(self._claim, calls))
 
     def _prepare(self, request: ClaimRequest, unique: list[str], now_us: int) -> _Claim:
         """One claim's rows: its keys, its owner, its alert record and the remembered keys to check."""
@@ -280,33 +288,20 @@ class SQLiteStore:
         ]
         return unique, alert.id, (alert.id, k.to_us(alert.created), json.dumps(alert.to_dict()), dests), extra
 
-    def _claim(
-        self, batch: list[_Claim], expires: int, now_us: int, conn: sqlite3.Connection
-    ) -> tuple[int, dict[str, Held]]:
-        """Claim on the worker thread, in one transaction, up to the first claim that finds a key held.
-        Returns how many were made and the entries now known held (claimed, remembered, or found held)."""
-        made, known = 0, dict[str, Held]()
-        sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
+    def _claim(self, calls: list[_ClaimCall], conn: sqlite3.Connection) -> list[tuple[int, dict[str, Held]]]:
+        """Make each call's claims on the worker thread, all in one transaction, each call's up to its
+        first claim that finds a key held. Returns, per call, how many were made and the entries now known
+        held (claimed, remembered, or found held); then cleans up expired claims now and then."""
         with _immediate(conn):
-            for keys, owner, record, remember in batch:
-                held = _held_rows(keys, now_us, conn)
-                if held:
-                    known.update(held)
-                    break
-                conn.executemany(sql, [(key, expires, owner) for key in keys])
-                known.update(dict.fromkeys(keys, (expires, owner)))
-                if remember:
-                    known.update(_remember_rows(remember, (expires, owner), now_us, conn))
-                if record is not None:
-                    _record_alert(conn, *record, now_us)
-                made += 1
-        if made and now_us >= self._next_cleanup_us:
+            results = [_claim_rows(batch, expires, now_us, conn) for batch, expires, now_us in calls]
+        now_us = max(now for _, _, now in calls)
+        if any(made for made, _ in results) and now_us >= self._next_cleanup_us:
             self._next_cleanup_us = now_us + self._cleanup_interval_us
             try:
                 _cleanup(conn, now_us, self._history_limit)
             except sqlite3.Error as exc:  # the claims are committed: report it, and clean up next time
                 log.warning("SQLite store %s: cleanup of expired claims failed: %s", self.path, exc)
-        return made, known
+        return results
 
     async def held(self, keys: Sequence[str], now: datetime) -> dict[str, str | None]:
         """The keys among `keys` held at `now` (claimed or remembered), with their owners, in `keys` order."""
@@ -634,6 +629,28 @@ class SQLiteStore:
 _NEVER: Held = (0, None)
 
 
+def _claim_rows(
+    batch: list[_Claim], expires: int, now_us: int, conn: sqlite3.Connection
+) -> tuple[int, dict[str, Held]]:
+    """One call's claims, inside the caller's transaction, up to the first that finds a key held: how
+    many were made and the entries now known held."""
+    made, known = 0, dict[str, Held]()
+    sql = f"INSERT OR REPLACE INTO {k.CLAIMS} (key, expires, owner) VALUES (?, ?, ?)"
+    for keys, owner, record, remember in batch:
+        held = _held_rows(keys, now_us, conn)
+        if held:
+            known.update(held)
+            break
+        conn.executemany(sql, [(key, expires, owner) for key in keys])
+        known.update(dict.fromkeys(keys, (expires, owner)))
+        if remember:
+            known.update(_remember_rows(remember, (expires, owner), now_us, conn))
+        if record is not None:
+            _record_alert(conn, *record, now_us)
+        made += 1
+    return made, known
+
+
 class _HeldKeys:
     """Held keys (claimed or remembered) with their expiry and owner, remembered on the event-loop side.
 
@@ -874,6 +891,8 @@ def _alert_rows(alert_ids: list[str], conn: sqlite3.Connection) -> list[tuple[st
 
 _ID_PAGE = 500  # ids per `IN (...)`: well below SQLite's oldest limit of 999 variables
 _ITEM_CALLS = 64  # `record_items` calls per transaction (a feed lists tens of items)
+_CLAIM_CALLS = 64  # `claim`/`claim_many` calls per transaction (a fetch's claims are a few)
+_ClaimCall = tuple[list[_Claim], int, int]  # a call's prepared claims, their expiry and `now` (µs)
 _ItemCall = tuple[list[tuple[str, int, str]], int]  # a call's rows (id, fetched µs, JSON) and its `now` (µs)
 
 
