@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -29,6 +29,7 @@ from rarewatch.store.base import ClaimRequest, ItemRetention, OutboxStats, Store
 from rarewatch.store.base import by_creation as _by_creation
 
 T = TypeVar("T")
+A = TypeVar("A")
 log = logging.getLogger(__name__)
 
 _URL_PREFIX = "sqlite:///"
@@ -85,10 +86,10 @@ class SQLiteStore:
         # Seen items of polls finishing meanwhile: one transaction for them all. Each commit appends every
         # page it changed to the WAL, and a fetch's ids land all over the id index, so one commit per
         # fetch rewrote most of that index each time (a cold cycle of 1,000 feeds wrote ~400 MB of WAL).
-        self._item_writes = Coalescer(self._write_items, limit=_ITEM_CALLS)
+        self._item_writes = Coalescer(self._batches(self._record_items), limit=_ITEM_CALLS)
         # Claims of polls under way at the same moment: one transaction for them all (each call's claims
         # still stop at its own first held key), for the same reason.
-        self._claims = Coalescer(self._claim_calls, limit=_CLAIM_CALLS)
+        self._claims = Coalescer(self._batches(self._claim), limit=_CLAIM_CALLS)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SQLiteStore:
@@ -172,6 +173,10 @@ class SQLiteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the worker thread."""
         return await self._submit(partial(self._with_conn, fn))
+
+    def _batches(self, fn: Callable[[list[A], sqlite3.Connection], T]) -> Callable[[list[A]], Awaitable[T]]:
+        """What a `Coalescer` runs for `fn`: a batch of calls as `fn(calls, connection)` on the worker."""
+        return lambda calls: self._run(partial(fn, calls))
 
     def _with_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:  # open() failed, or close() ran while this call was queued
@@ -267,10 +272,6 @@ class SQLiteStore:
         made, entries = await self._claims.call((batch, expires, now_us))
         self._held.add(entries, now_us)
         return made
-
-    async def _claim_calls(self, calls: list[_ClaimCall]) -> list[tuple[int, dict[str, Held]]]:
-        """Every call's claims in one transaction (see `_claim`); each call's result, in order."""
-        return await self._run(partial(self._claim, calls))
 
     def _prepare(self, request: ClaimRequest, unique: list[str], now_us: int) -> _Claim:
         """One claim's rows: its keys, its owner, its alert record and the remembered keys to check."""
@@ -445,11 +446,8 @@ class SQLiteStore:
             rows.append((s.item.id, fetched_us, _dumps(s.to_dict(fetched))))
         return await self._item_writes.call((rows, k.to_us(now)))
 
-    async def _write_items(self, calls: list[_ItemCall]) -> list[int]:
-        """Every call's rows in one transaction; how many of each call's rows were new."""
-        return await self._run(partial(self._record_items, calls))
-
     def _record_items(self, calls: list[_ItemCall], conn: sqlite3.Connection) -> list[int]:
+        """Every call's rows in one transaction; how many of each call's rows were new."""
         added = []
         with _immediate(conn):
             for rows, _ in calls:
