@@ -236,6 +236,9 @@ def term_variants(term: str) -> frozenset[str]:
         # "anti-dumping" is also written "antidumping" (but "rare earth" is never "rareearth").
         keys |= expand(canonical_term(_HYPHEN_BETWEEN_WORDS.sub("", display_text(term))))
     keys |= {_Y_PLURAL.sub("ies", k) for k in keys}
+    # Traditional text writes the particle 着 as 著, which t2s keeps (著 is Simplified too: 显著), so 隨著
+    # becomes 随著: a term with 着 is searched with 著 as well.
+    keys |= {k.replace("着", "著") for k in keys if "着" in k}
     return frozenset(keys)
 
 

@@ -41,6 +41,16 @@ def test_term_variants_match(ruleset_of: Load, title: str) -> None:
     assert fired(ruleset_of(rule("r", "rare earth")), title) == ["r"]
 
 
+@pytest.mark.parametrize(
+    ("title", "expected"), [("随着管制收紧", ["r"]), ("隨著管制收緊", ["r"]), ("随同管制", [])]
+)
+def test_a_term_with_the_particle_zhe_matches_traditional_text(
+    ruleset_of: Load, title: str, expected: list[str]
+) -> None:
+    # t2s keeps 著 (a Simplified character too), so Traditional 隨著 is searched as 随著, not 随着
+    assert fired(ruleset_of(rule("r", "随着")), title) == expected
+
+
 @pytest.mark.parametrize("title", ["rare earthenware", "rareearth", "rare, earth", "a rare find on earth"])
 def test_term_does_not_match_across_words_or_punctuation(ruleset_of: Load, title: str) -> None:
     assert fired(ruleset_of(rule("r", "rare earth")), title) == []
