@@ -18,6 +18,12 @@ Timed, each as a whole process from start to exit (wall seconds; CPU = user + sy
   parses it with feedparser and searches title and summary of every entry with one regex of material
   names (no store, no rules, no delivery).
 
+With `--steady`, the steady cycle instead (issue 13: 1,000 unchanged feeds, at most 1 s of wall time and
+0.3 s of CPU beyond start-up): one cold `once` fills the store, a second one settles it (every feed then
+answers 304 Not Modified to its validators), then each run times `once` on that store and, right after it,
+`once` with a configuration of no sources (the process's start-up, configuration and store opening
+included); the figure beyond start-up is the median of the run-by-run differences.
+
 Each figure is the median of `--runs` runs. Nothing here is a test: the figures are printed, not judged.
 """
 
@@ -78,6 +84,37 @@ def run_once(python: str, config: Path, env: dict[str, str], jobs: int = 0) -> t
     return timed(command + (["--jobs", str(jobs)] if jobs else []), env, config.parent)
 
 
+def write_empty_config(path: Path) -> None:
+    """The same configuration with no sources: what `once` costs before its first poll."""
+    lines = ["store: sqlite:///run/empty.db", "sources: []", "destinations:", "  - name: archive"]
+    lines += ["    type: jsonl", "    path: run/empty-alerts.jsonl", "routes:", "  - to: [archive]"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def steady_runs(
+    python: str, config: Path, empty: Path, env: dict[str, str], runs: int
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(steady `once`, start-up) (wall, CPU) pairs, `runs` of each, alternated, on a filled, settled store."""
+    run_once(python, config, env)  # fills the store
+    command = [python, "-m", "rarewatch", "once", "--config"]
+    timed([*command, str(config)], env, config.parent)  # settles it: every feed now has its validators
+    steady, startup = [], []
+    for _ in range(runs):
+        steady.append(timed([*command, str(config)], env, config.parent))
+        startup.append(timed([*command, str(empty)], env, config.parent))
+    return steady, startup
+
+
+def report_steady(label: str, steady: list[tuple[float, float]], startup: list[tuple[float, float]]) -> None:
+    wall, cpu = median(steady)
+    base_wall, base_cpu = median(startup)
+    beyond_wall = statistics.median(s[0] - b[0] for s, b in zip(steady, startup, strict=True))
+    beyond_cpu = statistics.median(s[1] - b[1] for s, b in zip(steady, startup, strict=True))
+    print(f"  {label:<44} {wall:6.2f} s  CPU {cpu:5.2f} s", end="")
+    print(f"   start-up {base_wall:5.2f} s, CPU {base_cpu:5.2f} s")
+    print(f"  {'':<44} beyond start-up: {beyond_wall:5.2f} s, CPU {beyond_cpu:5.2f} s")
+
+
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of one whole process, its output thrown away; it must exit 0."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -101,6 +138,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=0, help="`once --jobs N` (default: no item workers)")
     parser.add_argument("--other-python", help="also time `once` under this interpreter, in turn")
+    parser.add_argument("--steady", action="store_true", help="time the steady cycle instead (see above)")
     args = parser.parse_args()
     port = free_port()
     farm = multiprocessing.Process(target=serve, args=(port, args.feeds, args.items), daemon=True)
@@ -117,6 +155,15 @@ def main() -> None:
             write_config(config, port, args.feeds)
             env = {k: v for k, v in os.environ.items() if not k.startswith("RAREWATCH_")}
             env["RAREWATCH_CACHE_DIR"] = str(workdir / "cache")
+            if args.steady:
+                empty = workdir / "empty.yaml"
+                write_empty_config(empty)
+                print(f"steady `rarewatch once`, {args.feeds:,} unchanged feeds, whole process")
+                print(f"(median of {args.runs} runs each): wall, CPU; start-up = `once` with no sources")
+                for name, python in pythons.items():
+                    label = "rarewatch once" if name == "this" else f"rarewatch once ({python})"
+                    report_steady(label, *steady_runs(python, config, empty, env, args.runs))
+                return
             for python in pythons.values():
                 run_once(python, config, env, args.jobs)  # warms the rule cache and the OS's file cache
             pattern = "|".join(sorted(MATERIALS, key=len, reverse=True))

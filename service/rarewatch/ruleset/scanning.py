@@ -11,7 +11,7 @@ could still fire on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ahocorasick_rs
 
@@ -55,8 +55,19 @@ class Scanner:
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        # The derived parts are made on first use (`__getattr__`), not here: a pack read back from the rule
+        # cache by a process that matches nothing (a steady `once`, every feed unchanged) never needs them.
         self.__dict__.update(state)
-        self._derive()
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute of a scanner
+
+        def __getattr__(self, name: str) -> Any:
+            """A derived attribute missing after unpickling: derive them all now (called only when the
+            normal look-up fails, so once per scanner)."""
+            if name in Scanner._DERIVED:
+                self._derive()
+                return self.__dict__[name]
+            raise AttributeError(name)
 
     def _derive(self) -> None:
         """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -17,7 +18,10 @@ from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import _KEEP, FORMAT, RulesetCache, cache_key, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.nodes import Regex
+from rarewatch.ruleset.scanning import Scanner
 from tests.unit.ruleset.conftest import RuleWriter, rule
+
+_T = TypeVar("_T")
 
 GALLIUM = rule("ga", "{all: [gallium, export ban]}")
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -234,13 +238,18 @@ def test_the_match_core_brings_the_traditional_characters_without_opencc(
 
 def _regex_nodes(root: object) -> list[Regex]:
     """Every `Regex` node reachable from `root` (the pack's internals, walked as the collector sees them)."""
+    return _reachable(root, Regex)
+
+
+def _reachable(root: object, kind: type[_T]) -> list[_T]:
+    """Every object of `kind` reachable from `root` (walked as the garbage collector sees them)."""
     seen, stack, found = set(), [root], []
     while stack:
         obj = stack.pop()
         if id(obj) in seen or isinstance(obj, str | bytes | int | float | type):
             continue
         seen.add(id(obj))
-        if isinstance(obj, Regex):
+        if isinstance(obj, kind):
             found.append(obj)
         stack.extend(gc.get_referents(obj))
     return found
@@ -267,6 +276,26 @@ def test_a_pack_read_back_compiles_a_regex_only_when_an_item_reaches_it(
     assert compiled == {"export\\s+bans?": True, "quota\\s+cuts?": False}
     assert fired(again, "Tungsten quota cut") == ["other"]
     assert not [node for node in _regex_nodes(pickle.loads(pickle.dumps(again))) if node._compiled]
+
+
+def test_a_pack_read_back_builds_its_quick_gates_only_when_an_item_reaches_them(
+    write_rules: RuleWriter, tmp_path: Path
+) -> None:
+    """Reading a pack back builds none of its scanners' derived automata and negators (a steady `once`,
+    every feed unchanged, matches nothing and never needs them); the first item builds them, and the pack
+    matches as the freshly compiled one does."""
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    fresh = load_ruleset([path], cache)
+    again = load_ruleset([path], cache)
+    assert cache.hits == 1
+    scanners = _reachable(again, Scanner)
+    assert scanners and all(not set(Scanner._DERIVED) & vars(s).keys() for s in scanners)
+    assert fired(again, "Gallium export ban announced") == ["ga"] == fired(fresh, "Gallium export ban")
+    assert fired(again, "Tungsten quota cut") == []
+    assert all(set(Scanner._DERIVED) <= vars(s).keys() for s in scanners)
+    with pytest.raises(AttributeError):
+        _ = scanners[0].no_such_attribute
 
 
 def test_a_compiled_regex_is_pickled_as_its_text(write_rules: RuleWriter) -> None:
