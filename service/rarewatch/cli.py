@@ -198,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rarewatch` command."""
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        # Called with arguments (tests, another program), a command leaves the process's collector as it
+        # found it; as the process's own command line, the process exits next (`startup_gc`).
+        return _dispatch(args, thaw=argv is not None)
     except (ConfigError, RuleError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -224,7 +226,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+# One-shot commands whose start-up is a large part of a run: the collector waits for it (`startup_gc`).
+_START_UP_PAUSED = frozenset({"match", "once"})
+
+
+def _dispatch(args: argparse.Namespace, *, thaw: bool) -> int:
+    if args.command not in _START_UP_PAUSED:
+        return _command(args)
+    from rarewatch import startup_gc
+
+    with startup_gc.paused(thaw=thaw):
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "match":
         from rarewatch.commands.rules import match_jsonl
         from rarewatch.ruleset.cache import RulesetCache, default_cache_dir

@@ -36,6 +36,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rarewatch import startup_gc
 from rarewatch.errors import SourceError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def _start(ruleset: Ruleset, parent: int) -> None:
     and leave when the service process goes away."""
     global _ruleset
     _ruleset = ruleset
+    startup_gc.started()  # forked during `once`'s start-up: freeze the inherited pack, collect from here
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # asyncio's, inherited at fork: not this process's to write to

@@ -7,6 +7,7 @@ going away, ends the workers.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from rarewatch import startup_gc
 from rarewatch.clock import FakeClock
 from rarewatch.item_workers import ItemWorkers
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun, run_cycle
@@ -246,6 +248,21 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def _collector_state() -> tuple[bool, int]:
+    return gc.isenabled(), gc.get_freeze_count()
+
+
+def test_a_worker_forked_during_a_paused_start_up_collects_with_what_it_inherited_frozen() -> None:
+    # `once --jobs N` forks its workers while the collector waits for the start-up (`startup_gc`).
+    with startup_gc.paused():
+        pool = ItemWorkers(RULES, 1)
+        try:
+            enabled, frozen = pool._pool.submit(_collector_state).result()
+        finally:
+            pool.close()
+    assert enabled and frozen > 0
 
 
 def test_closing_the_pool_ends_its_workers() -> None:

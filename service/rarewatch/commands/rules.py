@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
+from rarewatch import startup_gc
 from rarewatch.commands.malloc import keep_freed_memory
 from rarewatch.commands.match_pool import BlockResult, file_blocks, match_blocks, match_parallel
 from rarewatch.errors import ConfigError, RuleError
@@ -137,6 +138,7 @@ def match_jsonl(
     except (RuleError, ConfigError) as exc:
         print(f"rarewatch: {exc}", file=sys.stderr)
         return 2
+    startup_gc.started()  # before `--jobs` forks: the workers inherit the frozen pack
     keep_freed_memory()  # each block's buffers reuse the last one's pages (before `--jobs` forks)
     batch = _Batch(out, infile)
     if not batch.input_can_wait:

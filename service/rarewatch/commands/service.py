@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TextIO
 
+from rarewatch import startup_gc
 from rarewatch.delivery.payload import test_alert
 from rarewatch.durations import format_duration
 from rarewatch.errors import DeliveryError, StoreError
@@ -33,6 +34,7 @@ async def run_once(settings: Settings, out: TextIO, err: TextIO, backfill: timed
     """
     cache = RulesetCache(default_cache_dir())
     async with open_runtime(settings, stdout=out, rules_cache=cache) as runtime:
+        startup_gc.started()
         sources = tuple(replace(p, backfill=backfill) for p in runtime.sources)
         try:
             runs = await run_cycle(runtime.pipeline, sources, force=True, concurrency=ONCE_CONCURRENCY)
