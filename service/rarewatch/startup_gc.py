@@ -6,7 +6,7 @@ walks them over and over and frees nothing; and once started again, its next ful
 all once more. `paused()` keeps it off while the command starts; `started()`, called when the start-up
 is over, moves every object then alive to the permanent generation (`gc.freeze`), out of the
 collector's walks, and turns it on for the command's work (a steady `rarewatch once` of 1,000 unchanged
-feeds: CPU 0.84x, its start-up 0.81x; README, Performance).
+feeds: CPU 0.84x, its start-up 0.8x; README, Performance).
 
 `started()` does something only under `paused()` (the `rarewatch` command's `once` and `match`): the
 service, tests and any code calling a command's function directly keep the collector as it was, and
