@@ -80,8 +80,13 @@ def run_once(python: str, config: Path, env: dict[str, str], jobs: int = 0) -> t
     """(wall, CPU) seconds of one `once` process on an empty store (`jobs` item workers, 0: none)."""
     shutil.rmtree(config.parent / "run", ignore_errors=True)
     (config.parent / "run").mkdir()
-    command = [python, "-m", "rarewatch", "once", "--config", str(config)]
+    command = once_command(python, config)
     return timed(command + (["--jobs", str(jobs)] if jobs else []), env, config.parent)
+
+
+def once_command(python: str, config: Path) -> list[str]:
+    """`rarewatch once` on `config` under `python`."""
+    return [python, "-m", "rarewatch", "once", "--config", str(config)]
 
 
 def write_empty_config(path: Path) -> None:
@@ -96,12 +101,11 @@ def steady_runs(
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """(steady `once`, start-up) (wall, CPU) pairs, `runs` of each, alternated, on a filled, settled store."""
     run_once(python, config, env)  # fills the store
-    command = [python, "-m", "rarewatch", "once", "--config"]
-    timed([*command, str(config)], env, config.parent)  # settles it: every feed now has its validators
+    timed(once_command(python, config), env, config.parent)  # settles it: every feed now has its validators
     steady, startup = [], []
     for _ in range(runs):
-        steady.append(timed([*command, str(config)], env, config.parent))
-        startup.append(timed([*command, str(empty)], env, config.parent))
+        steady.append(timed(once_command(python, config), env, config.parent))
+        startup.append(timed(once_command(python, empty), env, config.parent))
     return steady, startup
 
 
