@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -302,13 +303,18 @@ class Settings(BaseSettings):
         return source.initial_lookback if source.initial_lookback is not None else self.initial_lookback
 
 
+def _repeated(names: list[str]) -> set[str]:
+    """The names that occur more than once (one pass: a configuration may hold thousands of sources)."""
+    return {name for name, count in Counter(names).items() if count > 1}
+
+
 def _check_references(settings: Settings) -> None:
     names = [d.name for d in settings.destinations]
-    dupes = {n for n in names if names.count(n) > 1}
+    dupes = _repeated(names)
     if dupes:
         raise ValueError(f"destination names must be unique; repeated: {', '.join(sorted(dupes))}")
     source_names = [s.name for s in settings.sources]
-    dupes = {n for n in source_names if source_names.count(n) > 1}
+    dupes = _repeated(source_names)
     if dupes:
         raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dupes))}")
     for i, route in enumerate(settings.routes):

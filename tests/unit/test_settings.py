@@ -150,6 +150,22 @@ def test_duplicate_source_names_are_rejected(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_the_repeated_names_and_only_those_are_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n"
+        + "".join(
+            f"  - {{name: {n}, type: feed, url: 'https://example.org/{i}'}}\n" for i, n in enumerate("abcbdb")
+        )
+        + "destinations:\n  - {name: out, type: console}\n  - {name: out, type: console}\n",
+    )
+    with pytest.raises(ConfigError, match="destination names must be unique; repeated: out"):
+        load_settings(path)
+    path.write_text(path.read_text().replace("  - {name: out, type: console}\n", "", 1))
+    with pytest.raises(ConfigError, match=r"source names must be unique; repeated: b$"):
+        load_settings(path)
+
+
 def test_webhook_signs_with_every_rotation_secret(tmp_path: Path) -> None:
     path = write(
         tmp_path,
