@@ -4,8 +4,9 @@ The cold cycle's per-item work (parsing the feed, normalising each entry, matchi
 that holds the interpreter lock; in one process it takes turns with the event loop and the store's
 worker thread. With `pipeline.workers: N` (or `once --jobs N`) a feed's body goes to one of N worker
 processes, which parse it, make its links absolute, normalise its entries and match them (a chunk of
-`normalize.CHUNK` items at a time, as the pipeline does in process) and send back the items and their matches.
-The rest of the poll (enrichment, the seen items, admission, delivery) stays in the service process.
+`normalize.CHUNK` items at a time, as the pipeline does in process) and send back the items and their matches,
+with what admitting each matching item needs (`ItemFacts`: its title signatures and entities). The rest of
+the poll (enrichment, the seen items, admission, delivery) stays in the service process.
 
 The workers are forked and inherit the rule pack they match with (nothing is pickled to start them);
 `restart` forks new ones for a reloaded pack. Results are those of the in-process path item for item:
@@ -40,6 +41,7 @@ from rarewatch import startup_gc
 from rarewatch.errors import SourceError
 
 if TYPE_CHECKING:
+    from rarewatch.item_facts import ItemFacts
     from rarewatch.models import Item, Match
     from rarewatch.ruleset import Ruleset
 
@@ -47,8 +49,8 @@ log = logging.getLogger(__name__)
 
 _PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the service process is still there
 
-Matched = list[tuple["Item", list["Match"]]]
-"""A fetch's items, in feed order, each with the rules it fired."""
+Matched = list[tuple["Item", list["Match"], "ItemFacts | None"]]
+"""A fetch's items, in feed order, each with the rules it fired and, when it fired any, its facts."""
 
 _ruleset: Ruleset | None = None  # a worker's pack, inherited at fork
 
@@ -83,6 +85,7 @@ def parse_and_match(
     """What a worker does with one feed body: (number of entries, the matched items), or raises the
     parser's `SourceError`. Any other exception becomes a `WorkerFailed` naming it."""
     from rarewatch.enrichment import locate
+    from rarewatch.item_facts import item_facts
     from rarewatch.normalize import normalized_and_matched
     from rarewatch.sources.feed import absolute_links
     from rarewatch.sources.feedparse import parse_feed
@@ -90,10 +93,13 @@ def parse_and_match(
     assert _ruleset is not None
     try:
         entries = list(absolute_links(parse_feed(body, content_type, name, lang), url))
-        # Each matching item's matches are located here (which text completed them): up to two more
-        # matches per matching item, done in the worker rather than on the service's event loop.
+        # Each matching item's matches are located here (which text completed them: up to two more
+        # matches per matching item) and its facts worked out, in the worker rather than on the
+        # service's event loop.
         matched: Matched = [
-            (item, list(locate(_ruleset, item, matches, from_article=False)) if matches else matches)
+            (item, list(locate(_ruleset, item, matches, from_article=False)), item_facts(_ruleset, item))
+            if matches
+            else (item, matches, None)
             for chunk in normalized_and_matched(entries, now, _ruleset.match_many)
             for item, matches in chunk
         ]

@@ -75,6 +75,25 @@ class Item:
         value = getattr(self, name)
         return value if isinstance(value, str) else ""
 
+    def __reduce__(self) -> tuple[type[Item], tuple[Any, ...]]:
+        # Pickled by its constructor's arguments: an item worker sends back every item of every feed,
+        # and a frozen slotted dataclass's default state (set field by field through `object.__setattr__`)
+        # costs the service's busy process about half as much again to unpickle.
+        return (
+            Item,
+            (
+                self.id,
+                self.source,
+                self.title,
+                self.link,
+                self.summary,
+                self.content,
+                self.published,
+                self.lang,
+                self.publisher,
+            ),
+        )
+
 
 # Which text completed a match, in the order texts are read: the headline, the feed's summary, the
 # feed's own full text, then the linked article fetched by enrichment.

@@ -23,6 +23,7 @@ import aiohttp
 from rarewatch.clock import Clock
 from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, wants_article
 from rarewatch.errors import SourceError, StoreError
+from rarewatch.item_facts import ItemFacts, item_facts
 from rarewatch.logs import log_alert, log_poll, log_unrouted
 from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SeenItem, Silence, SourceState
 from rarewatch.normalize import normalized_and_matched
@@ -243,19 +244,22 @@ class _Planned:
             self._alerts[request.alert.id] = request.alert
 
 
-def _lookup_keys(item: Item, old: bool, backfill_from: datetime | None) -> list[str]:
+def _lookup_keys(
+    item: Item, old: bool, backfill_from: datetime | None, facts: ItemFacts | None = None
+) -> list[str]:
     """Every key admitting `item` may look at: its story keys and, unless it is a first poll's old item,
-    its title signatures and, for a backfill, its backfill key."""
+    its title signatures (from its `facts` when a worker sent them) and, for a backfill, its backfill key."""
     keys = list(story_keys(item))
     if not old:
-        keys += signature_keys(item.title)
+        keys += facts.similar if facts is not None else signature_keys(item.title)
         if backfill_from is not None and item.published >= backfill_from:
             keys.append(backfill_key(item.id))
     return keys
 
 
-_Found = tuple[Item, list[Match], bool]
-"""An item, the rules it fired, and whether its content is its article's lead (read by enrichment)."""
+_Found = tuple[Item, list[Match], bool, ItemFacts | None]
+"""An item, the rules it fired, whether its content is its article's lead (read by enrichment), and its
+facts when an item worker sent them (admission works them out otherwise)."""
 
 
 def _fetch_state(state: SourceState, polled: PolledSource) -> SourceState:
@@ -386,7 +390,7 @@ class Pipeline:
             )
             await self._record_seen(found, now)
             if not result.not_modified:
-                fingerprint = listing_fingerprint(item.id for item, _, _ in found)
+                fingerprint = listing_fingerprint(item.id for item, _, _, _ in found)
             matched_by = _matched_by(found)
             if matched_by and owed is not None:  # items matched: the admission may claim, check first
                 if await self._forgot_meanwhile(forgot):
@@ -459,7 +463,7 @@ class Pipeline:
         version, recorded = self.ruleset.version, self._recorded
         fresh = [
             SeenItem(item, now, version, tuple(m.rule for m in matches) if matches else ())
-            for item, matches, _ in found
+            for item, matches, _, _ in found
             if item.id not in recorded
         ]
         if not fresh:
@@ -557,7 +561,7 @@ class Pipeline:
         claims decided before it take, so two reports of one story in one fetch are still one story.
         Every claim stays atomic in the store: when one loses a race (a key taken since the look-up), the
         batch stops there and the rest of the fetch is admitted one item at a time, looking again."""
-        todo = [(item, matches, from_article) for item, matches, from_article in found if matches]
+        todo = [found_item for found_item in found if found_item[1]]
         if not todo:  # most polls list nothing new that matches: no store round trip at all
             return _Admitted()
         first_poll = not state.initialized
@@ -566,11 +570,12 @@ class Pipeline:
         backfill_from = now - polled.backfill if polled.backfill is not None else None
         silences = await self.store.silences()
         looked = [
-            _lookup_keys(item, first_poll and item.published < cutoff, backfill_from) for item, _, _ in todo
+            _lookup_keys(item, first_poll and item.published < cutoff, backfill_from, facts)
+            for item, _, _, facts in todo
         ]
         planned = _Planned(await self.store.held([key for keys in looked for key in keys], now), self._alert)
         steps: list[_Step] = []
-        for index, (item, matches, from_article) in enumerate(todo):
+        for index, (item, matches, from_article, facts) in enumerate(todo):
             if first_poll and item.published < cutoff:
                 # A new source's back catalogue: remember it as seen, alert on nothing old.
                 keys = story_keys(item)
@@ -578,7 +583,9 @@ class Pipeline:
             else:
                 located = list(locate(self.ruleset, item, matches, from_article=from_article))
                 backfill = backfill_from is not None and item.published >= backfill_from
-                plan = await self._decide(item, located, now, planned.look, planned.alert, backfill=backfill)
+                plan = await self._decide(
+                    item, located, now, planned.look, planned.alert, backfill=backfill, facts=facts
+                )
                 step = self._step(index, plan, now, silences)
             if step is not None:
                 planned.take(step.request)
@@ -588,7 +595,7 @@ class Pipeline:
         for step in steps[:made]:
             tally.add(await self._made(step, now), seen=step.kind == "seen")
         if made < len(steps):  # a claim lost a race: the rest one at a time, each looking again
-            for item, matches, from_article in todo[steps[made].index :]:
+            for item, matches, from_article, _ in todo[steps[made].index :]:
                 if first_poll and item.published < cutoff:
                     tally.add(NOTHING, seen=await self.store.claim(story_keys(item), self.dedup_window, now))
                     continue
@@ -648,12 +655,15 @@ class Pipeline:
         alert_of: Callable[[str], Awaitable[Alert | None]],
         *,
         backfill: bool = False,
+        facts: ItemFacts | None = None,
     ) -> Plan:
         """What to do with one matching item, given `look` (which of some keys are held, by whom) and
         `alert_of` (a recorded alert by id). With `backfill`, an item marked seen without an alert (its
-        id's key held by no alert) is admitted once more, under its backfill key."""
+        id's key held by no alert) is admitted once more, under its backfill key. `facts`: the item's,
+        when a worker sent them (worked out here otherwise)."""
+        facts = facts if facts is not None else item_facts(self.ruleset, item)
         keys = story_keys(item)
-        similar = signature_keys(item.title)
+        similar = facts.similar
         held = await look(keys + similar)
         if backfill and keys[0] in held and held[keys[0]] is None:
             held = {k: v for k, v in held.items() if k not in keys}
@@ -662,7 +672,7 @@ class Pipeline:
         if is_seen(keys, held):
             return Plan(Action.SEEN)
         sendable = await self._unthrottled(matches, now)
-        entities = self.ruleset.entities(item)
+        entities = facts.entities
         alert = Alert(
             id=alert_id(item),
             item=item,
@@ -799,18 +809,18 @@ class Pipeline:
         found: list[_Found] = []
         todo: list[int] = []
 
-        def take(pairs: Iterable[tuple[Item, list[Match]]]) -> None:
-            for item, matches in pairs:
+        def take(triples: Iterable[tuple[Item, list[Match], ItemFacts | None]]) -> None:
+            for item, matches, facts in triples:
                 if reader is not None and wants_article(ruleset, item, matches):
                     todo.append(len(found))
-                found.append((item, matches, False))
+                found.append((item, matches, False, facts))
 
         if matched is not None:
             take(matched)
         for n, chunk in enumerate(normalized_and_matched(list(entries), now, ruleset.match_many)):
             if n:
                 await asyncio.sleep(0)  # between chunks, so the HTTP API stays responsive
-            take(chunk)
+            take((item, matches, None) for item, matches in chunk)
         stats = ArticleStats()
         if reader is None or not todo:
             return found, stats
@@ -818,13 +828,13 @@ class Pipeline:
         for index, enriched in zip(todo, results, strict=True):
             stats = stats.add(enriched.article, matched=bool(enriched.matches))
             if enriched.matches:
-                found[index] = (enriched.item, list(enriched.matches), True)
+                found[index] = (enriched.item, list(enriched.matches), True, None)
         return found, stats
 
 
 def _matched_by(found: Sequence[_Found]) -> tuple[tuple[str, str, int], ...]:
     """How many items each (rule, category) matched in one fetch."""
-    counts = Counter((m.rule, m.category) for _, matches, _ in found for m in matches)
+    counts = Counter((m.rule, m.category) for _, matches, _, _ in found for m in matches)
     return tuple((rule, category, n) for (rule, category), n in sorted(counts.items()))
 
 

@@ -306,6 +306,22 @@ def test_a_worker_sends_its_matches_located(monkeypatch: pytest.MonkeyPatch) -> 
     entries, matched = item_workers.parse_and_match(
         feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW
     )
-    located = [m.matched_in for _, matches in matched for m in matches]
+    located = [m.matched_in for _, matches, _ in matched for m in matches]
     assert entries == 6 and located and set(located) == {"title"}
-    assert all(not matches for item, matches in matched if item.title.startswith(tuple(MISSES)))
+    assert all(not matches for item, matches, _ in matched if item.title.startswith(tuple(MISSES)))
+
+
+def test_a_worker_sends_each_matching_items_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Title signatures and entities come with each matching item, the same as admission would work
+    out, so the service's one busy core need not; a non-matching item carries none (nothing asks)."""
+    from rarewatch import item_workers
+    from rarewatch.item_facts import item_facts
+
+    monkeypatch.setattr(item_workers, "_ruleset", RULES)
+    _, matched = item_workers.parse_and_match(
+        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW
+    )
+    sent = [(item, facts) for item, matches, facts in matched if matches]
+    assert sent and all(facts == item_facts(RULES, item) for item, facts in sent)
+    assert all(facts.similar and facts.entities.materials for _, facts in sent if facts is not None)
+    assert all(facts is None for _, matches, facts in matched if not matches)
