@@ -561,7 +561,7 @@ class Pipeline:
         claims decided before it take, so two reports of one story in one fetch are still one story.
         Every claim stays atomic in the store: when one loses a race (a key taken since the look-up), the
         batch stops there and the rest of the fetch is admitted one item at a time, looking again."""
-        todo = [found_item for found_item in found if found_item[1]]
+        todo = [(item, matches, article, facts) for item, matches, article, facts in found if matches]
         if not todo:  # most polls list nothing new that matches: no store round trip at all
             return _Admitted()
         first_poll = not state.initialized
