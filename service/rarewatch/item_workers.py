@@ -5,8 +5,10 @@ that holds the interpreter lock; in one process it takes turns with the event lo
 worker thread. With `pipeline.workers: N` (or `once --jobs N`) a feed's body goes to one of N worker
 processes, which parse it, make its links absolute, normalise its entries and match them (a chunk of
 `normalize.CHUNK` items at a time, as the pipeline does in process) and send back the items and their matches,
-with what admitting each matching item needs (`ItemFacts`: its title signatures and entities). The rest of
-the poll (enrichment, the seen items, admission, delivery) stays in the service process.
+with what admitting each matching item needs (`ItemFacts`: its title signatures and entities). An item no
+rule fired on, and whose article is not worth reading (or its source reads none), comes back only as its
+id and its seen-item JSON text (`Listed`): the service keeps it in the seen-item log without building it.
+The rest of the poll (enrichment, the seen items, admission, delivery) stays in the service process.
 
 The workers are forked and inherit the rule pack they match with (nothing is pickled to start them);
 `restart` forks new ones for a reloaded pack. Results are those of the in-process path item for item:
@@ -50,7 +52,15 @@ log = logging.getLogger(__name__)
 _PARENT_CHECK = 1.0  # seconds between a worker's looks at whether the service process is still there
 
 Matched = list[tuple["Item", list["Match"], "ItemFacts | None"]]
-"""A fetch's items, in feed order, each with the rules it fired and, when it fired any, its facts."""
+"""A fetch's items the service needs whole, in feed order: those that fired a rule (with the rules and
+their facts) and those whose article is worth reading."""
+
+Listed = list[tuple[int, str, str]]
+"""A fetch's other items, in feed order: (how many of `Matched`'s items come before it in the feed, the
+item's id, its `item_json`)."""
+
+Done = tuple[int, Matched, Listed]
+"""A worker's answer for one body: its number of entries, and its items, matched or listed."""
 
 _ruleset: Ruleset | None = None  # a worker's pack, inherited at fork
 
@@ -80,34 +90,48 @@ def _watch_parent(parent: int) -> None:
 
 
 def parse_and_match(
-    body: bytes, content_type: str | None, name: str, lang: str | None, url: str, now: datetime
-) -> tuple[int, Matched]:
-    """What a worker does with one feed body: (number of entries, the matched items), or raises the
-    parser's `SourceError`. Any other exception becomes a `WorkerFailed` naming it."""
-    from rarewatch.enrichment import locate
+    body: bytes,
+    content_type: str | None,
+    name: str,
+    lang: str | None,
+    url: str,
+    now: datetime,
+    enrich: bool,
+) -> Done:
+    """What a worker does with one feed body (`enrich`: its source reads articles): its number of
+    entries and its items, matched or listed; or raises the parser's `SourceError`. Any other exception
+    becomes a `WorkerFailed` naming it.
+
+    A matching item's matches are located here (which text completed them: up to two more matches per
+    matching item) and its facts worked out, and a listed item's seen-item text made, in the worker
+    rather than on the service's event loop."""
+    from rarewatch.enrichment import locate, wants_article
     from rarewatch.item_facts import item_facts
+    from rarewatch.models import item_json
     from rarewatch.normalize import normalized_and_matched
     from rarewatch.sources.feed import absolute_links
     from rarewatch.sources.feedparse import parse_feed
 
-    assert _ruleset is not None
+    ruleset = _ruleset
+    assert ruleset is not None
+    matched: Matched = []
+    listed: Listed = []
     try:
         entries = list(absolute_links(parse_feed(body, content_type, name, lang), url))
-        # Each matching item's matches are located here (which text completed them: up to two more
-        # matches per matching item) and its facts worked out, in the worker rather than on the
-        # service's event loop.
-        matched: Matched = [
-            (item, list(locate(_ruleset, item, matches, from_article=False)), item_facts(_ruleset, item))
-            if matches
-            else (item, matches, None)
-            for chunk in normalized_and_matched(entries, now, _ruleset.match_many)
-            for item, matches in chunk
-        ]
+        for chunk in normalized_and_matched(entries, now, ruleset.match_many):
+            for item, matches in chunk:
+                if matches:
+                    located = list(locate(ruleset, item, matches, from_article=False))
+                    matched.append((item, located, item_facts(ruleset, item)))
+                elif enrich and wants_article(ruleset, item, matches):
+                    matched.append((item, matches, None))
+                else:
+                    listed.append((len(matched), item.id, item_json(item)))
     except SourceError as exc:
         raise SourceError(str(exc), retry_after=exc.retry_after) from None
     except Exception as exc:  # noqa: BLE001 - sent back as text, raised in the service as this poll's error
         raise WorkerFailed(f"{type(exc).__name__}: {exc}") from None
-    return len(entries), matched
+    return len(entries), matched, listed
 
 
 def _noop() -> None:
@@ -155,12 +179,13 @@ class ItemWorkers:
         lang: str | None,
         url: str,
         now: datetime,
-    ) -> tuple[int, Matched] | None:
+        enrich: bool,
+    ) -> Done | None:
         """`parse_and_match` of one body in a worker; None when the workers hold another pack than
         `ruleset` (the caller then does the work itself). A worker dying is handled as the module says."""
         if ruleset is not self.ruleset:
             return None
-        args = (body, content_type, name, lang, url, now)
+        args = (body, content_type, name, lang, url, now, enrich)
         pool = self._pool
         try:
             return await asyncio.wrap_future(pool.submit(parse_and_match, *args))

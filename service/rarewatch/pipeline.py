@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +25,18 @@ from rarewatch.enrichment import NO_ARTICLES, ArticleStats, enrich, locate, want
 from rarewatch.errors import SourceError, StoreError
 from rarewatch.item_facts import ItemFacts, item_facts
 from rarewatch.logs import log_alert, log_poll, log_unrouted
-from rarewatch.models import Alert, FetchResult, Item, Match, RawEntry, SeenItem, Silence, SourceState
+from rarewatch.models import (
+    Alert,
+    FetchResult,
+    Item,
+    Match,
+    RawEntry,
+    SeenItem,
+    SeenListing,
+    SeenRecord,
+    Silence,
+    SourceState,
+)
 from rarewatch.normalize import normalized_and_matched
 from rarewatch.policies.admission import (
     THROTTLED,
@@ -60,7 +71,7 @@ from rarewatch.store_identity import StoreGuard
 from rarewatch.stories import DEFAULT_THRESHOLD, signature_keys
 
 if TYPE_CHECKING:  # imported by the runtime only where `pipeline.workers` asks for them
-    from rarewatch.item_workers import ItemWorkers, Matched
+    from rarewatch.item_workers import Done, ItemWorkers, Listed
 
 log = logging.getLogger(__name__)
 
@@ -381,16 +392,14 @@ class Pipeline:
         try:
             ruleset = self.ruleset  # one pack for the whole fetch, even if the rules are reloaded meanwhile
             try:
-                result, matched = await self._fetch(polled, _fetch_state(state, polled), ruleset, now)
+                result, done = await self._fetch(polled, _fetch_state(state, polled), ruleset, now)
             finally:
                 fetch_seconds = time.perf_counter() - started
-            entries = len(result.entries) if matched is None else matched[0]
-            found, articles = await self._match(
-                polled, result.entries, now, ruleset, None if matched is None else matched[1]
-            )
-            await self._record_seen(found, now)
+            entries = len(result.entries) if done is None else done[0]
+            found, listed, articles = await self._match(polled, result.entries, now, ruleset, done)
+            await self._record_seen(found, listed, now)
             if not result.not_modified:
-                fingerprint = listing_fingerprint(item.id for item, _, _, _ in found)
+                fingerprint = listing_fingerprint(_item_ids(found, listed))
             matched_by = _matched_by(found)
             if matched_by and owed is not None:  # items matched: the admission may claim, check first
                 if await self._forgot_meanwhile(forgot):
@@ -439,11 +448,11 @@ class Pipeline:
 
     async def _fetch(
         self, polled: PolledSource, state: SourceState, ruleset: Ruleset, now: datetime
-    ) -> tuple[FetchResult, tuple[int, Matched] | None]:
+    ) -> tuple[FetchResult, Done | None]:
         """Fetch the source: its result and, when the item workers parsed and matched its body (a feed
-        with the standard parser, while the workers hold `ruleset`), the number of its entries and its
-        matched items; the result's `entries` are then empty. Otherwise the source fetches and parses as
-        it does on its own."""
+        with the standard parser, while the workers hold `ruleset`), their answer (the number of its
+        entries, its items matched or listed); the result's `entries` are then empty. Otherwise the source
+        fetches and parses as it does on its own."""
         source, workers = polled.source, self.workers
         if workers is None or not isinstance(source, FeedSource) or not source.default_parser:
             return await source.fetch(self.session, state), None
@@ -451,26 +460,22 @@ class Pipeline:
         if resp.not_modified:
             return http.unchanged(resp, state), None
         done = await workers.parse_and_match(
-            ruleset, resp.body, resp.content_type, source.name, source.lang, resp.url, now
+            ruleset, resp.body, resp.content_type, source.name, source.lang, resp.url, now, polled.enrich
         )
         if done is None:  # the rules were reloaded and the workers not yet: parse here
             return await source.parsed(resp), None
         return FetchResult(entries=(), etag=resp.etag, last_modified=resp.last_modified), done
 
-    async def _record_seen(self, found: Sequence[_Found], now: datetime) -> None:
-        """Keep the fetched items this process has not recorded yet, matched or not, with the rules that
-        fired and the pack that judged them: one batched store write per fetch, none for a repeat."""
-        version, recorded = self.ruleset.version, self._recorded
-        fresh = [
-            SeenItem(item, now, version, tuple(m.rule for m in matches) if matches else ())
-            for item, matches, _, _ in found
-            if item.id not in recorded
-        ]
+    async def _record_seen(self, found: Sequence[_Found], listed: Listed, now: datetime) -> None:
+        """Keep the fetched items this process has not recorded yet, matched or not (`listed`: those the
+        item workers sent as text), with the rules that fired and the pack that judged them, in feed
+        order: one batched store write per fetch, none for a repeat."""
+        fresh = list(_seen_records(found, listed, now, self.ruleset.version, self._recorded))
         if not fresh:
             return
         await self.store.record_items(fresh, now)
         recorded = self._recorded  # the store may have forgotten meanwhile (`_poll` starts anew)
-        recorded.update(dict.fromkeys(s.item.id for s in fresh))
+        recorded.update(dict.fromkeys(s.item_id for s in fresh))
         if len(recorded) > RECORDED_ITEMS:
             self._recorded = dict.fromkeys(list(recorded)[len(recorded) - RECORDED_ITEMS // 2 :])
 
@@ -800,11 +805,12 @@ class Pipeline:
         entries: Iterable[RawEntry],
         now: datetime,
         ruleset: Ruleset,
-        matched: Matched | None = None,
-    ) -> tuple[list[_Found], ArticleStats]:
-        """Normalise and match every entry with `ruleset` (or take the items the workers `matched`); then
-        read the articles of the items worth it (all at once: the reader bounds how many requests run)
-        and match those again."""
+        done: Done | None = None,
+    ) -> tuple[list[_Found], Listed, ArticleStats]:
+        """Normalise and match every entry with `ruleset` (or take the items the workers sent: `done`);
+        then read the articles of the items worth it (all at once: the reader bounds how many requests
+        run) and match those again. Returns the items, the items the workers listed as text (empty in
+        process), and what reading the articles did."""
         reader = self.articles if polled.enrich else None
         found: list[_Found] = []
         todo: list[int] = []
@@ -815,21 +821,47 @@ class Pipeline:
                     todo.append(len(found))
                 found.append((item, matches, False, facts))
 
-        if matched is not None:
-            take(matched)
+        listed: Listed = []
+        if done is not None:
+            take(done[1])
+            listed = done[2]
         for n, chunk in enumerate(normalized_and_matched(list(entries), now, ruleset.match_many)):
             if n:
                 await asyncio.sleep(0)  # between chunks, so the HTTP API stays responsive
             take((item, matches, None) for item, matches in chunk)
         stats = ArticleStats()
         if reader is None or not todo:
-            return found, stats
+            return found, listed, stats
         results = await asyncio.gather(*(enrich(reader, self.session, ruleset, found[i][0]) for i in todo))
         for index, enriched in zip(todo, results, strict=True):
             stats = stats.add(enriched.article, matched=bool(enriched.matches))
             if enriched.matches:
                 found[index] = (enriched.item, list(enriched.matches), True, None)
-        return found, stats
+        return found, listed, stats
+
+
+def _seen_records(
+    found: Sequence[_Found], listed: Listed, now: datetime, version: str, recorded: Container[str]
+) -> Iterator[SeenRecord]:
+    """The fetch's items not `recorded` yet as seen-item records, in feed order: a listed item goes
+    before the found item at its position."""
+    position = 0
+    for before, item_id, text in listed:
+        for item, matches, _, _ in found[position:before]:
+            if item.id not in recorded:
+                yield SeenItem(item, now, version, tuple(m.rule for m in matches))
+        position = max(position, before)
+        if item_id not in recorded:
+            yield SeenListing(item_id, text, now, version)
+    for item, matches, _, _ in found[position:]:
+        if item.id not in recorded:
+            yield SeenItem(item, now, version, tuple(m.rule for m in matches))
+
+
+def _item_ids(found: Sequence[_Found], listed: Listed) -> Iterator[str]:
+    """The ids of a fetch's items, found and listed."""
+    yield from (item.id for item, _, _, _ in found)
+    yield from (item_id for _, item_id, _ in listed)
 
 
 def _matched_by(found: Sequence[_Found]) -> tuple[tuple[str, str, int], ...]:

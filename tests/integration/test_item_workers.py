@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from aiohttp.test_utils import TestServer
 from rarewatch import startup_gc
 from rarewatch.clock import FakeClock
 from rarewatch.item_workers import ItemWorkers
+from rarewatch.models import SeenItem
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun, run_cycle
 from rarewatch.ruleset.loader import load_ruleset
 from rarewatch.sources import feedparse
@@ -41,6 +43,7 @@ HITS = [
     "Antimony export quota cut by a third",
 ]
 MISSES = ["Central bank holds rates steady", "Local team wins the regional final"]
+NAMED = "Rare earth prices edge higher"  # names a watched material, fires no rule: its article may tell more
 
 
 def feed(n: int, items: int = 12) -> bytes:
@@ -48,6 +51,7 @@ def feed(n: int, items: int = 12) -> bytes:
     parts = []
     for i in range(items):
         title = HITS[(n + i) % len(HITS)] if i % 3 == 0 else f"{MISSES[i % 2]} ({n}-{i})"
+        title = f"{NAMED} ({n}-{i})" if i % 6 == 2 else title  # never a hit
         link = f"/news/{n}/{i}" if i % 4 == 1 else f"https://news.example/{n}/{i}"
         parts.append(
             f"<item><title>{title}</title><link>{link}</link><guid>{n}-{i}</guid>"
@@ -64,6 +68,19 @@ def feed(n: int, items: int = 12) -> bytes:
 BODIES: dict[str, bytes] = {f"/f{n}.xml": feed(n) for n in range(6)}
 BODIES["/broken.xml"] = b"<html><body>not a feed at all</body></html>"
 BODIES["/blank.xml"] = b"   \n"
+BODIES["/enrich.xml"] = (
+    '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>e</title>'
+    f"<item><title>{NAMED}</title><link>/article/1</link><guid>e-1</guid>"
+    "<pubDate>Fri, 20 Nov 2026 12:00:00 GMT</pubDate><description>Prices moved.</description></item>"
+    f"<item><title>{MISSES[0]}</title><link>/article/2</link><guid>e-2</guid>"
+    "<pubDate>Fri, 20 Nov 2026 12:00:00 GMT</pubDate><description>Rates.</description></item>"
+    "</channel></rss>"
+).encode()
+BODIES["/article/1"] = (
+    b"<html><body><article><p>The commerce ministry said exporters of rare earth magnets will need an "
+    b"export licence from next month, tightening its controls on the sector.</p>"
+    b"<p>Traders said prices edged higher on the news.</p></article></body></html>"
+)
 BODIES["/crash.xml"] = feed(99).replace(b"<title>t</title>", b"<title>crash-the-parser</title>")
 
 
@@ -75,10 +92,12 @@ async def farm() -> AsyncIterator[str]:
         body = BODIES.get(request.path)
         if body is None:
             return web.Response(status=404)
-        return web.Response(body=body, content_type="application/rss+xml")
+        kind = "text/html" if request.path.startswith("/article/") else "application/rss+xml"
+        return web.Response(body=body, content_type=kind)
 
     app = web.Application()
     app.router.add_get("/{name}", handle)
+    app.router.add_get("/article/{n}", handle)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -141,15 +160,30 @@ async def cycle(
     """One forced cycle of `polls` against a new SQLite file, then a second (all seen: nothing new).
     One poll at a time by default: the feeds share stories, and which poll claims one first is then the
     order of the sources, not of the machine's timing."""
+    runs, pipeline, _ = await cycle_and_seen(tmp_path, name, session, polls, concurrency, **kw)
+    return runs, pipeline
+
+
+async def cycle_and_seen(
+    tmp_path: Path,
+    name: str,
+    session: aiohttp.ClientSession,
+    polls: list[PolledSource],
+    concurrency: int = 1,
+    **kw: Any,
+) -> tuple[list[SourceRun], Pipeline, list[SeenItem]]:
+    """`cycle`, and the seen items the store kept, newest first (a fetch's items in feed order
+    reversed)."""
     store = SQLiteStore(tmp_path / f"{name}.db")
     await store.open()
     try:
         pipeline = await make_pipeline(store, session, FakeClock(NOW), **kw)
         runs = await run_cycle(pipeline, polls, force=True, concurrency=concurrency)
         again = await run_cycle(pipeline, polls, force=True, concurrency=concurrency)
+        seen = await store.seen_items(NOW - timedelta(days=1))
     finally:
         await store.close()
-    return runs + again, pipeline
+    return runs + again, pipeline, seen
 
 
 FEEDS = [*(f"/f{n}.xml" for n in range(6)), "/broken.xml", "/blank.xml", "/missing.xml"]
@@ -158,9 +192,14 @@ FEEDS = [*(f"/f{n}.xml" for n in range(6)), "/broken.xml", "/blank.xml", "/missi
 async def test_workers_give_the_runs_and_alerts_of_one_process(
     farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
 ) -> None:
-    here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS))
-    pooled, _ = await cycle(tmp_path, "pooled", session, sources(farm, FEEDS), workers=workers)
+    here, _, seen_here = await cycle_and_seen(tmp_path, "here", session, sources(farm, FEEDS))
+    pooled, _, seen_pooled = await cycle_and_seen(
+        tmp_path, "pooled", session, sources(farm, FEEDS), workers=workers
+    )
     assert summary(pooled) == summary(here)
+    # The same seen items in the same order, whether a worker listed them as text or sent them whole.
+    assert seen_pooled == seen_here and len(seen_here) == 6 * 12
+    assert {s.rules for s in seen_here} > {()}, "matching and non-matching items both"
     first = {r.source: r for r in here[: len(FEEDS)]}
     assert sum(len(r.alerts) for r in here) >= 6, "the feeds raise alerts (and updates of one story)"
     assert first["broken.xml"].status == first["blank.xml"].status == first["missing.xml"].status == "error"
@@ -169,14 +208,33 @@ async def test_workers_give_the_runs_and_alerts_of_one_process(
     assert workers.restarts == 0
 
 
+async def test_with_workers_an_item_worth_its_article_is_read_and_alerts_as_in_one_process(
+    farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
+) -> None:
+    """An item that names a watched material and fires no rule comes back whole from the worker when
+    its source reads articles, so its article is read and matched, as in process."""
+    from rarewatch.sources.article import ArticleReader
+
+    polls = [replace(p, enrich=True) for p in sources(farm, ["/enrich.xml", "/f0.xml"])]
+    here, _, seen_here = await cycle_and_seen(
+        tmp_path, "here", session, polls, articles=ArticleReader(allow_private_hosts=True)
+    )
+    pooled, _, seen_pooled = await cycle_and_seen(
+        tmp_path, "pooled", session, polls, workers=workers, articles=ArticleReader(allow_private_hosts=True)
+    )
+    assert summary(pooled) == summary(here) and seen_pooled == seen_here
+    (read,) = [a for a in pooled[0].alerts if a.item.title == NAMED]
+    assert {m.matched_in for m in read.matches} == {"article"} and "export licence" in read.item.content
+
+
 async def test_after_a_rule_reload_the_fetch_is_parsed_in_process_until_the_workers_restart(
     farm: str, session: aiohttp.ClientSession, workers: ItemWorkers, tmp_path: Path
 ) -> None:
     reloaded = load_ruleset([REPO / "rules"])
     body = BODIES["/f0.xml"]
-    assert await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW) is None
+    assert await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW, False) is None
     workers.restart(reloaded)
-    done = await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW)
+    done = await workers.parse_and_match(reloaded, body, None, "f0", None, farm, NOW, False)
     assert done is not None and done[0] == 12
     here, _ = await cycle(tmp_path, "here", session, sources(farm, FEEDS[:2]))
     store = SQLiteStore(tmp_path / "reload.db")
@@ -210,7 +268,7 @@ async def test_a_body_that_kills_its_worker_is_that_sources_retryable_error_and_
         runs, _ = await cycle(tmp_path, "pooled", session, sources(farm, paths), 8, workers=pool)
         crashed = [r for r in runs if r.source == "crash.xml"]
         assert pool.restarts >= 2, "each death replaced the pool"
-        healthy = await pool.parse_and_match(RULES, BODIES["/f0.xml"], None, "f0", None, farm, NOW)
+        healthy = await pool.parse_and_match(RULES, BODIES["/f0.xml"], None, "f0", None, farm, NOW, False)
     finally:
         pool.close()
     assert [r.status for r in crashed] == ["error", "error"]
@@ -303,12 +361,12 @@ def test_a_worker_sends_its_matches_located(monkeypatch: pytest.MonkeyPatch) -> 
     from rarewatch import item_workers
 
     monkeypatch.setattr(item_workers, "_ruleset", RULES)
-    entries, matched = item_workers.parse_and_match(
-        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW
+    entries, matched, _ = item_workers.parse_and_match(
+        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW, True
     )
     located = [m.matched_in for _, matches, _ in matched for m in matches]
     assert entries == 6 and located and set(located) == {"title"}
-    assert all(not matches for item, matches, _ in matched if item.title.startswith(tuple(MISSES)))
+    assert all(not matches for item, matches, _ in matched if item.title.startswith(NAMED))
 
 
 def test_a_worker_sends_each_matching_items_facts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,10 +376,45 @@ def test_a_worker_sends_each_matching_items_facts(monkeypatch: pytest.MonkeyPatc
     from rarewatch.item_facts import item_facts
 
     monkeypatch.setattr(item_workers, "_ruleset", RULES)
-    _, matched = item_workers.parse_and_match(
-        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW
+    _, matched, _ = item_workers.parse_and_match(
+        feed(0, items=6), "application/rss+xml", "f0", None, "https://news.example/f0.xml", NOW, True
     )
     sent = [(item, facts) for item, matches, facts in matched if matches]
     assert sent and all(facts == item_facts(RULES, item) for item, facts in sent)
     assert all(facts.similar and facts.entities.materials for _, facts in sent if facts is not None)
     assert all(facts is None for _, matches, facts in matched if not matches)
+
+
+@pytest.mark.parametrize("enrich", [True, False])
+def test_a_worker_lists_the_items_that_want_no_more_than_their_seen_record(
+    monkeypatch: pytest.MonkeyPatch, enrich: bool
+) -> None:
+    """An item no rule fired on comes back as its id and seen-item text, placed in the feed's order,
+    unless its article is worth reading and its source reads articles: then it comes back whole, as a
+    matching item does."""
+    from rarewatch import item_workers
+    from rarewatch.models import item_json
+    from rarewatch.normalize import normalized_and_matched
+    from rarewatch.sources.feed import absolute_links
+    from rarewatch.sources.feedparse import parse_feed
+
+    monkeypatch.setattr(item_workers, "_ruleset", RULES)
+    body, url = feed(0, items=15), "https://news.example/f0.xml"
+    entries, matched, listed = item_workers.parse_and_match(body, None, "f0", None, url, NOW, enrich)
+    here = [
+        pair
+        for chunk in normalized_and_matched(
+            list(absolute_links(parse_feed(body, None, "f0", None), url)), NOW, RULES.match_many
+        )
+        for pair in chunk
+    ]
+    whole = [item for item, matches in here if matches or (enrich and item.title.startswith(NAMED))]
+    assert entries == 15 and [item for item, _, _ in matched] == whole
+    assert any(item.title.startswith(NAMED) for item, _ in here)
+    assert [(item_id, text) for _, item_id, text in listed] == [
+        (item.id, item_json(item)) for item in (i for i, _ in here) if item not in whole
+    ]
+    order: list[str] = [item.id for item, _, _ in matched]
+    for before, item_id, _ in reversed(listed):  # each goes before the whole item at its position
+        order.insert(before, item_id)
+    assert order == [item.id for item, _ in here]

@@ -37,11 +37,13 @@ from rarewatch.models import (
     Item,
     Match,
     SeenItem,
+    SeenListing,
     Severity,
     Silence,
     SourceState,
     Vote,
     VoteKind,
+    item_json,
 )
 from rarewatch.policies.retention import OutboxRetention
 from rarewatch.store import Store, keys, open_store
@@ -1427,6 +1429,19 @@ async def test_seen_items_keep_any_text_a_source_gives(store: Store) -> None:
     odd = SeenItem(replace(make_alert(4).item, title="half a pair \ud800 稀土 \x00"), T0, "v1", ())
     assert await store.record_items([odd, seen(5)], T0) == 2
     assert sorted(await store.seen_items(T0), key=lambda s: s.item.id) == [odd, seen(5)]
+
+
+async def test_a_listing_is_kept_and_read_back_as_the_seen_item_it_stands_for(store: Store) -> None:
+    """An item worker's listing (its item as text already) is the seen item it stands for: kept once
+    (beside seen items, or after one), any text included, read back whole."""
+    odd = replace(make_alert(4).item, title="half a pair \ud800 稀土 \x00")
+    items = [make_alert(1).item, odd, make_alert(2).item]
+    listed = [SeenListing(item.id, item_json(item), T0, "v1") for item in items]
+    assert await store.record_items([listed[0], seen(3, T0, ("licensing",)), *listed[1:]], T0) == 4
+    assert await store.record_items([listed[0], seen(1)], T0 + MIN) == 0  # kept already, either way
+    found = {s.item.id: s for s in await store.seen_items(T0)}
+    assert [found[item.id] for item in items] == [SeenItem(item, T0, "v1", ()) for item in items]
+    assert found[make_alert(3).item.id] == seen(3, T0, ("licensing",))
 
 
 async def test_seen_items_of_polls_at_once_are_counted_per_call(store: Store) -> None:

@@ -14,7 +14,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
+from rarewatch.models import (
+    Alert,
+    Delivery,
+    DeliveryStatus,
+    SeenItem,
+    SeenRecord,
+    Silence,
+    SourceState,
+    Vote,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,10 +320,10 @@ class Store(Protocol):
     async def drop_unrouted(self, alert_id: str) -> bool:
         """Forget an unrouted alert (it was sent); returns whether it was listed."""
 
-    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+    async def record_items(self, items: Sequence[SeenRecord], now: datetime) -> int:
         """Keep each of `items` whose item id is not kept yet (a kept one keeps its first record), then
         forget those older than the retention's `keep` (before `now`) and beyond its `max`. Returns how
-        many were new."""
+        many were new. A `SeenListing` is kept as its text and read back as the `SeenItem` it stands for."""
 
     async def seen_items(self, since: datetime, limit: int = 100_000) -> list[SeenItem]:
         """The kept items fetched at or after `since`, newest first, at most `limit`."""

@@ -27,7 +27,16 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
+from rarewatch.models import (
+    Alert,
+    Delivery,
+    DeliveryStatus,
+    SeenItem,
+    SeenRecord,
+    Silence,
+    SourceState,
+    Vote,
+)
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
 from rarewatch.store.base import (
@@ -487,7 +496,7 @@ class RedisStore:
     # --- seen items -------------------------------------------------------------------------------------
 
     @_translated
-    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+    async def record_items(self, items: Sequence[SeenRecord], now: datetime) -> int:
         """`SET NX PX` each item's record and index it (`ZADD NX`) in one round trip, then trim the index
         to the retention, deleting the records of the items trimmed for the count bound."""
         if not items or self._items.max <= 0:
@@ -495,8 +504,8 @@ class RedisStore:
         kk, keep_ms = self._keys, k.ttl_ms(self._items.keep, "store_items.keep")
         pipe = self._redis.pipeline(transaction=False)
         for seen in items:
-            pipe.set(kk.seen_item(seen.item.id), json.dumps(seen.to_dict()), nx=True, px=keep_ms)
-            pipe.zadd(kk.seen_items, {seen.item.id: k.to_us(seen.fetched)}, nx=True)
+            pipe.set(kk.seen_item(seen.item_id), seen.to_json(), nx=True, px=keep_ms)
+            pipe.zadd(kk.seen_items, {seen.item_id: k.to_us(seen.fetched)}, nx=True)
         cutoff = k.to_us(now) - self._items.keep // timedelta(microseconds=1)
         pipe.zremrangebyscore(kk.seen_items, "-inf", f"({cutoff}")  # their records expired on their own
         pipe.pexpire(kk.seen_items, keep_ms)

@@ -18,10 +18,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, Delivery, DeliveryStatus, SeenItem, Silence, SourceState, Vote
+from rarewatch.models import (
+    Alert,
+    Delivery,
+    DeliveryStatus,
+    SeenItem,
+    SeenRecord,
+    Silence,
+    SourceState,
+    Vote,
+)
 from rarewatch.store import keys as k
 from rarewatch.store._sqlite_worker import Coalescer, Worker, guard
 from rarewatch.store._sqlite_worker import immediate as _immediate
@@ -432,7 +439,7 @@ class SQLiteStore:
 
     # --- seen items -------------------------------------------------------------------------------------
 
-    async def record_items(self, items: Sequence[SeenItem], now: datetime) -> int:
+    async def record_items(self, items: Sequence[SeenRecord], now: datetime) -> int:
         """Keep the items not kept yet, then trim to the retention now and then; how many were new.
 
         Calls made while an earlier batch is being written share one transaction (`Coalescer`)."""
@@ -443,7 +450,7 @@ class SQLiteStore:
         for s in items:
             if s.fetched is not last:
                 last, fetched_us, fetched = s.fetched, k.to_us(s.fetched), s.fetched.isoformat()
-            rows.append((s.item.id, fetched_us, _dumps(s.to_dict(fetched))))
+            rows.append((s.item_id, fetched_us, s.to_json(fetched)))
         return await self._item_writes.call((rows, k.to_us(now)))
 
     def _record_items(self, calls: list[_ItemCall], conn: sqlite3.Connection) -> list[int]:
@@ -866,15 +873,6 @@ def _record_unrouted(row: tuple[str, int, str], limit: int, conn: sqlite3.Connec
             " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
             (limit,),
         )
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    """JSON text through orjson (a fetch's seen items are a large part of a cold cycle's writes), or the
-    standard library for what orjson refuses (a lone surrogate in text from a JSON source)."""
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(data)
 
 
 def _alert_rows(alert_ids: list[str], conn: sqlite3.Connection) -> list[tuple[str, str]]:
