@@ -13,9 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestServer
 from rarewatch import startup_gc
 from rarewatch.clock import FakeClock
 from rarewatch.item_workers import ItemWorkers
-from rarewatch.models import SeenItem
+from rarewatch.models import SeenItem, SeenRecord
 from rarewatch.pipeline import Pipeline, PolledSource, SourceRun, run_cycle
 from rarewatch.ruleset.loader import load_ruleset
 from rarewatch.sources import feedparse
@@ -418,3 +418,33 @@ def test_a_worker_lists_the_items_that_want_no_more_than_their_seen_record(
     for before, item_id, _ in reversed(listed):  # each goes before the whole item at its position
         order.insert(before, item_id)
     assert order == [item.id for item, _ in here]
+
+
+class _CountingStore(SQLiteStore):
+    """A SQLite store that counts the seen items each `record_items` call is given."""
+
+    written: list[int]
+
+    async def record_items(self, items: Sequence[SeenRecord], now: datetime) -> int:
+        self.written.append(len(items))
+        return await super().record_items(items, now)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["in-process", "workers"])
+async def test_items_recorded_once_are_not_written_again(
+    farm: str, session: aiohttp.ClientSession, tmp_path: Path, request: pytest.FixtureRequest, pooled: bool
+) -> None:
+    """Each fetch's new items go to the store in one write; a fetch whose items this process recorded
+    already writes none, whether the items came whole or as a worker's listings."""
+    store = _CountingStore(tmp_path / "count.db")
+    store.written = []
+    await store.open()
+    kw = {"workers": request.getfixturevalue("workers")} if pooled else {}
+    try:
+        pipeline = await make_pipeline(store, session, FakeClock(NOW), **kw)
+        await run_cycle(pipeline, sources(farm, FEEDS[:6]), force=True, concurrency=1)
+        first, store.written = store.written, []
+        await run_cycle(pipeline, sources(farm, FEEDS[:6]), force=True, concurrency=1)
+    finally:
+        await store.close()
+    assert first == [12] * 6 and store.written == []
