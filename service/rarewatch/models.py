@@ -284,6 +284,7 @@ class SeenItem:
 
     @property
     def item_id(self) -> str:
+        """The seen item's id (as `SeenListing.item_id`: what the stores key a record by)."""
         return self.item.id
 
     def to_json(self, fetched: str | None = None) -> str:
