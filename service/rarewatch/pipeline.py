@@ -845,15 +845,20 @@ def _seen_records(
 ) -> Iterator[SeenRecord]:
     """The fetch's items not `recorded` yet as seen-item records, in feed order: a listed item goes
     before the found item at its position."""
-    position = 0
+    position = 0  # listed positions never decrease: each is how many found items came before it
     for before, item_id, text in listed:
-        for item, matches, _, _ in found[position:before]:
-            if item.id not in recorded:
-                yield SeenItem(item, now, version, tuple(m.rule for m in matches))
-        position = max(position, before)
+        yield from _seen_whole(found[position:before], now, version, recorded)
+        position = before
         if item_id not in recorded:
             yield SeenListing(item_id, text, now, version)
-    for item, matches, _, _ in found[position:]:
+    yield from _seen_whole(found[position:], now, version, recorded)
+
+
+def _seen_whole(
+    found: Sequence[_Found], now: datetime, version: str, recorded: Container[str]
+) -> Iterator[SeenItem]:
+    """`found`'s items not `recorded` yet, each with the rules it fired."""
+    for item, matches, _, _ in found:
         if item.id not in recorded:
             yield SeenItem(item, now, version, tuple(m.rule for m in matches))
 
