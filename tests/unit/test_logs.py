@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rarewatch.errors import ConfigError
-from rarewatch.logs import configure, event, log_delivery
+from rarewatch.logs import TEXT_FORMAT, TextFormatter, configure, event, log_delivery
 from rarewatch.settings import load_settings
 
 
@@ -111,3 +111,35 @@ def test_log_format_defaults_to_text_and_a_bad_value_names_file_and_line(tmp_pat
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert str(info.value).startswith(f"{path}:2:") and "log_format" in str(info.value)
+
+
+def test_the_text_formatter_writes_what_logging_formatter_writes_across_seconds() -> None:
+    """The once-a-second time text is the base class's text, whatever the order of the records' times."""
+    ours, theirs = TextFormatter(TEXT_FORMAT), logging.Formatter(TEXT_FORMAT)
+    base = datetime(2026, 12, 6, 9, 59, 59, tzinfo=UTC).timestamp()
+    for offset in (0.0, 0.0004, 0.5, 0.9996, 1.0, 1.25, 0.75, 61.001, 3600.9):
+        record = logging.makeLogRecord(
+            {
+                "name": "rarewatch.pipeline",
+                "levelno": 20,
+                "levelname": "INFO",
+                "msg": "poll source=a",
+                "created": base + offset,
+                "msecs": ((base + offset) % 1) * 1000,
+            }
+        )
+        assert ours.format(record) == theirs.format(record)
+
+
+def test_an_event_record_goes_through_the_loggers_filters_and_names_its_logger() -> None:
+    out = capture("text")
+    logger = logging.getLogger("rarewatch.pipeline")
+    dropped = logging.Filter("rarewatch.elsewhere")  # a filter that refuses this logger's records
+    logger.addFilter(dropped)
+    try:
+        event(logger, logging.INFO, "poll", source="a")
+    finally:
+        logger.removeFilter(dropped)
+    event(logger, logging.INFO, "poll", source="b", items=3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("INFO rarewatch.pipeline: poll source=b items=3")
