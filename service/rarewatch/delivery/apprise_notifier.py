@@ -39,12 +39,13 @@ from rarewatch.delivery.config import DestinationConfigBase, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import truncate
 from rarewatch.delivery.presentation import present
-from rarewatch.delivery.template import PayloadTemplate
 from rarewatch.errors import ConfigError, DeliveryError
 from rarewatch.models import Alert, Severity
 
 if TYPE_CHECKING:
     import apprise
+
+    from rarewatch.delivery.template import PayloadTemplate
 
 # Apprise takes about 0.3 s to import: it is imported where it is used, so only configurations with an
 # apprise destination pay for it (this module is imported with the settings, for its config model).
@@ -103,9 +104,7 @@ class AppriseNotifier:
         self._apprise = apprise.Apprise(asset=asset)
         for index, url in enumerate(urls, start=1):
             self._add(index, url, asset)
-        self._title = (
-            PayloadTemplate(title_template, name=f"{name} title", json=False) if title_template else None
-        )
+        self._title = _title_template(name, title_template)
 
     def _add(self, index: int, url: str, asset: apprise.AppriseAsset) -> None:
         # `instantiate` takes exactly one URL (`add` would split a string at commas and spaces).
@@ -268,3 +267,13 @@ def build(config: AppriseDestination, deps: NotifierDeps) -> Notifier:
         )
     except ValueError as exc:
         raise ConfigError(f"destination {config.name}: {exc}") from None
+
+
+def _title_template(name: str, source: str | None) -> PayloadTemplate | None:
+    """The compiled title template, if any (Jinja2 imported here: only a configuration with a template pays
+    for it at start-up)."""
+    if not source:
+        return None
+    from rarewatch.delivery.template import PayloadTemplate
+
+    return PayloadTemplate(source, name=f"{name} title", json=False)

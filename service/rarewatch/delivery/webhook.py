@@ -47,7 +47,6 @@ from rarewatch.delivery.config import HttpDestinationConfig, NotifierDeps
 from rarewatch.delivery.console import terminal_safe
 from rarewatch.delivery.payload import alert_payload
 from rarewatch.delivery.signing import secret_key, sign
-from rarewatch.delivery.template import PayloadTemplate
 from rarewatch.errors import ConfigError, DeliveryError
 from rarewatch.httputil import parse_retry_after, redact_url, scrub
 from rarewatch.models import Alert
@@ -236,6 +235,9 @@ def _template_body(config: WebhookDestination, deps: NotifierDeps) -> Callable[[
     """The template renderer of a templated webhook (None: the v1 payload); errors name the destination."""
     if config.template is None:
         return None
+    # Jinja2 is imported here: only a configuration with a templated webhook pays for it at start-up.
+    from rarewatch.delivery.template import PayloadTemplate
+
     path = deps.resolve_path(config.template)
     try:
         template = PayloadTemplate.from_file(path, json=config.template_json, params=config.template_vars)
