@@ -22,6 +22,11 @@ from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
 _new = tuple.__new__
 
+# ASCII letters and digits: a quick gate's key made of them alone, found right after one of them, lies
+# inside a word ("port" in "export", "report"), where the term pass would drop it (`_word_keys`).
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_ALNUM_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
 
 class Scanner:
     """The automata of one rule pack and the filters of its terms."""
@@ -47,7 +52,7 @@ class Scanner:
         self._latin = terms.latin
         self._derive()
 
-    _DERIVED = ("_quick", "_quick_lines", "_negators", "_gate_in_scan")
+    _DERIVED = ("_quick", "_quick_lines", "_word_keys", "_negators", "_gate_in_scan")
 
     def __getstate__(self) -> dict[str, object]:
         """What `_derive` makes is not pickled (the quick gates, `ahocorasick_rs`, do not pickle): it is
@@ -72,7 +77,7 @@ class Scanner:
     def _derive(self) -> None:
         """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'
         options; whether the gate can be read from the term pass's hits (`_gate_keys_in_scan`)."""
-        self._quick, self._quick_lines = self._quick_gates()
+        self._quick, self._quick_lines, self._word_keys = self._quick_gates()
         self._negators = Negators(self._options)
         self._gate_in_scan = self._gate_keys_in_scan()
 
@@ -88,27 +93,49 @@ class Scanner:
                 return False
         return True
 
-    def _quick_gates(self) -> tuple[tuple[Any | None, Any | None], tuple[Any | None, Any | None]]:
+    def _quick_gates(
+        self,
+    ) -> tuple[
+        tuple[Any | None, Any | None], tuple[Any | None, Any | None], tuple[frozenset[int], frozenset[int]]
+    ]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
         only tells whether any of them occurs anywhere. Most items hold none, and this library says so
         in about half the time of a pass of the full gate; a None automaton: nothing can open the gate.
         Then the two again over UTF-8 bytes, for `gate_may_open_lines` (over a large text, the `str`
         automaton costs several times more): the ASCII keys for ASCII lines (a smaller automaton, about
-        a quarter quicker over them), all the keys for lines that may not be."""
+        a quarter quicker over them), all the keys for lines that may not be. Last, per automaton, the
+        indexes of its keys made of ASCII letters and digits alone (`_word_keys`)."""
         if self._gate is None:
-            return (None, None), (None, None)
+            return (None, None), (None, None), (frozenset(), frozenset())
         ascii_keys = _keys_of(self._gate[0], self._vetoes)
         other_keys = _keys_of(self._gate[1], self._vetoes)
         quick = (_str_automaton(ascii_keys), _str_automaton(other_keys))
-        return quick, (_bytes_automaton(ascii_keys), _bytes_automaton(other_keys))
+        return (
+            quick,
+            (_bytes_automaton(ascii_keys), _bytes_automaton(other_keys)),
+            (
+                _word_keys(ascii_keys),
+                _word_keys(other_keys),
+            ),
+        )
 
     def gate_may_open(self, joined: str) -> bool:
-        """Whether a key that can open the gate occurs in `joined`, even off its word boundaries (always
-        True without a gate): False says the gate is closed, at the cost of one quick automaton call."""
+        """Whether a key that can open the gate occurs in `joined`, even off its end boundary (always
+        True without a gate): False says the gate is closed, at the cost of one quick automaton call.
+        A key of ASCII letters and digits found right after such a character does not count: it lies
+        inside a word, where the term pass would drop it ("port" in "export"; see `_word_keys`)."""
         if self._gate is None:
             return True
-        quick = self._quick[0] if joined.isascii() else self._quick[1]
-        return quick is not None and bool(quick.find_matches_as_indexes(joined))
+        if joined.isascii():
+            quick, words = self._quick[0], self._word_keys[0]
+        else:
+            quick, words = self._quick[1], self._word_keys[1]
+        if quick is None:
+            return False
+        for index, start, _ in quick.find_matches_as_indexes(joined):
+            if index not in words or not start or joined[start - 1] not in _ALNUM:
+                return True
+        return False
 
     def gate_may_open_many(self, joined: Sequence[str]) -> list[bool]:
         """`gate_may_open` of each text of `joined`, in one automaton call over them all (joined by "\n",
@@ -120,13 +147,18 @@ class Scanner:
         if len(joined) < 2:
             return [self.gate_may_open(text) for text in joined]
         big = "\n".join(joined)
-        quick = self._quick[0] if big.isascii() else self._quick[1]
+        if big.isascii():
+            quick, words = self._quick[0], self._word_keys[0]
+        else:
+            quick, words = self._quick[1], self._word_keys[1]
         maybe = [False] * len(joined)
         if quick is None:
             return maybe
         # The matches come in text order: walk the texts' ends along with them.
         index, end = 0, len(joined[0])
-        for _, start, _ in quick.find_matches_as_indexes(big):
+        for key, start, _ in quick.find_matches_as_indexes(big):
+            if key in words and start and big[start - 1] in _ALNUM:
+                continue  # inside a word
             while start > end:
                 index += 1
                 end += 1 + len(joined[index])
@@ -158,10 +190,11 @@ class Scanner:
     def gate_may_open_lines(self, folded: bytes) -> list[bool] | None:
         """For each line of `folded` (text folded by `text.fold_ascii_lines` or `text.fold_lines`; its
         lines are `folded.split(b"\\n")`, an empty one after a final newline), whether a key that
-        can open the gate occurs in it, off word boundaries too. False for a line says the gate is
-        closed on any texts whose search texts are substrings of the line (each within it, as
-        `fold_ascii_lines` promises for the lines' substrings). One automaton call for every line: the
-        cheap verdict on most items of a large input. None when there is no gate."""
+        can open the gate occurs in it, off its end boundary too, as `gate_may_open` asks. False for a
+        line says the gate is closed on any texts whose search texts are substrings of the line (each
+        within it, as `fold_ascii_lines` promises for the lines' substrings) that do not start right
+        after an ASCII letter or digit (a JSON string's text starts after its quote). One automaton call
+        for every line: the cheap verdict on most items of a large input. None when there is no gate."""
         if self._gate is None:
             return None
         maybe = [False] * (folded.count(b"\n") + 1)
@@ -172,8 +205,11 @@ class Scanner:
             # no key holds a newline (a match never spans two lines). The matches come in text order, so
             # a match's line is the newlines counted up to it from the one before (not a position of
             # every line's start, made for the few lines that hold a match).
+            words = self._word_keys[0] if folded.isascii() else self._word_keys[1]
             line = at = 0
-            for _, start, _ in automaton.find_matches_as_indexes(folded):
+            for key, start, _ in automaton.find_matches_as_indexes(folded):
+                if key in words and start and folded[start - 1] in _ALNUM_BYTES:
+                    continue  # inside a word, as in `gate_may_open`
                 line += folded.count(b"\n", at, start)
                 at = start
                 maybe[line] = True
@@ -323,10 +359,27 @@ def _bytes_automaton(keys: list[str]) -> Any | None:
 
 
 def _str_automaton(keys: list[str]) -> Any | None:
-    """An `ahocorasick_rs` automaton of `keys`, or None when there are none."""
-    return (
-        ahocorasick_rs.AhoCorasick(keys, implementation=ahocorasick_rs.Implementation.DFA) if keys else None
+    """An `ahocorasick_rs` automaton of `keys`, leftmost-first as `_bytes_automaton`'s (which
+    `_word_keys` needs), or None when there are none."""
+    if not keys:
+        return None
+    return ahocorasick_rs.AhoCorasick(
+        keys,
+        implementation=ahocorasick_rs.Implementation.DFA,
+        matchkind=ahocorasick_rs.MatchKind.LeftmostFirst,
     )
+
+
+def _word_keys(keys: list[str]) -> frozenset[int]:
+    """The indexes of `keys` made of ASCII letters and digits alone. A quick gate may pass over such a
+    key's match when the character before it is one too: the match lies inside a word, where the term
+    pass would drop it, and no match it hides could open the gate. A leftmost-first search reports the
+    leftmost match, so a key hidden by it starts at or after its start, right after one of its letters
+    or digits (or at its start, after the same character): off its start boundary too, as every key that
+    starts with a letter or digit needs one (`TermTable.add`). A key holding a space or a sign is not one
+    of these: a key starting after that character would be hidden ("port controls" in "export controls"
+    hides "controls")."""
+    return frozenset(i for i, key in enumerate(keys) if key.isascii() and key.isalnum())
 
 
 def _gate_hits(automaton: Any, text: str, vetoes: frozenset[int]) -> list[tuple[int, int, bool]]:
