@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rarewatch.ruleset import chinese
-from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Scan, TermSet
+from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, Scan, TermSet
 from rarewatch.ruleset.scanning import Scanner
 
 
@@ -122,7 +122,9 @@ def compile_test(expr: Node) -> RuleTest:
     """`expr.test` as one Python function: `all`, `any` and `none` become `and`, `or` and `not`, in the
     order of their children, and a term set one set test against the terms found in the rule's fields
     (worked out once per rule, not once per term set); a `near` is called only when both its sides were
-    found there (the set test of each first), and regex nodes as they are. What it answers is
+    found there (the set test of each first), and a regex with required literals only when the item
+    holds them (a set test per need against the literals found, found once per item and only when a
+    test first gets that far), then searched without asking them again. What it answers is
     `expr.test(scan, fields)`, with the same children tried in the same order: an item that opens the
     gate wakes about ten rules, and the calls of a tree of nodes were most of their cost."""
     constants: list[object] = []
@@ -148,6 +150,17 @@ def _source(node: Node, constants: list[object]) -> str:
         return f"({left} and {right} and {_constant(node, constants)}.test(scan, fields))"
     if isinstance(node, TermSet):
         return _term_test(node.tids, constants)
+    if isinstance(node, Regex) and node.needs is not None and node.index is not None:
+        # Most regexes an item's rules ask lack a literal there: two set tests spare the search, and the
+        # calls `Regex.test` would make to find that out (`Regex._needs_met`).
+        index = _constant(node.index, constants)
+        lits = (
+            f"((lits := scan.literal_ids) is not None or (lits := scan.fill_literals({index})) is not None)"
+        )
+        needs = [f"not {_constant(need, constants)}.isdisjoint(lits)" for need in node.needs]
+        return (
+            "(" + " and ".join([lits, *needs, f"{_constant(node, constants)}.searched(scan, fields)"]) + ")"
+        )
     return f"{_constant(node, constants)}.test(scan, fields)"
 
 

@@ -107,6 +107,12 @@ class Scan:
         literals are (`literals.fold`): searched once for the literals of every regex of the pack."""
         return fold("\n".join(self.regex_text(f) for f in range(len(self.raw)) if self.raw[f]))
 
+    def fill_literals(self, index: LiteralIndex) -> frozenset[int]:
+        """`literal_ids`: the ids of `index`'s literals found in the regex texts, found now (the item's
+        first regex to ask its needs; see `Regex._needs_met`)."""
+        found = self.literal_ids = index.found(self.regex_texts_folded())
+        return found
+
     def first_hit(self, tid: int, fields: int) -> Hit | None:
         for hit in self.hits.get(tid, ()):
             if (1 << hit.field) & fields:
@@ -269,10 +275,23 @@ class Regex:
         cache_key = (self.key, fields)
         if cache_key in scan.regex_results:
             return scan.regex_results[cache_key]
-        found = None
         if self.needs is not None and not self._needs_met(scan):
-            scan.regex_results[cache_key] = found
-            return found
+            scan.regex_results[cache_key] = None
+            return None
+        return self._search_text(scan, fields, cache_key)
+
+    def searched(self, scan: Scan, fields: int) -> bool:
+        """`test` for a caller that has found the pattern's needs met (`core.compile_test`'s tests):
+        the search itself, or its result cached for the item."""
+        cache_key = (self.key, fields)
+        results = scan.regex_results
+        if cache_key in results:
+            return results[cache_key] is not None
+        return self._search_text(scan, fields, cache_key) is not None
+
+    def _search_text(self, scan: Scan, fields: int, cache_key: tuple[int, int]) -> Evidence | None:
+        """The first match in the selected fields, recorded in the item's cache under `cache_key`."""
+        found = None
         for field in range(len(scan.raw)):
             if (1 << field) & fields and scan.raw[field]:
                 m = self.pattern.search(scan.regex_text(field))
@@ -289,7 +308,7 @@ class Regex:
         found = scan.literal_ids
         if found is None:
             assert self.index is not None  # `needs` is set only with an index
-            found = scan.literal_ids = self.index.found(scan.regex_texts_folded())
+            found = scan.fill_literals(self.index)
         # a loop, not `all` over a generator: this runs for every regex an item's rules ask
         for need in self.needs or ():  # noqa: SIM110
             if need.isdisjoint(found):

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import load_ruleset
+from rarewatch.ruleset.core import compile_test
 from rarewatch.ruleset.literals import LiteralIndex, fold, required_literals
-from rarewatch.ruleset.nodes import Near, Node, Regex, Scan
+from rarewatch.ruleset.nodes import AnyOf, Near, Node, Regex, Scan
 
 LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 
@@ -223,3 +224,27 @@ def test_the_index_finds_every_literal_added_even_after_a_search() -> None:
 
 def test_a_regex_made_outside_a_pack_is_always_searched() -> None:
     assert Regex(r"(?i)\bcare\s+and\s+maintenance\b", False, 1).needs is None
+
+
+def test_a_rule_s_compiled_test_searches_a_regex_only_where_its_literals_are() -> None:
+    """`core.compile_test` asks a regex's needs itself (set tests against the item's literals, found once
+    for the item) and then searches it: not at all without them, once for the item where they are."""
+    index = LiteralIndex()
+    regex = Regex(r"(?i)\bcare\s+and\s+maintenance\b", False, 1, index=index)
+    other = Regex(r"(?i)\bcare\s+and\b", False, 2, index=index)
+    test = compile_test(AnyOf([regex, other]))
+    regex._compiled = _NoSearch()  # type: ignore[assignment]
+    text = ("Miner halts the Kwinana plant", "", "")
+    scan = Scan(text, text, {}, {})
+    assert not test(scan, 7, frozenset())
+    assert scan.literal_ids == frozenset(), "found once, and none"
+    regex._compiled = None
+    for text, holds in [
+        (("Miner puts plant on CARE and maintenance", "", ""), True),
+        (("Miner says care and upkeep continue; maintenance later", "", ""), True),  # `other`'s
+        (("Miner says care, upkeep and maintenance", "", ""), False),  # literals there, no match
+    ]:
+        scan = Scan(text, text, {}, {})
+        assert test(scan, 7, frozenset()) is holds
+        assert test(scan, 7, frozenset()) is holds, "asked again: the item's cached results"
+        assert scan.literal_ids is not None
