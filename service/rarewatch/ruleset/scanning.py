@@ -22,6 +22,10 @@ from rarewatch.ruleset.text import cased_text, is_cjk, is_word_char, search_text
 
 _new = tuple.__new__
 
+# A quick gate: an `ahocorasick_rs` automaton (None: no key can open the gate) and the indexes of its
+# keys that are passed over inside a word (`_word_keys`).
+_Quick = tuple[Any | None, frozenset[int]]
+
 # ASCII letters and digits: a quick gate's key made of them alone, found right after one of them, lies
 # inside a word ("port" in "export", "report"), where the term pass would drop it (`_word_keys`).
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -52,7 +56,7 @@ class Scanner:
         self._latin = terms.latin
         self._derive()
 
-    _DERIVED = ("_quick", "_quick_lines", "_word_keys", "_negators", "_gate_in_scan")
+    _DERIVED = ("_quick", "_quick_lines", "_negators", "_gate_in_scan")
 
     def __getstate__(self) -> dict[str, object]:
         """What `_derive` makes is not pickled (the quick gates, `ahocorasick_rs`, do not pickle): it is
@@ -77,7 +81,7 @@ class Scanner:
     def _derive(self) -> None:
         """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'
         options; whether the gate can be read from the term pass's hits (`_gate_keys_in_scan`)."""
-        self._quick, self._quick_lines, self._word_keys = self._quick_gates()
+        self._quick, self._quick_lines = self._quick_gates()
         self._negators = Negators(self._options)
         self._gate_in_scan = self._gate_keys_in_scan()
 
@@ -93,30 +97,23 @@ class Scanner:
                 return False
         return True
 
-    def _quick_gates(
-        self,
-    ) -> tuple[
-        tuple[Any | None, Any | None], tuple[Any | None, Any | None], tuple[frozenset[int], frozenset[int]]
-    ]:
+    def _quick_gates(self) -> tuple[tuple[_Quick, _Quick], tuple[_Quick, _Quick]]:
         """A second automaton per gate automaton, of its keys that can open it (not vetoes alone), which
         only tells whether any of them occurs anywhere. Most items hold none, and this library says so
         in about half the time of a pass of the full gate; a None automaton: nothing can open the gate.
         Then the two again over UTF-8 bytes, for `gate_may_open_lines` (over a large text, the `str`
         automaton costs several times more): the ASCII keys for ASCII lines (a smaller automaton, about
-        a quarter quicker over them), all the keys for lines that may not be. Last, per automaton, the
-        indexes of its keys made of ASCII letters and digits alone (`_word_keys`)."""
+        a quarter quicker over them), all the keys for lines that may not be. Each automaton goes with
+        the indexes of its keys made of ASCII letters and digits alone (`_word_keys`)."""
         if self._gate is None:
-            return (None, None), (None, None), (frozenset(), frozenset())
+            none: _Quick = (None, frozenset())
+            return (none, none), (none, none)
         ascii_keys = _keys_of(self._gate[0], self._vetoes)
         other_keys = _keys_of(self._gate[1], self._vetoes)
-        quick = (_str_automaton(ascii_keys), _str_automaton(other_keys))
+        ascii_words, other_words = _word_keys(ascii_keys), _word_keys(other_keys)
         return (
-            quick,
-            (_bytes_automaton(ascii_keys), _bytes_automaton(other_keys)),
-            (
-                _word_keys(ascii_keys),
-                _word_keys(other_keys),
-            ),
+            ((_str_automaton(ascii_keys), ascii_words), (_str_automaton(other_keys), other_words)),
+            ((_bytes_automaton(ascii_keys), ascii_words), (_bytes_automaton(other_keys), other_words)),
         )
 
     def gate_may_open(self, joined: str) -> bool:
@@ -126,10 +123,7 @@ class Scanner:
         inside a word, where the term pass would drop it ("port" in "export"; see `_word_keys`)."""
         if self._gate is None:
             return True
-        if joined.isascii():
-            quick, words = self._quick[0], self._word_keys[0]
-        else:
-            quick, words = self._quick[1], self._word_keys[1]
+        quick, words = self._quick[0 if joined.isascii() else 1]
         if quick is None:
             return False
         for index, start, _ in quick.find_matches_as_indexes(joined):
@@ -147,10 +141,7 @@ class Scanner:
         if len(joined) < 2:
             return [self.gate_may_open(text) for text in joined]
         big = "\n".join(joined)
-        if big.isascii():
-            quick, words = self._quick[0], self._word_keys[0]
-        else:
-            quick, words = self._quick[1], self._word_keys[1]
+        quick, words = self._quick[0 if big.isascii() else 1]
         maybe = [False] * len(joined)
         if quick is None:
             return maybe
@@ -199,13 +190,12 @@ class Scanner:
             return None
         maybe = [False] * (folded.count(b"\n") + 1)
         # ASCII text holds no key with another character: the automaton of the ASCII keys alone will do.
-        automaton = self._quick_lines[0] if folded.isascii() else self._quick_lines[1]
+        automaton, words = self._quick_lines[0 if folded.isascii() else 1]
         if automaton is not None:
             # Non-overlapping matches suffice: a key occurring in a line gives a match in that line, as
             # no key holds a newline (a match never spans two lines). The matches come in text order, so
             # a match's line is the newlines counted up to it from the one before (not a position of
             # every line's start, made for the few lines that hold a match).
-            words = self._word_keys[0] if folded.isascii() else self._word_keys[1]
             line = at = 0
             for key, start, _ in automaton.find_matches_as_indexes(folded):
                 if key in words and start and folded[start - 1] in _ALNUM_BYTES:
