@@ -125,8 +125,9 @@ def compile_test(expr: Node) -> RuleTest:
     found there (the set test of each first), and a regex with required literals only when the item
     holds them (a set test per need against the literals found, found once per item and only when a
     test first gets that far), then searched without asking them again. What it answers is
-    `expr.test(scan, fields)`, with the same children tried in the same order: an item that opens the
-    gate wakes about ten rules, and the calls of a tree of nodes were most of their cost."""
+    `expr.test(scan, fields)`, its children tried cheapest first as there, except that an `all` tries its
+    `none` children last (`_test_order`): an item that opens the gate wakes a few rules of a few hundred
+    nodes each, and the calls of a tree of nodes were most of their cost."""
     constants: list[object] = []
     source = f"def test(scan, fields, found):\n    return {_source(expr, constants)}\n"
     namespace: dict[str, object] = {f"c{i}": c for i, c in enumerate(constants)}
@@ -138,7 +139,7 @@ def compile_test(expr: Node) -> RuleTest:
 def _source(node: Node, constants: list[object]) -> str:
     """The Python expression of `node.test(scan, fields)`, its objects named `c0`, `c1`… in `constants`."""
     if isinstance(node, AllOf | AnyOf | NoneOf):
-        parts = [_source(child, constants) for child in node.children]
+        parts = [_source(child, constants) for child in _test_order(node)]
         if isinstance(node, AllOf):
             return "(" + " and ".join(parts) + ")" if parts else "True"
         either = "(" + " or ".join(parts) + ")" if parts else "False"
@@ -162,6 +163,18 @@ def _source(node: Node, constants: list[object]) -> str:
             "(" + " and ".join([lits, *needs, f"{_constant(node, constants)}.searched(scan, fields)"]) + ")"
         )
     return f"{_constant(node, constants)}.test(scan, fields)"
+
+
+def _test_order(node: AllOf | AnyOf | NoneOf) -> Sequence[Node]:
+    """The order `node`'s children are tried in: cheapest first (`_Group`), except that in an `all` its
+    `none` children come last. A `none` holds on almost every item that gets that far (vetoes seldom
+    fire), so it stops an `and` almost never and is paid in full where it comes first, while the other
+    children of an `all` (the rule's positive branches) fail on most of the items a rule is asked about:
+    the bundled pack's English licensing rule fires on one in seven of them. The answer is the same in
+    any order (each child's test has no effect but filling the item's caches)."""
+    if not isinstance(node, AllOf):
+        return node.children
+    return sorted(node.children, key=lambda child: isinstance(child, NoneOf))
 
 
 def _term_test(tids: frozenset[int], constants: list[object]) -> str:

@@ -17,7 +17,7 @@ from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import Ruleset, load_ruleset
 from rarewatch.ruleset.cache import RulesetCache, load_core
 from rarewatch.ruleset.core import compile_test
-from rarewatch.ruleset.nodes import Near, Scan, TermSet
+from rarewatch.ruleset.nodes import AllOf, Near, NoneOf, Scan, TermSet
 from rarewatch.ruleset.schema import Example
 from rarewatch.ruleset.text import WHITESPACE, fold_lines, joined_search_text, raw_search_text, search_text
 
@@ -335,3 +335,19 @@ def test_an_item_without_a_gate_key_is_answered_before_its_plain_texts(
     monkeypatch.setattr("rarewatch.commands.rules.plain_text", refused)
     line = '{"id": "q", "title": "Council \\"approves\\" road budget", "summary": "Rates unchanged"}\n'
     assert encode_line(ruleset.core, line, 1, False) == '{"id":"q","matches":[]}\n'
+
+
+@pytest.mark.parametrize(("found", "asked"), [({1, 2}, 0), ({1, 2, 3, 4, 5, 6}, 1)])
+def test_a_compiled_all_asks_its_vetoes_last(found: set[int], asked: int) -> None:
+    """In a rule's compiled test an `all` tries its `none` children after the others, whatever they cost:
+    a veto seldom holds, so it decides an `and` only once the positive children have all held. Here the
+    veto (a `near`, cost 3) is cheaper than the positive branch (four terms, cost 4), which it would
+    precede if cost alone decided, and it is asked only on the item where the branch holds."""
+    labels = ["zero", "one", "two", "three", "four", "five", "six"]
+    veto = _SpyNear(TermSet(frozenset({1}), labels), TermSet(frozenset({2}), labels))
+    branch = AllOf([TermSet(frozenset({t}), labels) for t in (3, 4, 5, 6)])
+    rule = AllOf([NoneOf([veto]), branch])
+    assert rule.children[0] is not branch, "cost alone would try the veto first"
+    scan = Scan(("",), ("",), {}, {})
+    assert compile_test(rule)(scan, 1, frozenset(found)) is False
+    assert veto.asked == asked
