@@ -159,8 +159,13 @@ def _source(node: Node, constants: list[object]) -> str:
             f"((lits := scan.literal_ids) is not None or (lits := scan.fill_literals({index})) is not None)"
         )
         needs = [f"not {_constant(need, constants)}.isdisjoint(lits)" for need in node.needs]
+        # An ASCII item cannot hold a need of Chinese literals: the flag spares it the literal pass (the
+        # Chinese rules' regexes are asked of English items that name a material).
+        script = ["not scan.ascii"] if node.needs_cjk else []
         return (
-            "(" + " and ".join([lits, *needs, f"{_constant(node, constants)}.searched(scan, fields)"]) + ")"
+            "("
+            + " and ".join([*script, lits, *needs, f"{_constant(node, constants)}.searched(scan, fields)"])
+            + ")"
         )
     return f"{_constant(node, constants)}.test(scan, fields)"
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from rarewatch.ruleset.chinese import to_simplified
 from rarewatch.ruleset.clauses import crosses
 from rarewatch.ruleset.literals import LiteralIndex, fold, required_literals
-from rarewatch.ruleset.text import display_text
+from rarewatch.ruleset.text import display_text, holds_cjk_letter
 
 Weight = Callable[[frozenset[int]], int]
 
@@ -48,6 +48,7 @@ class Scan:
         "_display",
         "_found_in",
         "_regex_text",
+        "ascii",
         "hits",
         "literal_ids",
         "masks",
@@ -59,10 +60,18 @@ class Scan:
     )
 
     def __init__(
-        self, raw: Sequence[str], search: Sequence[str], hits: dict[int, list[Hit]], masks: dict[int, int]
+        self,
+        raw: Sequence[str],
+        search: Sequence[str],
+        hits: dict[int, list[Hit]],
+        masks: dict[int, int],
+        ascii: bool | None = None,
     ) -> None:
         self.raw = raw
         self.search = search
+        # Whether the search texts are ASCII (`ascii`, when the caller knows): then no Han, kana or Hangul
+        # letter is in any field, and a regex that needs one is not asked (`core.compile_test`).
+        self.ascii = all(map(str.isascii, search)) if ascii is None else ascii
         self.hits = hits  # term id -> hits, in text order per field
         self.masks = masks  # term id -> bit mask of the fields it was found in
         self.regex_results: dict[tuple[int, int], Evidence | None] = {}
@@ -228,7 +237,7 @@ def _hits_of(scan: Scan, tids: frozenset[int], fields: int) -> list[tuple[int, H
 class Regex:
     """`{regex: ...}`: searched in each selected field's display text; results cached per item."""
 
-    __slots__ = ("_compiled", "flags", "index", "key", "needs", "source", "written")
+    __slots__ = ("_compiled", "flags", "index", "key", "needs", "needs_cjk", "source", "written")
     cost = 20
 
     def __init__(
@@ -248,6 +257,8 @@ class Regex:
         self.index = index
         needs = required_literals(self.source, self.flags) if index is not None else None
         self.needs = index.add(needs) if index is not None and needs else None
+        # A need none of whose literals lacks a Han, kana or Hangul letter: no ASCII item can meet it.
+        self.needs_cjk = bool(self.needs) and any(all(map(holds_cjk_letter, need)) for need in needs or ())
         self.key = key  # unique per regex node: the cache key
         # As the rule file spells it ({{named patterns}} unexpanded): what explanations show.
         self.written = source if written is None else written
@@ -305,6 +316,8 @@ class Regex:
 
     def _needs_met(self, scan: Scan) -> bool:
         """Whether the item's text holds one literal of each of the pattern's needs (else no match)."""
+        if self.needs_cjk and scan.ascii:
+            return False
         found = scan.literal_ids
         if found is None:
             assert self.index is not None  # `needs` is set only with an index

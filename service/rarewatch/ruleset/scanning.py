@@ -284,9 +284,10 @@ class Scanner:
         ascii_automaton, other_automaton = self._all if every_term else (self._ascii, self._other)
         if ascii_automaton is not None:
             _find_terms(ascii_automaton, joined, search, hits, masks)
-        if other_automaton is not None and not joined.isascii():
+        ascii = joined.isascii()
+        if other_automaton is not None and not ascii:
             _find_terms(other_automaton, joined, search, hits, masks)
-        return Scan(raw, search, hits, masks)
+        return Scan(raw, search, hits, masks, ascii)
 
     def filter(self, scan: Scan) -> None:
         """Drop the hits that do not count (case, exclusions, negation), in place."""

@@ -77,6 +77,12 @@ def is_cjk(char: str) -> bool:
     return 0x2E80 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF
 
 
+def holds_cjk_letter(text: str) -> bool:
+    """Whether `text` holds a Han, kana or Hangul letter (not CJK punctuation or a symbol): a character
+    that search texts keep as it is, so that text holding one has a search text that is not ASCII."""
+    return any(is_cjk(c) and unicodedata.category(c) == "Lo" for c in text)
+
+
 def is_word_char(char: str) -> bool:
     """A letter or digit of a script that separates words with spaces (Latin, Greek, Cyrillic, ...).
 

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from rarewatch.paths import bundled_rules_dir
 from rarewatch.ruleset import load_ruleset
+from rarewatch.ruleset.chinese import to_simplified
 from rarewatch.ruleset.core import compile_test
 from rarewatch.ruleset.literals import LiteralIndex, fold, required_literals
 from rarewatch.ruleset.nodes import AnyOf, Near, Node, Regex, Scan
+from rarewatch.ruleset.text import display_text, holds_cjk_letter, search_text
 
 LABELLED = Path(__file__).parents[2] / "data" / "labelled.jsonl"
 
@@ -248,3 +250,52 @@ def test_a_rule_s_compiled_test_searches_a_regex_only_where_its_literals_are() -
         assert test(scan, 7, frozenset()) is holds
         assert test(scan, 7, frozenset()) is holds, "asked again: the item's cached results"
         assert scan.literal_ids is not None
+
+
+def test_a_regex_that_needs_chinese_is_not_asked_of_ascii_text() -> None:
+    """A regex with a need of Chinese literals alone (`Regex.needs_cjk`) is answered False for an item whose
+    search texts are ASCII, before the item's literals are looked for: the Chinese rules' regexes are
+    asked of English items that name a material, and the literal pass was most of their cost there."""
+    index = LiteralIndex()
+    regex = Regex(r"不得[^，。]{0,6}?(?:美国|美方)", False, 1, index=index)
+    mixed = Regex(r"(?:gallium|镓)\s*(?:export|出口)", False, 2, index=index)
+    assert regex.needs_cjk and not mixed.needs_cjk
+    test = compile_test(AnyOf([regex]))
+    english = ("Firms may not pass gallium to US defence makers", "", "")
+    scan = Scan(english, english, {}, {})
+    assert scan.ascii
+    assert not test(scan, 7, frozenset())
+    assert scan.literal_ids is None, "no literal pass for an ASCII item"
+    scan = Scan(english, english, {}, {})
+    assert not regex.test(scan, 7)
+    assert scan.literal_ids is None, "nor when the node is asked itself (`--explain`)"
+    chinese = ("要求企业不得向美国军工企业转让含稀土产品", "", "")
+    scan = Scan(chinese, chinese, {}, {})
+    assert not scan.ascii
+    assert test(scan, 7, frozenset())
+    assert regex.test(Scan(chinese, chinese, {}, {}), 7)
+    both = ("gallium export", "", "")
+    assert compile_test(AnyOf([mixed]))(Scan(both, both, {}, {}), 7, frozenset())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("ab ,.-\"'\u3000\u00a0\u200b\u3002\u300a\u300b\u3001\uff0c\uff21\u212a\u0130")
+            + list("稀土禁止出口鎵鍺ア한")
+        ),
+        max_size=30,
+    )
+)
+def test_text_holding_a_chinese_letter_never_has_an_ascii_search_text(raw: str) -> None:
+    """The premise of `Regex.needs_cjk`: a Han, kana or Hangul letter in what regexes search (the display
+    text, converted to Simplified) stays in the search text, so an ASCII search text means no such
+    letter was there to meet a need."""
+    if holds_cjk_letter(to_simplified(display_text(raw))):
+        assert not search_text(raw).isascii()
+
+
+def test_only_letters_of_the_cjk_scripts_count_as_chinese_literals() -> None:
+    assert holds_cjk_letter("出口") and holds_cjk_letter("ア") and holds_cjk_letter("한")
+    assert not holds_cjk_letter("。《》、") and not holds_cjk_letter("export") and not holds_cjk_letter("")
