@@ -2,12 +2,13 @@
 rule files on every start.
 
 An entry is keyed by a hash of everything the compiled pack depends on: the name and content of every
-rule file, the source of the rarewatch package (a changed compiler must not reuse an old pack, even
-without a version bump), the versions of Python and of the libraries whose objects the pack holds, and
-the entry format. An entry is used only when its header names the same key and its payload has the
-recorded SHA-256; anything else (a missing, truncated, corrupt, foreign or stale file, a file another
-user could have written) is ignored and the pack is compiled from the files, as without a cache. The
-cache never decides what matches: a hit is the pickled result of compiling the very same inputs.
+rule file, the source files of the rarewatch package by path, size and modification time (a changed
+compiler must not reuse an old pack, even without a version bump), the versions of Python and of the
+libraries whose objects the pack holds, and the entry format. An entry is used only when its header
+names the same key and its payload has the recorded SHA-256; anything else (a missing, truncated,
+corrupt, foreign or stale file, a file another user could have written) is ignored and the pack is
+compiled from the files, as without a cache. The cache never decides what matches: a hit is the pickled
+result of compiling the very same inputs.
 
 Each key has two entries: the whole pack (`Ruleset`), and its match core (`core.MatchCore`: what
 `rarewatch match` needs, which unpickles without importing pydantic or the rule schema). Both are
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import logging
 import os
 import pickle
+import re
 import stat
 import sys
 import tempfile
@@ -59,18 +60,55 @@ def default_cache_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """A hash of the rarewatch package's Python source and the versions the pickled pack depends on."""
+    """A hash of the rarewatch package's Python source files and the versions the pickled pack depends
+    on. A source file counts by its path, size and modification time (in nanoseconds), as Python's own
+    bytecode cache judges a source changed (by its seconds): an edit, a checkout or a reinstall changes
+    them, and reading and hashing every file was most of a warm start's key (~10 ms)."""
     digest = hashlib.sha256(f"format {FORMAT}\n{sys.version}\n{rarewatch.__version__}\n".encode())
     for name in _LIBRARIES:
-        try:
-            digest.update(f"{name} {importlib.metadata.version(name)}\n".encode())
-        except importlib.metadata.PackageNotFoundError:
-            digest.update(f"{name} -\n".encode())
+        digest.update(f"{name} {_version(name)}\n".encode())
     package = Path(rarewatch.__file__).resolve().parent
     for source in sorted(package.rglob("*.py")):
-        digest.update(source.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(source.read_bytes()).digest())
+        status = source.stat()
+        digest.update(
+            f"{source.relative_to(package).as_posix()}\0{status.st_size}\0{status.st_mtime_ns}\0".encode()
+        )
     return digest.hexdigest()
+
+
+def _version(distribution: str) -> str:
+    """The installed version of `distribution`, or "-": read from the name of its `.dist-info` directory
+    on `sys.path` ("pyahocorasick-2.1.0.dist-info"), else from `importlib.metadata` (which takes ~10 ms
+    to import and reads every path entry's metadata: most of a warm start's key when it was asked)."""
+    version = _dist_info_versions().get(_normalized(distribution))
+    if version is not None:
+        return version
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+@lru_cache(maxsize=1)
+def _dist_info_versions() -> dict[str, str]:
+    """Normalised distribution name -> version, from the `.dist-info` directories on `sys.path` (the
+    first entry that has one wins, as for imports)."""
+    versions: dict[str, str] = {}
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            for found in os.listdir(entry or "."):
+                if found.endswith(".dist-info"):
+                    name, _, version = found[: -len(".dist-info")].partition("-")
+                    if version:
+                        versions.setdefault(_normalized(name), version)
+    return versions
+
+
+def _normalized(name: str) -> str:
+    """A distribution's name as packaging compares them (PEP 503): case and runs of "-", "_", "." folded."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def cache_key(files: Sequence[tuple[str, str]]) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from rarewatch.models import Item
 from rarewatch.ruleset import Ruleset, load_ruleset
+from rarewatch.ruleset import cache as cache_module
 from rarewatch.ruleset.cache import _KEEP, FORMAT, RulesetCache, cache_key, load_core
 from rarewatch.ruleset.core import MatchCore
 from rarewatch.ruleset.nodes import Regex
@@ -308,3 +309,27 @@ def test_a_compiled_regex_is_pickled_as_its_text(write_rules: RuleWriter) -> Non
     data = pickle.dumps(node)
     assert b"_compile" not in data
     assert pickle.loads(data).pattern.pattern == "export\\s+bans?"
+
+
+def test_a_library_s_version_is_read_from_its_dist_info_as_importlib_metadata_reads_it() -> None:
+    import importlib.metadata
+
+    for name in cache_module._LIBRARIES:
+        assert cache_module._version(name) == importlib.metadata.version(name)
+    assert cache_module._version("no-such-distribution-here") == "-"
+    assert cache_module._normalized("Py__Aho.Corasick") == "py-aho-corasick"
+
+
+def test_a_source_file_of_the_package_touched_or_changed_is_new_code() -> None:
+    """The code's share of the key: each source file's path, size and modification time, so that an
+    edited compiler never reuses an old pack (an edit changes the time, as a checkout or an install)."""
+    source = Path(cache_module.__file__)
+    before = source.stat()
+    key = cache_module._code_fingerprint.__wrapped__()
+    assert cache_module._code_fingerprint.__wrapped__() == key, "the same files, the same key"
+    try:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+        assert cache_module._code_fingerprint.__wrapped__() != key
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert cache_module._code_fingerprint.__wrapped__() == key
