@@ -221,7 +221,8 @@ def test_the_match_core_brings_the_traditional_characters_without_opencc(
     write_rules: RuleWriter, tmp_path: Path
 ) -> None:
     # The characters t2s changes are pickled with the core: a warm start builds the same character class
-    # without importing OpenCC, which a Traditional text still brings in to be converted.
+    # without importing OpenCC, which a Traditional text still brings in to be converted; and builds it
+    # only on the first text that needs it (a process that meets none compiles no class).
     path = write_rules(GALLIUM)
     cache = tmp_path / "cache"
     load_ruleset([path], RulesetCache(cache))
@@ -229,12 +230,32 @@ def test_the_match_core_brings_the_traditional_characters_without_opencc(
         "import sys; from pathlib import Path; from rarewatch.ruleset.cache import RulesetCache, load_core\n"
         "from rarewatch.ruleset import chinese\n"
         f"load_core([Path({str(path)!r})], RulesetCache(Path({str(cache)!r})))\n"
-        "loaded = chinese._pattern.pattern; before = 'opencc' in sys.modules\n"
-        "print(before, chinese.has_traditional('出口許可證'), chinese.to_simplified('出口許可證'))\n"
+        "built = chinese._pattern is not None; before = 'opencc' in sys.modules\n"
+        "found = chinese.has_traditional('出口許可證'); loaded = chinese._pattern.pattern\n"
+        "print(built, before, found, 'opencc' in sys.modules, chinese.to_simplified('出口許可證'))\n"
         "print(loaded == '[' + chinese.traditional_chars() + ']', 'opencc' in sys.modules)"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert run.stdout.split("\n")[:2] == ["False True 出口许可证", "True True"]
+    assert run.stdout.split("\n")[:2] == ["False False True False 出口许可证", "True True"]
+
+
+def test_a_rule_s_test_is_compiled_when_an_item_first_reaches_the_rule(
+    write_rules: RuleWriter, tmp_path: Path
+) -> None:
+    """A match core read back from the cache compiles no rule test until an item wakes the rule: a
+    steady `once` (every feed unchanged) matches nothing and compiles none."""
+    path = write_rules(GALLIUM)
+    cache = RulesetCache(tmp_path / "cache")
+    load_core([path], cache)
+    core = load_core([path], cache)
+    stand_ins = list(core.tests)
+    assert core_fired(core, "Nothing about metals here") == []
+    assert list(core.tests) == stand_ins, "no rule woken, no test compiled"
+    assert core_fired(core, "a gallium export ban") == ["ga"]
+    assert list(core.tests) != stand_ins, "compiled on first use, in the stand-in's place"
+    compiled = list(core.tests)
+    assert core_fired(core, "another gallium export ban") == ["ga"]
+    assert list(core.tests) == compiled, "compiled once"
 
 
 def _regex_nodes(root: object) -> list[Regex]:
