@@ -216,7 +216,9 @@ class _Compiler:
         keys = set().union(*(_spellings(t) for t in terms)) if exclude else set()
         excludes = []
         for i, phrase in enumerate(exclude):
-            if not any(k in canonical_term(phrase) for k in keys):
+            # Each spelling of the phrase (its `~` words inflected, as the term table searches it) against the
+            # terms': "fail~ to secure power" holds "failed to secure" only once both are inflected.
+            if not any(k in spelling for spelling in term_variants(phrase) for k in keys):
                 raise ExpressionError(
                     f"exclusion {phrase!r} contains none of the terms it applies to: it would never exclude",
                     self.rule_id,

@@ -280,6 +280,16 @@ def test_an_exclusion_that_contains_no_term_is_refused(write_rules: RuleWriter) 
     assert (info.value.file, info.value.line) == (str(path), 4)
 
 
+def test_an_exclusion_with_inflected_words_of_a_multiword_term_is_accepted(ruleset_of: Load) -> None:
+    # The check compares the phrase's own inflections with the term's: "fail~ to secure power" holds
+    # "failed to secure" only once both are inflected (refused before: each inflection was written out).
+    vocab = "vocabulary: v\nterms: [fail~ to secure]\nexclude: [fail~ to secure power]\n---\n"
+    ruleset = ruleset_of(vocab + rule("r", "{all: [{vocab: v}, nickel]}"))
+    assert fired(ruleset, "Nickel smelter failed to secure power") == []
+    assert fired(ruleset, "Nickel smelter failing to secure power") == []
+    assert fired(ruleset, "Nickel smelter failed to secure ore") == ["r"]
+
+
 # --------------------------------------------------------------------------- Traditional Chinese
 
 
