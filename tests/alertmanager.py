@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 INSTALL_HINT = "apt-get install prometheus-alertmanager"
@@ -41,12 +42,6 @@ def find_binary() -> str | None:
             return found
     default = Path("/usr/bin/prometheus-alertmanager")
     return str(default) if default.exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AlertmanagerServer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -31,10 +32,35 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         os.environ["XDG_CACHE_HOME"] = previous
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out for a bind to port 0 (Linux's default range starts at 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports below the ephemeral range, taken in turn from a place that depends on the process (two test runs on
+# one machine start apart).
+_LOW = max(1024, _ephemeral_floor() - 12000)
+_SPAN = _ephemeral_floor() - _LOW
+_turn = itertools.count(os.getpid())
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 for a process the test starts to bind later. Below the kernel's ephemeral
+    range: a port the kernel picked for a bind to port 0 and released could be picked again for the next such
+    bind (the test's own feed server or webhook receiver, started after this call), and the process started
+    next would then find it taken."""
+    for _ in range(_SPAN):
+        port = _LOW + next(_turn) % _SPAN
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 from {_LOW} to {_LOW + _SPAN - 1}")
 
 
 def _wait_for_port(port: int, deadline: float) -> None:
