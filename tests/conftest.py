@@ -42,8 +42,9 @@ def _ephemeral_floor() -> int:
 
 # Ports below the ephemeral range, taken in turn from a place that depends on the process (two test runs on
 # one machine start apart).
-_LOW = max(1024, _ephemeral_floor() - 12000)
-_SPAN = _ephemeral_floor() - _LOW
+_FLOOR = _ephemeral_floor()
+_LOW = max(1024, _FLOOR - 12000)
+_SPAN = _FLOOR - _LOW
 _turn = itertools.count(os.getpid())
 
 
