@@ -50,6 +50,10 @@ def opens(ruleset: Ruleset, text: str) -> bool:
         # the words of branches that need more beside them: "military" alone, supplies provided
         "Military band plays at the city's spring festival",
         "公司为客户提供供应链服务",
+        # words of session 45's branches before the review narrowed their gates: "labeled", "regulators", 列入
+        "The jam jars are labeled with the date they were made",
+        "Regulators approve the merger of two regional banks",
+        "该项目已列入市政府今年的重点工程计划",
     ],
 )
 def test_general_news_stops_at_the_gate(pack: Ruleset, text: str) -> None:
