@@ -50,8 +50,9 @@ def opens(ruleset: Ruleset, text: str) -> bool:
         # the words of branches that need more beside them: "military" alone, supplies provided
         "Military band plays at the city's spring festival",
         "公司为客户提供供应链服务",
-        # words of session 45's branches before the review narrowed their gates: "labeled", "regulators", 列入
+        # session 45's gate words before its review narrowed them: "labeled", "regulators", 列入, "list"
         "The jam jars are labeled with the date they were made",
+        "Her shopping list grows longer before the holidays",
         "Regulators approve the merger of two regional banks",
         "该项目已列入市政府今年的重点工程计划",
     ],
