@@ -55,6 +55,9 @@ def opens(ruleset: Ruleset, text: str) -> bool:
         "Her shopping list grows longer before the holidays",
         "Regulators approve the merger of two regional banks",
         "该项目已列入市政府今年的重点工程计划",
+        # session 46's gate words before its review narrowed them: "procurement", "sales to"
+        "The school board reviews its procurement of new desks",
+        "Online sales to shoppers rose in the holidays",
     ],
 )
 def test_general_news_stops_at_the_gate(pack: Ruleset, text: str) -> None:
