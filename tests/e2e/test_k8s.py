@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.test_cli import story
-from tests.k8s_layout import K8S, REPO, RULES_CONFIGMAP, load_documents, project_configmap, rules_configmap
+from tests.k8s_layout import K8S, REPO, RULES_CONFIGMAP, load_documents, project_configmap, rules_configmaps
 from tests.support import feed_server, rss, webhook_receiver
 
 # The Kubernetes versions the manifests must be valid for (kubernetes-validate 1.37.0 ships 1.30-1.37).
@@ -49,7 +49,7 @@ def documents() -> list[tuple[str, dict[str, Any]]]:
     """(file name, object) of every manifest `kubectl apply -k` applies, the generated rules ConfigMap
     included (built here from rules/, as `make k8s-rules` writes it)."""
     found = [(path.name, doc) for path in manifests() for doc in load_documents(path)]
-    return [*found, (RULES_CONFIGMAP.name, rules_configmap())]
+    return [*found, *((RULES_CONFIGMAP.name, doc) for doc in rules_configmaps())]
 
 
 def resources() -> dict[str, dict[str, Any]]:
@@ -104,10 +104,25 @@ def test_the_kustomization_applies_every_manifest_but_the_secret_example() -> No
 def test_the_rules_configmap_is_generated_not_committed_and_fits() -> None:
     # A committed copy of rules/ would drift from it with every rule change: `make k8s-rules` writes it.
     assert "deploy/k8s/rules-configmap.yaml" in (REPO / ".gitignore").read_text(encoding="utf-8")
-    shipped = rules_configmap()
-    assert set(shipped["data"]) == {p.name for p in (REPO / "rules").glob("*.yaml")}
-    size = sum(len(v.encode("utf-8")) for v in shipped["data"].values())
-    assert size < CONFIGMAP_LIMIT * 0.8, f"{size} bytes: too close to the 1 MiB ConfigMap limit"
+    # One ConfigMap per rule file: the whole pack outgrew the 1 MiB a single ConfigMap may hold.
+    shipped = rules_configmaps()
+    files = [name for doc in shipped for name in doc["data"]]
+    assert sorted(files) == sorted(p.name for p in (REPO / "rules").glob("*.yaml")), "each file exactly once"
+    for doc in shipped:
+        size = sum(len(v.encode("utf-8")) for v in doc["data"].values())
+        name = doc["metadata"]["name"]
+        assert size < CONFIGMAP_LIMIT * 0.8, f"{name}: {size} bytes: too close to the 1 MiB ConfigMap limit"
+    # the Deployment projects every one of them, and nothing else, into the rules volume
+    [rules] = [v for v in pod_spec()["volumes"] if v["name"] == "rules"]
+    sources = [source["configMap"]["name"] for source in rules["projected"]["sources"]]
+    assert sorted(sources) == sorted(doc["metadata"]["name"] for doc in shipped)
+
+
+def test_a_rule_file_without_a_projected_configmap_is_caught(tmp_path: Path) -> None:
+    # The pod would start without that file's rules: the layout must refuse it, not mount less.
+    volume = {"projected": {"sources": [{"configMap": {"name": "rarewatch-rules-nowhere"}}]}}
+    with pytest.raises(AssertionError, match="no ConfigMap rarewatch-rules-nowhere"):
+        mount_volume(volume, tmp_path / "rules", {})
 
 
 def test_the_pod_runs_non_root_read_only_with_resources_and_probes() -> None:
@@ -168,12 +183,26 @@ def lay_out_pod(root: Path) -> None:
     for mount in container()["volumeMounts"]:
         volume, where = volumes[mount["name"]], root / mount["mountPath"].lstrip("/")
         where.mkdir(parents=True)
-        if "configMap" in volume:
-            ref = volume["configMap"]
-            assert ref["name"] in configmaps, f"volume {mount['name']}: no ConfigMap {ref['name']}"
-            project_configmap(configmaps[ref["name"]]["data"], where, ref.get("items"))
-        else:
-            assert "emptyDir" in volume, f"volume {mount['name']}: only ConfigMaps and emptyDirs"
+        mount_volume(volume, where, configmaps)
+
+
+def mount_volume(volume: dict[str, Any], where: Path, configmaps: dict[str, dict[str, Any]]) -> None:
+    """One volume at `where`: a ConfigMap's files, several ConfigMaps projected into one folder (the
+    kubelet writes a projected volume's sources as one atomic update), or an empty folder."""
+    if "emptyDir" in volume:
+        return
+    refs = [volume["configMap"]] if "configMap" in volume else []
+    refs += [source["configMap"] for source in volume.get("projected", {}).get("sources", [])]
+    assert refs, f"volume {volume}: only ConfigMaps, projected ConfigMaps and emptyDirs"
+    data: dict[str, str] = {}
+    for ref in refs:
+        assert ref["name"] in configmaps, f"no ConfigMap {ref['name']}"
+        chosen = configmaps[ref["name"]]["data"]
+        if ref.get("items"):
+            chosen = {item["path"]: chosen[item["key"]] for item in ref["items"]}
+        assert not set(chosen) & set(data), f"{ref['name']}: a file another source already projects"
+        data.update(chosen)
+    project_configmap(data, where)
 
 
 def config_path(root: Path) -> Path:
