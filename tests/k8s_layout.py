@@ -74,11 +74,16 @@ def project_configmap(data: dict[str, str], mount: Path, items: list[dict[str, s
     update_configmap(data, mount, items)
 
 
+def chosen_files(data: dict[str, str], items: list[dict[str, str]] | None = None) -> dict[str, str]:
+    """The files a ConfigMap volume (or projected source) shows: its `items` (key -> path), or every key."""
+    return {item["path"]: data[item["key"]] for item in items} if items else dict(data)
+
+
 def update_configmap(data: dict[str, str], mount: Path, items: list[dict[str, str]] | None = None) -> None:
     """The kubelet's atomic update of a mounted ConfigMap (its AtomicWriter): the new files in a new
     timestamped folder, `..data` swapped to it by a rename, the key links added or removed, and the old
     folder deleted last."""
-    chosen = {item["path"]: data[item["key"]] for item in items} if items else dict(data)
+    chosen = chosen_files(data, items)
     data_link = mount / "..data"
     old = data_link.resolve() if data_link.is_symlink() else None
     stamp = mount / f"..2026_01_01_00_00_00.{len(list(mount.glob('..2026_*'))) + 1:09d}"  # the old one stays

@@ -29,7 +29,15 @@ from ruamel.yaml import YAML
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.test_cli import story
-from tests.k8s_layout import K8S, REPO, RULES_CONFIGMAP, load_documents, project_configmap, rules_configmaps
+from tests.k8s_layout import (
+    K8S,
+    REPO,
+    RULES_CONFIGMAP,
+    chosen_files,
+    load_documents,
+    project_configmap,
+    rules_configmaps,
+)
 from tests.support import feed_server, rss, webhook_receiver
 
 # The Kubernetes versions the manifests must be valid for (kubernetes-validate 1.37.0 ships 1.30-1.37).
@@ -197,9 +205,7 @@ def mount_volume(volume: dict[str, Any], where: Path, configmaps: dict[str, dict
     data: dict[str, str] = {}
     for ref in refs:
         assert ref["name"] in configmaps, f"no ConfigMap {ref['name']}"
-        chosen = configmaps[ref["name"]]["data"]
-        if ref.get("items"):
-            chosen = {item["path"]: chosen[item["key"]] for item in ref["items"]}
+        chosen = chosen_files(configmaps[ref["name"]]["data"], ref.get("items"))
         assert not set(chosen) & set(data), f"{ref['name']}: a file another source already projects"
         data.update(chosen)
     project_configmap(data, where)
