@@ -133,6 +133,15 @@ def test_a_rule_file_without_a_projected_configmap_is_caught(tmp_path: Path) -> 
         mount_volume(volume, tmp_path / "rules", {})
 
 
+def test_two_projected_configmaps_holding_the_same_file_are_caught(tmp_path: Path) -> None:
+    # The kubelet would refuse such a pod: the layout must not quietly keep one of the two copies.
+    twice = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"watch.yaml": "a: 1\n"}}
+    configmaps = {"one": twice, "two": twice}
+    volume = {"projected": {"sources": [{"configMap": {"name": "one"}}, {"configMap": {"name": "two"}}]}}
+    with pytest.raises(AssertionError, match="two: a file another source already projects"):
+        mount_volume(volume, tmp_path / "rules", configmaps)
+
+
 def test_the_pod_runs_non_root_read_only_with_resources_and_probes() -> None:
     deployment = resources()["Deployment/rarewatch"]
     assert deployment["spec"]["replicas"] >= 2, "the Redis store's leases make a second replica safe"
