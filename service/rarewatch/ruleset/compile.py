@@ -26,6 +26,7 @@ from rarewatch.ruleset.schema import (
     TermLike,
     VocabRef,
     Vocabulary,
+    check_fragment_regex,
     compile_regex,
 )
 from rarewatch.ruleset.terms import PLAIN, NegationCheck, TermOptions, TermTable
@@ -245,8 +246,8 @@ class _Compiler:
 
 
 def _named_patterns(vocabularies: Mapping[str, Vocabulary]) -> dict[str, str]:
-    """Every `kind: patterns` vocabulary's patterns by name; a name defined twice is an error at the
-    second definition."""
+    """Every `kind: patterns` vocabulary's patterns by name, each with the named patterns it uses
+    expanded; a name defined twice is an error at the second definition."""
     found: dict[str, tuple[str, str]] = {}
     for vocab_name, vocabulary in vocabularies.items():
         for name, fragment in vocabulary.patterns.items():
@@ -258,7 +259,60 @@ def _named_patterns(vocabularies: Mapping[str, Vocabulary]) -> dict[str, str]:
                     ("patterns", name),
                     vocab_name,
                 )
-    return {name: fragment for name, (fragment, _) in found.items()}
+    expanded: dict[str, str] = {}
+    for name in found:
+        _expand_pattern(name, found, expanded, ())
+    return expanded
+
+
+def _expand_pattern(
+    name: str, found: Mapping[str, tuple[str, str]], expanded: dict[str, str], using: tuple[str, ...]
+) -> str:
+    """Pattern `name` with each `{{other}}` it uses replaced by that pattern, expanded in turn (memoised
+    in `expanded`); `using` is the chain of patterns being expanded, so that a cycle is an error, as an
+    unknown name is. The result is checked as a regex on its own."""
+    if name in expanded:
+        return expanded[name]
+    fragment, vocab_name = found[name]
+    if name in using:
+        cycle = " -> ".join((*using[using.index(name) :], name))
+        raise ExpressionError(
+            f"patterns use each other in a cycle: {cycle}", "", ("patterns", name), vocab_name
+        )
+
+    def inner(m: re.Match[str]) -> str:
+        other = m.group(1)
+        if other not in found:
+            close = difflib.get_close_matches(other, found, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ExpressionError(
+                f"pattern {name!r} uses unknown pattern {{{{{other}}}}}{hint}",
+                "",
+                ("patterns", name),
+                vocab_name,
+            )
+        return f"(?:{_expand_pattern(other, found, expanded, (*using, name))})"
+
+    source = PLACEHOLDER.sub(inner, fragment)
+    if source != fragment:  # a fragment with no pattern in it was checked at load
+        if "{{" in source or "}}" in source:
+            raise ExpressionError(
+                f"pattern {name!r}: `{{{{` and `}}}}` are kept for named patterns, written {{{{name}}}}",
+                "",
+                ("patterns", name),
+                vocab_name,
+            )
+        try:
+            check_fragment_regex(source)
+        except ValueError as exc:
+            raise ExpressionError(
+                f"pattern {name!r}: {exc} (with its named patterns expanded)",
+                "",
+                ("patterns", name),
+                vocab_name,
+            ) from None
+    expanded[name] = source
+    return source
 
 
 def _field_mask(fields: Sequence[str]) -> int:

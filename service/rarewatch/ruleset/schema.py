@@ -154,6 +154,12 @@ def _check_simplified(source: str) -> None:
     )
 
 
+def check_fragment_regex(source: str) -> None:
+    """A named pattern's regex, its own named patterns expanded: `ValueError` when it is invalid or holds
+    Traditional characters (it may match the empty string: it is an optional part of a larger regex)."""
+    _nfkc_regex(source)
+
+
 def compile_regex(source: str, case_sensitive: bool) -> re.Pattern[str]:
     """A rule's regex as the matcher compiles it; `ValueError` when it is invalid or matches the empty
     string (it would then match every item)."""
@@ -398,10 +404,11 @@ PatternName = Annotated[str, AfterValidator(_check_pattern_name)]
 
 
 def _check_fragment(fragment: str) -> str:
-    """A named pattern: a regex on its own (it is spliced into rules' regexes as `(?:fragment)`)."""
-    if "{{" in fragment or "}}" in fragment:
-        raise ValueError(f"pattern {fragment!r} uses {{{{...}}}}: a named pattern cannot use another one")
-    _nfkc_regex(fragment)  # may match the empty string: an optional part of a larger regex
+    """A named pattern: a regex on its own (it is spliced into rules' regexes as `(?:fragment)`). One
+    that uses other named patterns (`{{name}}`) is checked when the pack compiles, once they are
+    expanded (`compile._named_patterns`)."""
+    if "{{" not in fragment and "}}" not in fragment:
+        _nfkc_regex(fragment)  # may match the empty string: an optional part of a larger regex
     return fragment
 
 
