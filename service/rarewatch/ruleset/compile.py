@@ -140,12 +140,8 @@ class _Compiler:
             return f"(?:{found})"
 
         source = PLACEHOLDER.sub(fragment, leaf.regex)
-        if "{{" in source or "}}" in source:
-            raise ExpressionError(
-                f"regex {leaf.regex!r}: `{{{{` and `}}}}` are kept for named patterns, written {{{{name}}}}",
-                self.rule_id,
-                loc,
-            )
+        if _stray_braces(source):
+            raise ExpressionError(f"regex {leaf.regex!r}: {BRACES_KEPT}", self.rule_id, loc)
         try:
             compile_regex(source, leaf.case_sensitive)
         except ValueError as exc:
@@ -294,14 +290,9 @@ def _expand_pattern(
         return f"(?:{_expand_pattern(other, found, expanded, (*using, name))})"
 
     source = PLACEHOLDER.sub(inner, fragment)
-    if source != fragment:  # a fragment with no pattern in it was checked at load
-        if "{{" in source or "}}" in source:
-            raise ExpressionError(
-                f"pattern {name!r}: `{{{{` and `}}}}` are kept for named patterns, written {{{{name}}}}",
-                "",
-                ("patterns", name),
-                vocab_name,
-            )
+    if _stray_braces(fragment):  # a fragment without braces was checked at load (`schema._check_fragment`)
+        if _stray_braces(source):
+            raise ExpressionError(f"pattern {name!r}: {BRACES_KEPT}", "", ("patterns", name), vocab_name)
         try:
             check_fragment_regex(source)
         except ValueError as exc:
@@ -313,6 +304,14 @@ def _expand_pattern(
             ) from None
     expanded[name] = source
     return source
+
+
+BRACES_KEPT = "`{{` and `}}` are kept for named patterns, written {{name}}"
+
+
+def _stray_braces(source: str) -> bool:
+    """Whether `source` holds `{{` or `}}`: before expansion, a named pattern; after, a stray brace pair."""
+    return "{{" in source or "}}" in source
 
 
 def _field_mask(fields: Sequence[str]) -> int:

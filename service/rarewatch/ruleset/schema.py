@@ -408,7 +408,7 @@ def _check_fragment(fragment: str) -> str:
     that uses other named patterns (`{{name}}`) is checked when the pack compiles, once they are
     expanded (`compile._named_patterns`)."""
     if "{{" not in fragment and "}}" not in fragment:
-        _nfkc_regex(fragment)  # may match the empty string: an optional part of a larger regex
+        check_fragment_regex(fragment)
     return fragment
 
 

@@ -160,6 +160,13 @@ def test_a_pattern_broken_by_its_expansion_is_an_error_at_its_line(write_rules: 
     assert err.line == 5 and "pattern 'y'" in err.message and "named patterns expanded" in err.message
 
 
+def test_stray_braces_in_a_pattern_no_rule_uses_are_refused(write_rules: RuleWriter) -> None:
+    """A fragment with braces is checked when the pack compiles, whether or not a rule uses it."""
+    text = "vocabulary: p\nkind: patterns\npatterns:\n  x: 'a{{b'\n---\n" + rule("a", "gallium")
+    err = load_error(write_rules(text))
+    assert err.line == 4 and "pattern 'x'" in err.message and "kept for named patterns" in err.message
+
+
 def test_an_unknown_pattern_inside_a_pattern_names_the_closest(write_rules: RuleWriter) -> None:
     text = NESTED.replace("{{urging}}", "{{urgin}}") + "---\n" + rule("a", "gallium")
     err = load_error(write_rules(text))
