@@ -149,6 +149,19 @@ RULE_CASES = [
          "unknown pattern {{named-contry}}; did you mean 'named-country'?", "bad/p.yaml:9",
          files={"bad/p.yaml": "vocabulary: t\nkind: patterns\npatterns: {named-country: 'US|Japan'}\n---\n"
                               + RULE + 'match: {all: [ban, {regex: "to {{named-contry}}"}]}\n'}),
+    # named patterns using each other (session 49): a cycle, an unknown inner one, stray braces no rule uses
+    Case("rule-named-patterns-in-a-cycle", ("rules", "check", "bad/c.yaml"),
+         "patterns use each other in a cycle: x -> y -> x", "bad/c.yaml:4",
+         files={"bad/c.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  x: 'a{{y}}'\n  y: 'b{{x}}'\n---\n"
+                              + RULE + "match: gallium\n"}),
+    Case("rule-named-pattern-uses-an-unknown-one", ("rules", "check", "bad/u.yaml"),
+         "pattern 'x' uses unknown pattern {{named-contry}}; did you mean 'named-country'?", "bad/u.yaml:5",
+         files={"bad/u.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  named-country: 'US|Japan'\n"
+                              "  x: 'to {{named-contry}}'\n---\n" + RULE + "match: gallium\n"}),
+    Case("rule-named-pattern-stray-braces", ("rules", "check", "bad/s.yaml"),
+         "kept for named patterns", "bad/s.yaml:4",
+         files={"bad/s.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  x: 'a{{b'\n---\n"
+                              + RULE + "match: gallium\n"}),
     # a regex in Traditional characters could never match (the text is converted to Simplified first)
     Case("rule-regex-in-traditional-script", ("rules", "check", "bad/t.yaml"),
          "holds Traditional characters (產) that it can never match", "bad/t.yaml:5",
