@@ -72,7 +72,8 @@ class WorkerFailed(RuntimeError):
 
 def _start(ruleset: Ruleset, parent: int) -> None:
     """A worker's start: keep the pack, ignore SIGINT, stop listening to the service's signal wake-up,
-    and leave when the service process goes away."""
+    leave when the service process goes away, and prepare the pack for matching (`Ruleset.prepare`),
+    while the service goes on starting (it does not wait for this)."""
     global _ruleset
     _ruleset = ruleset
     startup_gc.started()  # forked during `once`'s start-up: freeze the inherited pack, collect from here
@@ -80,6 +81,7 @@ def _start(ruleset: Ruleset, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # asyncio's, inherited at fork: not this process's to write to
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    ruleset.prepare()
 
 
 def _watch_parent(parent: int) -> None:
@@ -135,7 +137,8 @@ def parse_and_match(
 
 
 def _noop() -> None:
-    """A first task, so that the workers are forked when the pool is made."""
+    """A first task, so that the workers are forked when the pool is made (a pool forks them all at its
+    first task; nothing waits for this one: each worker prepares its pack meanwhile)."""
 
 
 class ItemWorkers:
@@ -158,7 +161,7 @@ class ItemWorkers:
         pool = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=context, initializer=_start, initargs=(self.ruleset, os.getpid())
         )
-        pool.submit(_noop).result()
+        pool.submit(_noop)
         return pool
 
     def restart(self, ruleset: Ruleset) -> None:
