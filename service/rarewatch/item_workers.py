@@ -72,8 +72,7 @@ class WorkerFailed(RuntimeError):
 
 def _start(ruleset: Ruleset, parent: int) -> None:
     """A worker's start: keep the pack, ignore SIGINT, stop listening to the service's signal wake-up,
-    leave when the service process goes away, and prepare the pack for matching (`Ruleset.prepare`),
-    while the service goes on starting (it does not wait for this)."""
+    and leave when the service process goes away."""
     global _ruleset
     _ruleset = ruleset
     startup_gc.started()  # forked during `once`'s start-up: freeze the inherited pack, collect from here
@@ -81,7 +80,6 @@ def _start(ruleset: Ruleset, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)  # asyncio's, inherited at fork: not this process's to write to
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    ruleset.prepare()
 
 
 def _watch_parent(parent: int) -> None:
@@ -137,8 +135,7 @@ def parse_and_match(
 
 
 def _noop() -> None:
-    """A first task, so that the workers are forked when the pool is made (a pool forks them all at its
-    first task; nothing waits for this one: each worker prepares its pack meanwhile)."""
+    """A first task, so that the workers are forked when the pool is made."""
 
 
 class ItemWorkers:
@@ -161,7 +158,7 @@ class ItemWorkers:
         pool = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=context, initializer=_start, initargs=(self.ruleset, os.getpid())
         )
-        pool.submit(_noop)
+        pool.submit(_noop).result()
         return pool
 
     def restart(self, ruleset: Ruleset) -> None:

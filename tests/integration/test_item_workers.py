@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -322,34 +321,6 @@ def test_a_worker_forked_during_a_paused_start_up_collects_with_what_it_inherite
         finally:
             pool.close()
     assert enabled and frozen > 0
-
-
-def _prepared() -> tuple[int, bool]:
-    from rarewatch import item_workers
-
-    ruleset = item_workers._ruleset
-    assert ruleset is not None
-    return os.getpid(), _is_prepared(ruleset)
-
-
-def _is_prepared(ruleset: Any) -> bool:
-    """Whether matching would still make something on first use (see `Ruleset.prepare`)."""
-    tests_compiled = all(type(t).__name__ != "_FirstCall" for t in ruleset.core.tests)
-    return "_quick" in ruleset._scanner.__dict__ and tests_compiled
-
-
-def test_the_workers_prepare_their_pack_as_they_start_not_in_the_first_body() -> None:
-    # A pack read back from the rule cache (unpickled) makes its quick gates and rule tests on first use;
-    # each worker makes them as it starts, while the service goes on starting, not in its first body.
-    cached = pickle.loads(pickle.dumps(RULES))
-    assert not _is_prepared(cached)
-    pool = ItemWorkers(cached, 2)
-    try:
-        answers = [pool._pool.submit(_prepared) for _ in range(6)]
-        assert all(prepared for _, prepared in (a.result() for a in answers))
-    finally:
-        pool.close()
-    assert not _is_prepared(cached), "the service process prepared the pack itself"
 
 
 def test_closing_the_pool_ends_its_workers() -> None:

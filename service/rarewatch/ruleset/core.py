@@ -80,12 +80,6 @@ class MatchCore:
         test = self._tests[index] = compile_test(self.rules[index].expr)
         return test
 
-    def compile_tests(self) -> None:
-        """Compile now every rule's test that is still waiting for its first call (see `Ruleset.prepare`)."""
-        for index, test in enumerate(self._tests):
-            if isinstance(test, _FirstCall):
-                self._compile(index)
-
     @property
     def tests(self) -> Sequence[RuleTest]:
         """Each rule's expression as one function (`compile_test`), in the order of `rules`."""

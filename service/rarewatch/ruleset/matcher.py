@@ -72,14 +72,6 @@ class Ruleset:
         self.__dict__.update(state)
         chinese.warm_up()
 
-    def prepare(self) -> None:
-        """Make now what matching makes on first use after a pack is read back from the rule cache: the
-        scanner's quick gates (~0.1 s for the bundled pack) and the rules' compiled tests (~0.03 s). For a
-        process about to match many items, such as an item worker forked at start-up, which can pay it
-        while the service is still starting instead of in its first feed's body."""
-        self._scanner.prepare()
-        self.core.compile_tests()
-
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError for an unknown id)."""
         return self._by_id[rule_id]

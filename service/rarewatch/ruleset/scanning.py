@@ -78,11 +78,6 @@ class Scanner:
                 return self.__dict__[name]
             raise AttributeError(name)
 
-    def prepare(self) -> None:
-        """Derive now what unpickling left for the first use (see `Ruleset.prepare`)."""
-        if "_quick" not in self.__dict__:
-            self._derive()
-
     def _derive(self) -> None:
         """The quick gates, from the gate automata; the negators of the terms' checks, from the terms'
         options; whether the gate can be read from the term pass's hits (`_gate_keys_in_scan`)."""
