@@ -97,3 +97,11 @@ def test_common_form_read_by_the_fast_path(text: str, expected: datetime) -> Non
 def test_other_forms_left_to_email_utils(text: str) -> None:
     assert _rfc822_common(text) is None
     assert _rfc822_date(text) == email_only(text)
+
+
+def test_the_common_form_never_reaches_email_utils(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_called(text: str) -> datetime:
+        raise AssertionError(f"email.utils asked for {text!r}")
+
+    monkeypatch.setattr(email.utils, "parsedate_to_datetime", not_called)
+    assert parse_date("Thu, 09 Oct 2025 08:30:00 GMT") == datetime(2025, 10, 9, 8, 30, tzinfo=UTC)
