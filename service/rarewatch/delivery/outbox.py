@@ -33,7 +33,11 @@ until then (what a 429 asks for). Paused and open lanes report their waiting del
 
 Guarantees. A delivery is recorded as delivered only after `send` returned. When the store fails to record
 it (Redis restarting), the process remembers the delivery as sent and records it at the start of the
-destination's next pass, before reading what is due, so a store outage alone never re-sends. A crash
+destination's next pass, before reading what is due and before asking for the destination's lease (another
+replica may hold it by then), and its worker tries that pass again every few seconds until the store answers
+(`workers._STORE_RETRY`), so a store outage alone does not re-send. With several replicas one window is
+left: a replica that takes the lease over in the seconds between the store coming back and the sender's
+next try reads the delivery as due and sends it again (receivers deduplicate on `webhook-id`). A crash
 between `send` returning and `mark_delivered` means the delivery is sent again later: delivery is
 at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
 Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once; with several
@@ -309,9 +313,11 @@ class Outbox:
     async def _pass(self, dest: str, stop: asyncio.Event) -> _Tally:
         lane = self._lanes[dest]
         async with lane.lock:
+            # What this process sent but could not record goes on record first, whichever replica holds the
+            # lease now: left pending, the holder would read it as due and send it again.
+            await self._record_unrecorded(dest)
             if not await self._leases.hold("destination", dest, DESTINATION_LEASE):
                 return _Tally(full=False)  # another replica drains this destination
-            await self._record_unrecorded(dest)
             now = self._clock.now()
             while lane.retries and lane.retries[0] <= now:
                 heapq.heappop(lane.retries)

@@ -85,11 +85,12 @@ class DeliveryWorkers:
     async def _pass(self, name: str) -> bool:
         """One pass of the lane; True when it should go again at once (it attempted, or hit `batch`)."""
         report: FlushReport | None
+        store_failed = False
         try:
             report = await self.outbox.flush_destination(name, stop=self._stopping)
         except StoreError as exc:
             log.error("outbox %r: store unavailable, deliveries wait: %s", name, exc)
-            report = None
+            report, store_failed = None, True
         except Exception:  # a bug must not end the worker: log, wait, go on
             log.exception("outbox %r: unexpected error in a delivery pass", name)
             report = None
@@ -97,7 +98,9 @@ class DeliveryWorkers:
             self._on_flush(report)
         if report is None:
             await self._sleep(self._wakeups[name], _STORE_RETRY, woken_early=False)
-            return False
+            # After a store failure, try again at once rather than after `idle`: what this process sent but
+            # could not record must go on record before another replica's lease lets it be sent again.
+            return store_failed
         if report.failed or report.dead:
             log.warning("outbox %r: %s", name, report)
         return report.attempted > 0 or (report.full and report.deferred == 0)
