@@ -1,16 +1,15 @@
 """What a process sent but its store could not record goes on record as soon as the store answers again,
 whichever replica holds the destination's lease by then, and not after the worker's idle wait: otherwise
 the lease's new holder reads it as due and sends it a second time (a Redis restart under two replicas).
-Real parts: a SQLite store file and a real aiohttp webhook receiver; the store's failure and the lease's
-holder are stand-ins, so that the test decides when each happens."""
+Real parts: a SQLite store file and a real aiohttp webhook receiver; the store's failure (its first record
+fails) and the lease's holder are stand-ins, so that the test decides when each happens."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,23 +22,10 @@ from rarewatch.delivery.outbox import FlushReport, Outbox
 from rarewatch.delivery.webhook import WebhookNotifier
 from rarewatch.delivery.workers import DeliveryWorkers
 from rarewatch.errors import StoreError
-from rarewatch.models import Alert, DeliveryStatus, Item, Match, Severity
+from rarewatch.models import DeliveryStatus
 from rarewatch.store.sqlite import SQLiteStore
+from tests.integration.test_outbox_store_outage import T0, alert
 from tests.support import serve
-
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class RecordingFailsOnce(SQLiteStore):
-    """A SQLite store whose first `mark_delivered` fails as an unreachable Redis would."""
-
-    failed = False
-
-    async def mark_delivered(self, *args: Any, **kwargs: Any) -> None:
-        if not self.failed:
-            self.failed = True
-            raise StoreError("store unreachable")
-        await super().mark_delivered(*args, **kwargs)
 
 
 @dataclass
@@ -54,22 +40,23 @@ class SwitchableLeases:
         return self.holds
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[RecordingFailsOnce]:
-    opened = RecordingFailsOnce(tmp_path / "rarewatch.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def failing_once(record: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`record`, except that its first call fails as an unreachable Redis would."""
+    calls: list[None] = []
 
+    async def wrapped(*args: Any, **kwargs: Any) -> None:
+        calls.append(None)
+        if len(calls) == 1:
+            raise StoreError("store unreachable")
+        await record(*args, **kwargs)
 
-def alert(n: int) -> Alert:
-    item = Item(f"item-{n}", "wire", f"Rare earth export licence story {n}", f"https://e.org/{n}", "", "", T0)
-    return Alert(f"alert-{n}", item, (Match("licensing", "export-licensing", Severity.HIGH),), T0)
+    return wrapped
 
 
 async def test_a_sent_delivery_is_recorded_even_after_another_replica_took_the_lease(
-    store: RecordingFailsOnce,
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(store, "mark_delivered", failing_once(store.mark_delivered))
     received: list[str] = []
 
     async def handle(request: web.Request) -> web.Response:
