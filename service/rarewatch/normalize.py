@@ -480,10 +480,12 @@ def _rfc822_common(text: str) -> datetime | None:
     zone unknown) gives a naive datetime and the other zones an aware one. The year has four digits and
     no leading zero: `email.utils` reads a year below 100 as 19xx or 20xx."""
     m = _RFC822_COMMON(text)
-    month = _MONTHS.get(m.group(2).lower()) if m is not None else None
-    if m is None or month is None:
+    if m is None:
         return None
-    day, _, year, hour, minute, second, zone = m.groups()
+    day, month_name, year, hour, minute, second, zone = m.groups()
+    month = _MONTHS.get(month_name.lower())
+    if month is None:
+        return None
     try:
         return datetime(int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=_zone(zone))
     except (ValueError, OverflowError):

@@ -132,6 +132,12 @@ ENV_CASES = [
              [{"name": "wire", "type": "feed", "url": FEED, "interval": "1s"}])}),
 ]
 
+
+def patterns_file(patterns: str) -> str:
+    """A rule file whose first document is a `kind: patterns` vocabulary with `patterns` (indented lines)."""
+    return "vocabulary: t\nkind: patterns\npatterns:\n" + patterns + "---\n" + RULE + "match: gallium\n"
+
+
 RULE_CASES = [
     Case("rule-misspelt-key", ("rules", "check", "bad/withn.yaml"), MISSPELT,
          "bad/withn.yaml:5", files=WITHN),
@@ -152,16 +158,13 @@ RULE_CASES = [
     # named patterns using each other (session 49): a cycle, an unknown inner one, stray braces no rule uses
     Case("rule-named-patterns-in-a-cycle", ("rules", "check", "bad/c.yaml"),
          "patterns use each other in a cycle: x -> y -> x", "bad/c.yaml:4",
-         files={"bad/c.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  x: 'a{{y}}'\n  y: 'b{{x}}'\n---\n"
-                              + RULE + "match: gallium\n"}),
+         files={"bad/c.yaml": patterns_file("  x: 'a{{y}}'\n  y: 'b{{x}}'\n")}),
     Case("rule-named-pattern-uses-an-unknown-one", ("rules", "check", "bad/u.yaml"),
          "pattern 'x' uses unknown pattern {{named-contry}}; did you mean 'named-country'?", "bad/u.yaml:5",
-         files={"bad/u.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  named-country: 'US|Japan'\n"
-                              "  x: 'to {{named-contry}}'\n---\n" + RULE + "match: gallium\n"}),
+         files={"bad/u.yaml": patterns_file("  named-country: 'US|Japan'\n  x: 'to {{named-contry}}'\n")}),
     Case("rule-named-pattern-stray-braces", ("rules", "check", "bad/s.yaml"),
          "kept for named patterns", "bad/s.yaml:4",
-         files={"bad/s.yaml": "vocabulary: t\nkind: patterns\npatterns:\n  x: 'a{{b'\n---\n"
-                              + RULE + "match: gallium\n"}),
+         files={"bad/s.yaml": patterns_file("  x: 'a{{b'\n")}),
     # a regex in Traditional characters could never match (the text is converted to Simplified first)
     Case("rule-regex-in-traditional-script", ("rules", "check", "bad/t.yaml"),
          "holds Traditional characters (產) that it can never match", "bad/t.yaml:5",

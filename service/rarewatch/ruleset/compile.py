@@ -13,6 +13,7 @@ from rarewatch.ruleset.clauses import SCOPES
 from rarewatch.ruleset.literals import LiteralIndex
 from rarewatch.ruleset.nodes import AllOf, AnyOf, Near, Node, NoneOf, Regex, TermSet, Weight
 from rarewatch.ruleset.schema import (
+    BRACES_KEPT,
     FIELDS,
     PLACEHOLDER,
     CasedTerm,
@@ -28,6 +29,7 @@ from rarewatch.ruleset.schema import (
     Vocabulary,
     check_fragment_regex,
     compile_regex,
+    has_braces,
 )
 from rarewatch.ruleset.terms import PLAIN, NegationCheck, TermOptions, TermTable
 from rarewatch.ruleset.text import canonical_term, term_variants
@@ -140,7 +142,7 @@ class _Compiler:
             return f"(?:{found})"
 
         source = PLACEHOLDER.sub(fragment, leaf.regex)
-        if _stray_braces(source):
+        if has_braces(source):
             raise ExpressionError(f"regex {leaf.regex!r}: {BRACES_KEPT}", self.rule_id, loc)
         try:
             compile_regex(source, leaf.case_sensitive)
@@ -290,8 +292,8 @@ def _expand_pattern(
         return f"(?:{_expand_pattern(other, found, expanded, (*using, name))})"
 
     source = PLACEHOLDER.sub(inner, fragment)
-    if _stray_braces(fragment):  # a fragment without braces was checked at load (`schema._check_fragment`)
-        if _stray_braces(source):
+    if has_braces(fragment):  # a fragment without braces was checked at load (`schema._check_fragment`)
+        if has_braces(source):
             raise ExpressionError(f"pattern {name!r}: {BRACES_KEPT}", "", ("patterns", name), vocab_name)
         try:
             check_fragment_regex(source)
@@ -304,14 +306,6 @@ def _expand_pattern(
             ) from None
     expanded[name] = source
     return source
-
-
-BRACES_KEPT = "`{{` and `}}` are kept for named patterns, written {{name}}"
-
-
-def _stray_braces(source: str) -> bool:
-    """Whether `source` holds `{{` or `}}`: before expansion, a named pattern; after, a stray brace pair."""
-    return "{{" in source or "}}" in source
 
 
 def _field_mask(fields: Sequence[str]) -> int:

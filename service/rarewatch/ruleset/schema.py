@@ -154,6 +154,14 @@ def _check_simplified(source: str) -> None:
     )
 
 
+BRACES_KEPT = "`{{` and `}}` are kept for named patterns, written {{name}}"
+
+
+def has_braces(source: str) -> bool:
+    """Whether `source` holds `{{` or `}}`: before expansion, a named pattern; after, a stray brace pair."""
+    return "{{" in source or "}}" in source
+
+
 def check_fragment_regex(source: str) -> None:
     """A named pattern's regex, its own named patterns expanded: `ValueError` when it is invalid or holds
     Traditional characters (it may match the empty string: it is an optional part of a larger regex)."""
@@ -407,7 +415,7 @@ def _check_fragment(fragment: str) -> str:
     """A named pattern: a regex on its own (it is spliced into rules' regexes as `(?:fragment)`). One
     that uses other named patterns (`{{name}}`) is checked when the pack compiles, once they are
     expanded (`compile._named_patterns`)."""
-    if "{{" not in fragment and "}}" not in fragment:
+    if not has_braces(fragment):
         check_fragment_regex(fragment)
     return fragment
 
