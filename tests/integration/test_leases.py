@@ -15,12 +15,15 @@ from redis.asyncio.cluster import RedisCluster
 from rarewatch.clock import SystemClock
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.outbox import Outbox
-from rarewatch.models import Alert, Item, Match, Severity
+from rarewatch.errors import StoreError
+from rarewatch.models import Alert, DeliveryStatus, Item, Match, Severity
 from rarewatch.store import NoLeases, leases_for, open_store
 from rarewatch.store.keys import RedisKeys, cluster_prefix
+from rarewatch.store.leases import TAKEOVER_GRACE
 from rarewatch.store.redis import RedisStore
 from rarewatch.store.redis_client import RedisClient
 from rarewatch.store.redis_leases import RedisLeases
+from tests.integration.test_outbox_unrecorded import failing_once
 
 pytestmark = pytest.mark.redis
 
@@ -70,14 +73,107 @@ async def test_a_lapsed_lease_is_taken_over_and_never_freed_by_its_old_holder(
     client: RedisClient, keys: RedisKeys
 ) -> None:
     a, b = replica(client, keys, "a"), replica(client, keys, "b")
-    assert await a.hold("destination", "tickets", timedelta(milliseconds=200))
+    assert await a.hold("source", "mofcom", timedelta(milliseconds=200))
     await asyncio.sleep(0.3)  # a pauses past its lease (say, a long GC or a frozen VM)
-    assert await b.hold("destination", "tickets", LONG), "a lease lapses within its period"
+    assert await b.hold("source", "mofcom", LONG), "a lease lapses within its period, and a source's is used"
+    assert not await a.hold("source", "mofcom", LONG), "a cannot extend a lease it lost"
+    assert await client.get(keys.lease("source", "mofcom")) == "b"
+
+    assert await a.hold("destination", "tickets", timedelta(milliseconds=200))
+    await asyncio.sleep(0.3)
+    assert not await b.hold("destination", "tickets", LONG), "taken over: b waits its grace"
+    assert await client.get(keys.lease("destination", "tickets")) == "b", "b holds it meanwhile"
     assert not await a.hold("destination", "tickets", LONG), "a cannot extend a lease it lost"
 
     a.held.add(("destination", "tickets"))  # as if a still believed it held it
     await a.stop()
     assert await client.get(keys.lease("destination", "tickets")) == "b", "compare-and-delete"
+
+
+class Ticking:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+async def test_a_destination_taken_over_is_used_only_after_its_grace(
+    client: RedisClient, keys: RedisKeys
+) -> None:
+    clock = Ticking()
+    grace = timedelta(seconds=12)
+    a = replica(client, keys, "a")
+    b = RedisLeases(client, keys, "test", token="b", grace=grace, monotonic=clock)
+    assert await a.hold("destination", "tickets", LONG)
+    await client.delete(keys.lease("destination", "tickets"))  # a's lease lapses, a unreleased
+    assert not await b.hold("destination", "tickets", LONG)
+    clock.seconds += 11.9
+    assert not await b.hold("destination", "tickets", LONG), "still within the grace"
+    assert await client.pttl(keys.lease("destination", "tickets")) > 20_000, "extended meanwhile"
+    clock.seconds += 0.2
+    assert await b.hold("destination", "tickets", LONG), "the grace has passed"
+    assert await client.get(keys.lease_holder("destination", "tickets")) == "b"
+    await client.pexpire(keys.lease_holder("destination", "tickets"), 1_000)
+    assert await b.hold("destination", "tickets", LONG)
+    assert await client.pttl(keys.lease_holder("destination", "tickets")) > 86_400_000, (
+        "the record of who holds it lives as long as the holder extends it"
+    )
+
+
+async def test_a_destination_first_taken_released_or_taken_back_is_used_at_once(
+    client: RedisClient, keys: RedisKeys
+) -> None:
+    a, b = replica(client, keys, "a"), replica(client, keys, "b")
+    assert await a.hold("destination", "tickets", LONG), "no holder on record: used at once"
+    await client.delete(keys.lease("destination", "tickets"))
+    assert await a.hold("destination", "tickets", LONG), "its own last holder takes it back at once"
+    await a.stop()  # SIGTERM: the lease and the record naming a go
+    assert await client.exists(keys.lease_holder("destination", "tickets")) == 0
+    assert await b.hold("destination", "tickets", LONG), "a released lease is used at once"
+
+    clock = Ticking()
+    d = RedisLeases(client, keys, "test", token="d", monotonic=clock)
+    await client.delete(keys.lease("destination", "tickets"))
+    assert not await d.hold("destination", "tickets", LONG), "d took it over from b: its grace begins"
+    await client.delete(keys.lease("destination", "tickets"))
+    c = replica(client, keys, "c")
+    assert not await c.hold("destination", "tickets", LONG), "c took it over from d"
+    assert not await d.hold("destination", "tickets", LONG), "d lost it"
+    await c.stop()
+    assert await d.hold("destination", "tickets", LONG), "released by c: d's earlier grace is forgotten"
+
+
+async def test_a_sent_delivery_the_old_holder_could_not_record_is_not_sent_again_by_the_new_one(
+    client: RedisClient, keys: RedisKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisStore(client, prefix=keys.prefix)
+    await store.open()
+    clock, ticking = SystemClock(), Ticking()
+    now = clock.now()
+    item = Item("item-1", "mofcom", "Story", "https://example.org/1", "", "", now)
+    alert = Alert("a-1", item, (Match("licensing", "export-licensing", Severity.HIGH),), now)
+    assert await store.claim(["k:1"], LONG, now, alert=alert, destinations=["archive"])
+    path = tmp_path / "alerts.jsonl"
+    a = replica(client, keys, "a")
+    b = RedisLeases(client, keys, "test", token="b", monotonic=ticking)
+    first = Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock, leases=a)
+    second = Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock, leases=b)
+    monkeypatch.setattr(store, "mark_delivered", failing_once(store.mark_delivered))
+    with pytest.raises(StoreError):
+        await first.flush()  # a sent it as Redis went away: its record failed
+    await client.delete(keys.lease("destination", "archive"))  # a's lease lapsed during the outage
+
+    assert (await second.flush()).delivered == 0, "b took the lease over and waits"
+    await first.flush()  # a's store retry: its delivery goes on record; b holds the lease
+    ticking.seconds += TAKEOVER_GRACE.total_seconds()
+    assert (await second.flush()).attempted == 0, "nothing due: recorded by a"
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1, "sent once"
+    assert [d.alert_id for d in await store.deliveries(DeliveryStatus.DELIVERED)] == ["a-1"]
+    await a.stop()
+    await b.stop()
 
 
 async def test_sources_spread_over_live_replicas_and_move_when_one_leaves(
@@ -134,6 +230,7 @@ async def test_every_key_has_a_ttl(client: RedisClient, keys: RedisKeys) -> None
             keys.replicas,
             keys.lease("source", "ministry-of-commerce-announcements"),
             keys.lease("destination", "tickets"),
+            keys.lease_holder("destination", "tickets"),
         ]
     )
     for key in found:

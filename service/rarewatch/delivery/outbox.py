@@ -35,9 +35,10 @@ Guarantees. A delivery is recorded as delivered only after `send` returned. When
 it (Redis restarting), the process remembers the delivery as sent and records it at the start of the
 destination's next pass, before reading what is due and before asking for the destination's lease (another
 replica may hold it by then), and its worker tries that pass again every few seconds until the store answers
-(`workers._STORE_RETRY`), so a store outage alone does not re-send. With several replicas one window is
-left: a replica that takes the lease over in the seconds between the store coming back and the sender's
-next try reads the delivery as due and sends it again (receivers deduplicate on `webhook-id`). A crash
+(`workers._STORE_RETRY`), so a store outage alone does not re-send. With several replicas, a replica that
+takes the destination's lease over from another does not use it for `store.leases.TAKEOVER_GRACE` (longer
+than that retry), so the sender has put such a delivery on record before the new holder reads what is due;
+a sender that crashed before it could record it is the crash case below. A crash
 between `send` returning and `mark_delivered` means the delivery is sent again later: delivery is
 at-least-once, and receivers deduplicate on `webhook-id` (the alert id, identical on every retry).
 Passes of one lane never overlap (its lock), so the same delivery is never sent twice at once; with several

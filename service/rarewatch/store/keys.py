@@ -391,6 +391,11 @@ class RedisKeys:
         """The lease on one source or destination (`kind`: `source` or `destination`)."""
         return f"{self.prefix}lease:{kind}:{name}"
 
+    def lease_holder(self, kind: str, name: str) -> str:
+        """Who held a destination's lease last (a replica's token), kept past the lease itself so that a
+        replica taking it over knows it was not free (`store.leases`, takeover grace)."""
+        return f"{self.prefix}lease-holder:{kind}:{name}"
+
     @property
     def replicas(self) -> str:
         return f"{self.prefix}replicas"

@@ -12,6 +12,14 @@ dies its membership lapses, the sources it preferred move to the others, and eac
 lease (one poll interval) has run out. So a source is fetched by one replica per interval, plus at most one
 takeover after a membership change.
 
+A destination's lease taken over from another replica is held but not used for `TAKEOVER_GRACE`: `hold`
+answers False (while extending it) until the grace has passed. The previous holder may have sent a delivery
+as the store went away and be waiting to record it (`delivery.outbox`): it records it at its next try, a few
+seconds after the store answers again, before it asks for the lease; had the new holder read it as due at
+once, it would have sent it a second time. A takeover is known by the holder record (`lease-holder:...`,
+naming the last holder, kept `HOLDER_RECORD` past the lease): a lease released on SIGTERM, or first taken,
+or taken back by its own last holder, is used at once.
+
 Correctness never rests on a lease alone: a paused process can outlive its lease, so claims stay atomic
 and deliveries keep their stable `webhook-id`. The SQLite store is used by one process, which needs no
 leases: `NoLeases` grants every one. The Redis side is `redis_leases.RedisLeases`.
@@ -25,6 +33,11 @@ from typing import Literal, Protocol
 LeaseKind = Literal["source", "destination"]
 
 DESTINATION_LEASE = timedelta(seconds=15)  # a destination's outbox lease, extended on every pass
+# How long a destination lease taken over from another replica waits before it is used: longer than the
+# previous holder needs to record what it sent as the store went away once the store answers again (its
+# worker's store retry, 5 s, plus one failing connection attempt, 2 s by default, and a pass).
+TAKEOVER_GRACE = timedelta(seconds=12)
+HOLDER_RECORD = timedelta(days=7)  # how long the record of a destination lease's last holder outlives it
 
 
 class Leases(Protocol):
@@ -38,7 +51,8 @@ class Leases(Protocol):
 
     async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
         """Whether this replica should do `name` now: True when it holds that lease for `period` from now
-        (taken, or extended because it already held it). Raises `StoreError` when the store is away."""
+        (taken, or extended because it already held it), and, for a destination taken over from another
+        replica, `TAKEOVER_GRACE` has passed since. Raises `StoreError` when the store is away."""
 
     def live_replicas(self) -> int:
         """The live replicas on the store at the last heartbeat, this one included (for the metrics)."""

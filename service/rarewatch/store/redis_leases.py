@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import cast
 
@@ -17,13 +20,14 @@ from rarewatch.errors import StoreError
 from rarewatch.policies.placement import preferred
 from rarewatch.store import keys as k
 from rarewatch.store import redis_scripts as lua
-from rarewatch.store.leases import LeaseKind
+from rarewatch.store.leases import HOLDER_RECORD, TAKEOVER_GRACE, LeaseKind
 from rarewatch.store.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 2.0  # seconds between membership renewals
 MEMBER_TTL = timedelta(seconds=6)  # a replica that stopped renewing is forgotten after this
+_TAKEN_OVER = 2  # the lease script's answer for a lease taken from another replica's record
 
 
 def new_token() -> str:
@@ -34,15 +38,29 @@ def new_token() -> str:
 class RedisLeases:
     """Leases and replica membership on Redis (keys `lease:<kind>:<name>` and `replicas`, both with TTLs)."""
 
-    def __init__(self, redis: RedisClient, keys: k.RedisKeys, where: str, token: str | None = None) -> None:
-        """`redis` must decode responses; `where` names the server in errors."""
+    def __init__(
+        self,
+        redis: RedisClient,
+        keys: k.RedisKeys,
+        where: str,
+        token: str | None = None,
+        *,
+        grace: timedelta = TAKEOVER_GRACE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`redis` must decode responses; `where` names the server in errors; `grace`: how long a destination
+        lease taken over from another replica waits before it is used (`store.leases`), timed by
+        `monotonic` (seconds)."""
         self._redis = redis
         self._keys = keys
         self._where = where
         self.token = token or new_token()
         self.held: set[tuple[LeaseKind, str]] = set()  # leases this replica took and has not released
         self.members: tuple[str, ...] = ()  # the live replicas at the last heartbeat
-        self._extend = redis.register_script(lua.LEASE_EXTEND)
+        self._grace = grace.total_seconds()
+        self._monotonic = monotonic
+        self._settling: dict[tuple[LeaseKind, str], float] = {}  # taken over: not used before this time
+        self._hold = redis.register_script(lua.LEASE_HOLD)
         self._release = redis.register_script(lua.LEASE_RELEASE)
         self._replicas = redis.register_script(lua.REPLICAS)
         self._heartbeat: asyncio.Task[None] | None = None
@@ -63,7 +81,8 @@ class RedisLeases:
         try:
             released = 0
             for kind, name in sorted(self.held):
-                released += int(await self._release(keys=[self._keys.lease(kind, name)], args=[self.token]))
+                lease = [self._keys.lease(kind, name), self._keys.lease_holder(kind, name)]
+                released += int(await self._release(keys=lease, args=[self.token]))
             self.held.clear()
             await self._replicas(keys=[self._keys.replicas], args=[self.token, ""])
         except RedisError as exc:  # leaving early is a courtesy: the leases expire on their own
@@ -101,17 +120,35 @@ class RedisLeases:
             failing = False
 
     async def hold(self, kind: LeaseKind, name: str, period: timedelta) -> bool:
-        """A source's lease only for its preferred replica; a destination's for whoever comes first."""
+        """A source's lease only for its preferred replica; a destination's for whoever comes first, used
+        once its takeover grace has passed when it was taken over from another replica."""
         if kind == "source" and preferred(name, {*self.members, self.token}) != self.token:
             return False
-        key, ms = self._keys.lease(kind, name), k.ttl_ms(period, "lease period")
+        lease = (kind, name)
+        keys = [self._keys.lease(kind, name), self._keys.lease_holder(kind, name)]
+        record = k.ttl_ms(HOLDER_RECORD, "holder record") if kind == "destination" else ""
+        args: list[str | int] = [self.token, k.ttl_ms(period, "lease period"), record]
         try:
-            took = await self._redis.set(key, self.token, nx=True, px=ms)
-            ours = bool(took) or bool(await self._extend(keys=[key], args=[self.token, ms]))
+            answer = int(await self._hold(keys=keys, args=args))
         except RedisError as exc:
             raise StoreError(f"Redis store at {self._where}: lease {kind} {name!r} failed: {exc}") from exc
-        if ours:
-            self.held.add((kind, name))
-        else:
-            self.held.discard((kind, name))
-        return ours
+        if not answer:
+            self.held.discard(lease)
+            self._settling.pop(lease, None)
+            return False
+        self.held.add(lease)
+        if answer == _TAKEN_OVER:
+            self._settling[lease] = self._monotonic() + self._grace
+            log.info(
+                "replica %s took over the lease of %s %r from another replica: used in %.0f s, once what "
+                "that replica sent and could not record is on record",
+                self.token,
+                kind,
+                name,
+                self._grace,
+            )
+        return self._settled(lease)
+
+    def _settled(self, lease: tuple[LeaseKind, str]) -> bool:
+        """Whether a lease this replica holds may be used now: its takeover grace (if any) has passed."""
+        return self._monotonic() >= self._settling.get(lease, -math.inf)

@@ -374,19 +374,32 @@ return 1
 
 # --- leases and replicas (`store.leases`) -----------------------------------------------------------------
 
-# KEYS: one lease. ARGV: this replica's token, the lease period (ms).
-# Compare-and-extend: only the holder may extend its lease (a lease that expired and was taken is not ours).
-LEASE_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+# KEYS: one lease, its holder record. ARGV: this replica's token, the lease period (ms), how long the holder
+# record lasts (ms; '' = keep none). Take-or-extend in one step: only the holder may extend its lease (a lease
+# that expired and was taken is not ours); a free lease is taken, and the holder record names who held it
+# last. Returns 0 (another replica holds it), 1 (ours: extended, or taken with no other holder on record) or
+# 2 (taken over: the record names another replica, whose lease lapsed without being released).
+LEASE_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
   return 1
 end
-return 0
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] == '' then return 1 end
+local last = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+if last and last ~= ARGV[1] then return 2 end
+return 1
 """
 
-# KEYS: one lease. ARGV: this replica's token.
-# Compare-and-delete: a replica releases only its own lease, never one another replica took after it expired.
+# KEYS: one lease, its holder record. ARGV: this replica's token.
+# Compare-and-delete: a replica releases only its own lease, never one another replica took after it expired,
+# and forgets a holder record that names it (a released lease is taken over without waiting).
 LEASE_RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
