@@ -35,7 +35,7 @@ LeaseKind = Literal["source", "destination"]
 DESTINATION_LEASE = timedelta(seconds=15)  # a destination's outbox lease, extended on every pass
 # How long a destination lease taken over from another replica waits before it is used: longer than the
 # previous holder needs to record what it sent as the store went away once the store answers again (its
-# worker's store retry, 5 s, plus one failing connection attempt, 2 s by default, and a pass).
+# worker's store retry, 5 s, after a call that failed, which takes at most the store's 5 s timeout).
 TAKEOVER_GRACE = timedelta(seconds=12)
 HOLDER_RECORD = timedelta(days=7)  # how long the record of a destination lease's last holder outlives it
 

@@ -37,7 +37,8 @@ def test_redis_keys_live_under_the_prefix() -> None:
     names = [
         k.claim("item:1"), k.alert("a"), k.alerts, k.alert_refs, k.delivery("a", "hook"), k.outbox_all,
         k.outbox(DeliveryStatus.DEAD), k.outbox_due, k.seq, k.source("mofcom"), k.version,
-        k.counter("rule:a", 7), k.delivered("hook"),
+        k.counter("rule:a", 7), k.delivered("hook"), k.lease("destination", "hook"),
+        k.lease_holder("destination", "hook"),
     ]  # fmt: skip
     assert all(name.startswith("rw:") for name in names)
     assert len(set(names)) == len(names)
@@ -48,7 +49,8 @@ def _every_key(k: keys.RedisKeys) -> list[str]:
         k.claim("item:{x}"), k.claim("link:1"), k.alert("a"), k.alerts, k.alert_refs, k.delivery("a", "hook"),
         k.outbox_all, k.outbox(DeliveryStatus.DEAD), k.outbox_due, k.seq, k.source("{mofcom}"), k.version,
         k.counter("rule:a", 7), k.delivered("hook"), k.marker, k.unrouted, k.unrouted_alert("a"),
-        k.lease("source", "s"), k.replicas, k.delivery_prefix + "b", k.alert_prefix + "c",
+        k.lease("source", "s"), k.lease_holder("destination", "d"), k.replicas, k.delivery_prefix + "b",
+        k.alert_prefix + "c",
     ]  # fmt: skip
 
 
@@ -112,3 +114,15 @@ def test_logical_keys_are_minted_here_and_stable() -> None:
     # The layout every existing store holds: never change it without a migration.
     assert keys.link_key(link) == "link:" + hashlib.sha256(link.encode()).hexdigest()[:32]
     assert keys.link_key("https://example.org/\ud800").startswith("link:"), "never raises"
+
+
+def test_a_takeover_grace_outlasts_the_old_holders_store_retry_after_a_timed_out_call() -> None:
+    import inspect
+
+    from rarewatch.delivery.workers import _STORE_RETRY
+    from rarewatch.store.leases import DESTINATION_LEASE, TAKEOVER_GRACE
+    from rarewatch.store.redis import RedisStore
+
+    timeout = inspect.signature(RedisStore).parameters["timeout"].default
+    assert TAKEOVER_GRACE.total_seconds() > _STORE_RETRY + timeout
+    assert TAKEOVER_GRACE < DESTINATION_LEASE, "a dead replica's destinations wait less than twice a lease"
