@@ -259,6 +259,8 @@ class RedisKeys:
     - `lease:<kind>:<name>`  string with PX ttl: the token of the replica holding a lease (`store.leases`):
                              `lease:source:<name>` polls one source, `lease:destination:<name>` drains one
                              destination's outbox
+    - `lease-holder:destination:<name>`  string with PX ttl (`HOLDER_RECORD`): the token of the replica that
+                             held that destination's lease last, so that a takeover is told from a free lease
     - `replicas`             zset token -> expiry (ms, Redis time), PX ttl: the live replicas (`store.leases`)
 
     An outbox member is `<seq, 16 digits>␟<alert id>␟<destination>`: equal scores sort by member, so by

@@ -36,7 +36,8 @@ def new_token() -> str:
 
 
 class RedisLeases:
-    """Leases and replica membership on Redis (keys `lease:<kind>:<name>` and `replicas`, both with TTLs)."""
+    """Leases and replica membership on Redis (keys `lease:<kind>:<name>`, `lease-holder:destination:<name>`
+    and `replicas`, all with TTLs)."""
 
     def __init__(
         self,
