@@ -1,8 +1,9 @@
 """Leases: which of several replicas on one store polls a source, or drains a destination's outbox.
 
-A replica holds a lease by writing its random token under the lease's key with `SET NX PX` (Redis time);
-only the holder extends it (compare-and-extend) or deletes it (compare-and-delete), both Lua scripts that
-compare the token first, so a replica never extends or frees a lease that expired and was taken by another.
+A replica holds a lease by writing its random token under the lease's key with a PX TTL (Redis time), in
+one Lua script that takes a free lease or extends the replica's own (take-or-extend); only the holder
+extends it or deletes it (compare-and-delete), both scripts comparing the token first, so a replica never
+extends or frees a lease that expired and was taken by another.
 A replica that dies loses its leases within one lease period; SIGTERM releases them at once.
 
 Sources are spread across the live replicas by rendezvous hashing (`policies.placement`): each replica
