@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from rarewatch.clock import SystemClock
+from rarewatch.clock import FakeClock, SystemClock
 from rarewatch.delivery.jsonl import JsonlNotifier
 from rarewatch.delivery.outbox import Outbox
 from rarewatch.errors import StoreError
@@ -90,30 +90,20 @@ async def test_a_lapsed_lease_is_taken_over_and_never_freed_by_its_old_holder(
     assert await client.get(keys.lease("destination", "tickets")) == "b", "compare-and-delete"
 
 
-class Ticking:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 async def test_a_destination_taken_over_is_used_only_after_its_grace(
     client: RedisClient, keys: RedisKeys
 ) -> None:
-    clock = Ticking()
+    clock = FakeClock()
     grace = timedelta(seconds=12)
     a = replica(client, keys, "a")
-    b = RedisLeases(client, keys, "test", token="b", grace=grace, monotonic=clock)
+    b = RedisLeases(client, keys, "test", token="b", grace=grace, clock=clock)
     assert await a.hold("destination", "tickets", LONG)
     await client.delete(keys.lease("destination", "tickets"))  # a's lease lapses, a unreleased
     assert not await b.hold("destination", "tickets", LONG)
-    clock.seconds += 11.9
+    clock.advance(11.9)
     assert not await b.hold("destination", "tickets", LONG), "still within the grace"
     assert await client.pttl(keys.lease("destination", "tickets")) > 20_000, "extended meanwhile"
-    clock.seconds += 0.2
+    clock.advance(0.2)
     assert await b.hold("destination", "tickets", LONG), "the grace has passed"
     assert await client.get(keys.lease_holder("destination", "tickets")) == "b"
     await client.pexpire(keys.lease_holder("destination", "tickets"), 1_000)
@@ -134,8 +124,8 @@ async def test_a_destination_first_taken_released_or_taken_back_is_used_at_once(
     assert await client.exists(keys.lease_holder("destination", "tickets")) == 0
     assert await b.hold("destination", "tickets", LONG), "a released lease is used at once"
 
-    clock = Ticking()
-    d = RedisLeases(client, keys, "test", token="d", monotonic=clock)
+    clock = FakeClock()
+    d = RedisLeases(client, keys, "test", token="d", clock=clock)
     await client.delete(keys.lease("destination", "tickets"))
     assert not await d.hold("destination", "tickets", LONG), "d took it over from b: its grace begins"
     await client.delete(keys.lease("destination", "tickets"))
@@ -151,14 +141,14 @@ async def test_a_sent_delivery_the_old_holder_could_not_record_is_not_sent_again
 ) -> None:
     store = RedisStore(client, prefix=keys.prefix)
     await store.open()
-    clock, ticking = SystemClock(), Ticking()
+    clock, lease_clock = SystemClock(), FakeClock()
     now = clock.now()
     item = Item("item-1", "mofcom", "Story", "https://example.org/1", "", "", now)
     alert = Alert("a-1", item, (Match("licensing", "export-licensing", Severity.HIGH),), now)
     assert await store.claim(["k:1"], LONG, now, alert=alert, destinations=["archive"])
     path = tmp_path / "alerts.jsonl"
     a = replica(client, keys, "a")
-    b = RedisLeases(client, keys, "test", token="b", monotonic=ticking)
+    b = RedisLeases(client, keys, "test", token="b", clock=lease_clock)
     first = Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock, leases=a)
     second = Outbox(store, {"archive": JsonlNotifier("archive", path)}, clock=clock, leases=b)
     monkeypatch.setattr(store, "mark_delivered", failing_once(store.mark_delivered))
@@ -168,7 +158,7 @@ async def test_a_sent_delivery_the_old_holder_could_not_record_is_not_sent_again
 
     assert (await second.flush()).delivered == 0, "b took the lease over and waits"
     await first.flush()  # a's store retry: its delivery goes on record; b holds the lease
-    ticking.seconds += TAKEOVER_GRACE.total_seconds()
+    lease_clock.advance(TAKEOVER_GRACE)
     assert (await second.flush()).attempted == 0, "nothing due: recorded by a"
     assert len(path.read_text(encoding="utf-8").splitlines()) == 1, "sent once"
     assert [d.alert_id for d in await store.deliveries(DeliveryStatus.DELIVERED)] == ["a-1"]

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import secrets
 import socket
-import time
-from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from redis.exceptions import RedisError
 
+from rarewatch.clock import Clock, SystemClock
 from rarewatch.errors import StoreError
 from rarewatch.policies.placement import preferred
 from rarewatch.store import keys as k
@@ -28,6 +26,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 2.0  # seconds between membership renewals
 MEMBER_TTL = timedelta(seconds=6)  # a replica that stopped renewing is forgotten after this
 _TAKEN_OVER = 2  # the lease script's answer for a lease taken from another replica's record
+_HOLDER_RECORD_MS = k.ttl_ms(HOLDER_RECORD, "holder record")
 
 
 def new_token() -> str:
@@ -47,20 +46,19 @@ class RedisLeases:
         token: str | None = None,
         *,
         grace: timedelta = TAKEOVER_GRACE,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         """`redis` must decode responses; `where` names the server in errors; `grace`: how long a destination
-        lease taken over from another replica waits before it is used (`store.leases`), timed by
-        `monotonic` (seconds)."""
+        lease taken over from another replica waits before it is used (`store.leases`), timed by `clock`."""
         self._redis = redis
         self._keys = keys
         self._where = where
         self.token = token or new_token()
         self.held: set[tuple[LeaseKind, str]] = set()  # leases this replica took and has not released
         self.members: tuple[str, ...] = ()  # the live replicas at the last heartbeat
-        self._grace = grace.total_seconds()
-        self._monotonic = monotonic
-        self._settling: dict[tuple[LeaseKind, str], float] = {}  # taken over: not used before this time
+        self._grace = grace
+        self._clock = clock or SystemClock()
+        self._settling: dict[tuple[LeaseKind, str], datetime] = {}  # taken over: not used before this time
         self._hold = redis.register_script(lua.LEASE_HOLD)
         self._release = redis.register_script(lua.LEASE_RELEASE)
         self._replicas = redis.register_script(lua.REPLICAS)
@@ -127,7 +125,7 @@ class RedisLeases:
             return False
         lease = (kind, name)
         keys = [self._keys.lease(kind, name), self._keys.lease_holder(kind, name)]
-        record = k.ttl_ms(HOLDER_RECORD, "holder record") if kind == "destination" else ""
+        record = _HOLDER_RECORD_MS if kind == "destination" else ""
         args: list[str | int] = [self.token, k.ttl_ms(period, "lease period"), record]
         try:
             answer = int(await self._hold(keys=keys, args=args))
@@ -139,17 +137,18 @@ class RedisLeases:
             return False
         self.held.add(lease)
         if answer == _TAKEN_OVER:
-            self._settling[lease] = self._monotonic() + self._grace
+            self._settling[lease] = self._clock.now() + self._grace
             log.info(
                 "replica %s took over the lease of %s %r from another replica: used in %.0f s, once what "
                 "that replica sent and could not record is on record",
                 self.token,
                 kind,
                 name,
-                self._grace,
+                self._grace.total_seconds(),
             )
         return self._settled(lease)
 
     def _settled(self, lease: tuple[LeaseKind, str]) -> bool:
         """Whether a lease this replica holds may be used now: its takeover grace (if any) has passed."""
-        return self._monotonic() >= self._settling.get(lease, -math.inf)
+        until = self._settling.get(lease)
+        return until is None or self._clock.now() >= until
