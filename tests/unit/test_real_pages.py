@@ -12,6 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from rarewatch.normalize import canonical_link
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 # Pages listed twice under two spellings before this test compared pages rather than strings (found in
@@ -56,15 +58,14 @@ DEVELOPMENT_PAGES_BEFORE = frozenset(
     }
 )
 
-_TRACKING = ("utm_", "fbclid=", "gclid=", "ref=")
-
 
 def page(url: str) -> str:
-    """The page an address names: host without `www.`/`m.` or port, path without a trailing slash,
-    query without tracking parameters (the rest sorted), no scheme or fragment."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
-    query = sorted(p for p in parts.query.split("&") if p and not p.lower().startswith(_TRACKING))
+    """The page an address names: its canonical link (`normalize.canonical_link`: tracking parameters and
+    the fragment dropped), then no scheme, no `www.`/`m.` or port, no trailing slash, the query sorted and
+    without the `ref` that feeds add ("?ref=rss")."""
+    parts = urlsplit(canonical_link(url))
+    host = (parts.hostname or "").removeprefix("www.").removeprefix("m.")
+    query = sorted(p for p in parts.query.split("&") if p and not p.lower().startswith("ref="))
     return host + unquote(parts.path).rstrip("/") + ("?" + "&".join(query) if query else "")
 
 
