@@ -15,8 +15,9 @@ processes, start-up, YAML, rule compilation and JSON I/O included, output to /de
   alternation of every term of the pack is no yardstick: Python's `re` takes minutes over this file.)
 
 Each figure is the median of `--runs` runs, wall time and CPU time (user + sys, the process and its
-workers): on a shared machine CPU time is the steadier one. Nothing here is a test: the figures are
-printed, not judged.
+workers): on a shared machine CPU time is the steadier one. The processes write bytecode whatever the
+calling shell says, as an installed service has it. Nothing here is a test: the figures are printed,
+not judged.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def main() -> None:
         data = Path(tmp) / "items.jsonl"
         cache = Path(tmp) / "cache"
         write_input(data, args.lines, args.seed)
-        env = {**os.environ, "XDG_CACHE_HOME": str(cache), "RAREWATCH_CACHE_DIR": str(cache / "rarewatch")}
+        # bytecode written, as an installed service has it (see bench_once.py)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env |= {"XDG_CACHE_HOME": str(cache), "RAREWATCH_CACHE_DIR": str(cache / "rarewatch")}
         rarewatch = [sys.executable, "-m", "rarewatch", "match", str(data)]
         clear = [sys.executable, "-c", f"import shutil; shutil.rmtree({str(cache)!r}, ignore_errors=True)"]
         cold = timed(rarewatch, env, args.runs, before=clear)
