@@ -55,10 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     once.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=_worker_count,
         metavar="N",
-        help="parse, normalise and match the feeds in N worker processes (default: the configuration's "
-        "pipeline.workers, 0: in this process)",
+        help="parse, normalise and match the feeds in N worker processes, 0 to 32 (default: the "
+        "configuration's pipeline.workers; 0: in this process)",
     )
 
     match = sub.add_parser(
@@ -226,6 +226,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _worker_count(text: str) -> int:
+    """An argparse type: a number of item workers, as `pipeline.workers` takes it (0 to 32)."""
+    from rarewatch.settings import MAX_WORKERS  # here: `match` and `rules` never load the settings
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_WORKERS}, not {text!r}")
+    return value
+
+
 # One-shot commands whose start-up is a large part of a run: the collector waits for it (`startup_gc`).
 _START_UP_PAUSED = frozenset({"match", "once"})
 
@@ -275,7 +288,7 @@ def _command(args: argparse.Namespace) -> int:
 
         _configure_logging("warning")
         return asyncio.run(run_demo(sys.stdout))
-    from rarewatch.settings import load_settings
+    from rarewatch.settings import load_settings, with_workers
 
     settings = load_settings(args.config)
     _configure_logging(settings.log_level, settings.log_format)
@@ -284,10 +297,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "once":
         from rarewatch.commands.service import run_once
 
-        if args.jobs is not None:
-            settings = settings.model_copy(
-                update={"pipeline": settings.pipeline.model_copy(update={"workers": args.jobs})}
-            )
+        settings = with_workers(settings, args.jobs)
         return asyncio.run(run_once(settings, sys.stdout, sys.stderr, _backfill(args.backfill)))
     if args.command == "backtest":
         from rarewatch.commands.backtest import backtest

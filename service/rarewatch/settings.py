@@ -86,11 +86,15 @@ class StoriesConfig(Strict):
     max_updates: int = Field(default=10, ge=0)  # per story within the dedup window
 
 
+# The most item workers `pipeline.workers` and `once --jobs` take.
+MAX_WORKERS = 32
+
+
 class PipelineConfig(Strict):
     """Where a fetched feed's items are parsed, normalised and matched (see `rarewatch.item_workers`)."""
 
     # 0: in the service's own process (the default); N: in N worker processes
-    workers: int = Field(default=0, ge=0, le=32)
+    workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     # HTTP requests at once to one host and port (sources, articles and deliveries together): however
     # many polls run at once, one server never sees more connections from this process than this.
     connections_per_host: int = Field(default=8, ge=1, le=100)
@@ -326,6 +330,16 @@ def _check_references(settings: Settings) -> None:
     unknown = [t for t in settings.fallback_to if t not in names]
     if unknown:
         raise ValueError(f"fallback_to names unknown destination(s): {', '.join(unknown)}")
+
+
+def with_workers(settings: Settings, workers: int | None) -> Settings:
+    """`settings` with `pipeline.workers` set to `workers` (`once --jobs`; 0: in the service's own
+    process, whatever the configuration says), or as they are when `workers` is None."""
+    if workers is None:
+        return settings
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be from 0 to {MAX_WORKERS}, not {workers}")
+    return settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"workers": workers})})
 
 
 def load_settings(path: Path | None) -> Settings:

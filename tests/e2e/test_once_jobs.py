@@ -55,11 +55,13 @@ async def test_once_with_workers_writes_the_alerts_of_one_process(tmp_path: Path
             "routes:\n  - {to: [out]}\n"
         )
         results = []
-        for name, args in (("here", ()), ("jobs", ("--jobs", "2")), ("config", ())):
+        runs = (("here", ()), ("jobs", ("--jobs", "2")), ("config", ()), ("zero", ("--jobs", "0")))
+        for name, args in runs:
             folder = tmp_path / name
             folder.mkdir()
             prepare(Case(name, (), "", ""), folder)
-            workers = "pipeline: {workers: 2}\n" if name == "config" else ""
+            # "zero": `--jobs 0` runs in this process whatever the configuration says
+            workers = "pipeline: {workers: 2}\n" if name in ("config", "zero") else ""
             text = config(workers + "initial_lookback: 36500d\n" + body, rules=f"[{REPO / 'rules'}]")
             (folder / "rarewatch.yaml").write_text(text, encoding="utf-8")
             results.append(await once(folder, *args))

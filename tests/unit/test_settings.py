@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rarewatch.errors import ConfigError
-from rarewatch.settings import WebhookDestination, load_settings
+from rarewatch.settings import WebhookDestination, load_settings, with_workers
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -374,3 +374,15 @@ def test_an_unknown_slack_key_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, "store: sqlite:///x.db\nslack:\n  signing_secrett: x\n"))
     assert info.value.line == 3 and "signing_secrett" in str(info.value)
+
+
+def test_once_jobs_sets_the_workers_and_zero_means_in_this_process(tmp_path: Path) -> None:
+    path = tmp_path / "rarewatch.yaml"
+    path.write_text("pipeline: {workers: 2}\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert with_workers(settings, None) is settings
+    assert with_workers(settings, 0).pipeline.workers == 0  # `once --jobs 0`: no worker process
+    assert with_workers(settings, 5).pipeline.workers == 5
+    assert settings.pipeline.workers == 2  # the loaded settings are left as they were
+    with pytest.raises(ValueError, match="from 0 to 32"):
+        with_workers(settings, 33)
