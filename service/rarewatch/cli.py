@@ -227,16 +227,17 @@ def _positive_int(text: str) -> int:
 
 
 def _worker_count(text: str) -> int:
-    """An argparse type: a number of item workers, as `pipeline.workers` takes it (0 to 32)."""
-    from rarewatch.settings import MAX_WORKERS  # here: `match` and `rules` never load the settings
+    """An argparse type: a number of item workers, as `pipeline.workers` takes it (`checked_workers`)."""
+    from rarewatch.settings import checked_workers  # here: `match` and `rules` never load the settings
 
     try:
-        value = int(text)
+        value: int | None = int(text)
     except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_WORKERS}, not {text!r}")
-    return value
+        value = None
+    try:
+        return checked_workers(value, text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # One-shot commands whose start-up is a large part of a run: the collector waits for it (`startup_gc`).

@@ -332,13 +332,21 @@ def _check_references(settings: Settings) -> None:
         raise ValueError(f"fallback_to names unknown destination(s): {', '.join(unknown)}")
 
 
+def checked_workers(workers: int | None, given: object = None) -> int:
+    """`workers` if `pipeline.workers` takes it (0 to `MAX_WORKERS`); else ValueError saying so, naming
+    `given` (what the user wrote) or `workers`. None: what was given is no whole number."""
+    if workers is None or not 0 <= workers <= MAX_WORKERS:
+        shown = workers if given is None else given
+        raise ValueError(f"must be a whole number from 0 to {MAX_WORKERS}, not {shown!r}")
+    return workers
+
+
 def with_workers(settings: Settings, workers: int | None) -> Settings:
     """`settings` with `pipeline.workers` set to `workers` (`once --jobs`; 0: in the service's own
     process, whatever the configuration says), or as they are when `workers` is None."""
     if workers is None:
         return settings
-    if not 0 <= workers <= MAX_WORKERS:
-        raise ValueError(f"workers must be from 0 to {MAX_WORKERS}, not {workers}")
+    checked_workers(workers)
     return settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update={"workers": workers})})
 
 
